@@ -1,0 +1,149 @@
+//! Who may do what. Every route names the [`Permission`] it needs; [`Role::allows`] is the one
+//! place that decides, so the role × route matrix is this table and nothing else.
+
+use std::fmt;
+
+use crate::validation::ValidationError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Tier 1: takes cases from the queue and works them.
+    Agent,
+    /// Tier 2: approves high-risk actions, handles escalations.
+    Supervisor,
+    /// Tier 3: compromised accounts, fraud, lockdowns.
+    SecurityAnalyst,
+    /// Per tenant: staff, API keys, settings, customer records.
+    TenantAdmin,
+    /// Read-only: cases, timelines, reports.
+    Auditor,
+    /// Runs the deployment: creates tenants and their first admins. Belongs to no tenant.
+    DeploymentAdmin,
+    /// A client system calling with an API key: provisions customers, opens and follows cases.
+    Integration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    TenantsManage,
+    TenantRead,
+    TenantSettingsWrite,
+    StaffManage,
+    StaffRead,
+    ApiKeysManage,
+    CustomersWrite,
+    CustomersRead,
+    CasesCreate,
+    CasesRead,
+    CasesWork,
+    CasesApprove,
+}
+
+impl Role {
+    pub const ALL: [Self; 7] = [
+        Self::Agent,
+        Self::Supervisor,
+        Self::SecurityAnalyst,
+        Self::TenantAdmin,
+        Self::Auditor,
+        Self::DeploymentAdmin,
+        Self::Integration,
+    ];
+
+    /// Roles a person can hold (an integration is a machine and only ever an API key).
+    pub const STAFF: [Self; 6] = [
+        Self::Agent,
+        Self::Supervisor,
+        Self::SecurityAnalyst,
+        Self::TenantAdmin,
+        Self::Auditor,
+        Self::DeploymentAdmin,
+    ];
+
+    /// Roles an API key may carry.
+    pub const API_KEY: [Self; 2] = [Self::Integration, Self::TenantAdmin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Supervisor => "supervisor",
+            Self::SecurityAnalyst => "security_analyst",
+            Self::TenantAdmin => "tenant_admin",
+            Self::Auditor => "auditor",
+            Self::DeploymentAdmin => "deployment_admin",
+            Self::Integration => "integration",
+        }
+    }
+
+    pub fn parse(field: &str, value: &str) -> Result<Self, ValidationError> {
+        Self::ALL.into_iter().find(|r| r.as_str() == value).ok_or_else(|| {
+            ValidationError::new(
+                field,
+                "must be one of agent, supervisor, security_analyst, tenant_admin, auditor, deployment_admin, integration",
+            )
+        })
+    }
+
+    /// The tier of case work this role handles, for escalation.
+    pub fn tier(self) -> Option<u8> {
+        match self {
+            Self::Agent => Some(1),
+            Self::Supervisor => Some(2),
+            Self::SecurityAnalyst => Some(3),
+            _ => None,
+        }
+    }
+
+    /// Whether the role belongs to a tenant (every role but the deployment admin).
+    pub fn is_tenant_scoped(self) -> bool {
+        self != Self::DeploymentAdmin
+    }
+
+    pub fn allows(self, permission: Permission) -> bool {
+        use Permission as P;
+        use Role as R;
+        match permission {
+            P::TenantsManage => self == R::DeploymentAdmin,
+            P::TenantRead => self != R::DeploymentAdmin,
+            P::TenantSettingsWrite | P::ApiKeysManage => self == R::TenantAdmin,
+            P::StaffManage => matches!(self, R::TenantAdmin | R::DeploymentAdmin),
+            P::StaffRead => matches!(self, R::TenantAdmin | R::DeploymentAdmin | R::Supervisor | R::SecurityAnalyst | R::Auditor),
+            // Full records (with contact points) only for those who provision them; agents see
+            // customers through cases, masked.
+            P::CustomersWrite | P::CustomersRead => matches!(self, R::TenantAdmin | R::Integration),
+            P::CasesCreate | P::CasesWork => {
+                matches!(self, R::Agent | R::Supervisor | R::SecurityAnalyst | R::Integration | R::TenantAdmin)
+            }
+            P::CasesRead => !matches!(self, R::DeploymentAdmin),
+            P::CasesApprove => matches!(self, R::Supervisor | R::SecurityAnalyst),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse("role", role.as_str()).unwrap(), role);
+        }
+        assert!(Role::parse("role", "root").is_err());
+    }
+
+    #[test]
+    fn least_privilege_holds() {
+        assert!(!Role::Agent.allows(Permission::CasesApprove));
+        assert!(!Role::Agent.allows(Permission::CustomersRead));
+        assert!(!Role::Auditor.allows(Permission::CasesWork));
+        assert!(!Role::DeploymentAdmin.allows(Permission::CasesRead));
+        assert!(Role::Supervisor.allows(Permission::CasesApprove));
+    }
+}

@@ -1,0 +1,513 @@
+//! A recovery case and its state machine.
+//!
+//! ```text
+//!   open ──start_identification──▶ identifying ──identify──▶ verifying ──decide(approve)──▶ decided
+//!                                      │                         │                        │   │
+//!                                      │ decide(reject)          │ decide(reject)         │   │ request_approval
+//!                                      ▼                         ▼              execute   │   ▼
+//!                                   rejected ◀───────deny─── awaiting_approval ◀──────────┘ (when required)
+//!                                                                │ approve (another supervisor)
+//!                                                                ▼
+//!   resolved ◀──release (at T)── cooling_off ◀──complete(T)── executing ──complete──▶ resolved
+//!                                    │ repudiate ("this wasn't me")
+//!                                    ▼
+//!                                cancelled (and escalated to tier 3)
+//!
+//!   every state before executing ──cancel──▶ cancelled,  ──expire (deadline passed)──▶ expired
+//! ```
+//!
+//! [`apply`] is the only way a case changes: it takes the case, a command, who gives it and the
+//! time, and returns the new case and the events for its timeline — or a [`CaseError`] that
+//! says why not, with nothing changed.
+
+use std::fmt;
+
+use chrono::Duration;
+
+use crate::access::Role;
+use crate::env::Timestamp;
+use crate::ids::{ApiKeyId, CaseId, CustomerId, StaffId, TenantId};
+use crate::tenant::TenantSettings;
+use crate::validation::{bounded_text, ValidationError};
+
+macro_rules! string_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+
+            pub fn parse(field: &str, value: &str) -> Result<Self, ValidationError> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == value).ok_or_else(|| {
+                    let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                    ValidationError::new(field, format!("must be one of {}", names.join(", ")))
+                })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// What the customer needs back.
+    CaseKind {
+        PasswordReset = "password_reset",
+        UsernameRecovery = "username_recovery",
+        AccountUnlock = "account_unlock",
+        MfaRecovery = "mfa_recovery",
+        ContactChange = "contact_change",
+        CompromisedAccount = "compromised_account",
+    }
+);
+
+string_enum!(
+    /// Where the customer reached the desk. A case can move across channels.
+    Channel { Web = "web", Chat = "chat", Email = "email", Phone = "phone" }
+);
+
+string_enum!(
+    CaseState {
+        Open = "open",
+        Identifying = "identifying",
+        Verifying = "verifying",
+        Decided = "decided",
+        AwaitingApproval = "awaiting_approval",
+        Executing = "executing",
+        CoolingOff = "cooling_off",
+        Resolved = "resolved",
+        Rejected = "rejected",
+        Cancelled = "cancelled",
+        Expired = "expired",
+    }
+);
+
+impl CaseKind {
+    /// Compromised accounts go straight to the security tier.
+    pub fn initial_tier(self) -> Tier {
+        match self {
+            Self::CompromisedAccount => Tier::SECURITY,
+            _ => Tier::FRONT_LINE,
+        }
+    }
+
+    /// Kinds whose action always waits for a second person (SECURITY.md G3). The tenant policy
+    /// and the risk route add to this; they never take from it.
+    pub fn requires_approval(self) -> bool {
+        matches!(self, Self::MfaRecovery | Self::ContactChange | Self::CompromisedAccount)
+    }
+}
+
+impl CaseState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Resolved | Self::Rejected | Self::Cancelled | Self::Expired)
+    }
+
+    /// States in which nothing has been done to the account yet: a case here can still be
+    /// cancelled or expire.
+    pub fn is_before_execution(self) -> bool {
+        matches!(
+            self,
+            Self::Open | Self::Identifying | Self::Verifying | Self::Decided | Self::AwaitingApproval
+        )
+    }
+}
+
+/// Support tier: 1 front line, 2 supervisors, 3 security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tier(u8);
+
+impl Tier {
+    pub const FRONT_LINE: Self = Self(1);
+    pub const SUPERVISOR: Self = Self(2);
+    pub const SECURITY: Self = Self(3);
+
+    pub fn new(field: &str, value: i64) -> Result<Self, ValidationError> {
+        match value {
+            1..=3 => Ok(Self(value as u8)),
+            _ => Err(ValidationError::new(field, "must be 1, 2 or 3")),
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+/// Who did something: a person on staff, a client system, the customer, or Regain itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Actor {
+    Staff { id: StaffId, role: Role },
+    ApiKey { id: ApiKeyId },
+    Customer { id: CustomerId },
+    System,
+}
+
+impl Actor {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Staff { .. } => "staff",
+            Self::ApiKey { .. } => "api_key",
+            Self::Customer { .. } => "customer",
+            Self::System => "system",
+        }
+    }
+
+    /// The actor's id as text, `None` for the system.
+    pub fn id(&self) -> Option<String> {
+        match self {
+            Self::Staff { id, .. } => Some(id.to_string()),
+            Self::ApiKey { id } => Some(id.to_string()),
+            Self::Customer { id } => Some(id.to_string()),
+            Self::System => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    pub id: CaseId,
+    pub tenant_id: TenantId,
+    pub kind: CaseKind,
+    pub channel: Channel,
+    pub state: CaseState,
+    pub tier: Tier,
+    pub assignee: Option<StaffId>,
+    pub customer_id: Option<CustomerId>,
+    pub summary: Option<String>,
+    pub approval_required: bool,
+    /// Who asked for approval: the approver must be someone else.
+    pub approval_requested_by: Option<Actor>,
+    pub cooling_off_until: Option<Timestamp>,
+    pub first_response_due: Timestamp,
+    pub resolution_due: Timestamp,
+    pub first_response_at: Option<Timestamp>,
+    pub expires_at: Timestamp,
+    pub created_by: Actor,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Incremented by every change; stores use it for optimistic concurrency.
+    pub version: i64,
+}
+
+/// A case about to be opened, already validated.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    pub kind: CaseKind,
+    pub channel: Channel,
+    pub summary: Option<String>,
+}
+
+impl NewCase {
+    pub fn parse(kind: &str, channel: &str, summary: Option<&str>) -> Result<Self, ValidationError> {
+        Ok(Self {
+            kind: CaseKind::parse("kind", kind)?,
+            channel: Channel::parse("channel", channel)?,
+            summary: summary.map(|s| bounded_text("summary", s, 1, 2000)).transpose()?,
+        })
+    }
+}
+
+/// Everything that can be asked of a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseCommand {
+    /// Take the case (or hand it to someone); `None` puts it back in the queue.
+    Assign { assignee: Option<StaffId> },
+    /// Move the case up a tier; it goes back to that tier's queue.
+    Escalate { tier: Tier, reason: String },
+    /// The conversation continues on another channel.
+    ChangeChannel { channel: Channel },
+    AddNote { text: String },
+    StartIdentification,
+    /// The claimed identifiers matched this customer.
+    Identify { customer_id: CustomerId },
+    /// Verification is over: go ahead, or refuse.
+    Decide { approve: bool, reason: String },
+    RequestApproval { reason: String },
+    Approve { reason: String },
+    Deny { reason: String },
+    Execute,
+    /// The action ran; `cooling_off_hours` holds it open for "this wasn't me" before resolving.
+    Complete { cooling_off_hours: Option<u32> },
+    /// The cooling-off period is over.
+    Release,
+    /// "This wasn't me" from a registered contact during cooling-off.
+    Repudiate { reason: String },
+    Cancel { reason: String },
+    /// The case's deadline passed before anything was executed (the system's sweeper).
+    Expire,
+}
+
+impl CaseCommand {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Assign { .. } => "assign",
+            Self::Escalate { .. } => "escalate",
+            Self::ChangeChannel { .. } => "change_channel",
+            Self::AddNote { .. } => "add_note",
+            Self::StartIdentification => "start_identification",
+            Self::Identify { .. } => "identify",
+            Self::Decide { .. } => "decide",
+            Self::RequestApproval { .. } => "request_approval",
+            Self::Approve { .. } => "approve",
+            Self::Deny { .. } => "deny",
+            Self::Execute => "execute",
+            Self::Complete { .. } => "complete",
+            Self::Release => "release",
+            Self::Repudiate { .. } => "repudiate",
+            Self::Cancel { .. } => "cancel",
+            Self::Expire => "expire",
+        }
+    }
+}
+
+/// One entry of a case's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseEvent {
+    Opened { kind: CaseKind, channel: Channel, tier: Tier },
+    Assigned { assignee: Option<StaffId> },
+    Escalated { from: Tier, to: Tier, reason: String },
+    ChannelChanged { from: Channel, to: Channel },
+    NoteAdded { text: String },
+    StateChanged { from: CaseState, to: CaseState, command: &'static str, reason: Option<String> },
+    CustomerIdentified { customer_id: CustomerId },
+    CoolingOffStarted { until: Timestamp },
+}
+
+impl CaseEvent {
+    /// The event's stable name, as stored and shown: `case.opened`, `case.state_changed`, …
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Opened { .. } => "case.opened",
+            Self::Assigned { .. } => "case.assigned",
+            Self::Escalated { .. } => "case.escalated",
+            Self::ChannelChanged { .. } => "case.channel_changed",
+            Self::NoteAdded { .. } => "case.note_added",
+            Self::StateChanged { .. } => "case.state_changed",
+            Self::CustomerIdentified { .. } => "case.customer_identified",
+            Self::CoolingOffStarted { .. } => "case.cooling_off_started",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaseError {
+    #[error("a case in state {state} cannot {command}")]
+    WrongState { state: CaseState, command: &'static str },
+    #[error("this action needs a supervisor's approval first")]
+    ApprovalRequired,
+    #[error("the approver must be another person than the one who asked for approval")]
+    SelfApproval,
+    #[error("only a supervisor or security analyst can approve or deny")]
+    ApproverRole,
+    #[error("the case is cooling off until {until}")]
+    StillCoolingOff { until: Timestamp },
+    #[error("the case does not expire until {expires_at}")]
+    NotExpired { expires_at: Timestamp },
+    #[error("the case is already at tier {current}; escalation must go up")]
+    NotAnEscalation { current: u8 },
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+}
+
+/// Longest cooling-off a command may ask for: 30 days.
+pub const COOLING_OFF_HOURS_MAX: u32 = 24 * 30;
+
+impl Case {
+    /// Opens a new case: state `open`, SLA deadlines from the tenant's settings.
+    pub fn open(
+        id: CaseId,
+        tenant_id: TenantId,
+        settings: &TenantSettings,
+        new: NewCase,
+        actor: Actor,
+        now: Timestamp,
+    ) -> (Self, Vec<CaseEvent>) {
+        let tier = new.kind.initial_tier();
+        let case = Self {
+            id,
+            tenant_id,
+            kind: new.kind,
+            channel: new.channel,
+            state: CaseState::Open,
+            tier,
+            assignee: None,
+            customer_id: None,
+            summary: new.summary,
+            approval_required: new.kind.requires_approval(),
+            approval_requested_by: None,
+            cooling_off_until: None,
+            first_response_due: now + Duration::minutes(i64::from(settings.sla_first_response_minutes)),
+            resolution_due: now + Duration::minutes(i64::from(settings.sla_resolution_minutes)),
+            first_response_at: None,
+            expires_at: now + Duration::hours(i64::from(settings.case_expiry_hours)),
+            created_by: actor,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let events = vec![CaseEvent::Opened { kind: new.kind, channel: new.channel, tier }];
+        (case, events)
+    }
+}
+
+/// Applies `command`, given by `actor` at `now`, to `case`.
+pub fn apply(
+    case: &Case,
+    command: CaseCommand,
+    actor: Actor,
+    now: Timestamp,
+) -> Result<(Case, Vec<CaseEvent>), CaseError> {
+    use CaseCommand as C;
+    use CaseState as S;
+
+    let name = command.name();
+    let wrong_state = || CaseError::WrongState { state: case.state, command: name };
+    if case.state.is_terminal() {
+        return Err(wrong_state());
+    }
+    let mut next = case.clone();
+    let mut events = Vec::new();
+    let transition = |next: &mut Case, events: &mut Vec<CaseEvent>, to: CaseState, reason: Option<String>| {
+        events.push(CaseEvent::StateChanged { from: next.state, to, command: name, reason });
+        next.state = to;
+    };
+
+    match (case.state, command) {
+        (_, C::Assign { assignee }) => {
+            next.assignee = assignee;
+            events.push(CaseEvent::Assigned { assignee });
+        }
+        (_, C::Escalate { tier, reason }) => {
+            if tier <= case.tier {
+                return Err(CaseError::NotAnEscalation { current: case.tier.get() });
+            }
+            let reason = bounded_text("reason", &reason, 1, 2000)?;
+            next.tier = tier;
+            next.assignee = None;
+            events.push(CaseEvent::Escalated { from: case.tier, to: tier, reason });
+        }
+        (_, C::ChangeChannel { channel }) => {
+            if channel != case.channel {
+                next.channel = channel;
+                events.push(CaseEvent::ChannelChanged { from: case.channel, to: channel });
+            }
+        }
+        (_, C::AddNote { text }) => {
+            let text = bounded_text("text", &text, 1, 4000)?;
+            events.push(CaseEvent::NoteAdded { text });
+        }
+        (S::Open, C::StartIdentification) => transition(&mut next, &mut events, S::Identifying, None),
+        (S::Identifying, C::Identify { customer_id }) => {
+            next.customer_id = Some(customer_id);
+            events.push(CaseEvent::CustomerIdentified { customer_id });
+            transition(&mut next, &mut events, S::Verifying, None);
+        }
+        (S::Identifying | S::Verifying, C::Decide { approve, reason }) => {
+            let reason = bounded_text("reason", &reason, 1, 2000)?;
+            if approve && case.state == S::Identifying {
+                // Going ahead needs an identified customer; refusing does not.
+                return Err(wrong_state());
+            }
+            let to = if approve { S::Decided } else { S::Rejected };
+            transition(&mut next, &mut events, to, Some(reason));
+        }
+        (S::Decided, C::RequestApproval { reason }) => {
+            let reason = bounded_text("reason", &reason, 1, 2000)?;
+            next.approval_requested_by = Some(actor);
+            transition(&mut next, &mut events, S::AwaitingApproval, Some(reason));
+        }
+        (S::AwaitingApproval, C::Approve { reason } | C::Deny { reason }) => {
+            let approving = name == "approve";
+            let Actor::Staff { role, .. } = actor else {
+                return Err(CaseError::ApproverRole);
+            };
+            if !matches!(role, Role::Supervisor | Role::SecurityAnalyst) {
+                return Err(CaseError::ApproverRole);
+            }
+            if case.approval_requested_by == Some(actor) || case.assignee == staff_id(actor) {
+                return Err(CaseError::SelfApproval);
+            }
+            let reason = bounded_text("reason", &reason, 1, 2000)?;
+            let to = if approving { S::Executing } else { S::Rejected };
+            transition(&mut next, &mut events, to, Some(reason));
+        }
+        (S::Decided, C::Execute) => {
+            if case.approval_required {
+                return Err(CaseError::ApprovalRequired);
+            }
+            transition(&mut next, &mut events, S::Executing, None);
+        }
+        (S::Executing, C::Complete { cooling_off_hours }) => match cooling_off_hours {
+            Some(hours) if hours > 0 => {
+                if hours > COOLING_OFF_HOURS_MAX {
+                    return Err(ValidationError::new(
+                        "cooling_off_hours",
+                        format!("must be at most {COOLING_OFF_HOURS_MAX}"),
+                    )
+                    .into());
+                }
+                let until = now + Duration::hours(i64::from(hours));
+                next.cooling_off_until = Some(until);
+                events.push(CaseEvent::CoolingOffStarted { until });
+                transition(&mut next, &mut events, S::CoolingOff, None);
+            }
+            _ => transition(&mut next, &mut events, S::Resolved, None),
+        },
+        (S::CoolingOff, C::Release) => {
+            let until = case.cooling_off_until.unwrap_or(now);
+            if now < until {
+                return Err(CaseError::StillCoolingOff { until });
+            }
+            transition(&mut next, &mut events, S::Resolved, None);
+        }
+        (S::CoolingOff, C::Repudiate { reason }) => {
+            let reason = bounded_text("reason", &reason, 1, 2000)?;
+            if case.tier < Tier::SECURITY {
+                events.push(CaseEvent::Escalated { from: case.tier, to: Tier::SECURITY, reason: reason.clone() });
+                next.tier = Tier::SECURITY;
+                next.assignee = None;
+            }
+            transition(&mut next, &mut events, S::Cancelled, Some(reason));
+        }
+        (state, C::Cancel { reason }) if state.is_before_execution() => {
+            let reason = bounded_text("reason", &reason, 1, 2000)?;
+            transition(&mut next, &mut events, S::Cancelled, Some(reason));
+        }
+        (state, C::Expire) if state.is_before_execution() => {
+            if now < case.expires_at {
+                return Err(CaseError::NotExpired { expires_at: case.expires_at });
+            }
+            transition(&mut next, &mut events, S::Expired, None);
+        }
+        _ => return Err(wrong_state()),
+    }
+
+    if matches!(actor, Actor::Staff { .. }) && next.first_response_at.is_none() {
+        next.first_response_at = Some(now);
+    }
+    next.updated_at = now;
+    next.version = case.version + 1;
+    Ok((next, events))
+}
+
+fn staff_id(actor: Actor) -> Option<StaffId> {
+    match actor {
+        Actor::Staff { id, .. } => Some(id),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[path = "case_tests.rs"]
+mod tests;

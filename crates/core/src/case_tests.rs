@@ -1,0 +1,207 @@
+use chrono::{TimeZone, Utc};
+use uuid::Uuid;
+
+use super::*;
+
+fn t0() -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).single().unwrap_or_default()
+}
+
+fn agent() -> Actor {
+    Actor::Staff { id: StaffId::from_uuid(Uuid::from_u128(1)), role: Role::Agent }
+}
+
+fn supervisor(n: u128) -> Actor {
+    Actor::Staff { id: StaffId::from_uuid(Uuid::from_u128(100 + n)), role: Role::Supervisor }
+}
+
+fn case_in(state: CaseState, kind: CaseKind) -> Case {
+    let new = NewCase { kind, channel: Channel::Phone, summary: None };
+    let (mut case, _) = Case::open(
+        CaseId::from_uuid(Uuid::from_u128(7)),
+        TenantId::from_uuid(Uuid::from_u128(9)),
+        &TenantSettings::default(),
+        new,
+        agent(),
+        t0(),
+    );
+    case.state = state;
+    if !matches!(state, CaseState::Open | CaseState::Identifying) {
+        case.customer_id = Some(CustomerId::from_uuid(Uuid::from_u128(11)));
+    }
+    if state == CaseState::AwaitingApproval {
+        case.approval_requested_by = Some(agent());
+    }
+    if state == CaseState::CoolingOff {
+        case.cooling_off_until = Some(t0() + Duration::hours(24));
+    }
+    case
+}
+
+fn every_command() -> Vec<CaseCommand> {
+    vec![
+        CaseCommand::Assign { assignee: None },
+        CaseCommand::Escalate { tier: Tier::SECURITY, reason: "r".into() },
+        CaseCommand::ChangeChannel { channel: Channel::Chat },
+        CaseCommand::AddNote { text: "n".into() },
+        CaseCommand::StartIdentification,
+        CaseCommand::Identify { customer_id: CustomerId::from_uuid(Uuid::from_u128(11)) },
+        CaseCommand::Decide { approve: true, reason: "r".into() },
+        CaseCommand::RequestApproval { reason: "r".into() },
+        CaseCommand::Approve { reason: "r".into() },
+        CaseCommand::Deny { reason: "r".into() },
+        CaseCommand::Execute,
+        CaseCommand::Complete { cooling_off_hours: None },
+        CaseCommand::Release,
+        CaseCommand::Repudiate { reason: "r".into() },
+        CaseCommand::Cancel { reason: "r".into() },
+        CaseCommand::Expire,
+    ]
+}
+
+/// The state each (state, command) pair leads to for a password reset (no approval needed),
+/// given by a supervisor who did not ask for approval, long after every deadline. `None` is a
+/// refusal with `WrongState`.
+fn expected(state: CaseState, command: &str) -> Option<CaseState> {
+    use CaseState as S;
+    if state.is_terminal() {
+        return None;
+    }
+    match (state, command) {
+        (_, "assign" | "escalate" | "change_channel" | "add_note") => Some(state),
+        (S::Open, "start_identification") => Some(S::Identifying),
+        (S::Identifying, "identify") => Some(S::Verifying),
+        (S::Verifying, "decide") => Some(S::Decided),
+        (S::Decided, "request_approval") => Some(S::AwaitingApproval),
+        (S::AwaitingApproval, "approve") => Some(S::Executing),
+        (S::AwaitingApproval, "deny") => Some(S::Rejected),
+        (S::Decided, "execute") => Some(S::Executing),
+        (S::Executing, "complete") => Some(S::Resolved),
+        (S::CoolingOff, "release") => Some(S::Resolved),
+        (S::CoolingOff, "repudiate") => Some(S::Cancelled),
+        (s, "cancel" | "expire") if s.is_before_execution() => Some(S::Cancelled).map(|c| {
+            if command == "expire" { S::Expired } else { c }
+        }),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_command_in_every_state() {
+    // SECURITY.md G4: steps run in order; a command in the wrong state is refused.
+    let late = t0() + Duration::days(30);
+    for &state in CaseState::ALL {
+        for command in every_command() {
+            let name = command.name();
+            let case = case_in(state, CaseKind::PasswordReset);
+            let result = apply(&case, command, supervisor(1), late);
+            match (expected(state, name), result) {
+                (Some(to), Ok((next, events))) => {
+                    assert_eq!(next.state, to, "{state} × {name}");
+                    assert_eq!(next.version, case.version + 1, "{state} × {name}");
+                    assert!(!events.is_empty() || name == "change_channel", "{state} × {name}: no event");
+                }
+                (None, Err(CaseError::WrongState { state: s, command: c })) => {
+                    assert_eq!((s, c), (state, name));
+                }
+                (want, got) => panic!("{state} × {name}: expected {want:?}, got {got:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_happy_path_leaves_a_timeline() {
+    let case = case_in(CaseState::Open, CaseKind::PasswordReset);
+    let steps = [
+        CaseCommand::Assign { assignee: Some(StaffId::from_uuid(Uuid::from_u128(1))) },
+        CaseCommand::StartIdentification,
+        CaseCommand::Identify { customer_id: CustomerId::from_uuid(Uuid::from_u128(11)) },
+        CaseCommand::Decide { approve: true, reason: "code to registered phone".into() },
+        CaseCommand::Execute,
+        CaseCommand::Complete { cooling_off_hours: None },
+    ];
+    let mut case = case;
+    let mut names = Vec::new();
+    for step in steps {
+        let (next, events) = apply(&case, step, agent(), t0()).unwrap();
+        names.extend(events.iter().map(CaseEvent::name));
+        case = next;
+    }
+    assert_eq!(case.state, CaseState::Resolved);
+    assert_eq!(case.first_response_at, Some(t0()));
+    assert_eq!(names.iter().filter(|n| **n == "case.state_changed").count(), 5);
+    assert!(names.contains(&"case.customer_identified"));
+}
+
+#[test]
+fn approval_is_required_and_needs_another_person() {
+    // SECURITY.md G3.
+    let decided = case_in(CaseState::Decided, CaseKind::MfaRecovery);
+    assert_eq!(apply(&decided, CaseCommand::Execute, agent(), t0()), Err(CaseError::ApprovalRequired));
+
+    let (waiting, _) =
+        apply(&decided, CaseCommand::RequestApproval { reason: "lost phone".into() }, supervisor(1), t0()).unwrap();
+    let approve = || CaseCommand::Approve { reason: "evidence checked".into() };
+    assert_eq!(apply(&waiting, approve(), supervisor(1), t0()), Err(CaseError::SelfApproval));
+    assert_eq!(apply(&waiting, approve(), agent(), t0()), Err(CaseError::ApproverRole));
+    let api_key = Actor::ApiKey { id: ApiKeyId::from_uuid(Uuid::from_u128(5)) };
+    assert_eq!(apply(&waiting, approve(), api_key, t0()), Err(CaseError::ApproverRole));
+    let (executing, _) = apply(&waiting, approve(), supervisor(2), t0()).unwrap();
+    assert_eq!(executing.state, CaseState::Executing);
+}
+
+#[test]
+fn cooling_off_holds_until_its_time() {
+    // SECURITY.md G5: nothing before T; "this wasn't me" cancels and escalates.
+    let executing = case_in(CaseState::Executing, CaseKind::ContactChange);
+    let (cooling, events) =
+        apply(&executing, CaseCommand::Complete { cooling_off_hours: Some(24) }, agent(), t0()).unwrap();
+    assert_eq!(cooling.state, CaseState::CoolingOff);
+    assert!(events.iter().any(|e| matches!(e, CaseEvent::CoolingOffStarted { .. })));
+    let until = t0() + Duration::hours(24);
+    let early = until - Duration::seconds(1);
+    assert_eq!(apply(&cooling, CaseCommand::Release, agent(), early), Err(CaseError::StillCoolingOff { until }));
+    assert_eq!(apply(&cooling, CaseCommand::Release, agent(), until).unwrap().0.state, CaseState::Resolved);
+
+    let customer = Actor::Customer { id: CustomerId::from_uuid(Uuid::from_u128(11)) };
+    let (cancelled, events) =
+        apply(&cooling, CaseCommand::Repudiate { reason: "this wasn't me".into() }, customer, early).unwrap();
+    assert_eq!(cancelled.state, CaseState::Cancelled);
+    assert_eq!(cancelled.tier, Tier::SECURITY);
+    assert!(events.iter().any(|e| matches!(e, CaseEvent::Escalated { .. })));
+}
+
+#[test]
+fn expiry_waits_for_the_deadline() {
+    let case = case_in(CaseState::Verifying, CaseKind::PasswordReset);
+    let deadline = case.expires_at;
+    assert!(matches!(
+        apply(&case, CaseCommand::Expire, Actor::System, deadline - Duration::seconds(1)),
+        Err(CaseError::NotExpired { .. })
+    ));
+    assert_eq!(apply(&case, CaseCommand::Expire, Actor::System, deadline).unwrap().0.state, CaseState::Expired);
+}
+
+#[test]
+fn escalation_only_goes_up_and_returns_the_case_to_the_queue() {
+    let mut case = case_in(CaseState::Verifying, CaseKind::PasswordReset);
+    case.assignee = Some(StaffId::from_uuid(Uuid::from_u128(1)));
+    let (up, _) = apply(&case, CaseCommand::Escalate { tier: Tier::SUPERVISOR, reason: "caller pressured".into() }, agent(), t0()).unwrap();
+    assert_eq!((up.tier, up.assignee), (Tier::SUPERVISOR, None));
+    assert_eq!(
+        apply(&up, CaseCommand::Escalate { tier: Tier::FRONT_LINE, reason: "x".into() }, agent(), t0()),
+        Err(CaseError::NotAnEscalation { current: 2 })
+    );
+}
+
+#[test]
+fn reasons_are_validated() {
+    let case = case_in(CaseState::Verifying, CaseKind::PasswordReset);
+    let err = apply(&case, CaseCommand::Decide { approve: true, reason: "  ".into() }, agent(), t0()).unwrap_err();
+    assert!(matches!(err, CaseError::Invalid(ValidationError { ref field, .. }) if field == "reason"));
+    let err = apply(&case, CaseCommand::AddNote { text: "x".repeat(4001) }, agent(), t0()).unwrap_err();
+    assert!(matches!(err, CaseError::Invalid(_)));
+    assert!(NewCase::parse("password_reset", "fax", None).is_err());
+    assert!(NewCase::parse("password_reset", "phone", Some("locked out")).is_ok());
+}
