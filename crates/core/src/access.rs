@@ -107,12 +107,22 @@ impl Role {
             P::TenantRead => self != R::DeploymentAdmin,
             P::TenantSettingsWrite | P::ApiKeysManage => self == R::TenantAdmin,
             P::StaffManage => matches!(self, R::TenantAdmin | R::DeploymentAdmin),
-            P::StaffRead => matches!(self, R::TenantAdmin | R::DeploymentAdmin | R::Supervisor | R::SecurityAnalyst | R::Auditor),
+            P::StaffRead => matches!(
+                self,
+                R::TenantAdmin
+                    | R::DeploymentAdmin
+                    | R::Supervisor
+                    | R::SecurityAnalyst
+                    | R::Auditor
+            ),
             // Full records (with contact points) only for those who provision them; agents see
             // customers through cases, masked.
             P::CustomersWrite | P::CustomersRead => matches!(self, R::TenantAdmin | R::Integration),
             P::CasesCreate | P::CasesWork => {
-                matches!(self, R::Agent | R::Supervisor | R::SecurityAnalyst | R::Integration | R::TenantAdmin)
+                matches!(
+                    self,
+                    R::Agent | R::Supervisor | R::SecurityAnalyst | R::Integration | R::TenantAdmin
+                )
             }
             P::CasesRead => !matches!(self, R::DeploymentAdmin),
             P::CasesApprove => matches!(self, R::Supervisor | R::SecurityAnalyst),

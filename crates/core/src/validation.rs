@@ -12,7 +12,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// The same error, reported under a parent field: `emails` + `0` → `emails/0`.
@@ -52,10 +55,16 @@ pub fn bounded_text(
         ));
     }
     if chars > max_chars {
-        return Err(ValidationError::new(field, format!("must be at most {max_chars} characters")));
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
     }
     if trimmed.chars().any(|c| c.is_control()) {
-        return Err(ValidationError::new(field, "must not contain control characters"));
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }

@@ -1,1 +1,135 @@
+//! The Store on SQLite: the default, embedded, one file in the data directory.
+//!
+//! WAL mode with `synchronous = FULL` (a committed recovery is on disk), foreign keys on, and a
+//! busy timeout for the rare writer in another process (a `regain customer import` beside a
+//! running server). Writes go through a pool of exactly one connection, so write transactions
+//! queue in the process instead of failing with `SQLITE_BUSY`; reads use a separate pool.
 
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use regain_store::{StoreError, StoreResult};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite, Transaction};
+
+/// The migrations, embedded in the binary.
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// `sqlite://path/to/regain.db` or `sqlite::memory:`.
+    pub url: String,
+    pub readers_max: u32,
+    pub acquire_timeout_ms: u64,
+    pub busy_timeout_ms: u64,
+}
+
+impl SqliteConfig {
+    pub fn for_file(path: &Path) -> Self {
+        Self {
+            url: format!("sqlite://{}", path.display()),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite::memory:".to_owned(),
+            readers_max: 8,
+            acquire_timeout_ms: 5_000,
+            busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    reader: Pool<Sqlite>,
+    writer: Pool<Sqlite>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database. Does not migrate: see [`SqliteStore::migrate`].
+    pub async fn connect(config: &SqliteConfig) -> StoreResult<Self> {
+        let in_memory = config.url.contains(":memory:");
+        let options = SqliteConnectOptions::from_str(&config.url)
+            .map_err(|e| StoreError::Other(format!("database url: {e}")))?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_millis(config.busy_timeout_ms));
+        let options = if in_memory {
+            // Every connection to one shared in-memory database; no WAL without a file.
+            options.shared_cache(true)
+        } else {
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+        };
+        let acquire = Duration::from_millis(config.acquire_timeout_ms);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(acquire)
+            .connect_with(options.clone())
+            .await
+            .map_err(Self::map_err)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(config.readers_max.max(1))
+            .acquire_timeout(acquire)
+            .connect_with(options.read_only(!in_memory))
+            .await
+            .map_err(Self::map_err)?;
+        Ok(Self { reader, writer })
+    }
+
+    /// Applies every migration not yet applied.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATIONS
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+
+    /// The writer pool, for benchmarks that measure raw commits on the same settings.
+    pub fn writer_pool(&self) -> &Pool<Sqlite> {
+        &self.writer
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    fn read_pool(&self) -> &Pool<Sqlite> {
+        &self.reader
+    }
+
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.writer.begin().await.map_err(Self::map_err)
+    }
+
+    fn map_err(error: sqlx::Error) -> StoreError {
+        match &error {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate {
+                field: regain_store::codec::duplicate_field(db.message()),
+            },
+            // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout: overloaded, try later.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("5" | "6" | "517")) =>
+            {
+                StoreError::Unavailable(db.message().to_owned())
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+            _ => StoreError::Other(error.to_string()),
+        }
+    }
+}
+
+regain_store_sql::impl_sql_store!(SqliteStore, sqlx::Sqlite, "sqlite");

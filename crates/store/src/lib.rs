@@ -1,1 +1,168 @@
+//! The `Store`: every read and write Regain makes, named by what it means in the domain
+//! ("record a login attempt", "apply a case change"), not by table. Each backend crate
+//! implements it; [`conformance`] is the suite every backend must pass unchanged.
+//!
+//! Invariant: a case change and its timeline events commit in one transaction, or not at all.
 
+pub mod codec;
+pub mod conformance;
+mod records;
+
+use async_trait::async_trait;
+use regain_core::case::CaseEvent;
+use regain_core::customer::{Customer, CustomerLookup, CustomerStatus};
+use regain_core::{
+    Actor, ApiKeyId, Case, CaseId, CustomerId, StaffId, Tenant, TenantId, TenantSettings, Timestamp,
+};
+
+pub use records::*;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule: `field` names what is already taken (`username`, `slug`, …).
+    #[error("{field} is already in use")]
+    Duplicate { field: String },
+    /// Optimistic concurrency: someone else changed the record since it was read.
+    #[error("the record was changed by someone else; read it again")]
+    Conflict,
+    /// The database cannot be reached or is overloaded; worth retrying later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value that does not parse: a bug or tampering, never a client's fault.
+    #[error("stored data does not parse: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is (`sqlite`, `postgres`), for logs and metrics.
+    fn backend(&self) -> &'static str;
+
+    /// A cheap round trip to the database, for readiness.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // Tenants
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
+    async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>>;
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    async fn update_tenant(
+        &self,
+        id: TenantId,
+        display_name: &str,
+        settings: &TenantSettings,
+    ) -> StoreResult<Tenant>;
+
+    // Staff, their sessions, API keys
+    async fn create_staff(&self, staff: &StaffRecord) -> StoreResult<()>;
+    async fn staff(&self, id: StaffId) -> StoreResult<Option<StaffRecord>>;
+    async fn staff_by_email(&self, email_normalized: &str) -> StoreResult<Option<StaffRecord>>;
+    /// Staff of one tenant, or the deployment admins when `tenant` is `None`.
+    async fn list_staff(&self, tenant: Option<TenantId>) -> StoreResult<Vec<StaffRecord>>;
+    /// Marks TOTP `step` used for this staff member. `false` when it (or a later step) was
+    /// already used: a replay, refused even across processes.
+    async fn claim_staff_totp_step(&self, id: StaffId, step: i64) -> StoreResult<bool>;
+    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    /// The live session with this token hash at `now`, its idle deadline pushed to `idle_until`.
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+        idle_until: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>>;
+    async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<()>;
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// The unrevoked key with this secret hash; its last use is set to `now`.
+    async fn use_api_key(
+        &self,
+        secret_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn list_api_keys(&self, tenant: TenantId) -> StoreResult<Vec<ApiKeyRecord>>;
+    async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        id: ApiKeyId,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    // Customer records and the built-in directory
+    /// Stores a new record, with its password hash when the tenant's directory is built in.
+    async fn create_customer(
+        &self,
+        customer: &Customer,
+        password_hash: Option<&str>,
+    ) -> StoreResult<()>;
+    async fn customer(&self, tenant: TenantId, id: CustomerId) -> StoreResult<Option<Customer>>;
+    async fn find_customers(
+        &self,
+        tenant: TenantId,
+        lookup: &CustomerLookup,
+    ) -> StoreResult<Vec<Customer>>;
+    async fn set_customer_status(
+        &self,
+        tenant: TenantId,
+        id: CustomerId,
+        status: CustomerStatus,
+        now: Timestamp,
+    ) -> StoreResult<Customer>;
+    /// What a login needs: found by username (case-insensitive).
+    async fn directory_account(
+        &self,
+        tenant: TenantId,
+        username: &str,
+    ) -> StoreResult<Option<DirectoryAccount>>;
+    /// Records one login attempt in the history; a failure counts towards the lockout at
+    /// `failures_max`, a success resets the count. Returns the account's status afterwards.
+    async fn record_login(
+        &self,
+        attempt: &LoginAttempt,
+        failures_max: u32,
+    ) -> StoreResult<CustomerStatus>;
+    /// The most recent logins of a customer, newest first.
+    async fn login_history(
+        &self,
+        tenant: TenantId,
+        id: CustomerId,
+        limit: u32,
+    ) -> StoreResult<Vec<LoginAttempt>>;
+    async fn create_customer_session(&self, session: &CustomerSessionRecord) -> StoreResult<()>;
+    async fn customer_session(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<CustomerSessionRecord>>;
+
+    // Cases
+    /// Stores a new case with its first timeline events, in one transaction.
+    async fn create_case(
+        &self,
+        case: &Case,
+        events: &[CaseEvent],
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    async fn case(&self, tenant: TenantId, id: CaseId) -> StoreResult<Option<Case>>;
+    async fn list_cases(
+        &self,
+        tenant: TenantId,
+        filter: &CaseFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Case>>;
+    /// Replaces the case (whose version was `case.version - 1` when read) and appends its
+    /// events, in one transaction. [`StoreError::Conflict`] when the case changed meanwhile.
+    async fn update_case(
+        &self,
+        case: &Case,
+        events: &[CaseEvent],
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    async fn timeline(&self, tenant: TenantId, id: CaseId) -> StoreResult<Vec<TimelineEntry>>;
+    /// Cases of every tenant, before execution, whose expiry is at or before `now`.
+    async fn cases_to_expire(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<Case>>;
+}

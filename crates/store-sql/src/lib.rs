@@ -1,0 +1,743 @@
+//! The SQL both backends share. SQLite and PostgreSQL accept the same `$N` placeholders and,
+//! with timestamps as integer microseconds and ids as text, the same statements; so the
+//! [`Store`](regain_store::Store) implementation is written once, in [`impl_sql_store!`], and
+//! each backend crate instantiates it for its own concrete sqlx database type. What differs
+//! (pools, pragmas, how a write transaction begins, error classification, migrations) stays in
+//! the backend crate, which provides three inherent methods the macro calls:
+//!
+//! - `fn read_pool(&self) -> &sqlx::Pool<Db>`
+//! - `async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Db>>`
+//! - `fn map_err(error: sqlx::Error) -> StoreError`
+
+pub mod rows;
+
+#[doc(hidden)]
+pub use {async_trait, regain_core, regain_store, sqlx, uuid};
+
+pub const TENANT_COLUMNS: &str = "id, slug, display_name, settings, created_at";
+pub const STAFF_COLUMNS: &str =
+    "id, tenant_id, email, display_name, role, active, password_hash, totp_secret, created_at";
+pub const API_KEY_COLUMNS: &str =
+    "id, tenant_id, name, role, secret_hash, created_by, created_at, last_used_at, revoked_at";
+pub const CUSTOMER_COLUMNS: &str = "id, tenant_id, external_id, username, account_number, full_name, status, \
+     privileged, vip, password_enrolled, totp_enrolled, recovery_codes_remaining, passkeys, created_at, updated_at";
+pub const CASE_COLUMNS: &str = "id, tenant_id, kind, channel, state, tier, assignee, customer_id, summary, \
+     approval_required, approval_requested_by, cooling_off_until, first_response_due, resolution_due, \
+     first_response_at, expires_at, created_by, created_at, updated_at, version";
+
+/// Implements `regain_store::Store` for `$store`, whose database is `$db`.
+#[macro_export]
+macro_rules! impl_sql_store {
+    ($store:ty, $db:ty, $backend:literal) => {
+        const _: () = {
+            use $crate::regain_core::case::{CaseEvent, CaseState};
+            use $crate::regain_core::customer::{Customer, CustomerLookup, CustomerStatus};
+            use $crate::regain_core::{Actor, ApiKeyId, Case, CaseId, CustomerId, StaffId, Tenant, TenantId, TenantSettings, Timestamp};
+            use $crate::regain_store::codec::{actor_to_text, event_to_json, micros, settings_to_json};
+            use $crate::regain_store::*;
+            use $crate::rows::*;
+            use $crate::sqlx::{self, QueryBuilder};
+            use $crate::{API_KEY_COLUMNS, CASE_COLUMNS, CUSTOMER_COLUMNS, STAFF_COLUMNS, TENANT_COLUMNS};
+
+            type Db = $db;
+            type Tx = sqlx::Transaction<'static, Db>;
+
+            impl $store {
+                async fn load_customers(&self, rows: Vec<CustomerRow>) -> StoreResult<Vec<Customer>> {
+                    let mut customers = Vec::with_capacity(rows.len());
+                    for row in rows {
+                        let emails: Vec<EmailRow> = sqlx::query_as(
+                            "SELECT address, verified, added_at FROM customer_emails WHERE customer_id = $1 ORDER BY position",
+                        )
+                        .bind(&row.id)
+                        .fetch_all(self.read_pool())
+                        .await
+                        .map_err(Self::map_err)?;
+                        let phones: Vec<PhoneRow> = sqlx::query_as(
+                            "SELECT number, verified, added_at FROM customer_phones WHERE customer_id = $1 ORDER BY position",
+                        )
+                        .bind(&row.id)
+                        .fetch_all(self.read_pool())
+                        .await
+                        .map_err(Self::map_err)?;
+                        customers.push(row.into_domain(emails, phones)?);
+                    }
+                    Ok(customers)
+                }
+
+                async fn append_events(
+                    tx: &mut Tx,
+                    case: &Case,
+                    events: &[CaseEvent],
+                    actor: &Actor,
+                ) -> StoreResult<()> {
+                    let case_id = case.id.to_string();
+                    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM case_events WHERE case_id = $1")
+                        .bind(&case_id)
+                        .fetch_one(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    let actor = actor_to_text(actor);
+                    let mut seq = last.unwrap_or(0);
+                    // The state each event leaves the case in: detail events before a transition
+                    // describe the state it starts from, the transition and what follows its target.
+                    let mut state = events
+                        .iter()
+                        .find_map(|e| match e {
+                            CaseEvent::StateChanged { from, .. } => Some(*from),
+                            _ => None,
+                        })
+                        .unwrap_or(case.state);
+                    for event in events {
+                        if let CaseEvent::StateChanged { to, .. } = event {
+                            state = *to;
+                        }
+                        seq += 1;
+                        let (name, data) = event_to_json(event);
+                        sqlx::query(
+                            "INSERT INTO case_events (case_id, seq, tenant_id, at, actor, event_type, data, state_after) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        )
+                        .bind(&case_id)
+                        .bind(seq)
+                        .bind(case.tenant_id.to_string())
+                        .bind(micros(case.updated_at))
+                        .bind(&actor)
+                        .bind(name)
+                        .bind(data)
+                        .bind(state.as_str())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    }
+                    Ok(())
+                }
+
+                fn bind_case<'q>(
+                    query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+                    case: &Case,
+                ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+                    query
+                        .bind(case.id.to_string())
+                        .bind(case.tenant_id.to_string())
+                        .bind(case.kind.as_str())
+                        .bind(case.channel.as_str())
+                        .bind(case.state.as_str())
+                        .bind(i64::from(case.tier.get()))
+                        .bind(case.assignee.map(|a| a.to_string()))
+                        .bind(case.customer_id.map(|c| c.to_string()))
+                        .bind(case.summary.clone())
+                        .bind(case.approval_required)
+                        .bind(case.approval_requested_by.as_ref().map(actor_to_text))
+                        .bind(case.cooling_off_until.map(micros))
+                        .bind(micros(case.first_response_due))
+                        .bind(micros(case.resolution_due))
+                        .bind(case.first_response_at.map(micros))
+                        .bind(micros(case.expires_at))
+                        .bind(actor_to_text(&case.created_by))
+                        .bind(micros(case.created_at))
+                        .bind(micros(case.updated_at))
+                        .bind(case.version)
+                }
+            }
+
+            #[$crate::async_trait::async_trait]
+            impl Store for $store {
+                fn backend(&self) -> &'static str {
+                    $backend
+                }
+
+                async fn ping(&self) -> StoreResult<()> {
+                    sqlx::query("SELECT 1").execute(self.read_pool()).await.map_err(Self::map_err)?;
+                    Ok(())
+                }
+
+                async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query(&format!("INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"))
+                        .bind(tenant.id.to_string())
+                        .bind(tenant.slug.as_str())
+                        .bind(&tenant.display_name)
+                        .bind(settings_to_json(&tenant.settings))
+                        .bind(micros(tenant.created_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
+                async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
+                    let row: Option<TenantRow> = sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"))
+                        .bind(id.to_string())
+                        .fetch_optional(self.read_pool())
+                        .await
+                        .map_err(Self::map_err)?;
+                    row.map(TenantRow::into_domain).transpose()
+                }
+
+                async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>> {
+                    let row: Option<TenantRow> = sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = $1"))
+                        .bind(slug)
+                        .fetch_optional(self.read_pool())
+                        .await
+                        .map_err(Self::map_err)?;
+                    row.map(TenantRow::into_domain).transpose()
+                }
+
+                async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+                    let rows: Vec<TenantRow> = sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY slug"))
+                        .fetch_all(self.read_pool())
+                        .await
+                        .map_err(Self::map_err)?;
+                    rows.into_iter().map(TenantRow::into_domain).collect()
+                }
+
+                async fn update_tenant(&self, id: TenantId, display_name: &str, settings: &TenantSettings) -> StoreResult<Tenant> {
+                    let mut tx = self.write_tx().await?;
+                    let row: Option<TenantRow> = sqlx::query_as(&format!(
+                        "UPDATE tenants SET display_name = $2, settings = $3 WHERE id = $1 RETURNING {TENANT_COLUMNS}"
+                    ))
+                    .bind(id.to_string())
+                    .bind(display_name)
+                    .bind(settings_to_json(settings))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    let tenant = row.ok_or(StoreError::NotFound)?.into_domain()?;
+                    tx.commit().await.map_err(Self::map_err)?;
+                    Ok(tenant)
+                }
+
+                async fn create_staff(&self, record: &StaffRecord) -> StoreResult<()> {
+                    let s = &record.staff;
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query(
+                        "INSERT INTO staff (id, tenant_id, email, email_norm, display_name, role, active, password_hash, totp_secret, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(s.id.to_string())
+                    .bind(s.tenant_id.map(|t| t.to_string()))
+                    .bind(s.email.as_str())
+                    .bind(s.email.normalized())
+                    .bind(&s.display_name)
+                    .bind(s.role.as_str())
+                    .bind(s.active)
+                    .bind(&record.password_hash)
+                    .bind(&record.totp_secret)
+                    .bind(micros(s.created_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
+                async fn staff(&self, id: StaffId) -> StoreResult<Option<StaffRecord>> {
+                    let row: Option<StaffRow> = sqlx::query_as(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE id = $1"))
+                        .bind(id.to_string())
+                        .fetch_optional(self.read_pool())
+                        .await
+                        .map_err(Self::map_err)?;
+                    row.map(StaffRow::into_domain).transpose()
+                }
+
+                async fn staff_by_email(&self, email_normalized: &str) -> StoreResult<Option<StaffRecord>> {
+                    let row: Option<StaffRow> = sqlx::query_as(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE email_norm = $1"))
+                        .bind(email_normalized)
+                        .fetch_optional(self.read_pool())
+                        .await
+                        .map_err(Self::map_err)?;
+                    row.map(StaffRow::into_domain).transpose()
+                }
+
+                async fn list_staff(&self, tenant: Option<TenantId>) -> StoreResult<Vec<StaffRecord>> {
+                    let rows: Vec<StaffRow> = match tenant {
+                        Some(t) => sqlx::query_as(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE tenant_id = $1 ORDER BY email_norm"))
+                            .bind(t.to_string())
+                            .fetch_all(self.read_pool())
+                            .await,
+                        None => sqlx::query_as(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE tenant_id IS NULL ORDER BY email_norm"))
+                            .fetch_all(self.read_pool())
+                            .await,
+                    }
+                    .map_err(Self::map_err)?;
+                    rows.into_iter().map(StaffRow::into_domain).collect()
+                }
+
+                async fn claim_staff_totp_step(&self, id: StaffId, step: i64) -> StoreResult<bool> {
+                    let mut tx = self.write_tx().await?;
+                    let done = sqlx::query(
+                        "UPDATE staff SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+                    )
+                    .bind(id.to_string())
+                    .bind(step)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    tx.commit().await.map_err(Self::map_err)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn create_session(&self, s: &SessionRecord) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query(
+                        "INSERT INTO staff_sessions (token_hash, staff_id, created_at, expires_at, idle_until) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&s.token_hash)
+                    .bind(s.staff_id.to_string())
+                    .bind(micros(s.created_at))
+                    .bind(micros(s.expires_at))
+                    .bind(micros(s.idle_until))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
+                async fn touch_session(&self, token_hash: &str, now: Timestamp, idle_until: Timestamp) -> StoreResult<Option<SessionRecord>> {
+                    let mut tx = self.write_tx().await?;
+                    let row: Option<SessionRow> = sqlx::query_as(
+                        "UPDATE staff_sessions SET idle_until = $3 \
+                         WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 AND idle_until > $2 \
+                         RETURNING token_hash, staff_id, created_at, expires_at, idle_until",
+                    )
+                    .bind(token_hash)
+                    .bind(micros(now))
+                    .bind(micros(idle_until))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    tx.commit().await.map_err(Self::map_err)?;
+                    row.map(SessionRow::into_domain).transpose()
+                }
+
+                async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query("UPDATE staff_sessions SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL")
+                        .bind(token_hash)
+                        .bind(micros(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
+                async fn create_api_key(&self, k: &ApiKeyRecord) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query(&format!("INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+                        .bind(k.id.to_string())
+                        .bind(k.tenant_id.to_string())
+                        .bind(&k.name)
+                        .bind(k.role.as_str())
+                        .bind(&k.secret_hash)
+                        .bind(k.created_by.map(|s| s.to_string()))
+                        .bind(micros(k.created_at))
+                        .bind(k.last_used_at.map(micros))
+                        .bind(k.revoked_at.map(micros))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
+                async fn use_api_key(&self, secret_hash: &str, now: Timestamp) -> StoreResult<Option<ApiKeyRecord>> {
+                    let mut tx = self.write_tx().await?;
+                    let row: Option<ApiKeyRow> = sqlx::query_as(&format!(
+                        "UPDATE api_keys SET last_used_at = $2 WHERE secret_hash = $1 AND revoked_at IS NULL RETURNING {API_KEY_COLUMNS}"
+                    ))
+                    .bind(secret_hash)
+                    .bind(micros(now))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    tx.commit().await.map_err(Self::map_err)?;
+                    row.map(ApiKeyRow::into_domain).transpose()
+                }
+
+                async fn list_api_keys(&self, tenant: TenantId) -> StoreResult<Vec<ApiKeyRecord>> {
+                    let rows: Vec<ApiKeyRow> =
+                        sqlx::query_as(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY id"))
+                            .bind(tenant.to_string())
+                            .fetch_all(self.read_pool())
+                            .await
+                            .map_err(Self::map_err)?;
+                    rows.into_iter().map(ApiKeyRow::into_domain).collect()
+                }
+
+                async fn revoke_api_key(&self, tenant: TenantId, id: ApiKeyId, now: Timestamp) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    let done = sqlx::query(
+                        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND tenant_id = $2",
+                    )
+                    .bind(id.to_string())
+                    .bind(tenant.to_string())
+                    .bind(micros(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
+                async fn create_customer(&self, c: &Customer, password_hash: Option<&str>) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    let id = c.id.to_string();
+                    let tenant = c.tenant_id.to_string();
+                    sqlx::query(&format!(
+                        "INSERT INTO customers ({CUSTOMER_COLUMNS}, username_norm) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                    ))
+                    .bind(&id)
+                    .bind(&tenant)
+                    .bind(&c.external_id)
+                    .bind(&c.username)
+                    .bind(&c.account_number)
+                    .bind(&c.full_name)
+                    .bind(c.status.as_str())
+                    .bind(c.flags.privileged)
+                    .bind(c.flags.vip)
+                    .bind(password_hash.is_some() || c.factors.password)
+                    .bind(c.factors.totp)
+                    .bind(i64::from(c.factors.recovery_codes_remaining))
+                    .bind(i64::from(c.factors.passkeys))
+                    .bind(micros(c.created_at))
+                    .bind(micros(c.updated_at))
+                    .bind(c.username.to_lowercase())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    for (position, e) in c.emails.iter().enumerate() {
+                        sqlx::query(
+                            "INSERT INTO customer_emails (customer_id, position, tenant_id, address, address_norm, verified, added_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        )
+                        .bind(&id)
+                        .bind(position as i64)
+                        .bind(&tenant)
+                        .bind(e.address.as_str())
+                        .bind(e.address.normalized())
+                        .bind(e.verified)
+                        .bind(micros(e.added_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    }
+                    for (position, p) in c.phones.iter().enumerate() {
+                        sqlx::query(
+                            "INSERT INTO customer_phones (customer_id, position, tenant_id, number, verified, added_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(&id)
+                        .bind(position as i64)
+                        .bind(&tenant)
+                        .bind(p.number.as_str())
+                        .bind(p.verified)
+                        .bind(micros(p.added_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    }
+                    if let Some(hash) = password_hash {
+                        sqlx::query("INSERT INTO customer_credentials (customer_id, password_hash, updated_at) VALUES ($1, $2, $3)")
+                            .bind(&id)
+                            .bind(hash)
+                            .bind(micros(c.created_at))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                    }
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
+                async fn customer(&self, tenant: TenantId, id: CustomerId) -> StoreResult<Option<Customer>> {
+                    let row: Option<CustomerRow> =
+                        sqlx::query_as(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant_id = $1 AND id = $2"))
+                            .bind(tenant.to_string())
+                            .bind(id.to_string())
+                            .fetch_optional(self.read_pool())
+                            .await
+                            .map_err(Self::map_err)?;
+                    Ok(self.load_customers(row.into_iter().collect()).await?.pop())
+                }
+
+                async fn find_customers(&self, tenant: TenantId, lookup: &CustomerLookup) -> StoreResult<Vec<Customer>> {
+                    let (condition, value) = match lookup {
+                        CustomerLookup::ExternalId(v) => ("external_id = $2", v.clone()),
+                        CustomerLookup::Username(v) => ("username_norm = $2", v.to_lowercase()),
+                        CustomerLookup::AccountNumber(v) => ("account_number = $2", v.clone()),
+                        CustomerLookup::Email(e) => (
+                            "id IN (SELECT customer_id FROM customer_emails WHERE tenant_id = $1 AND address_norm = $2)",
+                            e.normalized(),
+                        ),
+                        CustomerLookup::Phone(p) => (
+                            "id IN (SELECT customer_id FROM customer_phones WHERE tenant_id = $1 AND number = $2)",
+                            p.as_str().to_owned(),
+                        ),
+                    };
+                    let rows: Vec<CustomerRow> = sqlx::query_as(&format!(
+                        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant_id = $1 AND {condition} ORDER BY id LIMIT 50"
+                    ))
+                    .bind(tenant.to_string())
+                    .bind(value)
+                    .fetch_all(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    self.load_customers(rows).await
+                }
+
+                async fn set_customer_status(&self, tenant: TenantId, id: CustomerId, status: CustomerStatus, now: Timestamp) -> StoreResult<Customer> {
+                    let mut tx = self.write_tx().await?;
+                    let done = sqlx::query(
+                        "UPDATE customers SET status = $3, updated_at = $4, \
+                         failed_logins = CASE WHEN $3 = 'active' THEN 0 ELSE failed_logins END \
+                         WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .bind(status.as_str())
+                    .bind(micros(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    tx.commit().await.map_err(Self::map_err)?;
+                    self.customer(tenant, id).await?.ok_or(StoreError::NotFound)
+                }
+
+                async fn directory_account(&self, tenant: TenantId, username: &str) -> StoreResult<Option<DirectoryAccount>> {
+                    let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
+                        "SELECT c.id, c.status, k.password_hash, c.failed_logins FROM customers c \
+                         LEFT JOIN customer_credentials k ON k.customer_id = c.id \
+                         WHERE c.tenant_id = $1 AND c.username_norm = $2",
+                    )
+                    .bind(tenant.to_string())
+                    .bind(username.to_lowercase())
+                    .fetch_optional(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    row.map(|(id, status, password_hash, failed)| {
+                        Ok(DirectoryAccount {
+                            customer_id: codec_parse("customers.id", &id, CustomerId::parse)?,
+                            status: codec_parse("customers.status", &status, CustomerStatus::parse)?,
+                            password_hash,
+                            failed_logins: u32::try_from(failed).unwrap_or(u32::MAX),
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn record_login(&self, a: &LoginAttempt, failures_max: u32) -> StoreResult<CustomerStatus> {
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query(
+                        "INSERT INTO customer_logins (tenant_id, customer_id, at, ip, user_agent, success) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(a.tenant_id.to_string())
+                    .bind(a.customer_id.to_string())
+                    .bind(micros(a.at))
+                    .bind(&a.ip)
+                    .bind(&a.user_agent)
+                    .bind(a.success)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    let status: Option<String> = if a.success {
+                        sqlx::query_scalar(
+                            "UPDATE customers SET failed_logins = 0 WHERE tenant_id = $1 AND id = $2 RETURNING status",
+                        )
+                        .bind(a.tenant_id.to_string())
+                        .bind(a.customer_id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                    } else {
+                        sqlx::query_scalar(
+                            "UPDATE customers SET failed_logins = failed_logins + 1, \
+                             status = CASE WHEN status = 'active' AND failed_logins + 1 >= $3 THEN 'locked' ELSE status END, \
+                             updated_at = $4 \
+                             WHERE tenant_id = $1 AND id = $2 RETURNING status",
+                        )
+                        .bind(a.tenant_id.to_string())
+                        .bind(a.customer_id.to_string())
+                        .bind(i64::from(failures_max))
+                        .bind(micros(a.at))
+                        .fetch_optional(&mut *tx)
+                        .await
+                    }
+                    .map_err(Self::map_err)?;
+                    let status = status.ok_or(StoreError::NotFound)?;
+                    tx.commit().await.map_err(Self::map_err)?;
+                    codec_parse("customers.status", &status, CustomerStatus::parse)
+                }
+
+                async fn login_history(&self, tenant: TenantId, id: CustomerId, limit: u32) -> StoreResult<Vec<LoginAttempt>> {
+                    let rows: Vec<LoginRow> = sqlx::query_as(
+                        "SELECT tenant_id, customer_id, at, ip, user_agent, success FROM customer_logins \
+                         WHERE tenant_id = $1 AND customer_id = $2 ORDER BY at DESC, id DESC LIMIT $3",
+                    )
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .bind(i64::from(limit))
+                    .fetch_all(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    rows.into_iter().map(LoginRow::into_domain).collect()
+                }
+
+                async fn create_customer_session(&self, s: &CustomerSessionRecord) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query(
+                        "INSERT INTO customer_sessions (token_hash, tenant_id, customer_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&s.token_hash)
+                    .bind(s.tenant_id.to_string())
+                    .bind(s.customer_id.to_string())
+                    .bind(micros(s.created_at))
+                    .bind(micros(s.expires_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
+                async fn customer_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<CustomerSessionRecord>> {
+                    let row: Option<CustomerSessionRow> = sqlx::query_as(
+                        "SELECT token_hash, tenant_id, customer_id, created_at, expires_at FROM customer_sessions \
+                         WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
+                    )
+                    .bind(token_hash)
+                    .bind(micros(now))
+                    .fetch_optional(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    row.map(CustomerSessionRow::into_domain).transpose()
+                }
+
+                async fn create_case(&self, case: &Case, events: &[CaseEvent], actor: &Actor) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    let insert = format!(
+                        "INSERT INTO cases ({CASE_COLUMNS}) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+                    );
+                    Self::bind_case(sqlx::query(&insert), case).execute(&mut *tx).await.map_err(Self::map_err)?;
+                    Self::append_events(&mut tx, case, events, actor).await?;
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
+                async fn case(&self, tenant: TenantId, id: CaseId) -> StoreResult<Option<Case>> {
+                    let row: Option<CaseRow> =
+                        sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE tenant_id = $1 AND id = $2"))
+                            .bind(tenant.to_string())
+                            .bind(id.to_string())
+                            .fetch_optional(self.read_pool())
+                            .await
+                            .map_err(Self::map_err)?;
+                    row.map(CaseRow::into_domain).transpose()
+                }
+
+                async fn list_cases(&self, tenant: TenantId, filter: &CaseFilter, page: &PageRequest) -> StoreResult<Page<Case>> {
+                    let limit = page.limit.clamp(1, PageRequest::LIMIT_MAX);
+                    let mut q: QueryBuilder<'_, Db> = QueryBuilder::new(format!("SELECT {CASE_COLUMNS} FROM cases WHERE tenant_id = "));
+                    q.push_bind(tenant.to_string());
+                    if !filter.states.is_empty() {
+                        q.push(" AND state IN (");
+                        let mut states = q.separated(", ");
+                        for s in &filter.states {
+                            states.push_bind(s.as_str());
+                        }
+                        q.push(")");
+                    }
+                    if let Some(kind) = filter.kind {
+                        q.push(" AND kind = ").push_bind(kind.as_str());
+                    }
+                    if let Some(channel) = filter.channel {
+                        q.push(" AND channel = ").push_bind(channel.as_str());
+                    }
+                    if let Some(tier) = filter.tier {
+                        q.push(" AND tier = ").push_bind(i64::from(tier.get()));
+                    }
+                    match filter.assignee {
+                        Some(AssigneeFilter::Unassigned) => {
+                            q.push(" AND assignee IS NULL");
+                        }
+                        Some(AssigneeFilter::Staff(id)) => {
+                            q.push(" AND assignee = ").push_bind(id.to_string());
+                        }
+                        None => {}
+                    }
+                    if let Some(customer) = filter.customer_id {
+                        q.push(" AND customer_id = ").push_bind(customer.to_string());
+                    }
+                    if let Some(after) = page.after {
+                        q.push(" AND id < ").push_bind(after.to_string());
+                    }
+                    q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit) + 1);
+                    let rows: Vec<CaseRow> = q.build_query_as().fetch_all(self.read_pool()).await.map_err(Self::map_err)?;
+                    let mut items = rows.into_iter().map(CaseRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+                    let next_after = if items.len() > limit as usize {
+                        items.truncate(limit as usize);
+                        items.last().map(|c| c.id)
+                    } else {
+                        None
+                    };
+                    Ok(Page { items, next_after })
+                }
+
+                async fn update_case(&self, case: &Case, events: &[CaseEvent], actor: &Actor) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    let update = format!(
+                        "UPDATE cases SET ({CASE_COLUMNS}) = \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+                         WHERE id = $1 AND tenant_id = $2 AND version = $21"
+                    );
+                    let done = Self::bind_case(sqlx::query(&update), case)
+                        .bind(case.version - 1)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Conflict);
+                    }
+                    Self::append_events(&mut tx, case, events, actor).await?;
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
+                async fn timeline(&self, tenant: TenantId, id: CaseId) -> StoreResult<Vec<TimelineEntry>> {
+                    let rows: Vec<EventRow> = sqlx::query_as(
+                        "SELECT case_id, seq, at, actor, event_type, data, state_after FROM case_events \
+                         WHERE tenant_id = $1 AND case_id = $2 ORDER BY seq",
+                    )
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .fetch_all(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    rows.into_iter().map(EventRow::into_domain).collect()
+                }
+
+                async fn cases_to_expire(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<Case>> {
+                    let rows: Vec<CaseRow> = sqlx::query_as(&format!(
+                        "SELECT {CASE_COLUMNS} FROM cases \
+                         WHERE state IN ('open', 'identifying', 'verifying', 'decided', 'awaiting_approval') AND expires_at <= $1 \
+                         ORDER BY expires_at LIMIT $2"
+                    ))
+                    .bind(micros(now))
+                    .bind(i64::from(limit))
+                    .fetch_all(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    rows.into_iter().map(CaseRow::into_domain).collect()
+                }
+            }
+
+            fn codec_parse<T>(
+                what: &str,
+                value: &str,
+                parse: impl FnOnce(&str, &str) -> Result<T, $crate::regain_core::ValidationError>,
+            ) -> StoreResult<T> {
+                $crate::regain_store::codec::parse_column(what, value, parse)
+            }
+        };
+    };
+}

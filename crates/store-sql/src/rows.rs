@@ -1,0 +1,371 @@
+//! Rows as both databases return them, and their conversion to domain types. Reading back is
+//! strict: anything that does not parse is `StoreError::Corrupt`.
+
+use regain_core::case::{CaseKind, CaseState, Channel};
+use regain_core::contact::{EmailAddress, PhoneE164};
+use regain_core::customer::{
+    ContactEmail, ContactPhone, Customer, CustomerFlags, CustomerStatus, FactorSummary,
+};
+use regain_core::{
+    ApiKeyId, Case, CaseId, CustomerId, Role, Staff, StaffId, Tenant, TenantId, TenantSlug,
+};
+use regain_store::codec::{
+    actor_from_text, event_from_json, parse_column, settings_from_json, tier, timestamp,
+};
+use regain_store::{
+    ApiKeyRecord, CustomerSessionRecord, LoginAttempt, SessionRecord, StaffRecord, StoreResult,
+    TimelineEntry,
+};
+
+#[derive(sqlx::FromRow)]
+pub struct TenantRow {
+    pub id: String,
+    pub slug: String,
+    pub display_name: String,
+    pub settings: String,
+    pub created_at: i64,
+}
+
+impl TenantRow {
+    pub fn into_domain(self) -> StoreResult<Tenant> {
+        Ok(Tenant {
+            id: parse_column("tenants.id", &self.id, TenantId::parse)?,
+            slug: parse_column("tenants.slug", &self.slug, TenantSlug::parse)?,
+            display_name: self.display_name,
+            settings: settings_from_json(&self.settings)?,
+            created_at: timestamp(self.created_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct StaffRow {
+    pub id: String,
+    pub tenant_id: Option<String>,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+    pub active: bool,
+    pub password_hash: String,
+    pub totp_secret: Vec<u8>,
+    pub created_at: i64,
+}
+
+impl StaffRow {
+    pub fn into_domain(self) -> StoreResult<StaffRecord> {
+        Ok(StaffRecord {
+            staff: Staff {
+                id: parse_column("staff.id", &self.id, StaffId::parse)?,
+                tenant_id: self
+                    .tenant_id
+                    .as_deref()
+                    .map(|t| parse_column("staff.tenant_id", t, TenantId::parse))
+                    .transpose()?,
+                email: parse_column("staff.email", &self.email, EmailAddress::parse)?,
+                display_name: self.display_name,
+                role: parse_column("staff.role", &self.role, Role::parse)?,
+                active: self.active,
+                created_at: timestamp(self.created_at),
+            },
+            password_hash: self.password_hash,
+            totp_secret: self.totp_secret,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SessionRow {
+    pub token_hash: String,
+    pub staff_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub idle_until: i64,
+}
+
+impl SessionRow {
+    pub fn into_domain(self) -> StoreResult<SessionRecord> {
+        Ok(SessionRecord {
+            token_hash: self.token_hash,
+            staff_id: parse_column("staff_sessions.staff_id", &self.staff_id, StaffId::parse)?,
+            created_at: timestamp(self.created_at),
+            expires_at: timestamp(self.expires_at),
+            idle_until: timestamp(self.idle_until),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub role: String,
+    pub secret_hash: String,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl ApiKeyRow {
+    pub fn into_domain(self) -> StoreResult<ApiKeyRecord> {
+        Ok(ApiKeyRecord {
+            id: parse_column("api_keys.id", &self.id, ApiKeyId::parse)?,
+            tenant_id: parse_column("api_keys.tenant_id", &self.tenant_id, TenantId::parse)?,
+            name: self.name,
+            role: parse_column("api_keys.role", &self.role, Role::parse)?,
+            secret_hash: self.secret_hash,
+            created_by: self
+                .created_by
+                .as_deref()
+                .map(|s| parse_column("api_keys.created_by", s, StaffId::parse))
+                .transpose()?,
+            created_at: timestamp(self.created_at),
+            last_used_at: self.last_used_at.map(timestamp),
+            revoked_at: self.revoked_at.map(timestamp),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct CustomerRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub external_id: Option<String>,
+    pub username: String,
+    pub account_number: Option<String>,
+    pub full_name: String,
+    pub status: String,
+    pub privileged: bool,
+    pub vip: bool,
+    pub password_enrolled: bool,
+    pub totp_enrolled: bool,
+    pub recovery_codes_remaining: i64,
+    pub passkeys: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct EmailRow {
+    pub address: String,
+    pub verified: bool,
+    pub added_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct PhoneRow {
+    pub number: String,
+    pub verified: bool,
+    pub added_at: i64,
+}
+
+impl CustomerRow {
+    pub fn into_domain(
+        self,
+        emails: Vec<EmailRow>,
+        phones: Vec<PhoneRow>,
+    ) -> StoreResult<Customer> {
+        let count = |n: i64| u32::try_from(n).unwrap_or(0);
+        Ok(Customer {
+            id: parse_column("customers.id", &self.id, CustomerId::parse)?,
+            tenant_id: parse_column("customers.tenant_id", &self.tenant_id, TenantId::parse)?,
+            external_id: self.external_id,
+            username: self.username,
+            account_number: self.account_number,
+            full_name: self.full_name,
+            emails: emails
+                .into_iter()
+                .map(|e| {
+                    Ok(ContactEmail {
+                        address: parse_column(
+                            "customer_emails.address",
+                            &e.address,
+                            EmailAddress::parse,
+                        )?,
+                        verified: e.verified,
+                        added_at: timestamp(e.added_at),
+                    })
+                })
+                .collect::<StoreResult<_>>()?,
+            phones: phones
+                .into_iter()
+                .map(|p| {
+                    Ok(ContactPhone {
+                        number: parse_column(
+                            "customer_phones.number",
+                            &p.number,
+                            PhoneE164::from_e164,
+                        )?,
+                        verified: p.verified,
+                        added_at: timestamp(p.added_at),
+                    })
+                })
+                .collect::<StoreResult<_>>()?,
+            status: parse_column("customers.status", &self.status, CustomerStatus::parse)?,
+            flags: CustomerFlags {
+                privileged: self.privileged,
+                vip: self.vip,
+            },
+            factors: FactorSummary {
+                password: self.password_enrolled,
+                totp: self.totp_enrolled,
+                recovery_codes_remaining: count(self.recovery_codes_remaining),
+                passkeys: count(self.passkeys),
+            },
+            created_at: timestamp(self.created_at),
+            updated_at: timestamp(self.updated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct LoginRow {
+    pub tenant_id: String,
+    pub customer_id: String,
+    pub at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub success: bool,
+}
+
+impl LoginRow {
+    pub fn into_domain(self) -> StoreResult<LoginAttempt> {
+        Ok(LoginAttempt {
+            tenant_id: parse_column(
+                "customer_logins.tenant_id",
+                &self.tenant_id,
+                TenantId::parse,
+            )?,
+            customer_id: parse_column(
+                "customer_logins.customer_id",
+                &self.customer_id,
+                CustomerId::parse,
+            )?,
+            at: timestamp(self.at),
+            ip: self.ip,
+            user_agent: self.user_agent,
+            success: self.success,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct CustomerSessionRow {
+    pub token_hash: String,
+    pub tenant_id: String,
+    pub customer_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl CustomerSessionRow {
+    pub fn into_domain(self) -> StoreResult<CustomerSessionRecord> {
+        Ok(CustomerSessionRecord {
+            token_hash: self.token_hash,
+            tenant_id: parse_column(
+                "customer_sessions.tenant_id",
+                &self.tenant_id,
+                TenantId::parse,
+            )?,
+            customer_id: parse_column(
+                "customer_sessions.customer_id",
+                &self.customer_id,
+                CustomerId::parse,
+            )?,
+            created_at: timestamp(self.created_at),
+            expires_at: timestamp(self.expires_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct CaseRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub kind: String,
+    pub channel: String,
+    pub state: String,
+    pub tier: i64,
+    pub assignee: Option<String>,
+    pub customer_id: Option<String>,
+    pub summary: Option<String>,
+    pub approval_required: bool,
+    pub approval_requested_by: Option<String>,
+    pub cooling_off_until: Option<i64>,
+    pub first_response_due: i64,
+    pub resolution_due: i64,
+    pub first_response_at: Option<i64>,
+    pub expires_at: i64,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: i64,
+}
+
+impl CaseRow {
+    pub fn into_domain(self) -> StoreResult<Case> {
+        Ok(Case {
+            id: parse_column("cases.id", &self.id, CaseId::parse)?,
+            tenant_id: parse_column("cases.tenant_id", &self.tenant_id, TenantId::parse)?,
+            kind: parse_column("cases.kind", &self.kind, CaseKind::parse)?,
+            channel: parse_column("cases.channel", &self.channel, Channel::parse)?,
+            state: parse_column("cases.state", &self.state, CaseState::parse)?,
+            tier: tier(self.tier)?,
+            assignee: self
+                .assignee
+                .as_deref()
+                .map(|a| parse_column("cases.assignee", a, StaffId::parse))
+                .transpose()?,
+            customer_id: self
+                .customer_id
+                .as_deref()
+                .map(|c| parse_column("cases.customer_id", c, CustomerId::parse))
+                .transpose()?,
+            summary: self.summary,
+            approval_required: self.approval_required,
+            approval_requested_by: self
+                .approval_requested_by
+                .as_deref()
+                .map(actor_from_text)
+                .transpose()?,
+            cooling_off_until: self.cooling_off_until.map(timestamp),
+            first_response_due: timestamp(self.first_response_due),
+            resolution_due: timestamp(self.resolution_due),
+            first_response_at: self.first_response_at.map(timestamp),
+            expires_at: timestamp(self.expires_at),
+            created_by: actor_from_text(&self.created_by)?,
+            created_at: timestamp(self.created_at),
+            updated_at: timestamp(self.updated_at),
+            version: self.version,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct EventRow {
+    pub case_id: String,
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub event_type: String,
+    pub data: String,
+    pub state_after: String,
+}
+
+impl EventRow {
+    pub fn into_domain(self) -> StoreResult<TimelineEntry> {
+        Ok(TimelineEntry {
+            case_id: parse_column("case_events.case_id", &self.case_id, CaseId::parse)?,
+            seq: self.seq,
+            at: timestamp(self.at),
+            actor: actor_from_text(&self.actor)?,
+            event: event_from_json(&self.event_type, &self.data)?,
+            state_after: parse_column(
+                "case_events.state_after",
+                &self.state_after,
+                CaseState::parse,
+            )?,
+        })
+    }
+}

@@ -1,0 +1,164 @@
+-- Regain foundation schema (SQLite). Kept in lockstep with store-postgres/migrations.
+-- Timestamps are INTEGER microseconds since the Unix epoch, UTC. Ids are UUID text.
+
+CREATE TABLE tenants (
+    id           TEXT PRIMARY KEY,
+    slug         TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    settings     TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    CONSTRAINT tenants_slug_uq UNIQUE (slug)
+);
+
+CREATE TABLE staff (
+    id             TEXT PRIMARY KEY,
+    tenant_id      TEXT REFERENCES tenants (id),
+    email          TEXT NOT NULL,
+    email_norm     TEXT NOT NULL,
+    display_name   TEXT NOT NULL,
+    role           TEXT NOT NULL,
+    active         INTEGER NOT NULL,
+    password_hash  TEXT NOT NULL,
+    totp_secret    BLOB NOT NULL,
+    totp_last_step INTEGER,
+    created_at     INTEGER NOT NULL,
+    CONSTRAINT staff_email_uq UNIQUE (email_norm)
+);
+CREATE INDEX staff_tenant_idx ON staff (tenant_id);
+
+CREATE TABLE staff_sessions (
+    token_hash TEXT PRIMARY KEY,
+    staff_id   TEXT NOT NULL REFERENCES staff (id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    idle_until INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE INDEX staff_sessions_staff_idx ON staff_sessions (staff_id);
+
+CREATE TABLE api_keys (
+    id           TEXT PRIMARY KEY,
+    tenant_id    TEXT NOT NULL REFERENCES tenants (id),
+    name         TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    secret_hash  TEXT NOT NULL,
+    created_by   TEXT,
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at   INTEGER,
+    CONSTRAINT api_keys_secret_hash_uq UNIQUE (secret_hash)
+);
+CREATE INDEX api_keys_tenant_idx ON api_keys (tenant_id);
+
+CREATE TABLE customers (
+    id                       TEXT PRIMARY KEY,
+    tenant_id                TEXT NOT NULL REFERENCES tenants (id),
+    external_id              TEXT,
+    username                 TEXT NOT NULL,
+    username_norm            TEXT NOT NULL,
+    account_number           TEXT,
+    full_name                TEXT NOT NULL,
+    status                   TEXT NOT NULL,
+    privileged               INTEGER NOT NULL,
+    vip                      INTEGER NOT NULL,
+    password_enrolled        INTEGER NOT NULL,
+    totp_enrolled            INTEGER NOT NULL,
+    recovery_codes_remaining INTEGER NOT NULL,
+    passkeys                 INTEGER NOT NULL,
+    failed_logins            INTEGER NOT NULL DEFAULT 0,
+    created_at               INTEGER NOT NULL,
+    updated_at               INTEGER NOT NULL,
+    CONSTRAINT customers_username_uq UNIQUE (tenant_id, username_norm),
+    CONSTRAINT customers_external_id_uq UNIQUE (tenant_id, external_id),
+    CONSTRAINT customers_account_number_uq UNIQUE (tenant_id, account_number)
+);
+
+CREATE TABLE customer_emails (
+    customer_id  TEXT NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+    position     INTEGER NOT NULL,
+    tenant_id    TEXT NOT NULL,
+    address      TEXT NOT NULL,
+    address_norm TEXT NOT NULL,
+    verified     INTEGER NOT NULL,
+    added_at     INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, position)
+);
+CREATE INDEX customer_emails_lookup_idx ON customer_emails (tenant_id, address_norm);
+
+CREATE TABLE customer_phones (
+    customer_id TEXT NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    tenant_id   TEXT NOT NULL,
+    number      TEXT NOT NULL,
+    verified    INTEGER NOT NULL,
+    added_at    INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, position)
+);
+CREATE INDEX customer_phones_lookup_idx ON customer_phones (tenant_id, number);
+
+CREATE TABLE customer_credentials (
+    customer_id   TEXT PRIMARY KEY REFERENCES customers (id) ON DELETE CASCADE,
+    password_hash TEXT NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+
+CREATE TABLE customer_logins (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id   TEXT NOT NULL,
+    customer_id TEXT NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,
+    ip          TEXT,
+    user_agent  TEXT,
+    success     INTEGER NOT NULL
+);
+CREATE INDEX customer_logins_customer_idx ON customer_logins (customer_id, at);
+
+CREATE TABLE customer_sessions (
+    token_hash  TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL,
+    customer_id TEXT NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+CREATE INDEX customer_sessions_customer_idx ON customer_sessions (customer_id);
+
+CREATE TABLE cases (
+    id                    TEXT PRIMARY KEY,
+    tenant_id             TEXT NOT NULL REFERENCES tenants (id),
+    kind                  TEXT NOT NULL,
+    channel               TEXT NOT NULL,
+    state                 TEXT NOT NULL,
+    tier                  INTEGER NOT NULL,
+    assignee              TEXT,
+    customer_id           TEXT,
+    summary               TEXT,
+    approval_required     INTEGER NOT NULL,
+    approval_requested_by TEXT,
+    cooling_off_until     INTEGER,
+    first_response_due    INTEGER NOT NULL,
+    resolution_due        INTEGER NOT NULL,
+    first_response_at     INTEGER,
+    expires_at            INTEGER NOT NULL,
+    created_by            TEXT NOT NULL,
+    created_at            INTEGER NOT NULL,
+    updated_at            INTEGER NOT NULL,
+    version               INTEGER NOT NULL
+);
+CREATE INDEX cases_tenant_idx ON cases (tenant_id, id);
+CREATE INDEX cases_tenant_state_idx ON cases (tenant_id, state, id);
+CREATE INDEX cases_customer_idx ON cases (tenant_id, customer_id);
+CREATE INDEX cases_expiry_idx ON cases (expires_at)
+    WHERE state IN ('open', 'identifying', 'verifying', 'decided', 'awaiting_approval');
+
+CREATE TABLE case_events (
+    case_id     TEXT NOT NULL REFERENCES cases (id),
+    seq         INTEGER NOT NULL,
+    tenant_id   TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    actor       TEXT NOT NULL,
+    event_type  TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    state_after TEXT NOT NULL,
+    PRIMARY KEY (case_id, seq)
+);

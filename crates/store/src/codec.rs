@@ -1,0 +1,279 @@
+//! How domain values are written into columns, shared by every SQL backend so that the two
+//! databases hold the same text for the same thing. Reading back is strict: a value that does
+//! not parse is [`StoreError::Corrupt`], never a default.
+
+use chrono::DateTime;
+use regain_core::case::{CaseEvent, CaseKind, CaseState, Channel, Tier};
+use regain_core::env::{from_micros, to_micros};
+use regain_core::{Actor, ApiKeyId, CustomerId, Role, StaffId, TenantSettings, Timestamp};
+use serde_json::{json, Value};
+
+use crate::{StoreError, StoreResult};
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {value:?}"))
+}
+
+/// `staff:<uuid>:<role>`, `api_key:<uuid>`, `customer:<uuid>` or `system`.
+pub fn actor_to_text(actor: &Actor) -> String {
+    match actor {
+        Actor::Staff { id, role } => format!("staff:{id}:{role}"),
+        Actor::ApiKey { id } => format!("api_key:{id}"),
+        Actor::Customer { id } => format!("customer:{id}"),
+        Actor::System => "system".to_owned(),
+    }
+}
+
+pub fn actor_from_text(text: &str) -> StoreResult<Actor> {
+    let bad = || corrupt("actor", text);
+    let mut parts = text.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("system"), None, None) => Ok(Actor::System),
+        (Some("staff"), Some(id), Some(role)) => Ok(Actor::Staff {
+            id: StaffId::parse("actor", id).map_err(|_| bad())?,
+            role: Role::parse("actor", role).map_err(|_| bad())?,
+        }),
+        (Some("api_key"), Some(id), None) => Ok(Actor::ApiKey {
+            id: ApiKeyId::parse("actor", id).map_err(|_| bad())?,
+        }),
+        (Some("customer"), Some(id), None) => Ok(Actor::Customer {
+            id: CustomerId::parse("actor", id).map_err(|_| bad())?,
+        }),
+        _ => Err(bad()),
+    }
+}
+
+pub fn parse_column<T>(
+    what: &str,
+    value: &str,
+    parse: impl FnOnce(&str, &str) -> Result<T, regain_core::ValidationError>,
+) -> StoreResult<T> {
+    parse(what, value).map_err(|_| corrupt(what, value))
+}
+
+pub fn timestamp(micros: i64) -> Timestamp {
+    from_micros(micros)
+}
+
+pub fn micros(at: Timestamp) -> i64 {
+    to_micros(at)
+}
+
+pub fn tier(value: i64) -> StoreResult<Tier> {
+    Tier::new("tier", value).map_err(|_| corrupt("tier", &value.to_string()))
+}
+
+/// The command names a `state_changed` event can carry, so decoding yields the same `&'static str`.
+const COMMAND_NAMES: [&str; 16] = [
+    "assign",
+    "escalate",
+    "change_channel",
+    "add_note",
+    "start_identification",
+    "identify",
+    "decide",
+    "request_approval",
+    "approve",
+    "deny",
+    "execute",
+    "complete",
+    "release",
+    "repudiate",
+    "cancel",
+    "expire",
+];
+
+/// The event's name and its data as a JSON object (text).
+pub fn event_to_json(event: &CaseEvent) -> (&'static str, String) {
+    let data = match event {
+        CaseEvent::Opened {
+            kind,
+            channel,
+            tier,
+        } => {
+            json!({"kind": kind.as_str(), "channel": channel.as_str(), "tier": tier.get()})
+        }
+        CaseEvent::Assigned { assignee } => json!({"assignee": assignee.map(|a| a.to_string())}),
+        CaseEvent::Escalated { from, to, reason } => {
+            json!({"from_tier": from.get(), "to_tier": to.get(), "reason": reason})
+        }
+        CaseEvent::ChannelChanged { from, to } => json!({"from": from.as_str(), "to": to.as_str()}),
+        CaseEvent::NoteAdded { text } => json!({"text": text}),
+        CaseEvent::StateChanged {
+            from,
+            to,
+            command,
+            reason,
+        } => {
+            json!({"from": from.as_str(), "to": to.as_str(), "command": command, "reason": reason})
+        }
+        CaseEvent::CustomerIdentified { customer_id } => {
+            json!({"customer_id": customer_id.to_string()})
+        }
+        CaseEvent::CoolingOffStarted { until } => json!({"until": until.to_rfc3339()}),
+    };
+    (event.name(), data.to_string())
+}
+
+pub fn event_from_json(name: &str, data: &str) -> StoreResult<CaseEvent> {
+    let bad = || corrupt(name, data);
+    let v: Value = serde_json::from_str(data).map_err(|_| bad())?;
+    let text = |key: &str| v.get(key).and_then(Value::as_str).ok_or_else(bad);
+    let opt_text = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    let num = |key: &str| v.get(key).and_then(Value::as_i64).ok_or_else(bad);
+    let event = match name {
+        "case.opened" => CaseEvent::Opened {
+            kind: parse_column("kind", text("kind")?, CaseKind::parse)?,
+            channel: parse_column("channel", text("channel")?, Channel::parse)?,
+            tier: tier(num("tier")?)?,
+        },
+        "case.assigned" => CaseEvent::Assigned {
+            assignee: opt_text("assignee")
+                .map(|a| parse_column("assignee", &a, StaffId::parse))
+                .transpose()?,
+        },
+        "case.escalated" => CaseEvent::Escalated {
+            from: tier(num("from_tier")?)?,
+            to: tier(num("to_tier")?)?,
+            reason: text("reason")?.to_owned(),
+        },
+        "case.channel_changed" => CaseEvent::ChannelChanged {
+            from: parse_column("from", text("from")?, Channel::parse)?,
+            to: parse_column("to", text("to")?, Channel::parse)?,
+        },
+        "case.note_added" => CaseEvent::NoteAdded {
+            text: text("text")?.to_owned(),
+        },
+        "case.state_changed" => CaseEvent::StateChanged {
+            from: parse_column("from", text("from")?, CaseState::parse)?,
+            to: parse_column("to", text("to")?, CaseState::parse)?,
+            command: COMMAND_NAMES
+                .iter()
+                .find(|c| **c == text("command").unwrap_or(""))
+                .copied()
+                .ok_or_else(bad)?,
+            reason: opt_text("reason"),
+        },
+        "case.customer_identified" => CaseEvent::CustomerIdentified {
+            customer_id: parse_column("customer_id", text("customer_id")?, CustomerId::parse)?,
+        },
+        "case.cooling_off_started" => CaseEvent::CoolingOffStarted {
+            until: DateTime::parse_from_rfc3339(text("until")?)
+                .map_err(|_| bad())?
+                .to_utc(),
+        },
+        _ => return Err(bad()),
+    };
+    Ok(event)
+}
+
+pub fn settings_to_json(s: &TenantSettings) -> String {
+    json!({
+        "default_region": s.default_region,
+        "sla_first_response_minutes": s.sla_first_response_minutes,
+        "sla_resolution_minutes": s.sla_resolution_minutes,
+        "case_expiry_hours": s.case_expiry_hours,
+        "login_failures_max": s.login_failures_max,
+    })
+    .to_string()
+}
+
+/// Settings written by an older version lack newer keys; those take their defaults.
+pub fn settings_from_json(text: &str) -> StoreResult<TenantSettings> {
+    let v: Value = serde_json::from_str(text).map_err(|_| corrupt("settings", text))?;
+    let d = TenantSettings::default();
+    let n = |key: &str, default: u32| {
+        v.get(key)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(default)
+    };
+    Ok(TenantSettings {
+        default_region: v
+            .get("default_region")
+            .and_then(Value::as_str)
+            .unwrap_or(&d.default_region)
+            .to_owned(),
+        sla_first_response_minutes: n("sla_first_response_minutes", d.sla_first_response_minutes),
+        sla_resolution_minutes: n("sla_resolution_minutes", d.sla_resolution_minutes),
+        case_expiry_hours: n("case_expiry_hours", d.case_expiry_hours),
+        login_failures_max: n("login_failures_max", d.login_failures_max),
+    })
+}
+
+/// The name of the field a uniqueness violation is about, from the database's message or
+/// constraint name (both backends name constraints and columns alike).
+pub fn duplicate_field(message: &str) -> String {
+    const FIELDS: [&str; 7] = [
+        "username",
+        "external_id",
+        "account_number",
+        "slug",
+        "email",
+        "secret_hash",
+        "token_hash",
+    ];
+    FIELDS
+        .iter()
+        .find(|f| message.contains(*f))
+        .map_or_else(|| "id".to_owned(), |f| (*f).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regain_core::case::CaseEvent;
+    use uuid::Uuid;
+
+    #[test]
+    fn actors_round_trip() {
+        let actors = [
+            Actor::System,
+            Actor::Staff {
+                id: StaffId::from_uuid(Uuid::from_u128(3)),
+                role: Role::SecurityAnalyst,
+            },
+            Actor::ApiKey {
+                id: ApiKeyId::from_uuid(Uuid::from_u128(4)),
+            },
+            Actor::Customer {
+                id: CustomerId::from_uuid(Uuid::from_u128(5)),
+            },
+        ];
+        for a in actors {
+            assert_eq!(actor_from_text(&actor_to_text(&a)).unwrap(), a);
+        }
+        assert!(actor_from_text("staff:nope").is_err());
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let events = [
+            CaseEvent::Opened {
+                kind: CaseKind::MfaRecovery,
+                channel: Channel::Chat,
+                tier: Tier::FRONT_LINE,
+            },
+            CaseEvent::Assigned { assignee: None },
+            CaseEvent::Escalated {
+                from: Tier::FRONT_LINE,
+                to: Tier::SECURITY,
+                reason: "x\"}\r\n".into(),
+            },
+            CaseEvent::StateChanged {
+                from: CaseState::Open,
+                to: CaseState::Identifying,
+                command: "start_identification",
+                reason: None,
+            },
+            CaseEvent::CoolingOffStarted {
+                until: from_micros(1_700_000_000_000_000),
+            },
+        ];
+        for e in events {
+            let (name, data) = event_to_json(&e);
+            assert_eq!(event_from_json(name, &data).unwrap(), e);
+        }
+        assert!(event_from_json("case.unknown", "{}").is_err());
+    }
+}

@@ -1,0 +1,119 @@
+//! What the store keeps besides the domain types: credentials, sessions, keys, login history,
+//! timeline entries, and the shapes of paged queries.
+
+use regain_core::case::{CaseEvent, CaseKind, CaseState, Channel, Tier};
+use regain_core::customer::CustomerStatus;
+use regain_core::{Actor, ApiKeyId, CaseId, CustomerId, Role, Staff, StaffId, TenantId, Timestamp};
+
+/// A staff account with its credentials. Never leaves the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffRecord {
+    pub staff: Staff,
+    /// PHC string (Argon2id).
+    pub password_hash: String,
+    /// The TOTP shared secret, raw bytes.
+    pub totp_secret: Vec<u8>,
+}
+
+/// A signed-in staff session. Only the SHA-256 of the bearer token is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub token_hash: String,
+    pub staff_id: StaffId,
+    pub created_at: Timestamp,
+    /// Absolute end of the session.
+    pub expires_at: Timestamp,
+    /// End of the session if it stays unused.
+    pub idle_until: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub role: Role,
+    /// SHA-256 of the secret, hex. The secret itself is shown once and never stored.
+    pub secret_hash: String,
+    pub created_by: Option<StaffId>,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// The built-in directory's view of a customer, for a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryAccount {
+    pub customer_id: CustomerId,
+    pub status: CustomerStatus,
+    pub password_hash: Option<String>,
+    pub failed_logins: u32,
+}
+
+/// One login attempt, kept as history for the risk engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginAttempt {
+    pub tenant_id: TenantId,
+    pub customer_id: CustomerId,
+    pub at: Timestamp,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub success: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerSessionRecord {
+    pub token_hash: String,
+    pub tenant_id: TenantId,
+    pub customer_id: CustomerId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// One entry of a case's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEntry {
+    pub case_id: CaseId,
+    /// 1, 2, 3 … within the case.
+    pub seq: i64,
+    pub at: Timestamp,
+    pub actor: Actor,
+    pub event: CaseEvent,
+    pub state_after: CaseState,
+}
+
+/// Which cases a listing returns; every field narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseFilter {
+    pub states: Vec<CaseState>,
+    pub kind: Option<CaseKind>,
+    pub channel: Option<Channel>,
+    pub tier: Option<Tier>,
+    pub assignee: Option<AssigneeFilter>,
+    pub customer_id: Option<CustomerId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    Unassigned,
+    Staff(StaffId),
+}
+
+/// Keyset pagination, newest first: `after` is the last id of the previous page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub after: Option<CaseId>,
+}
+
+impl PageRequest {
+    pub const LIMIT_MAX: u32 = 200;
+    pub const LIMIT_DEFAULT: u32 = 50;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next_after: Option<CaseId>,
+}
