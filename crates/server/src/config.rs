@@ -1,0 +1,39 @@
+//! What the server needs to know, already parsed (the `cli` crate reads the TOML file and the
+//! environment and builds this). Every limit has its unit in its name.
+
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen. Port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// The origin people reach Regain at (`https://desk.example.com`). Links Regain builds use it,
+    /// never the request's `Host` header.
+    pub public_url: String,
+    /// Whether session cookies carry `Secure`. On by default; only a plain-HTTP demo on a
+    /// non-localhost address would need it off.
+    pub cookie_secure: bool,
+    pub request_timeout_ms: u64,
+    pub body_max_bytes: usize,
+    pub session_idle_minutes: u32,
+    pub session_absolute_hours: u32,
+    pub customer_session_minutes: u32,
+    /// How often expired cases are swept; 0 turns the sweeper off.
+    pub expiry_sweep_interval_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://localhost:8080".to_owned(),
+            cookie_secure: true,
+            request_timeout_ms: 30_000,
+            body_max_bytes: 64 * 1024,
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            customer_session_minutes: 60,
+            expiry_sweep_interval_ms: 60_000,
+        }
+    }
+}

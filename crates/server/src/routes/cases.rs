@@ -1,0 +1,383 @@
+//! Recovery cases: open, list (filters, keyset pages), read, and the timeline.
+//! The state commands are in `commands`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use regain_core::case::{CaseKind, CaseState, Channel, NewCase, Tier};
+use regain_core::{Actor, Case, CaseId, Customer, CustomerId, StaffId, TenantId, ValidationError};
+use regain_store::{AssigneeFilter, CaseFilter, PageRequest, TimelineEntry};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{perm, Authorized, Principal};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCase {
+    /// password_reset, username_recovery, account_unlock, mfa_recovery, contact_change or compromised_account.
+    pub kind: String,
+    /// web, chat, email or phone.
+    pub channel: String,
+    /// What the customer says they need, in a sentence.
+    pub summary: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ActorView {
+    /// staff, api_key, customer or system.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+impl From<&Actor> for ActorView {
+    fn from(a: &Actor) -> Self {
+        Self {
+            kind: a.kind(),
+            id: a.id(),
+            role: match a {
+                Actor::Staff { role, .. } => Some(role.to_string()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// What an agent may know of the customer on a case: match, status, what is enrolled, and
+/// contact points masked (SECURITY.md G2). Never a stored value.
+#[derive(Serialize, ToSchema)]
+pub struct MaskedCustomer {
+    pub id: String,
+    pub status: String,
+    pub privileged: bool,
+    pub vip: bool,
+    /// `j***@e***.com`
+    pub emails: Vec<String>,
+    /// `*** ending 34`
+    pub phones: Vec<String>,
+    pub totp_enrolled: bool,
+    pub recovery_codes_remaining: u32,
+    pub passkeys: u32,
+}
+
+impl From<&Customer> for MaskedCustomer {
+    fn from(c: &Customer) -> Self {
+        Self {
+            id: c.id.to_string(),
+            status: c.status.to_string(),
+            privileged: c.flags.privileged,
+            vip: c.flags.vip,
+            emails: c.emails.iter().map(|e| e.address.masked()).collect(),
+            phones: c.phones.iter().map(|p| p.number.masked()).collect(),
+            totp_enrolled: c.factors.totp,
+            recovery_codes_remaining: c.factors.recovery_codes_remaining,
+            passkeys: c.factors.passkeys,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SlaView {
+    pub first_response_due: DateTime<Utc>,
+    pub first_response_at: Option<DateTime<Utc>>,
+    pub resolution_due: DateTime<Utc>,
+    /// A deadline has passed without being met.
+    pub breached: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CaseView {
+    pub id: String,
+    pub kind: String,
+    pub channel: String,
+    pub state: String,
+    #[schema(minimum = 1, maximum = 3)]
+    pub tier: u8,
+    pub assignee: Option<String>,
+    pub customer_id: Option<String>,
+    /// The identified customer, masked; on single-case responses only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<MaskedCustomer>,
+    pub summary: Option<String>,
+    pub approval_required: bool,
+    pub cooling_off_until: Option<DateTime<Utc>>,
+    pub sla: SlaView,
+    pub expires_at: DateTime<Utc>,
+    pub created_by: ActorView,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Increases with every change.
+    pub version: i64,
+}
+
+impl CaseView {
+    pub fn new(case: &Case, customer: Option<&Customer>, now: DateTime<Utc>) -> Self {
+        let first_late = case.first_response_at.map_or(now, |at| at) > case.first_response_due;
+        let resolution_late = !case.state.is_terminal() && now > case.resolution_due;
+        Self {
+            id: case.id.to_string(),
+            kind: case.kind.to_string(),
+            channel: case.channel.to_string(),
+            state: case.state.to_string(),
+            tier: case.tier.get(),
+            assignee: case.assignee.map(|a| a.to_string()),
+            customer_id: case.customer_id.map(|c| c.to_string()),
+            customer: customer.map(MaskedCustomer::from),
+            summary: case.summary.clone(),
+            approval_required: case.approval_required,
+            cooling_off_until: case.cooling_off_until,
+            sla: SlaView {
+                first_response_due: case.first_response_due,
+                first_response_at: case.first_response_at,
+                resolution_due: case.resolution_due,
+                breached: first_late || resolution_late,
+            },
+            expires_at: case.expires_at,
+            created_by: ActorView::from(&case.created_by),
+            created_at: case.created_at,
+            updated_at: case.updated_at,
+            version: case.version,
+        }
+    }
+}
+
+/// The case view with its customer, as single-case responses show it.
+pub async fn case_detail(state: &AppState, case: &Case) -> ApiResult<CaseView> {
+    let customer = match case.customer_id {
+        Some(id) => state.store.customer(case.tenant_id, id).await?,
+        None => None,
+    };
+    Ok(CaseView::new(case, customer.as_ref(), state.now()))
+}
+
+pub fn parse_case_id(id: &str) -> ApiResult<CaseId> {
+    CaseId::parse("id", id).map_err(|_| ApiError::not_found("case"))
+}
+
+pub async fn load_case(state: &AppState, tenant: TenantId, id: &str) -> ApiResult<Case> {
+    let id = parse_case_id(id)?;
+    state
+        .store
+        .case(tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("case"))
+}
+
+/// Opens a case for `tenant`.
+pub async fn open_case(
+    state: &AppState,
+    tenant: TenantId,
+    new: NewCase,
+    actor: Actor,
+) -> ApiResult<Case> {
+    let settings = state
+        .store
+        .tenant(tenant)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?
+        .settings;
+    let id = CaseId::generate(state.clock.as_ref(), state.entropy.as_ref());
+    let (case, events) = Case::open(id, tenant, &settings, new, actor, state.now());
+    state.store.create_case(&case, &events, &actor).await?;
+    tracing::info!(case_id = %case.id, kind = %case.kind, channel = %case.channel, "case opened");
+    Ok(case)
+}
+
+/// Open a recovery case.
+#[utoipa::path(post, path = "/api/v1/cases", tag = "cases", request_body = CreateCase, security(("bearer" = []), ("cookie" = [])), responses(
+    (status = 201, body = CaseView),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CasesCreate>,
+    ApiJson(req): ApiJson<CreateCase>,
+) -> ApiResult<(StatusCode, Json<CaseView>)> {
+    let new = NewCase::parse(&req.kind, &req.channel, req.summary.as_deref())?;
+    let case = open_case(&state, auth.tenant()?, new, auth.actor).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CaseView::new(&case, None, state.now())),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CaseQuery {
+    /// One state or several, comma-separated: `open,identifying`.
+    pub state: Option<String>,
+    pub kind: Option<String>,
+    pub channel: Option<String>,
+    #[param(minimum = 1, maximum = 3)]
+    pub tier: Option<i64>,
+    /// A staff id, `me`, or `none` for the unassigned queue.
+    pub assignee: Option<String>,
+    pub customer_id: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CaseList {
+    pub items: Vec<CaseView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+fn case_filter(
+    q: &CaseQuery,
+    principal: &Principal,
+) -> Result<(CaseFilter, PageRequest), ValidationError> {
+    let states = match q.state.as_deref() {
+        Some(list) => list
+            .split(',')
+            .map(|s| CaseState::parse("state", s.trim()))
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let assignee = match q.assignee.as_deref() {
+        None => None,
+        Some("none") => Some(AssigneeFilter::Unassigned),
+        Some("me") => Some(AssigneeFilter::Staff(principal.staff_id.ok_or_else(
+            || ValidationError::new("assignee", "`me` is for staff sessions"),
+        )?)),
+        Some(id) => Some(AssigneeFilter::Staff(StaffId::parse("assignee", id)?)),
+    };
+    let limit = match q.limit {
+        None => PageRequest::LIMIT_DEFAULT,
+        Some(n) if (1..=i64::from(PageRequest::LIMIT_MAX)).contains(&n) => n as u32,
+        Some(_) => return Err(ValidationError::new("limit", "must be between 1 and 200")),
+    };
+    let filter = CaseFilter {
+        states,
+        kind: q
+            .kind
+            .as_deref()
+            .map(|k| CaseKind::parse("kind", k))
+            .transpose()?,
+        channel: q
+            .channel
+            .as_deref()
+            .map(|c| Channel::parse("channel", c))
+            .transpose()?,
+        tier: q.tier.map(|t| Tier::new("tier", t)).transpose()?,
+        assignee,
+        customer_id: q
+            .customer_id
+            .as_deref()
+            .map(|c| CustomerId::parse("customer_id", c))
+            .transpose()?,
+    };
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|c| CaseId::parse("cursor", c))
+        .transpose()?;
+    Ok((filter, PageRequest { limit, after }))
+}
+
+/// List cases, newest first, narrowed by the filters given.
+#[utoipa::path(get, path = "/api/v1/cases", tag = "cases", params(CaseQuery), security(("bearer" = []), ("cookie" = [])), responses(
+    (status = 200, body = CaseList),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CasesRead>,
+    ApiQuery(q): ApiQuery<CaseQuery>,
+) -> ApiResult<Json<CaseList>> {
+    let (filter, page) = case_filter(&q, &auth)?;
+    let result = state
+        .store
+        .list_cases(auth.tenant()?, &filter, &page)
+        .await?;
+    let now = state.now();
+    Ok(Json(CaseList {
+        items: result
+            .items
+            .iter()
+            .map(|c| CaseView::new(c, None, now))
+            .collect(),
+        next_cursor: result.next_after.map(|id| id.to_string()),
+    }))
+}
+
+/// Read one case, with its customer masked.
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases", params(("id" = String, Path)), security(("bearer" = []), ("cookie" = [])), responses(
+    (status = 200, body = CaseView),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CasesRead>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CaseView>> {
+    let case = load_case(&state, auth.tenant()?, &id).await?;
+    Ok(Json(case_detail(&state, &case).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TimelineEntryView {
+    /// 1, 2, 3 … within the case.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: ActorView,
+    /// `case.opened`, `case.state_changed`, …
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The event's details; their fields depend on the type.
+    pub data: serde_json::Value,
+    /// The case's state after this event.
+    pub state: String,
+}
+
+impl From<&TimelineEntry> for TimelineEntryView {
+    fn from(e: &TimelineEntry) -> Self {
+        let (name, data) = regain_store::codec::event_to_json(&e.event);
+        Self {
+            seq: e.seq,
+            at: e.at,
+            actor: ActorView::from(&e.actor),
+            event_type: name.to_owned(),
+            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+            state: e.state_after.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Timeline {
+    pub items: Vec<TimelineEntryView>,
+}
+
+/// The case's timeline: every change, who made it and when (UTC), oldest first.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/timeline", tag = "cases", params(("id" = String, Path)), security(("bearer" = []), ("cookie" = [])), responses(
+    (status = 200, body = Timeline),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn timeline(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CasesRead>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Timeline>> {
+    let tenant = auth.tenant()?;
+    let case_id = parse_case_id(&id)?;
+    let entries = state.store.timeline(tenant, case_id).await?;
+    if entries.is_empty() && state.store.case(tenant, case_id).await?.is_none() {
+        return Err(ApiError::not_found("case"));
+    }
+    Ok(Json(Timeline {
+        items: entries.iter().map(TimelineEntryView::from).collect(),
+    }))
+}

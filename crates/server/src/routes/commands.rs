@@ -1,0 +1,313 @@
+//! The case's state commands, one route each: `POST /api/v1/cases/{id}/<command>`.
+//!
+//! Every route goes through [`run_command`]: load the case in the caller's tenant (404 if it is
+//! not there), check what the command refers to (the assignee, the customer), apply the
+//! transition in `core` (409 with the reason when the state does not allow it), and store the new
+//! case with its timeline events in one transaction (409 if someone changed it meanwhile).
+
+use axum::extract::{Path, State};
+use axum::Json;
+use regain_core::case::{apply, CaseCommand, Channel, Tier};
+use regain_core::{CustomerId, StaffId, ValidationError};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::cases::{case_detail, load_case, CaseView};
+use crate::auth::{perm, Authorized, Principal};
+use crate::error::{ApiResult, Problem};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignBody {
+    /// A staff id (agent, supervisor or analyst of this tenant, of the case's tier or above);
+    /// `null` returns the case to the queue.
+    pub assignee: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalateBody {
+    /// The tier to move to: higher than the current one.
+    #[schema(minimum = 2, maximum = 3)]
+    pub tier: i64,
+    pub reason: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelBody {
+    /// web, chat, email or phone.
+    pub channel: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteBody {
+    pub text: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifyBody {
+    /// The customer record the claimed identifiers matched.
+    pub customer_id: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecideBody {
+    /// `true` to go ahead with the recovery, `false` to refuse it.
+    pub approve: bool,
+    pub reason: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    /// Hold the case open this many hours for "this wasn't me" before it resolves.
+    #[schema(minimum = 0, maximum = 720)]
+    pub cooling_off_hours: Option<u32>,
+}
+
+/// Applies `command` to the case `id` as `principal`.
+pub async fn run_command(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    command: CaseCommand,
+) -> ApiResult<CaseView> {
+    let tenant = principal.tenant()?;
+    let case = load_case(state, tenant, id).await?;
+    match &command {
+        CaseCommand::Assign {
+            assignee: Some(staff_id),
+        } => {
+            let staff = state.store.staff(*staff_id).await?.map(|r| r.staff);
+            let tier = staff
+                .as_ref()
+                .filter(|s| s.tenant_id == Some(tenant) && s.active)
+                .and_then(|s| s.role.tier());
+            match tier {
+                None => {
+                    return Err(ValidationError::new(
+                        "assignee",
+                        "no agent, supervisor or analyst with this id",
+                    )
+                    .into())
+                }
+                Some(t) if t < case.tier.get() => {
+                    return Err(ValidationError::new(
+                        "assignee",
+                        format!(
+                            "the case is at tier {}; this person works tier {t}",
+                            case.tier.get()
+                        ),
+                    )
+                    .into())
+                }
+                Some(_) => {}
+            }
+        }
+        CaseCommand::Identify { customer_id } => {
+            if state.store.customer(tenant, *customer_id).await?.is_none() {
+                return Err(ValidationError::new("customer_id", "no customer with this id").into());
+            }
+        }
+        _ => {}
+    }
+    let name = command.name();
+    let (next, events) = apply(&case, command, principal.actor, state.now())?;
+    state
+        .store
+        .update_case(&next, &events, &principal.actor)
+        .await?;
+    tracing::info!(case_id = %next.id, command = name, from = %case.state, to = %next.state, "case command");
+    case_detail(state, &next).await
+}
+
+fn staff_id(field: &str, value: &str) -> Result<StaffId, ValidationError> {
+    StaffId::parse(field, value)
+}
+
+/// Declares one command route: its handler, path, permission and how the body becomes a command.
+macro_rules! command_route {
+    ($handler:ident, $path:literal, $perm:ident, $doc:literal, $body:ty, |$req:ident| $command:expr) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "case commands", params(("id" = String, Path)), request_body = $body,
+            security(("bearer" = []), ("cookie" = [])), responses(
+                (status = 200, body = CaseView),
+                (status = 404, body = Problem, content_type = "application/problem+json"),
+                (status = 409, description = "The case's state does not allow this", body = Problem, content_type = "application/problem+json"),
+                (status = 422, body = Problem, content_type = "application/problem+json"),
+            ))]
+        pub async fn $handler(
+            State(state): State<AppState>,
+            auth: Authorized<perm::$perm>,
+            Path(id): Path<String>,
+            ApiJson($req): ApiJson<$body>,
+        ) -> ApiResult<Json<CaseView>> {
+            let command: Result<CaseCommand, ValidationError> = $command;
+            Ok(Json(run_command(&state, &auth, &id, command?).await?))
+        }
+    };
+    ($handler:ident, $path:literal, $perm:ident, $doc:literal, $command:expr) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "case commands", params(("id" = String, Path)),
+            security(("bearer" = []), ("cookie" = [])), responses(
+                (status = 200, body = CaseView),
+                (status = 404, body = Problem, content_type = "application/problem+json"),
+                (status = 409, description = "The case's state does not allow this", body = Problem, content_type = "application/problem+json"),
+            ))]
+        pub async fn $handler(
+            State(state): State<AppState>,
+            auth: Authorized<perm::$perm>,
+            Path(id): Path<String>,
+        ) -> ApiResult<Json<CaseView>> {
+            Ok(Json(run_command(&state, &auth, &id, $command).await?))
+        }
+    };
+}
+
+command_route!(
+    assign,
+    "/api/v1/cases/{id}/assign",
+    CasesWork,
+    "Take the case, hand it to someone, or return it to the queue.",
+    AssignBody,
+    |req| Ok(CaseCommand::Assign {
+        assignee: req
+            .assignee
+            .as_deref()
+            .map(|a| staff_id("assignee", a))
+            .transpose()?
+    })
+);
+command_route!(
+    escalate,
+    "/api/v1/cases/{id}/escalate",
+    CasesWork,
+    "Move the case up a tier; it returns to that tier's queue.",
+    EscalateBody,
+    |req| Ok(CaseCommand::Escalate {
+        tier: Tier::new("tier", req.tier)?,
+        reason: req.reason
+    })
+);
+command_route!(
+    change_channel,
+    "/api/v1/cases/{id}/channel",
+    CasesWork,
+    "Record that the conversation moved to another channel.",
+    ChannelBody,
+    |req| Ok(CaseCommand::ChangeChannel {
+        channel: Channel::parse("channel", &req.channel)?
+    })
+);
+command_route!(
+    add_note,
+    "/api/v1/cases/{id}/notes",
+    CasesWork,
+    "Add a note to the timeline.",
+    NoteBody,
+    |req| Ok(CaseCommand::AddNote { text: req.text })
+);
+command_route!(
+    start_identification,
+    "/api/v1/cases/{id}/start-identification",
+    CasesWork,
+    "Begin identifying the customer.",
+    CaseCommand::StartIdentification
+);
+command_route!(
+    identify,
+    "/api/v1/cases/{id}/identify",
+    CasesWork,
+    "Record the customer the claimed identifiers matched; verification follows.",
+    IdentifyBody,
+    |req| Ok(CaseCommand::Identify {
+        customer_id: CustomerId::parse("customer_id", &req.customer_id)?
+    })
+);
+command_route!(
+    decide,
+    "/api/v1/cases/{id}/decide",
+    CasesWork,
+    "Close verification: go ahead with the recovery, or refuse it.",
+    DecideBody,
+    |req| Ok(CaseCommand::Decide {
+        approve: req.approve,
+        reason: req.reason
+    })
+);
+command_route!(
+    request_approval,
+    "/api/v1/cases/{id}/request-approval",
+    CasesWork,
+    "Ask a supervisor to approve the action (four eyes).",
+    ReasonBody,
+    |req| Ok(CaseCommand::RequestApproval { reason: req.reason })
+);
+command_route!(
+    approve,
+    "/api/v1/cases/{id}/approve",
+    CasesApprove,
+    "Approve the action: a supervisor other than the one who asked.",
+    ReasonBody,
+    |req| Ok(CaseCommand::Approve { reason: req.reason })
+);
+command_route!(
+    deny,
+    "/api/v1/cases/{id}/deny",
+    CasesApprove,
+    "Deny the action: a supervisor other than the one who asked.",
+    ReasonBody,
+    |req| Ok(CaseCommand::Deny { reason: req.reason })
+);
+command_route!(
+    execute,
+    "/api/v1/cases/{id}/execute",
+    CasesWork,
+    "Start executing the recovery (refused while approval is required).",
+    CaseCommand::Execute
+);
+command_route!(
+    complete,
+    "/api/v1/cases/{id}/complete",
+    CasesWork,
+    "The action ran: resolve, or hold in cooling-off first.",
+    CompleteBody,
+    |req| Ok(CaseCommand::Complete {
+        cooling_off_hours: req.cooling_off_hours
+    })
+);
+command_route!(
+    release,
+    "/api/v1/cases/{id}/release",
+    CasesWork,
+    "End cooling-off once its time has passed.",
+    CaseCommand::Release
+);
+command_route!(
+    repudiate,
+    "/api/v1/cases/{id}/repudiate",
+    CasesWork,
+    "Record \"this wasn't me\" from a registered contact: cancels and escalates to security.",
+    ReasonBody,
+    |req| Ok(CaseCommand::Repudiate { reason: req.reason })
+);
+command_route!(
+    cancel,
+    "/api/v1/cases/{id}/cancel",
+    CasesWork,
+    "Cancel the case before anything was executed.",
+    ReasonBody,
+    |req| Ok(CaseCommand::Cancel { reason: req.reason })
+);

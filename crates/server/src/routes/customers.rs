@@ -1,0 +1,424 @@
+//! Customer records, provisioned by the tenant's systems: create one, import many (a bad row
+//! never stops the good ones), read one, and search by an identifier. These return the full
+//! record, so only tenant admins and integrations may call them; agents see customers through
+//! cases, masked.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use regain_core::customer::{
+    ContactDraft, ContactEmail, ContactPhone, CustomerDraft, CustomerLookup, NewCustomer,
+};
+use regain_core::{Customer, CustomerId, EmailAddress, PhoneE164, TenantId, ValidationError};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{perm, Authorized};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::passwords::check_new_password;
+use crate::state::AppState;
+
+/// Rows one import request may carry.
+pub const IMPORT_ROWS_MAX: usize = 1_000;
+
+#[derive(Deserialize, Serialize, ToSchema, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EmailInput {
+    pub address: String,
+    #[serde(default)]
+    pub verified: bool,
+}
+
+#[derive(Deserialize, Serialize, ToSchema, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneInput {
+    /// E.164, or national format read in the tenant's default region.
+    pub number: String,
+    #[serde(default)]
+    pub verified: bool,
+}
+
+#[derive(Deserialize, Serialize, ToSchema, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FactorsInput {
+    #[serde(default)]
+    pub totp: bool,
+    #[serde(default)]
+    pub recovery_codes_remaining: u32,
+    #[serde(default)]
+    pub passkeys: u32,
+}
+
+/// A customer record as a client system sends it.
+#[derive(Deserialize, Serialize, ToSchema, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerInput {
+    /// The id in the tenant's own system.
+    pub external_id: Option<String>,
+    pub username: String,
+    pub account_number: Option<String>,
+    pub full_name: String,
+    #[serde(default)]
+    pub emails: Vec<EmailInput>,
+    #[serde(default)]
+    pub phones: Vec<PhoneInput>,
+    /// active (default), locked, disabled or frozen.
+    pub status: Option<String>,
+    #[serde(default)]
+    pub privileged: bool,
+    #[serde(default)]
+    pub vip: bool,
+    #[serde(default)]
+    pub factors: FactorsInput,
+    /// For tenants whose accounts live in Regain's built-in directory: the initial password.
+    /// Hashed at once; never stored or shown.
+    #[schema(write_only)]
+    pub password: Option<String>,
+}
+
+impl CustomerInput {
+    pub fn draft(&self) -> CustomerDraft {
+        CustomerDraft {
+            external_id: self.external_id.clone(),
+            username: self.username.clone(),
+            account_number: self.account_number.clone(),
+            full_name: self.full_name.clone(),
+            emails: self
+                .emails
+                .iter()
+                .map(|e| ContactDraft {
+                    value: e.address.clone(),
+                    verified: e.verified,
+                })
+                .collect(),
+            phones: self
+                .phones
+                .iter()
+                .map(|p| ContactDraft {
+                    value: p.number.clone(),
+                    verified: p.verified,
+                })
+                .collect(),
+            status: self.status.clone(),
+            privileged: self.privileged,
+            vip: self.vip,
+            totp_enrolled: self.factors.totp,
+            recovery_codes_remaining: self.factors.recovery_codes_remaining,
+            passkeys: self.factors.passkeys,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ContactView {
+    pub value: String,
+    pub verified: bool,
+    pub added_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FactorsView {
+    pub password: bool,
+    pub totp: bool,
+    pub recovery_codes_remaining: u32,
+    pub passkeys: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CustomerView {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub username: String,
+    pub account_number: Option<String>,
+    pub full_name: String,
+    pub emails: Vec<ContactView>,
+    pub phones: Vec<ContactView>,
+    pub status: String,
+    pub privileged: bool,
+    pub vip: bool,
+    pub factors: FactorsView,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Customer> for CustomerView {
+    fn from(c: &Customer) -> Self {
+        let email = |e: &ContactEmail| ContactView {
+            value: e.address.to_string(),
+            verified: e.verified,
+            added_at: e.added_at,
+        };
+        let phone = |p: &ContactPhone| ContactView {
+            value: p.number.to_string(),
+            verified: p.verified,
+            added_at: p.added_at,
+        };
+        Self {
+            id: c.id.to_string(),
+            external_id: c.external_id.clone(),
+            username: c.username.clone(),
+            account_number: c.account_number.clone(),
+            full_name: c.full_name.clone(),
+            emails: c.emails.iter().map(email).collect(),
+            phones: c.phones.iter().map(phone).collect(),
+            status: c.status.to_string(),
+            privileged: c.flags.privileged,
+            vip: c.flags.vip,
+            factors: FactorsView {
+                password: c.factors.password,
+                totp: c.factors.totp,
+                recovery_codes_remaining: c.factors.recovery_codes_remaining,
+                passkeys: c.factors.passkeys,
+            },
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// Validates and stores one customer record; the one path every way of creating customers
+/// (API, import, command line, demo) goes through.
+pub async fn create_customer_record(
+    state: &AppState,
+    tenant_id: TenantId,
+    default_region: &str,
+    input: &CustomerInput,
+) -> ApiResult<Customer> {
+    let new = NewCustomer::parse(&input.draft(), default_region)?;
+    let password_hash = match &input.password {
+        Some(password) => {
+            check_new_password("password", password, 8)?;
+            Some(state.hasher.hash(password).await?)
+        }
+        None => None,
+    };
+    let now = state.now();
+    let customer = Customer {
+        id: CustomerId::generate(state.clock.as_ref(), state.entropy.as_ref()),
+        tenant_id,
+        external_id: new.external_id,
+        username: new.username,
+        account_number: new.account_number,
+        full_name: new.full_name,
+        emails: new
+            .emails
+            .into_iter()
+            .map(|(address, verified)| ContactEmail {
+                address,
+                verified,
+                added_at: now,
+            })
+            .collect(),
+        phones: new
+            .phones
+            .into_iter()
+            .map(|(number, verified)| ContactPhone {
+                number,
+                verified,
+                added_at: now,
+            })
+            .collect(),
+        status: new.status,
+        flags: new.flags,
+        factors: regain_core::FactorSummary {
+            password: password_hash.is_some(),
+            totp: new.totp_enrolled,
+            recovery_codes_remaining: new.recovery_codes_remaining,
+            passkeys: new.passkeys,
+        },
+        created_at: now,
+        updated_at: now,
+    };
+    state
+        .store
+        .create_customer(&customer, password_hash.as_deref())
+        .await?;
+    Ok(customer)
+}
+
+async fn tenant_region(state: &AppState, tenant_id: TenantId) -> ApiResult<String> {
+    let tenant = state
+        .store
+        .tenant(tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    Ok(tenant.settings.default_region)
+}
+
+/// Create a customer record.
+#[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = CustomerInput, security(("bearer" = []), ("cookie" = [])), responses(
+    (status = 201, body = CustomerView),
+    (status = 409, description = "The username, external id or account number is taken", body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CustomersWrite>,
+    ApiJson(input): ApiJson<CustomerInput>,
+) -> ApiResult<(StatusCode, Json<CustomerView>)> {
+    let tenant_id = auth.tenant()?;
+    let region = tenant_region(&state, tenant_id).await?;
+    let customer = create_customer_record(&state, tenant_id, &region, &input).await?;
+    tracing::info!(customer_id = %customer.id, "customer record created");
+    Ok((StatusCode::CREATED, Json(CustomerView::from(&customer))))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// Up to 1,000 records.
+    pub customers: Vec<CustomerInput>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportRowResult {
+    /// The row's position in the request, from 0.
+    pub index: usize,
+    /// The new record's id, when the row was stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Why the row was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Problem>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportReport {
+    pub created: usize,
+    pub failed: usize,
+    pub rows: Vec<ImportRowResult>,
+}
+
+/// Import customer records in bulk. Each row is stored or refused on its own: a bad row never
+/// stops the good ones, and the report says which row failed and why.
+#[utoipa::path(post, path = "/api/v1/customers/import", tag = "customers", request_body = ImportRequest, security(("bearer" = []), ("cookie" = [])), responses(
+    (status = 200, body = ImportReport),
+    (status = 422, description = "More rows than one request may carry", body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn import(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CustomersWrite>,
+    ApiJson(req): ApiJson<ImportRequest>,
+) -> ApiResult<Json<ImportReport>> {
+    if req.customers.len() > IMPORT_ROWS_MAX {
+        return Err(ValidationError::new(
+            "customers",
+            format!("at most {IMPORT_ROWS_MAX} rows per request"),
+        )
+        .into());
+    }
+    let tenant_id = auth.tenant()?;
+    let region = tenant_region(&state, tenant_id).await?;
+    let mut rows = Vec::with_capacity(req.customers.len());
+    for (index, input) in req.customers.iter().enumerate() {
+        match create_customer_record(&state, tenant_id, &region, input).await {
+            Ok(customer) => rows.push(ImportRowResult {
+                index,
+                id: Some(customer.id.to_string()),
+                error: None,
+            }),
+            Err(e @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => return Err(e),
+            Err(e) => rows.push(ImportRowResult {
+                index,
+                id: None,
+                error: Some(e.problem()),
+            }),
+        }
+    }
+    let created = rows.iter().filter(|r| r.id.is_some()).count();
+    tracing::info!(created, failed = rows.len() - created, "customer import");
+    Ok(Json(ImportReport {
+        created,
+        failed: rows.len() - created,
+        rows,
+    }))
+}
+
+/// Read one customer record.
+#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path)), security(("bearer" = []), ("cookie" = [])), responses(
+    (status = 200, body = CustomerView),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CustomersRead>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CustomerView>> {
+    let id = CustomerId::parse("id", &id).map_err(|_| ApiError::not_found("customer"))?;
+    let customer = state
+        .store
+        .customer(auth.tenant()?, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("customer"))?;
+    Ok(Json(CustomerView::from(&customer)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerSearch {
+    pub email: Option<String>,
+    /// E.164, or national format in the tenant's region.
+    pub phone: Option<String>,
+    pub username: Option<String>,
+    pub external_id: Option<String>,
+    pub account_number: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CustomerList {
+    pub items: Vec<CustomerView>,
+}
+
+/// Find customer records by exactly one identifier.
+#[utoipa::path(get, path = "/api/v1/customers", tag = "customers", params(CustomerSearch), security(("bearer" = []), ("cookie" = [])), responses(
+    (status = 200, body = CustomerList),
+    (status = 422, description = "None or several identifiers given, or one malformed", body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn search(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CustomersRead>,
+    ApiQuery(q): ApiQuery<CustomerSearch>,
+) -> ApiResult<Json<CustomerList>> {
+    let tenant_id = auth.tenant()?;
+    let given = [
+        &q.email,
+        &q.phone,
+        &q.username,
+        &q.external_id,
+        &q.account_number,
+    ]
+    .iter()
+    .filter(|v| v.is_some())
+    .count();
+    if given != 1 {
+        return Err(ValidationError::new(
+            "query",
+            "give exactly one of email, phone, username, external_id, account_number",
+        )
+        .into());
+    }
+    let lookup = if let Some(email) = &q.email {
+        CustomerLookup::Email(EmailAddress::parse("email", email)?)
+    } else if let Some(phone) = &q.phone {
+        let region = tenant_region(&state, tenant_id).await?;
+        CustomerLookup::Phone(PhoneE164::parse("phone", phone, &region)?)
+    } else if let Some(username) = &q.username {
+        CustomerLookup::Username(username.trim().to_owned())
+    } else if let Some(external_id) = &q.external_id {
+        CustomerLookup::ExternalId(external_id.trim().to_owned())
+    } else {
+        CustomerLookup::AccountNumber(
+            q.account_number
+                .as_deref()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        )
+    };
+    let customers = state.store.find_customers(tenant_id, &lookup).await?;
+    Ok(Json(CustomerList {
+        items: customers.iter().map(CustomerView::from).collect(),
+    }))
+}

@@ -1,0 +1,167 @@
+//! The built-in directory's sign-in, for tenants whose customer accounts live in Regain (and the
+//! demo). Each attempt is kept as login history (time, IP, user agent) for the risk engine;
+//! repeated failures lock the account until `account_unlock`. Unknown usernames, wrong
+//! passwords and locked or disabled accounts all get the same answer, after the same work.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use regain_core::customer::CustomerStatus;
+use regain_core::{Tenant, TenantId};
+use regain_store::{CustomerSessionRecord, LoginAttempt};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{bearer_token, new_token, token_hash, CUSTOMER_TOKEN_PREFIX};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ClientInfo};
+use crate::state::AppState;
+
+const BAD_LOGIN: ApiError = ApiError::InvalidCredentials(
+    "the username or password is not right, or the account cannot sign in",
+);
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerLogin {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CustomerSession {
+    /// Send as `Authorization: Bearer <token>` to the directory's routes.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CustomerMe {
+    pub customer_id: String,
+    pub username: String,
+    pub status: String,
+}
+
+async fn tenant(state: &AppState, slug: &str) -> ApiResult<Tenant> {
+    state
+        .store
+        .tenant_by_slug(slug)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+/// Sign a customer in to the built-in directory.
+#[utoipa::path(post, path = "/api/v1/directory/{tenant}/login", tag = "directory", request_body = CustomerLogin,
+    params(("tenant" = String, Path, description = "The tenant's slug")), responses(
+    (status = 200, body = CustomerSession),
+    (status = 401, description = "Wrong username or password, or the account is locked or disabled", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn login(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    client: ClientInfo,
+    ApiJson(req): ApiJson<CustomerLogin>,
+) -> ApiResult<Json<CustomerSession>> {
+    let tenant = tenant(&state, &slug).await?;
+    if req.password.chars().count() > 1024 || req.username.chars().count() > 256 {
+        return Err(BAD_LOGIN);
+    }
+    let Some(account) = state
+        .store
+        .directory_account(tenant.id, req.username.trim())
+        .await?
+    else {
+        state.hasher.verify_dummy(&req.password).await?;
+        return Err(BAD_LOGIN);
+    };
+    let password_ok = match &account.password_hash {
+        Some(hash) => state.hasher.verify(&req.password, hash).await?,
+        None => {
+            state.hasher.verify_dummy(&req.password).await?;
+            false
+        }
+    };
+    let now = state.now();
+    let success = password_ok && account.status == CustomerStatus::Active;
+    let attempt = LoginAttempt {
+        tenant_id: tenant.id,
+        customer_id: account.customer_id,
+        at: now,
+        ip: client.ip,
+        user_agent: client.user_agent,
+        success,
+    };
+    let status = state
+        .store
+        .record_login(&attempt, tenant.settings.login_failures_max)
+        .await?;
+    if !success {
+        if status == CustomerStatus::Locked && account.status == CustomerStatus::Active {
+            tracing::warn!(customer_id = %account.customer_id, "directory account locked after repeated failures");
+        }
+        return Err(BAD_LOGIN);
+    }
+    let token = new_token(CUSTOMER_TOKEN_PREFIX, state.entropy.as_ref());
+    let expires_at = now + Duration::minutes(i64::from(state.config.customer_session_minutes));
+    let session = CustomerSessionRecord {
+        token_hash: token_hash(&token),
+        tenant_id: tenant.id,
+        customer_id: account.customer_id,
+        created_at: now,
+        expires_at,
+    };
+    state.store.create_customer_session(&session).await?;
+    Ok(Json(CustomerSession { token, expires_at }))
+}
+
+/// A signed-in customer.
+pub struct CustomerPrincipal(pub CustomerSessionRecord);
+
+impl FromRequestParts<AppState> for CustomerPrincipal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts)
+            .filter(|t| t.starts_with(CUSTOMER_TOKEN_PREFIX))
+            .ok_or(ApiError::Unauthenticated)?;
+        let session = state
+            .store
+            .customer_session(&token_hash(&token), state.now())
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        Ok(Self(session))
+    }
+}
+
+/// The signed-in customer: how a customer proves they got back in.
+#[utoipa::path(get, path = "/api/v1/directory/{tenant}/me", tag = "directory",
+    params(("tenant" = String, Path, description = "The tenant's slug")), security(("customer_bearer" = [])), responses(
+    (status = 200, body = CustomerMe),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn me(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    customer: CustomerPrincipal,
+) -> ApiResult<Json<CustomerMe>> {
+    let tenant_id: TenantId = tenant(&state, &slug).await?.id;
+    if customer.0.tenant_id != tenant_id {
+        return Err(ApiError::Unauthenticated);
+    }
+    let record = state
+        .store
+        .customer(tenant_id, customer.0.customer_id)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    Ok(Json(CustomerMe {
+        customer_id: record.id.to_string(),
+        username: record.username,
+        status: record.status.to_string(),
+    }))
+}

@@ -1,0 +1,11 @@
+//! The HTTP routes. Each module holds its handlers and their wire types.
+
+pub mod api_keys;
+pub mod auth;
+pub mod cases;
+pub mod commands;
+pub mod customers;
+pub mod directory;
+pub mod health;
+pub mod staff;
+pub mod tenants;

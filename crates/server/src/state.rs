@@ -1,0 +1,24 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+
+use regain_core::{Clock, Entropy};
+use regain_hashing::HashingPool;
+use regain_store::Store;
+
+use crate::config::ServerConfig;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub hasher: HashingPool,
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+    pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    pub fn now(&self) -> regain_core::Timestamp {
+        self.clock.now()
+    }
+}

@@ -1,0 +1,103 @@
+//! Request ids, tracing spans, Prometheus metrics, and logging each error once.
+//!
+//! Every request gets an `x-request-id` (kept if the client sent a sane one), returned in the
+//! response and recorded on the request's span, so every log line of the request carries it.
+//! Only the path is logged, never the query string (a customer search has an email in it) or
+//! headers (tokens).
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::request_id::{MakeRequestId, RequestId};
+
+use crate::error::ProblemLog;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process (tests start many servers).
+pub fn init_metrics() {
+    METRICS.get_or_init(|| PrometheusBuilder::new().install_recorder().ok());
+}
+
+pub fn render_metrics() -> String {
+    METRICS
+        .get()
+        .and_then(Option::as_ref)
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
+}
+
+/// Request ids: a UUIDv4 unless the client sent a short, printable one.
+#[derive(Clone, Default)]
+pub struct MakeId;
+
+impl MakeRequestId for MakeId {
+    fn make_request_id<B>(&mut self, request: &axum::http::Request<B>) -> Option<RequestId> {
+        let given = request.headers().get(REQUEST_ID_HEADER).filter(|v| {
+            v.len() <= 64
+                && v.as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        });
+        let value = given
+            .cloned()
+            .or_else(|| HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).ok())?;
+        Some(RequestId::new(value))
+    }
+}
+
+pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", request_id, method = %request.method(), path = %request.uri().path())
+}
+
+/// Counts and times every request by route, and logs the request's outcome once: errors with
+/// their problem code, 5xx with the internal detail the client did not see.
+pub async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status();
+    let elapsed = started.elapsed();
+    let labels = [
+        ("method", method.clone()),
+        ("route", route.clone()),
+        ("status", status.as_u16().to_string()),
+    ];
+    metrics::counter!("regain_http_requests_total", &labels).increment(1);
+    metrics::histogram!("regain_http_request_duration_seconds", &labels[..2])
+        .record(elapsed.as_secs_f64());
+    let elapsed_ms = elapsed.as_millis() as u64;
+    match response.extensions().get::<ProblemLog>() {
+        Some(problem) if status.is_server_error() => tracing::error!(
+            status = status.as_u16(),
+            problem = problem.code,
+            detail = problem.internal.as_deref().unwrap_or(""),
+            elapsed_ms,
+            "request failed"
+        ),
+        Some(problem) => tracing::info!(
+            status = status.as_u16(),
+            problem = problem.code,
+            elapsed_ms,
+            "request refused"
+        ),
+        None => tracing::info!(status = status.as_u16(), elapsed_ms, "request served"),
+    }
+    response
+}
