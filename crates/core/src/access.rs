@@ -51,14 +51,8 @@ impl Role {
     ];
 
     /// Roles a person can hold (an integration is a machine and only ever an API key).
-    pub const STAFF: [Self; 6] = [
-        Self::Agent,
-        Self::Supervisor,
-        Self::SecurityAnalyst,
-        Self::TenantAdmin,
-        Self::Auditor,
-        Self::DeploymentAdmin,
-    ];
+    pub const STAFF: [Self; 6] =
+        [Self::Agent, Self::Supervisor, Self::SecurityAnalyst, Self::TenantAdmin, Self::Auditor, Self::DeploymentAdmin];
 
     /// Roles an API key may carry.
     pub const API_KEY: [Self; 2] = [Self::Integration, Self::TenantAdmin];
@@ -107,22 +101,14 @@ impl Role {
             P::TenantRead => self != R::DeploymentAdmin,
             P::TenantSettingsWrite | P::ApiKeysManage => self == R::TenantAdmin,
             P::StaffManage => matches!(self, R::TenantAdmin | R::DeploymentAdmin),
-            P::StaffRead => matches!(
-                self,
-                R::TenantAdmin
-                    | R::DeploymentAdmin
-                    | R::Supervisor
-                    | R::SecurityAnalyst
-                    | R::Auditor
-            ),
+            P::StaffRead => {
+                matches!(self, R::TenantAdmin | R::DeploymentAdmin | R::Supervisor | R::SecurityAnalyst | R::Auditor)
+            }
             // Full records (with contact points) only for those who provision them; agents see
             // customers through cases, masked.
             P::CustomersWrite | P::CustomersRead => matches!(self, R::TenantAdmin | R::Integration),
             P::CasesCreate | P::CasesWork => {
-                matches!(
-                    self,
-                    R::Agent | R::Supervisor | R::SecurityAnalyst | R::Integration | R::TenantAdmin
-                )
+                matches!(self, R::Agent | R::Supervisor | R::SecurityAnalyst | R::Integration | R::TenantAdmin)
             }
             P::CasesRead => !matches!(self, R::DeploymentAdmin),
             P::CasesApprove => matches!(self, R::Supervisor | R::SecurityAnalyst),

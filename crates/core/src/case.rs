@@ -104,32 +104,19 @@ impl CaseKind {
     /// Kinds whose action always waits for a second person (SECURITY.md G3). The tenant policy
     /// and the risk route add to this; they never take from it.
     pub fn requires_approval(self) -> bool {
-        matches!(
-            self,
-            Self::MfaRecovery | Self::ContactChange | Self::CompromisedAccount
-        )
+        matches!(self, Self::MfaRecovery | Self::ContactChange | Self::CompromisedAccount)
     }
 }
 
 impl CaseState {
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Resolved | Self::Rejected | Self::Cancelled | Self::Expired
-        )
+        matches!(self, Self::Resolved | Self::Rejected | Self::Cancelled | Self::Expired)
     }
 
     /// States in which nothing has been done to the account yet: a case here can still be
     /// cancelled or expire.
     pub fn is_before_execution(self) -> bool {
-        matches!(
-            self,
-            Self::Open
-                | Self::Identifying
-                | Self::Verifying
-                | Self::Decided
-                | Self::AwaitingApproval
-        )
+        matches!(self, Self::Open | Self::Identifying | Self::Verifying | Self::Decided | Self::AwaitingApproval)
     }
 }
 
@@ -219,17 +206,11 @@ pub struct NewCase {
 }
 
 impl NewCase {
-    pub fn parse(
-        kind: &str,
-        channel: &str,
-        summary: Option<&str>,
-    ) -> Result<Self, ValidationError> {
+    pub fn parse(kind: &str, channel: &str, summary: Option<&str>) -> Result<Self, ValidationError> {
         Ok(Self {
             kind: CaseKind::parse("kind", kind)?,
             channel: Channel::parse("channel", channel)?,
-            summary: summary
-                .map(|s| bounded_text("summary", s, 1, 2000))
-                .transpose()?,
+            summary: summary.map(|s| bounded_text("summary", s, 1, 2000)).transpose()?,
         })
     }
 }
@@ -316,38 +297,14 @@ impl CaseCommand {
 /// One entry of a case's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaseEvent {
-    Opened {
-        kind: CaseKind,
-        channel: Channel,
-        tier: Tier,
-    },
-    Assigned {
-        assignee: Option<StaffId>,
-    },
-    Escalated {
-        from: Tier,
-        to: Tier,
-        reason: String,
-    },
-    ChannelChanged {
-        from: Channel,
-        to: Channel,
-    },
-    NoteAdded {
-        text: String,
-    },
-    StateChanged {
-        from: CaseState,
-        to: CaseState,
-        command: &'static str,
-        reason: Option<String>,
-    },
-    CustomerIdentified {
-        customer_id: CustomerId,
-    },
-    CoolingOffStarted {
-        until: Timestamp,
-    },
+    Opened { kind: CaseKind, channel: Channel, tier: Tier },
+    Assigned { assignee: Option<StaffId> },
+    Escalated { from: Tier, to: Tier, reason: String },
+    ChannelChanged { from: Channel, to: Channel },
+    NoteAdded { text: String },
+    StateChanged { from: CaseState, to: CaseState, command: &'static str, reason: Option<String> },
+    CustomerIdentified { customer_id: CustomerId },
+    CoolingOffStarted { until: Timestamp },
 }
 
 impl CaseEvent {
@@ -369,10 +326,7 @@ impl CaseEvent {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CaseError {
     #[error("a case in state {state} cannot {command}")]
-    WrongState {
-        state: CaseState,
-        command: &'static str,
-    },
+    WrongState { state: CaseState, command: &'static str },
     #[error("this action needs a supervisor's approval first")]
     ApprovalRequired,
     #[error("the approver must be another person than the one who asked for approval")]
@@ -416,8 +370,7 @@ impl Case {
             approval_required: new.kind.requires_approval(),
             approval_requested_by: None,
             cooling_off_until: None,
-            first_response_due: now
-                + Duration::minutes(i64::from(settings.sla_first_response_minutes)),
+            first_response_due: now + Duration::minutes(i64::from(settings.sla_first_response_minutes)),
             resolution_due: now + Duration::minutes(i64::from(settings.sla_resolution_minutes)),
             first_response_at: None,
             expires_at: now + Duration::hours(i64::from(settings.case_expiry_hours)),
@@ -426,11 +379,7 @@ impl Case {
             updated_at: now,
             version: 1,
         };
-        let events = vec![CaseEvent::Opened {
-            kind: new.kind,
-            channel: new.channel,
-            tier,
-        }];
+        let events = vec![CaseEvent::Opened { kind: new.kind, channel: new.channel, tier }];
         (case, events)
     }
 }
@@ -446,25 +395,16 @@ pub fn apply(
     use CaseState as S;
 
     let name = command.name();
-    let wrong_state = || CaseError::WrongState {
-        state: case.state,
-        command: name,
-    };
+    let wrong_state = || CaseError::WrongState { state: case.state, command: name };
     if case.state.is_terminal() {
         return Err(wrong_state());
     }
     let mut next = case.clone();
     let mut events = Vec::new();
-    let transition =
-        |next: &mut Case, events: &mut Vec<CaseEvent>, to: CaseState, reason: Option<String>| {
-            events.push(CaseEvent::StateChanged {
-                from: next.state,
-                to,
-                command: name,
-                reason,
-            });
-            next.state = to;
-        };
+    let transition = |next: &mut Case, events: &mut Vec<CaseEvent>, to: CaseState, reason: Option<String>| {
+        events.push(CaseEvent::StateChanged { from: next.state, to, command: name, reason });
+        next.state = to;
+    };
 
     match (case.state, command) {
         (_, C::Assign { assignee }) => {
@@ -473,35 +413,24 @@ pub fn apply(
         }
         (_, C::Escalate { tier, reason }) => {
             if tier <= case.tier {
-                return Err(CaseError::NotAnEscalation {
-                    current: case.tier.get(),
-                });
+                return Err(CaseError::NotAnEscalation { current: case.tier.get() });
             }
             let reason = bounded_text("reason", &reason, 1, 2000)?;
             next.tier = tier;
             next.assignee = None;
-            events.push(CaseEvent::Escalated {
-                from: case.tier,
-                to: tier,
-                reason,
-            });
+            events.push(CaseEvent::Escalated { from: case.tier, to: tier, reason });
         }
         (_, C::ChangeChannel { channel }) => {
             if channel != case.channel {
                 next.channel = channel;
-                events.push(CaseEvent::ChannelChanged {
-                    from: case.channel,
-                    to: channel,
-                });
+                events.push(CaseEvent::ChannelChanged { from: case.channel, to: channel });
             }
         }
         (_, C::AddNote { text }) => {
             let text = bounded_text("text", &text, 1, 4000)?;
             events.push(CaseEvent::NoteAdded { text });
         }
-        (S::Open, C::StartIdentification) => {
-            transition(&mut next, &mut events, S::Identifying, None)
-        }
+        (S::Open, C::StartIdentification) => transition(&mut next, &mut events, S::Identifying, None),
         (S::Identifying, C::Identify { customer_id }) => {
             next.customer_id = Some(customer_id);
             events.push(CaseEvent::CustomerIdentified { customer_id });
@@ -568,11 +497,7 @@ pub fn apply(
         (S::CoolingOff, C::Repudiate { reason }) => {
             let reason = bounded_text("reason", &reason, 1, 2000)?;
             if case.tier < Tier::SECURITY {
-                events.push(CaseEvent::Escalated {
-                    from: case.tier,
-                    to: Tier::SECURITY,
-                    reason: reason.clone(),
-                });
+                events.push(CaseEvent::Escalated { from: case.tier, to: Tier::SECURITY, reason: reason.clone() });
                 next.tier = Tier::SECURITY;
                 next.assignee = None;
             }
@@ -584,9 +509,7 @@ pub fn apply(
         }
         (state, C::Expire) if state.is_before_execution() => {
             if now < case.expires_at {
-                return Err(CaseError::NotExpired {
-                    expires_at: case.expires_at,
-                });
+                return Err(CaseError::NotExpired { expires_at: case.expires_at });
             }
             transition(&mut next, &mut events, S::Expired, None);
         }

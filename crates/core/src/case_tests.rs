@@ -4,31 +4,19 @@ use uuid::Uuid;
 use super::*;
 
 fn t0() -> Timestamp {
-    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .unwrap_or_default()
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).single().unwrap_or_default()
 }
 
 fn agent() -> Actor {
-    Actor::Staff {
-        id: StaffId::from_uuid(Uuid::from_u128(1)),
-        role: Role::Agent,
-    }
+    Actor::Staff { id: StaffId::from_uuid(Uuid::from_u128(1)), role: Role::Agent }
 }
 
 fn supervisor(n: u128) -> Actor {
-    Actor::Staff {
-        id: StaffId::from_uuid(Uuid::from_u128(100 + n)),
-        role: Role::Supervisor,
-    }
+    Actor::Staff { id: StaffId::from_uuid(Uuid::from_u128(100 + n)), role: Role::Supervisor }
 }
 
 fn case_in(state: CaseState, kind: CaseKind) -> Case {
-    let new = NewCase {
-        kind,
-        channel: Channel::Phone,
-        summary: None,
-    };
+    let new = NewCase { kind, channel: Channel::Phone, summary: None };
     let (mut case, _) = Case::open(
         CaseId::from_uuid(Uuid::from_u128(7)),
         TenantId::from_uuid(Uuid::from_u128(9)),
@@ -53,29 +41,17 @@ fn case_in(state: CaseState, kind: CaseKind) -> Case {
 fn every_command() -> Vec<CaseCommand> {
     vec![
         CaseCommand::Assign { assignee: None },
-        CaseCommand::Escalate {
-            tier: Tier::SECURITY,
-            reason: "r".into(),
-        },
-        CaseCommand::ChangeChannel {
-            channel: Channel::Chat,
-        },
+        CaseCommand::Escalate { tier: Tier::SECURITY, reason: "r".into() },
+        CaseCommand::ChangeChannel { channel: Channel::Chat },
         CaseCommand::AddNote { text: "n".into() },
         CaseCommand::StartIdentification,
-        CaseCommand::Identify {
-            customer_id: CustomerId::from_uuid(Uuid::from_u128(11)),
-        },
-        CaseCommand::Decide {
-            approve: true,
-            reason: "r".into(),
-        },
+        CaseCommand::Identify { customer_id: CustomerId::from_uuid(Uuid::from_u128(11)) },
+        CaseCommand::Decide { approve: true, reason: "r".into() },
         CaseCommand::RequestApproval { reason: "r".into() },
         CaseCommand::Approve { reason: "r".into() },
         CaseCommand::Deny { reason: "r".into() },
         CaseCommand::Execute,
-        CaseCommand::Complete {
-            cooling_off_hours: None,
-        },
+        CaseCommand::Complete { cooling_off_hours: None },
         CaseCommand::Release,
         CaseCommand::Repudiate { reason: "r".into() },
         CaseCommand::Cancel { reason: "r".into() },
@@ -123,18 +99,9 @@ fn every_command_in_every_state() {
                 (Some(to), Ok((next, events))) => {
                     assert_eq!(next.state, to, "{state} × {name}");
                     assert_eq!(next.version, case.version + 1, "{state} × {name}");
-                    assert!(
-                        !events.is_empty() || name == "change_channel",
-                        "{state} × {name}: no event"
-                    );
+                    assert!(!events.is_empty() || name == "change_channel", "{state} × {name}: no event");
                 }
-                (
-                    None,
-                    Err(CaseError::WrongState {
-                        state: s,
-                        command: c,
-                    }),
-                ) => {
+                (None, Err(CaseError::WrongState { state: s, command: c })) => {
                     assert_eq!((s, c), (state, name));
                 }
                 (want, got) => panic!("{state} × {name}: expected {want:?}, got {got:?}"),
@@ -147,21 +114,12 @@ fn every_command_in_every_state() {
 fn the_happy_path_leaves_a_timeline() {
     let case = case_in(CaseState::Open, CaseKind::PasswordReset);
     let steps = [
-        CaseCommand::Assign {
-            assignee: Some(StaffId::from_uuid(Uuid::from_u128(1))),
-        },
+        CaseCommand::Assign { assignee: Some(StaffId::from_uuid(Uuid::from_u128(1))) },
         CaseCommand::StartIdentification,
-        CaseCommand::Identify {
-            customer_id: CustomerId::from_uuid(Uuid::from_u128(11)),
-        },
-        CaseCommand::Decide {
-            approve: true,
-            reason: "code to registered phone".into(),
-        },
+        CaseCommand::Identify { customer_id: CustomerId::from_uuid(Uuid::from_u128(11)) },
+        CaseCommand::Decide { approve: true, reason: "code to registered phone".into() },
         CaseCommand::Execute,
-        CaseCommand::Complete {
-            cooling_off_hours: None,
-        },
+        CaseCommand::Complete { cooling_off_hours: None },
     ];
     let mut case = case;
     let mut names = Vec::new();
@@ -172,10 +130,7 @@ fn the_happy_path_leaves_a_timeline() {
     }
     assert_eq!(case.state, CaseState::Resolved);
     assert_eq!(case.first_response_at, Some(t0()));
-    assert_eq!(
-        names.iter().filter(|n| **n == "case.state_changed").count(),
-        5
-    );
+    assert_eq!(names.iter().filter(|n| **n == "case.state_changed").count(), 5);
     assert!(names.contains(&"case.customer_identified"));
 }
 
@@ -183,38 +138,15 @@ fn the_happy_path_leaves_a_timeline() {
 fn approval_is_required_and_needs_another_person() {
     // SECURITY.md G3.
     let decided = case_in(CaseState::Decided, CaseKind::MfaRecovery);
-    assert_eq!(
-        apply(&decided, CaseCommand::Execute, agent(), t0()),
-        Err(CaseError::ApprovalRequired)
-    );
+    assert_eq!(apply(&decided, CaseCommand::Execute, agent(), t0()), Err(CaseError::ApprovalRequired));
 
-    let (waiting, _) = apply(
-        &decided,
-        CaseCommand::RequestApproval {
-            reason: "lost phone".into(),
-        },
-        supervisor(1),
-        t0(),
-    )
-    .unwrap();
-    let approve = || CaseCommand::Approve {
-        reason: "evidence checked".into(),
-    };
-    assert_eq!(
-        apply(&waiting, approve(), supervisor(1), t0()),
-        Err(CaseError::SelfApproval)
-    );
-    assert_eq!(
-        apply(&waiting, approve(), agent(), t0()),
-        Err(CaseError::ApproverRole)
-    );
-    let api_key = Actor::ApiKey {
-        id: ApiKeyId::from_uuid(Uuid::from_u128(5)),
-    };
-    assert_eq!(
-        apply(&waiting, approve(), api_key, t0()),
-        Err(CaseError::ApproverRole)
-    );
+    let (waiting, _) =
+        apply(&decided, CaseCommand::RequestApproval { reason: "lost phone".into() }, supervisor(1), t0()).unwrap();
+    let approve = || CaseCommand::Approve { reason: "evidence checked".into() };
+    assert_eq!(apply(&waiting, approve(), supervisor(1), t0()), Err(CaseError::SelfApproval));
+    assert_eq!(apply(&waiting, approve(), agent(), t0()), Err(CaseError::ApproverRole));
+    let api_key = Actor::ApiKey { id: ApiKeyId::from_uuid(Uuid::from_u128(5)) };
+    assert_eq!(apply(&waiting, approve(), api_key, t0()), Err(CaseError::ApproverRole));
     let (executing, _) = apply(&waiting, approve(), supervisor(2), t0()).unwrap();
     assert_eq!(executing.state, CaseState::Executing);
 }
@@ -223,50 +155,21 @@ fn approval_is_required_and_needs_another_person() {
 fn cooling_off_holds_until_its_time() {
     // SECURITY.md G5: nothing before T; "this wasn't me" cancels and escalates.
     let executing = case_in(CaseState::Executing, CaseKind::ContactChange);
-    let (cooling, events) = apply(
-        &executing,
-        CaseCommand::Complete {
-            cooling_off_hours: Some(24),
-        },
-        agent(),
-        t0(),
-    )
-    .unwrap();
+    let (cooling, events) =
+        apply(&executing, CaseCommand::Complete { cooling_off_hours: Some(24) }, agent(), t0()).unwrap();
     assert_eq!(cooling.state, CaseState::CoolingOff);
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, CaseEvent::CoolingOffStarted { .. })));
+    assert!(events.iter().any(|e| matches!(e, CaseEvent::CoolingOffStarted { .. })));
     let until = t0() + Duration::hours(24);
     let early = until - Duration::seconds(1);
-    assert_eq!(
-        apply(&cooling, CaseCommand::Release, agent(), early),
-        Err(CaseError::StillCoolingOff { until })
-    );
-    assert_eq!(
-        apply(&cooling, CaseCommand::Release, agent(), until)
-            .unwrap()
-            .0
-            .state,
-        CaseState::Resolved
-    );
+    assert_eq!(apply(&cooling, CaseCommand::Release, agent(), early), Err(CaseError::StillCoolingOff { until }));
+    assert_eq!(apply(&cooling, CaseCommand::Release, agent(), until).unwrap().0.state, CaseState::Resolved);
 
-    let customer = Actor::Customer {
-        id: CustomerId::from_uuid(Uuid::from_u128(11)),
-    };
-    let (cancelled, events) = apply(
-        &cooling,
-        CaseCommand::Repudiate {
-            reason: "this wasn't me".into(),
-        },
-        customer,
-        early,
-    )
-    .unwrap();
+    let customer = Actor::Customer { id: CustomerId::from_uuid(Uuid::from_u128(11)) };
+    let (cancelled, events) =
+        apply(&cooling, CaseCommand::Repudiate { reason: "this wasn't me".into() }, customer, early).unwrap();
     assert_eq!(cancelled.state, CaseState::Cancelled);
     assert_eq!(cancelled.tier, Tier::SECURITY);
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, CaseEvent::Escalated { .. })));
+    assert!(events.iter().any(|e| matches!(e, CaseEvent::Escalated { .. })));
 }
 
 #[test]
@@ -274,21 +177,10 @@ fn expiry_waits_for_the_deadline() {
     let case = case_in(CaseState::Verifying, CaseKind::PasswordReset);
     let deadline = case.expires_at;
     assert!(matches!(
-        apply(
-            &case,
-            CaseCommand::Expire,
-            Actor::System,
-            deadline - Duration::seconds(1)
-        ),
+        apply(&case, CaseCommand::Expire, Actor::System, deadline - Duration::seconds(1)),
         Err(CaseError::NotExpired { .. })
     ));
-    assert_eq!(
-        apply(&case, CaseCommand::Expire, Actor::System, deadline)
-            .unwrap()
-            .0
-            .state,
-        CaseState::Expired
-    );
+    assert_eq!(apply(&case, CaseCommand::Expire, Actor::System, deadline).unwrap().0.state, CaseState::Expired);
 }
 
 #[test]
@@ -297,25 +189,14 @@ fn escalation_only_goes_up_and_returns_the_case_to_the_queue() {
     case.assignee = Some(StaffId::from_uuid(Uuid::from_u128(1)));
     let (up, _) = apply(
         &case,
-        CaseCommand::Escalate {
-            tier: Tier::SUPERVISOR,
-            reason: "caller pressured".into(),
-        },
+        CaseCommand::Escalate { tier: Tier::SUPERVISOR, reason: "caller pressured".into() },
         agent(),
         t0(),
     )
     .unwrap();
     assert_eq!((up.tier, up.assignee), (Tier::SUPERVISOR, None));
     assert_eq!(
-        apply(
-            &up,
-            CaseCommand::Escalate {
-                tier: Tier::FRONT_LINE,
-                reason: "x".into()
-            },
-            agent(),
-            t0()
-        ),
+        apply(&up, CaseCommand::Escalate { tier: Tier::FRONT_LINE, reason: "x".into() }, agent(), t0()),
         Err(CaseError::NotAnEscalation { current: 2 })
     );
 }
@@ -323,28 +204,9 @@ fn escalation_only_goes_up_and_returns_the_case_to_the_queue() {
 #[test]
 fn reasons_are_validated() {
     let case = case_in(CaseState::Verifying, CaseKind::PasswordReset);
-    let err = apply(
-        &case,
-        CaseCommand::Decide {
-            approve: true,
-            reason: "  ".into(),
-        },
-        agent(),
-        t0(),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(err, CaseError::Invalid(ValidationError { ref field, .. }) if field == "reason")
-    );
-    let err = apply(
-        &case,
-        CaseCommand::AddNote {
-            text: "x".repeat(4001),
-        },
-        agent(),
-        t0(),
-    )
-    .unwrap_err();
+    let err = apply(&case, CaseCommand::Decide { approve: true, reason: "  ".into() }, agent(), t0()).unwrap_err();
+    assert!(matches!(err, CaseError::Invalid(ValidationError { ref field, .. }) if field == "reason"));
+    let err = apply(&case, CaseCommand::AddNote { text: "x".repeat(4001) }, agent(), t0()).unwrap_err();
     assert!(matches!(err, CaseError::Invalid(_)));
     assert!(NewCase::parse("password_reset", "fax", None).is_err());
     assert!(NewCase::parse("password_reset", "phone", Some("locked out")).is_ok());

@@ -16,10 +16,7 @@ impl EmailAddress {
     pub fn parse(field: &str, input: &str) -> Result<Self, ValidationError> {
         let trimmed = input.trim();
         if trimmed.len() > 254 {
-            return Err(ValidationError::new(
-                field,
-                "must be at most 254 characters",
-            ));
+            return Err(ValidationError::new(field, "must be at most 254 characters"));
         }
         if !email_address::EmailAddress::is_valid(trimmed) {
             return Err(ValidationError::new(field, "is not a valid email address"));
@@ -29,16 +26,10 @@ impl EmailAddress {
         };
         // Display names ("Jo <jo@example.com>") are accepted by the crate but are not addresses.
         if local.contains(['<', '>', ' ']) || domain.contains(['<', '>', ' ']) {
-            return Err(ValidationError::new(
-                field,
-                "must be a bare address, without a display name",
-            ));
+            return Err(ValidationError::new(field, "must be a bare address, without a display name"));
         }
         if !domain.contains('.') {
-            return Err(ValidationError::new(
-                field,
-                "must have a fully qualified domain",
-            ));
+            return Err(ValidationError::new(field, "must have a fully qualified domain"));
         }
         Ok(Self(format!("{local}@{}", domain.to_lowercase())))
     }
@@ -141,18 +132,8 @@ mod tests {
         assert_eq!(email.as_str(), "Jane.Doe@example.com");
         assert_eq!(email.normalized(), "jane.doe@example.com");
         assert_eq!(email.masked(), "J***@e***.com");
-        for bad in [
-            "",
-            "jane",
-            "jane@",
-            "@example.com",
-            "jane@localhost",
-            "Jane <j@example.com>",
-        ] {
-            assert!(
-                EmailAddress::parse("email", bad).is_err(),
-                "{bad:?} should not parse"
-            );
+        for bad in ["", "jane", "jane@", "@example.com", "jane@localhost", "Jane <j@example.com>"] {
+            assert!(EmailAddress::parse("email", bad).is_err(), "{bad:?} should not parse");
         }
     }
 

@@ -34,9 +34,7 @@ impl CustomerStatus {
         Self::ALL
             .into_iter()
             .find(|s| s.as_str() == value)
-            .ok_or_else(|| {
-                ValidationError::new(field, "must be one of active, locked, disabled, frozen")
-            })
+            .ok_or_else(|| ValidationError::new(field, "must be one of active, locked, disabled, frozen"))
     }
 }
 
@@ -145,25 +143,14 @@ pub const CONTACTS_MAX: usize = 10;
 impl NewCustomer {
     /// Validates a draft. Phone numbers without a country code are read in `default_region`.
     pub fn parse(draft: &CustomerDraft, default_region: &str) -> Result<Self, ValidationError> {
-        let external_id = draft
-            .external_id
-            .as_deref()
-            .map(|v| identifier("external_id", v, 200))
-            .transpose()?;
-        let account_number = draft
-            .account_number
-            .as_deref()
-            .map(|v| identifier("account_number", v, 64))
-            .transpose()?;
+        let external_id = draft.external_id.as_deref().map(|v| identifier("external_id", v, 200)).transpose()?;
+        let account_number =
+            draft.account_number.as_deref().map(|v| identifier("account_number", v, 64)).transpose()?;
         let username = identifier("username", &draft.username, 64)?;
         let full_name = bounded_text("full_name", &draft.full_name, 1, 200)?;
         if draft.emails.len() > CONTACTS_MAX || draft.phones.len() > CONTACTS_MAX {
             return Err(ValidationError::new(
-                if draft.emails.len() > CONTACTS_MAX {
-                    "emails"
-                } else {
-                    "phones"
-                },
+                if draft.emails.len() > CONTACTS_MAX { "emails" } else { "phones" },
                 format!("at most {CONTACTS_MAX} per customer"),
             ));
         }
@@ -171,10 +158,7 @@ impl NewCustomer {
         for (i, e) in draft.emails.iter().enumerate() {
             let field = format!("emails/{i}");
             let address = EmailAddress::parse(&field, &e.value)?;
-            if emails
-                .iter()
-                .any(|(a, _)| a.normalized() == address.normalized())
-            {
+            if emails.iter().any(|(a, _)| a.normalized() == address.normalized()) {
                 return Err(ValidationError::new(field, "is listed twice"));
             }
             emails.push((address, e.verified));
@@ -193,10 +177,7 @@ impl NewCustomer {
             None => CustomerStatus::Active,
         };
         if draft.recovery_codes_remaining > 100 || draft.passkeys > 100 {
-            return Err(ValidationError::new(
-                "factors",
-                "counts must be at most 100",
-            ));
+            return Err(ValidationError::new("factors", "counts must be at most 100"));
         }
         Ok(Self {
             external_id,
@@ -206,10 +187,7 @@ impl NewCustomer {
             emails,
             phones,
             status,
-            flags: CustomerFlags {
-                privileged: draft.privileged,
-                vip: draft.vip,
-            },
+            flags: CustomerFlags { privileged: draft.privileged, vip: draft.vip },
             totp_enrolled: draft.totp_enrolled,
             recovery_codes_remaining: draft.recovery_codes_remaining,
             passkeys: draft.passkeys,
@@ -244,14 +222,8 @@ mod tests {
         CustomerDraft {
             username: "jdoe".into(),
             full_name: "Jane Doe".into(),
-            emails: vec![ContactDraft {
-                value: "jane@example.com".into(),
-                verified: true,
-            }],
-            phones: vec![ContactDraft {
-                value: "201-555-0123".into(),
-                verified: true,
-            }],
+            emails: vec![ContactDraft { value: "jane@example.com".into(), verified: true }],
+            phones: vec![ContactDraft { value: "201-555-0123".into(), verified: true }],
             ..CustomerDraft::default()
         }
     }

@@ -17,9 +17,7 @@ pub mod totp;
 pub mod validation;
 
 pub use access::{Permission, Role};
-pub use case::{
-    Actor, Case, CaseCommand, CaseError, CaseEvent, CaseKind, CaseState, Channel, NewCase, Tier,
-};
+pub use case::{Actor, Case, CaseCommand, CaseError, CaseEvent, CaseKind, CaseState, Channel, NewCase, Tier};
 pub use contact::{EmailAddress, PhoneE164};
 pub use customer::{Customer, CustomerFlags, CustomerStatus, FactorSummary, NewCustomer};
 pub use env::{Clock, Entropy, Timestamp};

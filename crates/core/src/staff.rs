@@ -36,24 +36,11 @@ impl NewStaff {
     ) -> Result<Self, ValidationError> {
         let role = Role::parse("role", role)?;
         if role == Role::Integration {
-            return Err(ValidationError::new(
-                "role",
-                "integration is for API keys, not people",
-            ));
+            return Err(ValidationError::new("role", "integration is for API keys, not people"));
         }
         match (role.is_tenant_scoped(), tenant_id.is_some()) {
-            (true, false) => {
-                return Err(ValidationError::new(
-                    "tenant",
-                    "this role belongs to a tenant",
-                ))
-            }
-            (false, true) => {
-                return Err(ValidationError::new(
-                    "tenant",
-                    "a deployment admin belongs to no tenant",
-                ))
-            }
+            (true, false) => return Err(ValidationError::new("tenant", "this role belongs to a tenant")),
+            (false, true) => return Err(ValidationError::new("tenant", "a deployment admin belongs to no tenant")),
             _ => {}
         }
         Ok(Self {

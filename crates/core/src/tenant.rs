@@ -14,15 +14,9 @@ pub struct TenantSlug(String);
 
 impl TenantSlug {
     pub fn parse(field: &str, input: &str) -> Result<Self, ValidationError> {
-        let ok_chars = input
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        let ok_chars = input.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         let starts_with_letter = input.chars().next().is_some_and(|c| c.is_ascii_lowercase());
-        if !(2..=63).contains(&input.len())
-            || !ok_chars
-            || !starts_with_letter
-            || input.ends_with('-')
-        {
+        if !(2..=63).contains(&input.len()) || !ok_chars || !starts_with_letter || input.ends_with('-') {
             return Err(ValidationError::new(
                 field,
                 "must be 2-63 characters of a-z, 0-9 and '-', starting with a letter",
@@ -71,31 +65,13 @@ impl TenantSettings {
             if (min..=max).contains(&value) {
                 Ok(())
             } else {
-                Err(ValidationError::new(
-                    field,
-                    format!("must be between {min} and {max}"),
-                ))
+                Err(ValidationError::new(field, format!("must be between {min} and {max}")))
             }
         };
-        range(
-            "sla_first_response_minutes",
-            self.sla_first_response_minutes,
-            1,
-            60 * 24 * 30,
-        )?;
-        range(
-            "sla_resolution_minutes",
-            self.sla_resolution_minutes,
-            1,
-            60 * 24 * 90,
-        )?;
+        range("sla_first_response_minutes", self.sla_first_response_minutes, 1, 60 * 24 * 30)?;
+        range("sla_resolution_minutes", self.sla_resolution_minutes, 1, 60 * 24 * 90)?;
         range("case_expiry_hours", self.case_expiry_hours, 1, 24 * 90)?;
-        range(
-            "login_failures_max",
-            self.login_failures_max,
-            1,
-            Self::LOGIN_FAILURES_MAX_LIMIT,
-        )?;
+        range("login_failures_max", self.login_failures_max, 1, Self::LOGIN_FAILURES_MAX_LIMIT)?;
         if self.sla_first_response_minutes > self.sla_resolution_minutes {
             return Err(ValidationError::new(
                 "sla_first_response_minutes",
@@ -136,11 +112,7 @@ pub struct NewTenant {
 }
 
 impl NewTenant {
-    pub fn parse(
-        slug: &str,
-        display_name: &str,
-        settings: TenantSettings,
-    ) -> Result<Self, ValidationError> {
+    pub fn parse(slug: &str, display_name: &str, settings: TenantSettings) -> Result<Self, ValidationError> {
         Ok(Self {
             slug: TenantSlug::parse("slug", slug)?,
             display_name: bounded_text("display_name", display_name, 1, 200)?,
@@ -164,15 +136,9 @@ mod tests {
     #[test]
     fn settings_are_bounded() {
         assert!(TenantSettings::default().validate().is_ok());
-        let bad = TenantSettings {
-            login_failures_max: 101,
-            ..TenantSettings::default()
-        };
+        let bad = TenantSettings { login_failures_max: 101, ..TenantSettings::default() };
         assert_eq!(bad.validate().unwrap_err().field, "login_failures_max");
-        let bad = TenantSettings {
-            default_region: "XX".into(),
-            ..TenantSettings::default()
-        };
+        let bad = TenantSettings { default_region: "XX".into(), ..TenantSettings::default() };
         assert_eq!(bad.validate().unwrap_err().field, "default_region");
     }
 }

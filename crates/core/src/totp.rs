@@ -32,11 +32,7 @@ pub struct TotpParams {
 
 impl Default for TotpParams {
     fn default() -> Self {
-        Self {
-            algorithm: Algorithm::Sha1,
-            digits: 6,
-            step_seconds: 30,
-        }
+        Self { algorithm: Algorithm::Sha1, digits: 6, step_seconds: 30 }
     }
 }
 
@@ -49,17 +45,10 @@ pub fn hotp(secret: &[u8], counter: u64, digits: u32, algorithm: Algorithm) -> S
         Algorithm::Sha512 => mac_bytes::<Hmac<sha2::Sha512>>(secret, &msg),
     };
     let offset = usize::from(mac.last().copied().unwrap_or(0) & 0x0f);
-    let word = mac
-        .get(offset..offset + 4)
-        .map(|b| u32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]]))
-        .unwrap_or(0);
+    let word = mac.get(offset..offset + 4).map(|b| u32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]])).unwrap_or(0);
     let digits = digits.clamp(6, 10);
     let modulus = 10u64.pow(digits);
-    format!(
-        "{:0width$}",
-        u64::from(word) % modulus,
-        width = digits as usize
-    )
+    format!("{:0width$}", u64::from(word) % modulus, width = digits as usize)
 }
 
 fn mac_bytes<M: Mac + hmac::digest::KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
@@ -80,12 +69,7 @@ pub fn time_step(at: Timestamp, params: &TotpParams) -> u64 {
 
 /// The TOTP code for `at`.
 pub fn totp(secret: &[u8], at: Timestamp, params: &TotpParams) -> String {
-    hotp(
-        secret,
-        time_step(at, params),
-        params.digits,
-        params.algorithm,
-    )
+    hotp(secret, time_step(at, params), params.digits, params.algorithm)
 }
 
 /// Checks `code` against the steps at `at` ± `skew_steps` and returns the step that matched,
@@ -124,13 +108,8 @@ pub fn encode_secret(secret: &[u8]) -> String {
 }
 
 pub fn decode_secret(encoded: &str) -> Option<Vec<u8>> {
-    let cleaned: String = encoded
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '=')
-        .collect();
-    data_encoding::BASE32_NOPAD
-        .decode(cleaned.to_ascii_uppercase().as_bytes())
-        .ok()
+    let cleaned: String = encoded.chars().filter(|c| !c.is_whitespace() && *c != '=').collect();
+    data_encoding::BASE32_NOPAD.decode(cleaned.to_ascii_uppercase().as_bytes()).ok()
 }
 
 /// The `otpauth://totp/…` URI an authenticator app scans.

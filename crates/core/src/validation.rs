@@ -12,19 +12,12 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 
     /// The same error, reported under a parent field: `emails` + `0` → `emails/0`.
     pub fn within(mut self, parent: &str) -> Self {
-        self.field = if self.field.is_empty() {
-            parent.to_owned()
-        } else {
-            format!("{parent}/{}", self.field)
-        };
+        self.field = if self.field.is_empty() { parent.to_owned() } else { format!("{parent}/{}", self.field) };
         self
     }
 }
@@ -36,12 +29,7 @@ impl fmt::Display for ValidationError {
 }
 
 /// Trims `value` and checks its length in characters (code points), for free-text fields.
-pub fn bounded_text(
-    field: &str,
-    value: &str,
-    min_chars: usize,
-    max_chars: usize,
-) -> Result<String, ValidationError> {
+pub fn bounded_text(field: &str, value: &str, min_chars: usize, max_chars: usize) -> Result<String, ValidationError> {
     let trimmed = value.trim();
     let chars = trimmed.chars().count();
     if chars < min_chars {
@@ -55,16 +43,10 @@ pub fn bounded_text(
         ));
     }
     if chars > max_chars {
-        return Err(ValidationError::new(
-            field,
-            format!("must be at most {max_chars} characters"),
-        ));
+        return Err(ValidationError::new(field, format!("must be at most {max_chars} characters")));
     }
     if trimmed.chars().any(|c| c.is_control()) {
-        return Err(ValidationError::new(
-            field,
-            "must not contain control characters",
-        ));
+        return Err(ValidationError::new(field, "must not contain control characters"));
     }
     Ok(trimmed.to_owned())
 }

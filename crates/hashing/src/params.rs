@@ -34,11 +34,7 @@ pub struct Params {
 impl Default for Params {
     /// The security doc's minimum: m=19456 KiB, t=2, p=1.
     fn default() -> Self {
-        Self {
-            m_kib: MIN_M_KIB,
-            t: MIN_T,
-            p: MIN_P,
-        }
+        Self { m_kib: MIN_M_KIB, t: MIN_T, p: MIN_P }
     }
 }
 
@@ -49,10 +45,7 @@ impl Params {
     /// exhausting memory.
     pub fn validate(&self) -> Result<Params, HashError> {
         if self.m_kib < MIN_M_KIB {
-            return Err(HashError::InvalidParams(format!(
-                "m_kib {} is below the floor of {MIN_M_KIB}",
-                self.m_kib
-            )));
+            return Err(HashError::InvalidParams(format!("m_kib {} is below the floor of {MIN_M_KIB}", self.m_kib)));
         }
         if self.m_kib > MAX_M_KIB {
             return Err(HashError::InvalidParams(format!(
@@ -61,16 +54,10 @@ impl Params {
             )));
         }
         if self.t < MIN_T || self.t > MAX_T {
-            return Err(HashError::InvalidParams(format!(
-                "t {} is outside {MIN_T}..={MAX_T}",
-                self.t
-            )));
+            return Err(HashError::InvalidParams(format!("t {} is outside {MIN_T}..={MAX_T}", self.t)));
         }
         if self.p < MIN_P || self.p > MAX_P {
-            return Err(HashError::InvalidParams(format!(
-                "p {} is outside {MIN_P}..={MAX_P}",
-                self.p
-            )));
+            return Err(HashError::InvalidParams(format!("p {} is outside {MIN_P}..={MAX_P}", self.p)));
         }
         Ok(*self)
     }
@@ -102,11 +89,7 @@ impl Default for PoolConfig {
     /// default (floor) parameters.
     fn default() -> Self {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self {
-            workers,
-            queue_max: workers.saturating_mul(64),
-            params: Params::default(),
-        }
+        Self { workers, queue_max: workers.saturating_mul(64), params: Params::default() }
     }
 }
 
@@ -116,14 +99,10 @@ impl PoolConfig {
     pub(crate) fn validate(&self) -> Result<PoolConfig, HashError> {
         let params = self.params.validate()?;
         if self.workers == 0 {
-            return Err(HashError::InvalidParams(
-                "workers must be at least 1".to_owned(),
-            ));
+            return Err(HashError::InvalidParams("workers must be at least 1".to_owned()));
         }
         if self.queue_max == 0 {
-            return Err(HashError::InvalidParams(
-                "queue_max must be at least 1".to_owned(),
-            ));
+            return Err(HashError::InvalidParams("queue_max must be at least 1".to_owned()));
         }
         Ok(PoolConfig { params, ..*self })
     }

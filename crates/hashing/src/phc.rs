@@ -53,19 +53,10 @@ pub(crate) fn parse(phc: &str) -> Result<ParsedHash, HashError> {
     }
     let salt = hash.salt.ok_or(HashError::InvalidHash)?;
     let mut salt_buf = [0u8; 64];
-    let salt = salt
-        .decode_b64(&mut salt_buf)
-        .map_err(|_| HashError::InvalidHash)?
-        .to_vec();
+    let salt = salt.decode_b64(&mut salt_buf).map_err(|_| HashError::InvalidHash)?.to_vec();
     if salt.len() < MIN_SALT_LEN {
         return Err(HashError::InvalidHash);
     }
     let expected = hash.hash.ok_or(HashError::InvalidHash)?.as_bytes().to_vec();
-    Ok(ParsedHash {
-        algorithm,
-        version,
-        params,
-        salt,
-        expected,
-    })
+    Ok(ParsedHash { algorithm, version, params, salt, expected })
 }

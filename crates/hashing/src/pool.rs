@@ -25,13 +25,8 @@ const DUMMY_SALT: [u8; SALT_LEN] = *b"regain-dummy-slt";
 
 /// What a worker should do with a password.
 pub(crate) enum JobKind {
-    Hash {
-        reply: oneshot::Sender<Result<String, HashError>>,
-    },
-    Verify {
-        parsed: ParsedHash,
-        reply: oneshot::Sender<Result<bool, HashError>>,
-    },
+    Hash { reply: oneshot::Sender<Result<String, HashError>> },
+    Verify { parsed: ParsedHash, reply: oneshot::Sender<Result<bool, HashError>> },
 }
 
 /// One queued job. The password copy is wiped when the job is dropped,
@@ -141,9 +136,7 @@ impl HashingPool {
     /// usernames so they take as long as known ones and cannot be told apart
     /// by timing.
     pub async fn verify_dummy(&self, password: &str) -> Result<(), HashError> {
-        self.verify(password, &self.inner.dummy_phc)
-            .await
-            .map(|_| ())
+        self.verify(password, &self.inner.dummy_phc).await.map(|_| ())
     }
 
     /// The raw primitive: Argon2id v0x13 with `params` into a 32-byte `out`,
@@ -170,10 +163,7 @@ impl HashingPool {
     /// Queues a job without waiting: a full queue is `Overloaded`, and a
     /// queue with no workers left is `Shutdown`.
     fn submit(&self, password: &str, kind: JobKind) -> Result<(), HashError> {
-        let job = Job {
-            password: Zeroizing::new(password.as_bytes().to_vec()),
-            kind,
-        };
+        let job = Job { password: Zeroizing::new(password.as_bytes().to_vec()), kind };
         match self.inner.sender.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(HashError::Overloaded),
@@ -253,24 +243,18 @@ fn hash_job(params: Params, password: &[u8], memory: &mut Vec<Block>) -> Result<
 
 /// Recomputes a stored hash with its own algorithm, version and params, in
 /// the worker's buffer or, if that is too small, a temporary one.
-fn verify_job(
-    parsed: &ParsedHash,
-    password: &[u8],
-    memory: &mut [Block],
-) -> Result<bool, HashError> {
+fn verify_job(parsed: &ParsedHash, password: &[u8], memory: &mut [Block]) -> Result<bool, HashError> {
     let needed = parsed.params.block_count();
     let argon2 = Argon2::new(parsed.algorithm, parsed.version, parsed.params.clone());
     let mut out = Zeroizing::new(vec![0u8; parsed.expected.len()]);
     let result = if needed <= memory.len() {
         let used = &mut memory[..needed];
-        let result =
-            argon2.hash_password_into_with_memory(password, &parsed.salt, &mut out, &mut *used);
+        let result = argon2.hash_password_into_with_memory(password, &parsed.salt, &mut out, &mut *used);
         wipe(used);
         result
     } else {
         let mut temporary = vec![Block::default(); needed];
-        let result =
-            argon2.hash_password_into_with_memory(password, &parsed.salt, &mut out, &mut temporary);
+        let result = argon2.hash_password_into_with_memory(password, &parsed.salt, &mut out, &mut temporary);
         wipe(&mut temporary);
         result
     };

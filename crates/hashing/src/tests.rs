@@ -14,12 +14,7 @@ use tokio::task::JoinSet;
 use crate::{HashError, HashingPool, Params, PoolConfig};
 
 fn pool(workers: usize, queue_max: usize) -> HashingPool {
-    HashingPool::start(PoolConfig {
-        workers,
-        queue_max,
-        params: Params::default(),
-    })
-    .unwrap()
+    HashingPool::start(PoolConfig { workers, queue_max, params: Params::default() }).unwrap()
 }
 
 fn decimal(hash: &PasswordHash<'_>, name: &str) -> u32 {
@@ -27,9 +22,7 @@ fn decimal(hash: &PasswordHash<'_>, name: &str) -> u32 {
 }
 
 fn is_standard_b64_no_pad(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 #[tokio::test]
@@ -68,20 +61,13 @@ async fn pool_and_argon2_crate_verify_each_other() {
 
     let ours = pool.hash("tr0ub4dor&3").await.unwrap();
     let parsed = PasswordHash::new(&ours).unwrap();
-    assert!(Argon2::default()
-        .verify_password(b"tr0ub4dor&3", &parsed)
-        .is_ok());
-    assert!(Argon2::default()
-        .verify_password(b"tr0ub4dor&4", &parsed)
-        .is_err());
+    assert!(Argon2::default().verify_password(b"tr0ub4dor&3", &parsed).is_ok());
+    assert!(Argon2::default().verify_password(b"tr0ub4dor&4", &parsed).is_err());
     assert!(pool.verify("tr0ub4dor&3", &ours).await.unwrap());
     assert!(!pool.verify("tr0ub4dor&4", &ours).await.unwrap());
 
     let salt = SaltString::generate(&mut OsRng);
-    let theirs = Argon2::default()
-        .hash_password(b"battery staple", &salt)
-        .unwrap()
-        .to_string();
+    let theirs = Argon2::default().hash_password(b"battery staple", &salt).unwrap().to_string();
     assert!(pool.verify("battery staple", &theirs).await.unwrap());
     assert!(!pool.verify("battery stapler", &theirs).await.unwrap());
     assert!(!pool.verify("", &theirs).await.unwrap());
@@ -100,8 +86,7 @@ async fn malformed_phc_is_invalid_hash() {
         "$argon2id$v=19$m=19456,t=2,p=1$".to_owned(),
         "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA".to_owned(),
         "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW".to_owned(),
-        "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E"
-            .to_owned(),
+        "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E".to_owned(),
         format!("$argon2id$v=99$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA${hash}"),
         format!("$argon2id$v=19$m=19456,t=2,p=1,x=3$c29tZXNhbHRzb21lc2FsdA${hash}"),
         format!("$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA==${hash}"),
@@ -114,10 +99,7 @@ async fn malformed_phc_is_invalid_hash() {
     ];
     for case in &cases {
         let result = pool.verify("pw", case).await;
-        assert!(
-            matches!(result, Err(HashError::InvalidHash)),
-            "{case:?} gave {result:?}"
-        );
+        assert!(matches!(result, Err(HashError::InvalidHash)), "{case:?} gave {result:?}");
     }
 }
 
@@ -125,49 +107,25 @@ async fn malformed_phc_is_invalid_hash() {
 async fn params_outside_floor_or_ceiling_are_invalid() {
     let floor = Params::default();
     assert_eq!(floor.validate().unwrap(), floor);
-    let strong = Params {
-        m_kib: 65_536,
-        t: 3,
-        p: 4,
-    };
+    let strong = Params { m_kib: 65_536, t: 3, p: 4 };
     assert_eq!(strong.validate().unwrap(), strong);
 
     let bad = [
-        Params {
-            m_kib: 19_455,
-            ..floor
-        },
+        Params { m_kib: 19_455, ..floor },
         Params { t: 1, ..floor },
         Params { p: 0, ..floor },
-        Params {
-            m_kib: 4 * 1024 * 1024 + 1,
-            ..floor
-        },
+        Params { m_kib: 4 * 1024 * 1024 + 1, ..floor },
         Params { t: 101, ..floor },
         Params { p: 17, ..floor },
     ];
     for params in bad {
-        assert!(
-            matches!(params.validate(), Err(HashError::InvalidParams(_))),
-            "{params:?}"
-        );
-        let started = HashingPool::start(PoolConfig {
-            workers: 1,
-            queue_max: 1,
-            params,
-        });
-        assert!(
-            matches!(started, Err(HashError::InvalidParams(_))),
-            "{params:?}"
-        );
+        assert!(matches!(params.validate(), Err(HashError::InvalidParams(_))), "{params:?}");
+        let started = HashingPool::start(PoolConfig { workers: 1, queue_max: 1, params });
+        assert!(matches!(started, Err(HashError::InvalidParams(_))), "{params:?}");
     }
 
     for (workers, queue_max) in [(0, 1), (1, 0)] {
-        let started = HashingPool::start(PoolConfig {
-            workers,
-            queue_max,
-            params: floor,
-        });
+        let started = HashingPool::start(PoolConfig { workers, queue_max, params: floor });
         assert!(matches!(started, Err(HashError::InvalidParams(_))));
     }
 }
@@ -178,14 +136,7 @@ fn default_pool_config_follows_core_count() {
     assert!(config.workers >= 1);
     assert_eq!(config.queue_max, 64 * config.workers);
     assert_eq!(config.params, Params::default());
-    assert_eq!(
-        Params::default(),
-        Params {
-            m_kib: 19_456,
-            t: 2,
-            p: 1
-        }
-    );
+    assert_eq!(Params::default(), Params { m_kib: 19_456, t: 2, p: 1 });
 }
 
 #[tokio::test]
@@ -207,10 +158,7 @@ async fn full_queue_is_overloaded_and_accepted_jobs_succeed() {
             Err(other) => unreachable!("unexpected error {other:?}"),
         }
     }
-    assert!(
-        overloaded >= 1,
-        "a 1-slot queue must refuse some of 20 jobs"
-    );
+    assert!(overloaded >= 1, "a 1-slot queue must refuse some of 20 jobs");
     assert!(accepted >= 1, "the first job must be accepted");
     assert_eq!(accepted + overloaded, 20);
 }
@@ -251,13 +199,9 @@ fn raw_primitive_matches_argon2_crate_and_reuses_memory() {
     assert_eq!(memory.len(), 19_456, "memory grows to m blocks");
 
     let mut expected = [0u8; 32];
-    Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        argon2::Params::new(19_456, 2, 1, Some(32)).unwrap(),
-    )
-    .hash_password_into(b"hunter2", &salt, &mut expected)
-    .unwrap();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2::Params::new(19_456, 2, 1, Some(32)).unwrap())
+        .hash_password_into(b"hunter2", &salt, &mut expected)
+        .unwrap();
     assert_eq!(out, expected);
 
     let mut again = [0u8; 32];
@@ -277,11 +221,7 @@ async fn verify_accepts_other_variants_and_params() {
         (Algorithm::Argon2id, 32_768, 1, 1),
     ];
     for (algorithm, m, t, p) in cases {
-        let argon2 = Argon2::new(
-            algorithm,
-            Version::V0x13,
-            argon2::Params::new(m, t, p, None).unwrap(),
-        );
+        let argon2 = Argon2::new(algorithm, Version::V0x13, argon2::Params::new(m, t, p, None).unwrap());
         let salt = SaltString::generate(&mut OsRng);
         let phc = argon2.hash_password(b"s3cret", &salt).unwrap().to_string();
         assert!(pool.verify("s3cret", &phc).await.unwrap(), "{phc}");
@@ -291,17 +231,8 @@ async fn verify_accepts_other_variants_and_params() {
 
 #[tokio::test]
 async fn dummy_verify_uses_the_pools_params() {
-    let params = Params {
-        m_kib: 20_480,
-        t: 3,
-        p: 1,
-    };
-    let pool = HashingPool::start(PoolConfig {
-        workers: 1,
-        queue_max: 4,
-        params,
-    })
-    .unwrap();
+    let params = Params { m_kib: 20_480, t: 3, p: 1 };
+    let pool = HashingPool::start(PoolConfig { workers: 1, queue_max: 4, params }).unwrap();
     assert_eq!(pool.params(), params);
     assert_eq!(pool.workers(), 1);
 
@@ -315,10 +246,7 @@ async fn dummy_verify_uses_the_pools_params() {
     pool.verify_dummy("anything").await.unwrap();
 
     let real = pool.hash("pw").await.unwrap();
-    assert!(
-        real.starts_with("$argon2id$v=19$m=20480,t=3,p=1$"),
-        "{real}"
-    );
+    assert!(real.starts_with("$argon2id$v=19$m=20480,t=3,p=1$"), "{real}");
 }
 
 #[tokio::test]
@@ -327,10 +255,7 @@ async fn workers_exit_when_last_handle_is_dropped() {
     let clone = pool.clone();
     let probe = pool.receiver_probe();
     drop(pool);
-    assert!(
-        clone.verify_dummy("pw").await.is_ok(),
-        "a clone keeps it alive"
-    );
+    assert!(clone.verify_dummy("pw").await.is_ok(), "a clone keeps it alive");
     assert!(probe.upgrade().is_some());
 
     drop(clone);

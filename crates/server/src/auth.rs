@@ -32,10 +32,7 @@ pub const CUSTOMER_TOKEN_PREFIX: &str = "rgc_";
 pub fn new_token(prefix: &str, entropy: &dyn Entropy) -> String {
     let mut bytes = [0u8; 32];
     entropy.fill(&mut bytes);
-    format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// What is stored for a token: its SHA-256, hex.
@@ -65,15 +62,9 @@ impl Principal {
 
 /// The bearer token of a request: the `Authorization` header, else the session cookie.
 pub fn bearer_token(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(value) = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let (scheme, token) = value.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned());
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned());
     }
     parts
         .headers
@@ -89,10 +80,7 @@ pub fn bearer_token(parts: &Parts) -> Option<String> {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(principal) = parts.extensions.get::<Principal>() {
             return Ok(principal.clone());
         }
@@ -108,25 +96,13 @@ async fn authenticate(state: &AppState, token: &str) -> ApiResult<Principal> {
     let hash = token_hash(token);
     if token.starts_with(STAFF_TOKEN_PREFIX) {
         let idle_until = now + Duration::minutes(i64::from(state.config.session_idle_minutes));
-        let session = state
-            .store
-            .touch_session(&hash, now, idle_until)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let staff = state
-            .store
-            .staff(session.staff_id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?
-            .staff;
+        let session = state.store.touch_session(&hash, now, idle_until).await?.ok_or(ApiError::Unauthenticated)?;
+        let staff = state.store.staff(session.staff_id).await?.ok_or(ApiError::Unauthenticated)?.staff;
         if !staff.active {
             return Err(ApiError::Unauthenticated);
         }
         return Ok(Principal {
-            actor: Actor::Staff {
-                id: staff.id,
-                role: staff.role,
-            },
+            actor: Actor::Staff { id: staff.id, role: staff.role },
             role: staff.role,
             tenant_id: staff.tenant_id,
             staff_id: Some(staff.id),
@@ -134,11 +110,7 @@ async fn authenticate(state: &AppState, token: &str) -> ApiResult<Principal> {
         });
     }
     if token.starts_with(API_KEY_PREFIX) {
-        let key = state
-            .store
-            .use_api_key(&hash, now)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
+        let key = state.store.use_api_key(&hash, now).await?.ok_or(ApiError::Unauthenticated)?;
         return Ok(Principal {
             actor: Actor::ApiKey { id: key.id },
             role: key.role,
@@ -204,17 +176,11 @@ impl<P> Deref for Authorized<P> {
 impl<P: RequiredPermission> FromRequestParts<AppState> for Authorized<P> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let principal = Principal::from_request_parts(parts, state).await?;
         if !principal.role.allows(P::PERMISSION) {
             return Err(ApiError::Forbidden);
         }
-        Ok(Self {
-            principal,
-            _permission: PhantomData,
-        })
+        Ok(Self { principal, _permission: PhantomData })
     }
 }

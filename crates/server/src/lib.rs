@@ -38,18 +38,15 @@ pub use config::ServerConfig;
 use error::ApiError;
 pub use state::AppState;
 
-use routes::{
-    api_keys, auth as auth_routes, cases, commands, customers, directory, health, staff, tenants,
-};
+use routes::{api_keys, auth as auth_routes, cases, commands, customers, directory, health, staff, tenants};
 
 /// Bodies the bulk import accepts; every other route takes `ServerConfig::body_max_bytes`.
 pub const IMPORT_BODY_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// The API's routes and the OpenAPI document describing exactly them.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let import = OpenApiRouter::new()
-        .routes(routes!(customers::import))
-        .layer(DefaultBodyLimit::max(IMPORT_BODY_MAX_BYTES));
+    let import =
+        OpenApiRouter::new().routes(routes!(customers::import)).layer(DefaultBodyLimit::max(IMPORT_BODY_MAX_BYTES));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
@@ -95,10 +92,7 @@ struct OpenApiJson(Arc<String>);
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        doc.0.as_ref().clone(),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], doc.0.as_ref().clone())
 }
 
 /// The complete service, ready to serve or to call in tests without a socket.
@@ -117,10 +111,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(
-                    request_id.clone(),
-                    telemetry::MakeId,
-                ))
+                .map_request(telemetry::sanitize_request_id)
+                .layer(SetRequestIdLayer::new(request_id.clone(), telemetry::MakeId))
                 .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(SetResponseHeaderLayer::overriding(
@@ -136,9 +128,7 @@ pub fn router(state: AppState) -> Router {
                     HeaderValue::from_static("no-store"),
                 ))
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                    ApiError::Unavailable(
-                        "the request took longer than the server's time limit".into(),
-                    )
+                    ApiError::Unavailable("the request took longer than the server's time limit".into())
                 }))
                 .timeout(timeout),
         )
@@ -162,15 +152,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let sweeper = sweeper::spawn(self.state.clone());
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
         if let Some(handle) = sweeper {
             handle.abort();
         }

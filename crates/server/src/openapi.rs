@@ -36,9 +36,7 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "A staff session token (rgs_…) or a tenant API key (rgk_…)",
-                    ))
+                    .description(Some("A staff session token (rgs_…) or a tenant API key (rgk_…)"))
                     .build(),
             ),
         );
@@ -54,9 +52,7 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "A customer session token (rgc_…) from the directory's login",
-                    ))
+                    .description(Some("A customer session token (rgc_…) from the directory's login"))
                     .build(),
             ),
         );

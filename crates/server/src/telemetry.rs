@@ -27,38 +27,36 @@ pub fn init_metrics() {
 }
 
 pub fn render_metrics() -> String {
-    METRICS
-        .get()
-        .and_then(Option::as_ref)
-        .map(PrometheusHandle::render)
-        .unwrap_or_default()
+    METRICS.get().and_then(Option::as_ref).map(PrometheusHandle::render).unwrap_or_default()
 }
 
-/// Request ids: a UUIDv4 unless the client sent a short, printable one.
+/// A fresh UUIDv4 for requests that came without a usable id.
 #[derive(Clone, Default)]
 pub struct MakeId;
 
 impl MakeRequestId for MakeId {
-    fn make_request_id<B>(&mut self, request: &axum::http::Request<B>) -> Option<RequestId> {
-        let given = request.headers().get(REQUEST_ID_HEADER).filter(|v| {
-            v.len() <= 64
-                && v.as_bytes()
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        });
-        let value = given
-            .cloned()
-            .or_else(|| HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).ok())?;
-        Some(RequestId::new(value))
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).ok().map(RequestId::new)
     }
 }
 
+/// Keeps a client's `x-request-id` only if it is short and plain (letters, digits, `-_.`), so
+/// what lands in every log line cannot forge or break a record (SECURITY.md L3); otherwise it is
+/// dropped and [`MakeId`] assigns one.
+pub fn sanitize_request_id<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    let plain = |v: &HeaderValue| {
+        !v.is_empty()
+            && v.len() <= 64
+            && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if request.headers().get(REQUEST_ID_HEADER).is_some_and(|v| !plain(v)) {
+        request.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    request
+}
+
 pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    let request_id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
     tracing::info_span!("request", request_id, method = %request.method(), path = %request.uri().path())
 }
 
@@ -67,21 +65,14 @@ pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing:
 pub async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status();
     let elapsed = started.elapsed();
-    let labels = [
-        ("method", method.clone()),
-        ("route", route.clone()),
-        ("status", status.as_u16().to_string()),
-    ];
+    let labels = [("method", method.clone()), ("route", route.clone()), ("status", status.as_u16().to_string())];
     metrics::counter!("regain_http_requests_total", &labels).increment(1);
-    metrics::histogram!("regain_http_request_duration_seconds", &labels[..2])
-        .record(elapsed.as_secs_f64());
+    metrics::histogram!("regain_http_request_duration_seconds", &labels[..2]).record(elapsed.as_secs_f64());
     let elapsed_ms = elapsed.as_millis() as u64;
     match response.extensions().get::<ProblemLog>() {
         Some(problem) if status.is_server_error() => tracing::error!(
@@ -91,12 +82,9 @@ pub async fn observe(request: Request, next: Next) -> Response {
             elapsed_ms,
             "request failed"
         ),
-        Some(problem) => tracing::info!(
-            status = status.as_u16(),
-            problem = problem.code,
-            elapsed_ms,
-            "request refused"
-        ),
+        Some(problem) => {
+            tracing::info!(status = status.as_u16(), problem = problem.code, elapsed_ms, "request refused")
+        }
         None => tracing::info!(status = status.as_u16(), elapsed_ms, "request served"),
     }
     response

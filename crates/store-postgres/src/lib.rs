@@ -22,12 +22,7 @@ pub struct PostgresConfig {
 
 impl PostgresConfig {
     pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            connections_max: 16,
-            acquire_timeout_ms: 5_000,
-            statement_timeout_ms: 10_000,
-        }
+        Self { url: url.into(), connections_max: 16, acquire_timeout_ms: 5_000, statement_timeout_ms: 10_000 }
     }
 }
 
@@ -59,10 +54,7 @@ impl PostgresStore {
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {
-        MIGRATIONS
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+        MIGRATIONS.run(&self.pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
 
     pub fn pool(&self) -> &Pool<Postgres> {
@@ -85,16 +77,11 @@ impl PostgresStore {
         match &error {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate {
-                field: regain_store::codec::duplicate_field(
-                    db.constraint().unwrap_or(db.message()),
-                ),
+                field: regain_store::codec::duplicate_field(db.constraint().unwrap_or(db.message())),
             },
             // serialization failure, deadlock, too many connections, shutting down, cannot connect now
             sqlx::Error::Database(db)
-                if matches!(
-                    db.code().as_deref(),
-                    Some("40001" | "40P01" | "53300" | "57P01" | "57P03")
-                ) =>
+                if matches!(db.code().as_deref(), Some("40001" | "40P01" | "53300" | "57P01" | "57P03")) =>
             {
                 StoreError::Unavailable(db.message().to_owned())
             }

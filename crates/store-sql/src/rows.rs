@@ -3,18 +3,11 @@
 
 use regain_core::case::{CaseKind, CaseState, Channel};
 use regain_core::contact::{EmailAddress, PhoneE164};
-use regain_core::customer::{
-    ContactEmail, ContactPhone, Customer, CustomerFlags, CustomerStatus, FactorSummary,
-};
-use regain_core::{
-    ApiKeyId, Case, CaseId, CustomerId, Role, Staff, StaffId, Tenant, TenantId, TenantSlug,
-};
-use regain_store::codec::{
-    actor_from_text, event_from_json, parse_column, settings_from_json, tier, timestamp,
-};
+use regain_core::customer::{ContactEmail, ContactPhone, Customer, CustomerFlags, CustomerStatus, FactorSummary};
+use regain_core::{ApiKeyId, Case, CaseId, CustomerId, Role, Staff, StaffId, Tenant, TenantId, TenantSlug};
+use regain_store::codec::{actor_from_text, event_from_json, parse_column, settings_from_json, tier, timestamp};
 use regain_store::{
-    ApiKeyRecord, CustomerSessionRecord, LoginAttempt, SessionRecord, StaffRecord, StoreResult,
-    TimelineEntry,
+    ApiKeyRecord, CustomerSessionRecord, LoginAttempt, SessionRecord, StaffRecord, StoreResult, TimelineEntry,
 };
 
 #[derive(sqlx::FromRow)]
@@ -161,11 +154,7 @@ pub struct PhoneRow {
 }
 
 impl CustomerRow {
-    pub fn into_domain(
-        self,
-        emails: Vec<EmailRow>,
-        phones: Vec<PhoneRow>,
-    ) -> StoreResult<Customer> {
+    pub fn into_domain(self, emails: Vec<EmailRow>, phones: Vec<PhoneRow>) -> StoreResult<Customer> {
         let count = |n: i64| u32::try_from(n).unwrap_or(0);
         Ok(Customer {
             id: parse_column("customers.id", &self.id, CustomerId::parse)?,
@@ -178,11 +167,7 @@ impl CustomerRow {
                 .into_iter()
                 .map(|e| {
                     Ok(ContactEmail {
-                        address: parse_column(
-                            "customer_emails.address",
-                            &e.address,
-                            EmailAddress::parse,
-                        )?,
+                        address: parse_column("customer_emails.address", &e.address, EmailAddress::parse)?,
                         verified: e.verified,
                         added_at: timestamp(e.added_at),
                     })
@@ -192,21 +177,14 @@ impl CustomerRow {
                 .into_iter()
                 .map(|p| {
                     Ok(ContactPhone {
-                        number: parse_column(
-                            "customer_phones.number",
-                            &p.number,
-                            PhoneE164::from_e164,
-                        )?,
+                        number: parse_column("customer_phones.number", &p.number, PhoneE164::from_e164)?,
                         verified: p.verified,
                         added_at: timestamp(p.added_at),
                     })
                 })
                 .collect::<StoreResult<_>>()?,
             status: parse_column("customers.status", &self.status, CustomerStatus::parse)?,
-            flags: CustomerFlags {
-                privileged: self.privileged,
-                vip: self.vip,
-            },
+            flags: CustomerFlags { privileged: self.privileged, vip: self.vip },
             factors: FactorSummary {
                 password: self.password_enrolled,
                 totp: self.totp_enrolled,
@@ -232,16 +210,8 @@ pub struct LoginRow {
 impl LoginRow {
     pub fn into_domain(self) -> StoreResult<LoginAttempt> {
         Ok(LoginAttempt {
-            tenant_id: parse_column(
-                "customer_logins.tenant_id",
-                &self.tenant_id,
-                TenantId::parse,
-            )?,
-            customer_id: parse_column(
-                "customer_logins.customer_id",
-                &self.customer_id,
-                CustomerId::parse,
-            )?,
+            tenant_id: parse_column("customer_logins.tenant_id", &self.tenant_id, TenantId::parse)?,
+            customer_id: parse_column("customer_logins.customer_id", &self.customer_id, CustomerId::parse)?,
             at: timestamp(self.at),
             ip: self.ip,
             user_agent: self.user_agent,
@@ -263,16 +233,8 @@ impl CustomerSessionRow {
     pub fn into_domain(self) -> StoreResult<CustomerSessionRecord> {
         Ok(CustomerSessionRecord {
             token_hash: self.token_hash,
-            tenant_id: parse_column(
-                "customer_sessions.tenant_id",
-                &self.tenant_id,
-                TenantId::parse,
-            )?,
-            customer_id: parse_column(
-                "customer_sessions.customer_id",
-                &self.customer_id,
-                CustomerId::parse,
-            )?,
+            tenant_id: parse_column("customer_sessions.tenant_id", &self.tenant_id, TenantId::parse)?,
+            customer_id: parse_column("customer_sessions.customer_id", &self.customer_id, CustomerId::parse)?,
             created_at: timestamp(self.created_at),
             expires_at: timestamp(self.expires_at),
         })
@@ -324,11 +286,7 @@ impl CaseRow {
                 .transpose()?,
             summary: self.summary,
             approval_required: self.approval_required,
-            approval_requested_by: self
-                .approval_requested_by
-                .as_deref()
-                .map(actor_from_text)
-                .transpose()?,
+            approval_requested_by: self.approval_requested_by.as_deref().map(actor_from_text).transpose()?,
             cooling_off_until: self.cooling_off_until.map(timestamp),
             first_response_due: timestamp(self.first_response_due),
             resolution_due: timestamp(self.resolution_due),
@@ -361,11 +319,7 @@ impl EventRow {
             at: timestamp(self.at),
             actor: actor_from_text(&self.actor)?,
             event: event_from_json(&self.event_type, &self.data)?,
-            state_after: parse_column(
-                "case_events.state_after",
-                &self.state_after,
-                CaseState::parse,
-            )?,
+            state_after: parse_column("case_events.state_after", &self.state_after, CaseState::parse)?,
         })
     }
 }

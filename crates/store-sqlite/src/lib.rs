@@ -27,21 +27,13 @@ pub struct SqliteConfig {
 
 impl SqliteConfig {
     pub fn for_file(path: &Path) -> Self {
-        Self {
-            url: format!("sqlite://{}", path.display()),
-            ..Self::default()
-        }
+        Self { url: format!("sqlite://{}", path.display()), ..Self::default() }
     }
 }
 
 impl Default for SqliteConfig {
     fn default() -> Self {
-        Self {
-            url: "sqlite::memory:".to_owned(),
-            readers_max: 8,
-            acquire_timeout_ms: 5_000,
-            busy_timeout_ms: 5_000,
-        }
+        Self { url: "sqlite::memory:".to_owned(), readers_max: 8, acquire_timeout_ms: 5_000, busy_timeout_ms: 5_000 }
     }
 }
 
@@ -64,9 +56,7 @@ impl SqliteStore {
             // Every connection to one shared in-memory database; no WAL without a file.
             options.shared_cache(true)
         } else {
-            options
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
+            options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full)
         };
         let acquire = Duration::from_millis(config.acquire_timeout_ms);
         let writer = SqlitePoolOptions::new()
@@ -87,10 +77,7 @@ impl SqliteStore {
 
     /// Applies every migration not yet applied.
     pub async fn migrate(&self) -> StoreResult<()> {
-        MIGRATIONS
-            .run(&self.writer)
-            .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+        MIGRATIONS.run(&self.writer).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
 
     /// The writer pool, for benchmarks that measure raw commits on the same settings.
@@ -114,19 +101,16 @@ impl SqliteStore {
     fn map_err(error: sqlx::Error) -> StoreError {
         match &error {
             sqlx::Error::RowNotFound => StoreError::NotFound,
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate {
-                field: regain_store::codec::duplicate_field(db.message()),
-            },
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Duplicate { field: regain_store::codec::duplicate_field(db.message()) }
+            }
             // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout: overloaded, try later.
-            sqlx::Error::Database(db)
-                if matches!(db.code().as_deref(), Some("5" | "6" | "517")) =>
-            {
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "517")) => {
                 StoreError::Unavailable(db.message().to_owned())
             }
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {
+                StoreError::Unavailable(error.to_string())
+            }
             _ => StoreError::Other(error.to_string()),
         }
     }

@@ -33,12 +33,10 @@ pub fn actor_from_text(text: &str) -> StoreResult<Actor> {
             id: StaffId::parse("actor", id).map_err(|_| bad())?,
             role: Role::parse("actor", role).map_err(|_| bad())?,
         }),
-        (Some("api_key"), Some(id), None) => Ok(Actor::ApiKey {
-            id: ApiKeyId::parse("actor", id).map_err(|_| bad())?,
-        }),
-        (Some("customer"), Some(id), None) => Ok(Actor::Customer {
-            id: CustomerId::parse("actor", id).map_err(|_| bad())?,
-        }),
+        (Some("api_key"), Some(id), None) => Ok(Actor::ApiKey { id: ApiKeyId::parse("actor", id).map_err(|_| bad())? }),
+        (Some("customer"), Some(id), None) => {
+            Ok(Actor::Customer { id: CustomerId::parse("actor", id).map_err(|_| bad())? })
+        }
         _ => Err(bad()),
     }
 }
@@ -86,11 +84,7 @@ const COMMAND_NAMES: [&str; 16] = [
 /// The event's name and its data as a JSON object (text).
 pub fn event_to_json(event: &CaseEvent) -> (&'static str, String) {
     let data = match event {
-        CaseEvent::Opened {
-            kind,
-            channel,
-            tier,
-        } => {
+        CaseEvent::Opened { kind, channel, tier } => {
             json!({"kind": kind.as_str(), "channel": channel.as_str(), "tier": tier.get()})
         }
         CaseEvent::Assigned { assignee } => json!({"assignee": assignee.map(|a| a.to_string())}),
@@ -99,12 +93,7 @@ pub fn event_to_json(event: &CaseEvent) -> (&'static str, String) {
         }
         CaseEvent::ChannelChanged { from, to } => json!({"from": from.as_str(), "to": to.as_str()}),
         CaseEvent::NoteAdded { text } => json!({"text": text}),
-        CaseEvent::StateChanged {
-            from,
-            to,
-            command,
-            reason,
-        } => {
+        CaseEvent::StateChanged { from, to, command, reason } => {
             json!({"from": from.as_str(), "to": to.as_str(), "command": command, "reason": reason})
         }
         CaseEvent::CustomerIdentified { customer_id } => {
@@ -128,9 +117,7 @@ pub fn event_from_json(name: &str, data: &str) -> StoreResult<CaseEvent> {
             tier: tier(num("tier")?)?,
         },
         "case.assigned" => CaseEvent::Assigned {
-            assignee: opt_text("assignee")
-                .map(|a| parse_column("assignee", &a, StaffId::parse))
-                .transpose()?,
+            assignee: opt_text("assignee").map(|a| parse_column("assignee", &a, StaffId::parse)).transpose()?,
         },
         "case.escalated" => CaseEvent::Escalated {
             from: tier(num("from_tier")?)?,
@@ -141,26 +128,18 @@ pub fn event_from_json(name: &str, data: &str) -> StoreResult<CaseEvent> {
             from: parse_column("from", text("from")?, Channel::parse)?,
             to: parse_column("to", text("to")?, Channel::parse)?,
         },
-        "case.note_added" => CaseEvent::NoteAdded {
-            text: text("text")?.to_owned(),
-        },
+        "case.note_added" => CaseEvent::NoteAdded { text: text("text")?.to_owned() },
         "case.state_changed" => CaseEvent::StateChanged {
             from: parse_column("from", text("from")?, CaseState::parse)?,
             to: parse_column("to", text("to")?, CaseState::parse)?,
-            command: COMMAND_NAMES
-                .iter()
-                .find(|c| **c == text("command").unwrap_or(""))
-                .copied()
-                .ok_or_else(bad)?,
+            command: COMMAND_NAMES.iter().find(|c| **c == text("command").unwrap_or("")).copied().ok_or_else(bad)?,
             reason: opt_text("reason"),
         },
         "case.customer_identified" => CaseEvent::CustomerIdentified {
             customer_id: parse_column("customer_id", text("customer_id")?, CustomerId::parse)?,
         },
         "case.cooling_off_started" => CaseEvent::CoolingOffStarted {
-            until: DateTime::parse_from_rfc3339(text("until")?)
-                .map_err(|_| bad())?
-                .to_utc(),
+            until: DateTime::parse_from_rfc3339(text("until")?).map_err(|_| bad())?.to_utc(),
         },
         _ => return Err(bad()),
     };
@@ -183,17 +162,10 @@ pub fn settings_from_json(text: &str) -> StoreResult<TenantSettings> {
     let v: Value = serde_json::from_str(text).map_err(|_| corrupt("settings", text))?;
     let d = TenantSettings::default();
     let n = |key: &str, default: u32| {
-        v.get(key)
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(default)
+        v.get(key).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).unwrap_or(default)
     };
     Ok(TenantSettings {
-        default_region: v
-            .get("default_region")
-            .and_then(Value::as_str)
-            .unwrap_or(&d.default_region)
-            .to_owned(),
+        default_region: v.get("default_region").and_then(Value::as_str).unwrap_or(&d.default_region).to_owned(),
         sla_first_response_minutes: n("sla_first_response_minutes", d.sla_first_response_minutes),
         sla_resolution_minutes: n("sla_resolution_minutes", d.sla_resolution_minutes),
         case_expiry_hours: n("case_expiry_hours", d.case_expiry_hours),
@@ -204,19 +176,9 @@ pub fn settings_from_json(text: &str) -> StoreResult<TenantSettings> {
 /// The name of the field a uniqueness violation is about, from the database's message or
 /// constraint name (both backends name constraints and columns alike).
 pub fn duplicate_field(message: &str) -> String {
-    const FIELDS: [&str; 7] = [
-        "username",
-        "external_id",
-        "account_number",
-        "slug",
-        "email",
-        "secret_hash",
-        "token_hash",
-    ];
-    FIELDS
-        .iter()
-        .find(|f| message.contains(*f))
-        .map_or_else(|| "id".to_owned(), |f| (*f).to_owned())
+    const FIELDS: [&str; 7] =
+        ["username", "external_id", "account_number", "slug", "email", "secret_hash", "token_hash"];
+    FIELDS.iter().find(|f| message.contains(*f)).map_or_else(|| "id".to_owned(), |f| (*f).to_owned())
 }
 
 #[cfg(test)]
@@ -229,16 +191,9 @@ mod tests {
     fn actors_round_trip() {
         let actors = [
             Actor::System,
-            Actor::Staff {
-                id: StaffId::from_uuid(Uuid::from_u128(3)),
-                role: Role::SecurityAnalyst,
-            },
-            Actor::ApiKey {
-                id: ApiKeyId::from_uuid(Uuid::from_u128(4)),
-            },
-            Actor::Customer {
-                id: CustomerId::from_uuid(Uuid::from_u128(5)),
-            },
+            Actor::Staff { id: StaffId::from_uuid(Uuid::from_u128(3)), role: Role::SecurityAnalyst },
+            Actor::ApiKey { id: ApiKeyId::from_uuid(Uuid::from_u128(4)) },
+            Actor::Customer { id: CustomerId::from_uuid(Uuid::from_u128(5)) },
         ];
         for a in actors {
             assert_eq!(actor_from_text(&actor_to_text(&a)).unwrap(), a);
@@ -249,26 +204,16 @@ mod tests {
     #[test]
     fn events_round_trip() {
         let events = [
-            CaseEvent::Opened {
-                kind: CaseKind::MfaRecovery,
-                channel: Channel::Chat,
-                tier: Tier::FRONT_LINE,
-            },
+            CaseEvent::Opened { kind: CaseKind::MfaRecovery, channel: Channel::Chat, tier: Tier::FRONT_LINE },
             CaseEvent::Assigned { assignee: None },
-            CaseEvent::Escalated {
-                from: Tier::FRONT_LINE,
-                to: Tier::SECURITY,
-                reason: "x\"}\r\n".into(),
-            },
+            CaseEvent::Escalated { from: Tier::FRONT_LINE, to: Tier::SECURITY, reason: "x\"}\r\n".into() },
             CaseEvent::StateChanged {
                 from: CaseState::Open,
                 to: CaseState::Identifying,
                 command: "start_identification",
                 reason: None,
             },
-            CaseEvent::CoolingOffStarted {
-                until: from_micros(1_700_000_000_000_000),
-            },
+            CaseEvent::CoolingOffStarted { until: from_micros(1_700_000_000_000_000) },
         ];
         for e in events {
             let (name, data) = event_to_json(&e);

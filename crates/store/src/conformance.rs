@@ -11,12 +11,10 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use regain_core::case::{apply, CaseCommand, CaseKind, CaseState, Channel, NewCase};
 use regain_core::contact::{EmailAddress, PhoneE164};
-use regain_core::customer::{
-    ContactDraft, CustomerDraft, CustomerLookup, CustomerStatus, NewCustomer,
-};
+use regain_core::customer::{ContactDraft, CustomerDraft, CustomerLookup, CustomerStatus, NewCustomer};
 use regain_core::{
-    Actor, ApiKeyId, Case, CaseId, Customer, CustomerId, Role, Staff, StaffId, Tenant, TenantId,
-    TenantSettings, TenantSlug, Timestamp,
+    Actor, ApiKeyId, Case, CaseId, Customer, CustomerId, Role, Staff, StaffId, Tenant, TenantId, TenantSettings,
+    TenantSlug, Timestamp,
 };
 use uuid::Uuid;
 
@@ -80,19 +78,10 @@ pub fn customer(tenant: &Tenant, n: u128, username: &str) -> Customer {
         account_number: Some(format!("ACC-{n}")),
         full_name: format!("Customer {username}"),
         emails: vec![
-            ContactDraft {
-                value: format!("{username}@Example.com"),
-                verified: true,
-            },
-            ContactDraft {
-                value: format!("{username}.old@example.org"),
-                verified: false,
-            },
+            ContactDraft { value: format!("{username}@Example.com"), verified: true },
+            ContactDraft { value: format!("{username}.old@example.org"), verified: false },
         ],
-        phones: vec![ContactDraft {
-            value: format!("+1 201 555 {:04}", n % 10_000),
-            verified: true,
-        }],
+        phones: vec![ContactDraft { value: format!("+1 201 555 {:04}", n % 10_000), verified: true }],
         privileged: n % 2 == 0,
         totp_enrolled: true,
         recovery_codes_remaining: 8,
@@ -109,20 +98,12 @@ pub fn customer(tenant: &Tenant, n: u128, username: &str) -> Customer {
         emails: new
             .emails
             .into_iter()
-            .map(|(address, verified)| regain_core::customer::ContactEmail {
-                address,
-                verified,
-                added_at: t0(),
-            })
+            .map(|(address, verified)| regain_core::customer::ContactEmail { address, verified, added_at: t0() })
             .collect(),
         phones: new
             .phones
             .into_iter()
-            .map(|(number, verified)| regain_core::customer::ContactPhone {
-                number,
-                verified,
-                added_at: t0(),
-            })
+            .map(|(number, verified)| regain_core::customer::ContactPhone { number, verified, added_at: t0() })
             .collect(),
         status: new.status,
         flags: new.flags,
@@ -138,33 +119,18 @@ pub fn customer(tenant: &Tenant, n: u128, username: &str) -> Customer {
 }
 
 fn agent(n: u128) -> Actor {
-    Actor::Staff {
-        id: StaffId::from_uuid(uuid(n)),
-        role: Role::Agent,
-    }
+    Actor::Staff { id: StaffId::from_uuid(uuid(n)), role: Role::Agent }
 }
 
 pub async fn open_case(store: &dyn Store, tenant: &Tenant, n: u128, kind: CaseKind) -> Case {
-    let new = NewCase {
-        kind,
-        channel: Channel::Phone,
-        summary: Some("locked out".into()),
-    };
-    let (case, events) = Case::open(
-        CaseId::from_uuid(uuid(n)),
-        tenant.id,
-        &tenant.settings,
-        new,
-        agent(1),
-        t0(),
-    );
+    let new = NewCase { kind, channel: Channel::Phone, summary: Some("locked out".into()) };
+    let (case, events) = Case::open(CaseId::from_uuid(uuid(n)), tenant.id, &tenant.settings, new, agent(1), t0());
     store.create_case(&case, &events, &agent(1)).await.unwrap();
     case
 }
 
 async fn command(store: &dyn Store, case: &Case, cmd: CaseCommand) -> Case {
-    let (next, events) =
-        apply(case, cmd, agent(1), case.updated_at + Duration::seconds(1)).unwrap();
+    let (next, events) = apply(case, cmd, agent(1), case.updated_at + Duration::seconds(1)).unwrap();
     store.update_case(&next, &events, &agent(1)).await.unwrap();
     next
 }
@@ -172,52 +138,19 @@ async fn command(store: &dyn Store, case: &Case, cmd: CaseCommand) -> Case {
 pub async fn tenants_round_trip_and_slugs_are_unique(store: &dyn Store) {
     let acme = tenant(store, 1, "acme").await;
     assert_eq!(store.tenant(acme.id).await.unwrap(), Some(acme.clone()));
-    assert_eq!(
-        store.tenant_by_slug("acme").await.unwrap(),
-        Some(acme.clone())
-    );
+    assert_eq!(store.tenant_by_slug("acme").await.unwrap(), Some(acme.clone()));
     assert_eq!(store.tenant_by_slug("nobody").await.unwrap(), None);
-    let again = Tenant {
-        id: TenantId::from_uuid(uuid(2)),
-        ..acme.clone()
-    };
-    assert_eq!(
-        store.create_tenant(&again).await,
-        Err(StoreError::Duplicate {
-            field: "slug".into()
-        })
-    );
+    let again = Tenant { id: TenantId::from_uuid(uuid(2)), ..acme.clone() };
+    assert_eq!(store.create_tenant(&again).await, Err(StoreError::Duplicate { field: "slug".into() }));
     tenant(store, 3, "beta").await;
-    let slugs: Vec<String> = store
-        .list_tenants()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.slug.to_string())
-        .collect();
+    let slugs: Vec<String> = store.list_tenants().await.unwrap().into_iter().map(|t| t.slug.to_string()).collect();
     assert_eq!(slugs, ["acme", "beta"]);
-    let settings = TenantSettings {
-        default_region: "GB".into(),
-        login_failures_max: 3,
-        ..TenantSettings::default()
-    };
-    let updated = store
-        .update_tenant(acme.id, "ACME Bank", &settings)
-        .await
-        .unwrap();
-    assert_eq!(
-        (updated.display_name.as_str(), updated.settings.clone()),
-        ("ACME Bank", settings)
-    );
+    let settings = TenantSettings { default_region: "GB".into(), login_failures_max: 3, ..TenantSettings::default() };
+    let updated = store.update_tenant(acme.id, "ACME Bank", &settings).await.unwrap();
+    assert_eq!((updated.display_name.as_str(), updated.settings.clone()), ("ACME Bank", settings));
     assert_eq!(store.tenant(acme.id).await.unwrap(), Some(updated));
     assert_eq!(
-        store
-            .update_tenant(
-                TenantId::from_uuid(uuid(99)),
-                "x",
-                &TenantSettings::default()
-            )
-            .await,
+        store.update_tenant(TenantId::from_uuid(uuid(99)), "x", &TenantSettings::default()).await,
         Err(StoreError::NotFound)
     );
 }
@@ -238,47 +171,19 @@ pub async fn staff_sessions_and_totp_steps(store: &dyn Store) {
         totp_secret: vec![1, 2, 3, 0, 255],
     };
     store.create_staff(&record).await.unwrap();
-    assert_eq!(
-        store.staff(record.staff.id).await.unwrap(),
-        Some(record.clone())
-    );
-    assert_eq!(
-        store.staff_by_email("ana@acme.test").await.unwrap(),
-        Some(record.clone())
-    );
-    let twin = StaffRecord {
-        staff: Staff {
-            id: StaffId::from_uuid(uuid(11)),
-            ..record.staff.clone()
-        },
-        ..record.clone()
-    };
-    assert_eq!(
-        store.create_staff(&twin).await,
-        Err(StoreError::Duplicate {
-            field: "email".into()
-        })
-    );
+    assert_eq!(store.staff(record.staff.id).await.unwrap(), Some(record.clone()));
+    assert_eq!(store.staff_by_email("ana@acme.test").await.unwrap(), Some(record.clone()));
+    let twin =
+        StaffRecord { staff: Staff { id: StaffId::from_uuid(uuid(11)), ..record.staff.clone() }, ..record.clone() };
+    assert_eq!(store.create_staff(&twin).await, Err(StoreError::Duplicate { field: "email".into() }));
     assert_eq!(store.list_staff(Some(acme.id)).await.unwrap().len(), 1);
     assert_eq!(store.list_staff(None).await.unwrap().len(), 0);
 
     // SECURITY.md M3: a TOTP step is used once; an older one never again.
-    assert!(store
-        .claim_staff_totp_step(record.staff.id, 100)
-        .await
-        .unwrap());
-    assert!(!store
-        .claim_staff_totp_step(record.staff.id, 100)
-        .await
-        .unwrap());
-    assert!(!store
-        .claim_staff_totp_step(record.staff.id, 99)
-        .await
-        .unwrap());
-    assert!(store
-        .claim_staff_totp_step(record.staff.id, 101)
-        .await
-        .unwrap());
+    assert!(store.claim_staff_totp_step(record.staff.id, 100).await.unwrap());
+    assert!(!store.claim_staff_totp_step(record.staff.id, 100).await.unwrap());
+    assert!(!store.claim_staff_totp_step(record.staff.id, 99).await.unwrap());
+    assert!(store.claim_staff_totp_step(record.staff.id, 101).await.unwrap());
 
     let session = SessionRecord {
         token_hash: "aa".repeat(32),
@@ -289,39 +194,18 @@ pub async fn staff_sessions_and_totp_steps(store: &dyn Store) {
     };
     store.create_session(&session).await.unwrap();
     let later = t0() + Duration::minutes(20);
-    let touched = store
-        .touch_session(&session.token_hash, later, later + Duration::minutes(30))
-        .await
-        .unwrap()
-        .unwrap();
+    let touched =
+        store.touch_session(&session.token_hash, later, later + Duration::minutes(30)).await.unwrap().unwrap();
     assert_eq!(touched.idle_until, later + Duration::minutes(30));
     // Idle past the (pushed) deadline: gone.
     let idle = later + Duration::minutes(31);
-    assert_eq!(
-        store
-            .touch_session(&session.token_hash, idle, idle)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(store.touch_session(&session.token_hash, idle, idle).await.unwrap(), None);
     // Revoked: gone even while fresh.
-    let fresh = SessionRecord {
-        token_hash: "bb".repeat(32),
-        ..session.clone()
-    };
+    let fresh = SessionRecord { token_hash: "bb".repeat(32), ..session.clone() };
     store.create_session(&fresh).await.unwrap();
     store.revoke_session(&fresh.token_hash, t0()).await.unwrap();
-    assert_eq!(
-        store
-            .touch_session(&fresh.token_hash, t0(), t0())
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store.touch_session("unknown", t0(), t0()).await.unwrap(),
-        None
-    );
+    assert_eq!(store.touch_session(&fresh.token_hash, t0(), t0()).await.unwrap(), None);
+    assert_eq!(store.touch_session("unknown", t0(), t0()).await.unwrap(), None);
 }
 
 pub async fn api_keys_are_found_by_hash_and_revoked_per_tenant(store: &dyn Store) {
@@ -339,48 +223,22 @@ pub async fn api_keys_are_found_by_hash_and_revoked_per_tenant(store: &dyn Store
         revoked_at: None,
     };
     store.create_api_key(&key).await.unwrap();
-    let used = store
-        .use_api_key(&key.secret_hash, t0() + Duration::seconds(5))
-        .await
-        .unwrap()
-        .unwrap();
+    let used = store.use_api_key(&key.secret_hash, t0() + Duration::seconds(5)).await.unwrap().unwrap();
     assert_eq!(used.last_used_at, Some(t0() + Duration::seconds(5)));
     assert_eq!(store.list_api_keys(acme.id).await.unwrap().len(), 1);
     assert_eq!(store.list_api_keys(beta.id).await.unwrap().len(), 0);
-    assert_eq!(
-        store.revoke_api_key(beta.id, key.id, t0()).await,
-        Err(StoreError::NotFound)
-    );
-    assert!(
-        store
-            .use_api_key(&key.secret_hash, t0())
-            .await
-            .unwrap()
-            .is_some(),
-        "other tenant's revoke had effect"
-    );
+    assert_eq!(store.revoke_api_key(beta.id, key.id, t0()).await, Err(StoreError::NotFound));
+    assert!(store.use_api_key(&key.secret_hash, t0()).await.unwrap().is_some(), "other tenant's revoke had effect");
     store.revoke_api_key(acme.id, key.id, t0()).await.unwrap();
-    assert_eq!(
-        store.use_api_key(&key.secret_hash, t0()).await.unwrap(),
-        None
-    );
+    assert_eq!(store.use_api_key(&key.secret_hash, t0()).await.unwrap(), None);
 }
 
 pub async fn customers_round_trip_and_are_found_by_every_identifier(store: &dyn Store) {
     let acme = tenant(store, 1, "acme").await;
     let jane = customer(&acme, 30, "Jane");
-    store
-        .create_customer(&jane, Some("$argon2id$hash"))
-        .await
-        .unwrap();
-    store
-        .create_customer(&customer(&acme, 31, "john"), None)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.customer(acme.id, jane.id).await.unwrap(),
-        Some(jane.clone())
-    );
+    store.create_customer(&jane, Some("$argon2id$hash")).await.unwrap();
+    store.create_customer(&customer(&acme, 31, "john"), None).await.unwrap();
+    assert_eq!(store.customer(acme.id, jane.id).await.unwrap(), Some(jane.clone()));
     let lookups = [
         CustomerLookup::ExternalId("ext-Jane".into()),
         CustomerLookup::Username("JANE".into()),
@@ -394,78 +252,39 @@ pub async fn customers_round_trip_and_are_found_by_every_identifier(store: &dyn 
         assert_eq!(found, vec![jane.clone()], "{lookup:?}");
     }
     let nobody = CustomerLookup::Email(EmailAddress::parse("e", "nobody@example.com").unwrap());
-    assert!(store
-        .find_customers(acme.id, &nobody)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.find_customers(acme.id, &nobody).await.unwrap().is_empty());
 
-    let account = store
-        .directory_account(acme.id, "jane")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (account.customer_id, account.password_hash.as_deref()),
-        (jane.id, Some("$argon2id$hash"))
-    );
-    assert_eq!(
-        store
-            .directory_account(acme.id, "john")
-            .await
-            .unwrap()
-            .unwrap()
-            .password_hash,
-        None
-    );
-    assert_eq!(
-        store.directory_account(acme.id, "nobody").await.unwrap(),
-        None
-    );
+    let account = store.directory_account(acme.id, "jane").await.unwrap().unwrap();
+    assert_eq!((account.customer_id, account.password_hash.as_deref()), (jane.id, Some("$argon2id$hash")));
+    assert_eq!(store.directory_account(acme.id, "john").await.unwrap().unwrap().password_hash, None);
+    assert_eq!(store.directory_account(acme.id, "nobody").await.unwrap(), None);
 }
 
 pub async fn a_duplicate_customer_leaves_nothing_half_written(store: &dyn Store) {
     let acme = tenant(store, 1, "acme").await;
-    store
-        .create_customer(&customer(&acme, 30, "jane"), None)
-        .await
-        .unwrap();
+    store.create_customer(&customer(&acme, 30, "jane"), None).await.unwrap();
     // Same username (in another case), new email: refused whole, the new email not kept.
     let mut twin = customer(&acme, 31, "JANE");
     twin.external_id = Some("other".into());
     twin.account_number = None;
     twin.emails.truncate(1);
     twin.emails[0].address = EmailAddress::parse("e", "twin@example.com").unwrap();
-    assert_eq!(
-        store.create_customer(&twin, None).await,
-        Err(StoreError::Duplicate {
-            field: "username".into()
-        })
-    );
+    assert_eq!(store.create_customer(&twin, None).await, Err(StoreError::Duplicate { field: "username".into() }));
     let twin_email = CustomerLookup::Email(EmailAddress::parse("e", "twin@example.com").unwrap());
-    assert!(store
-        .find_customers(acme.id, &twin_email)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.find_customers(acme.id, &twin_email).await.unwrap().is_empty());
     assert_eq!(store.customer(acme.id, twin.id).await.unwrap(), None);
     let mut same_external = customer(&acme, 32, "other");
     same_external.external_id = Some("ext-jane".into());
     assert_eq!(
         store.create_customer(&same_external, None).await,
-        Err(StoreError::Duplicate {
-            field: "external_id".into()
-        })
+        Err(StoreError::Duplicate { field: "external_id".into() })
     );
 }
 
 pub async fn logins_are_recorded_and_lock_the_account(store: &dyn Store) {
     let acme = tenant(store, 1, "acme").await;
     let jane = customer(&acme, 30, "jane");
-    store
-        .create_customer(&jane, Some("$argon2id$hash"))
-        .await
-        .unwrap();
+    store.create_customer(&jane, Some("$argon2id$hash")).await.unwrap();
     let attempt = |n: i64, success: bool| LoginAttempt {
         tenant_id: acme.id,
         customer_id: jane.id,
@@ -474,72 +293,25 @@ pub async fn logins_are_recorded_and_lock_the_account(store: &dyn Store) {
         user_agent: Some("curl/8".into()),
         success,
     };
-    assert_eq!(
-        store.record_login(&attempt(1, false), 3).await.unwrap(),
-        CustomerStatus::Active
-    );
-    assert_eq!(
-        store.record_login(&attempt(2, true), 3).await.unwrap(),
-        CustomerStatus::Active
-    );
+    assert_eq!(store.record_login(&attempt(1, false), 3).await.unwrap(), CustomerStatus::Active);
+    assert_eq!(store.record_login(&attempt(2, true), 3).await.unwrap(), CustomerStatus::Active);
     // A success reset the count: two more failures do not lock, the third does.
-    assert_eq!(
-        store.record_login(&attempt(3, false), 3).await.unwrap(),
-        CustomerStatus::Active
-    );
-    assert_eq!(
-        store.record_login(&attempt(4, false), 3).await.unwrap(),
-        CustomerStatus::Active
-    );
-    assert_eq!(
-        store.record_login(&attempt(5, false), 3).await.unwrap(),
-        CustomerStatus::Locked
-    );
-    assert_eq!(
-        store
-            .directory_account(acme.id, "jane")
-            .await
-            .unwrap()
-            .unwrap()
-            .failed_logins,
-        3
-    );
+    assert_eq!(store.record_login(&attempt(3, false), 3).await.unwrap(), CustomerStatus::Active);
+    assert_eq!(store.record_login(&attempt(4, false), 3).await.unwrap(), CustomerStatus::Active);
+    assert_eq!(store.record_login(&attempt(5, false), 3).await.unwrap(), CustomerStatus::Locked);
+    assert_eq!(store.directory_account(acme.id, "jane").await.unwrap().unwrap().failed_logins, 3);
     let history = store.login_history(acme.id, jane.id, 10).await.unwrap();
     assert_eq!(history.len(), 5);
     assert_eq!(history[0], attempt(5, false), "newest first");
-    assert_eq!(
-        store
-            .login_history(acme.id, jane.id, 2)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(store.login_history(acme.id, jane.id, 2).await.unwrap().len(), 2);
     // Unlocking resets the count.
-    let unlocked = store
-        .set_customer_status(acme.id, jane.id, CustomerStatus::Active, t0())
-        .await
-        .unwrap();
+    let unlocked = store.set_customer_status(acme.id, jane.id, CustomerStatus::Active, t0()).await.unwrap();
     assert_eq!(unlocked.status, CustomerStatus::Active);
-    assert_eq!(
-        store
-            .directory_account(acme.id, "jane")
-            .await
-            .unwrap()
-            .unwrap()
-            .failed_logins,
-        0
-    );
+    assert_eq!(store.directory_account(acme.id, "jane").await.unwrap().unwrap().failed_logins, 0);
     // A disabled account stays disabled however many failures.
-    store
-        .set_customer_status(acme.id, jane.id, CustomerStatus::Disabled, t0())
-        .await
-        .unwrap();
+    store.set_customer_status(acme.id, jane.id, CustomerStatus::Disabled, t0()).await.unwrap();
     for n in 6..10 {
-        assert_eq!(
-            store.record_login(&attempt(n, false), 3).await.unwrap(),
-            CustomerStatus::Disabled
-        );
+        assert_eq!(store.record_login(&attempt(n, false), 3).await.unwrap(), CustomerStatus::Disabled);
     }
     let session = CustomerSessionRecord {
         token_hash: "dd".repeat(32),
@@ -549,47 +321,20 @@ pub async fn logins_are_recorded_and_lock_the_account(store: &dyn Store) {
         expires_at: t0() + Duration::hours(1),
     };
     store.create_customer_session(&session).await.unwrap();
-    assert_eq!(
-        store
-            .customer_session(&session.token_hash, t0())
-            .await
-            .unwrap(),
-        Some(session.clone())
-    );
-    assert_eq!(
-        store
-            .customer_session(&session.token_hash, t0() + Duration::hours(1))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(store.customer_session(&session.token_hash, t0()).await.unwrap(), Some(session.clone()));
+    assert_eq!(store.customer_session(&session.token_hash, t0() + Duration::hours(1)).await.unwrap(), None);
 }
 
 pub async fn cases_and_their_timeline_commit_together(store: &dyn Store) {
     let acme = tenant(store, 1, "acme").await;
     let case = open_case(store, &acme, 100, CaseKind::PasswordReset).await;
-    assert_eq!(
-        store.case(acme.id, case.id).await.unwrap(),
-        Some(case.clone())
-    );
+    assert_eq!(store.case(acme.id, case.id).await.unwrap(), Some(case.clone()));
     let case = command(store, &case, CaseCommand::StartIdentification).await;
-    let case = command(
-        store,
-        &case,
-        CaseCommand::Identify {
-            customer_id: CustomerId::from_uuid(uuid(30)),
-        },
-    )
-    .await;
-    assert_eq!(
-        store.case(acme.id, case.id).await.unwrap(),
-        Some(case.clone())
-    );
+    let case = command(store, &case, CaseCommand::Identify { customer_id: CustomerId::from_uuid(uuid(30)) }).await;
+    assert_eq!(store.case(acme.id, case.id).await.unwrap(), Some(case.clone()));
     let timeline = store.timeline(acme.id, case.id).await.unwrap();
-    let summary: Vec<(i64, &str, CaseState)> = timeline
-        .iter()
-        .map(|e| (e.seq, e.event.name(), e.state_after))
-        .collect();
+    let summary: Vec<(i64, &str, CaseState)> =
+        timeline.iter().map(|e| (e.seq, e.event.name(), e.state_after)).collect();
     assert_eq!(
         summary,
         [
@@ -608,19 +353,8 @@ pub async fn a_stale_case_update_is_a_conflict_and_appends_nothing(store: &dyn S
     let case = open_case(store, &acme, 100, CaseKind::PasswordReset).await;
     let current = command(store, &case, CaseCommand::StartIdentification).await;
     // Someone still holding the version-1 case tries to change it.
-    let (stale, events) = apply(
-        &case,
-        CaseCommand::Cancel {
-            reason: "dup".into(),
-        },
-        agent(2),
-        t0(),
-    )
-    .unwrap();
-    assert_eq!(
-        store.update_case(&stale, &events, &agent(2)).await,
-        Err(StoreError::Conflict)
-    );
+    let (stale, events) = apply(&case, CaseCommand::Cancel { reason: "dup".into() }, agent(2), t0()).unwrap();
+    assert_eq!(store.update_case(&stale, &events, &agent(2)).await, Err(StoreError::Conflict));
     assert_eq!(store.case(acme.id, case.id).await.unwrap(), Some(current));
     assert_eq!(store.timeline(acme.id, case.id).await.unwrap().len(), 2);
 }
@@ -633,25 +367,14 @@ pub async fn concurrent_case_updates_let_exactly_one_win(store: &dyn Store) {
         let store = Arc::clone(&store);
         let case = case.clone();
         async move {
-            let cmd = CaseCommand::AddNote {
-                text: format!("note {n}"),
-            };
+            let cmd = CaseCommand::AddNote { text: format!("note {n}") };
             let (next, events) = apply(&case, cmd, agent(n + 1), t0()).unwrap();
             store.update_case(&next, &events, &agent(n + 1)).await
         }
     });
     let results = futures::future::join_all(attempts).await;
-    assert_eq!(
-        results.iter().filter(|r| r.is_ok()).count(),
-        1,
-        "{results:?}"
-    );
-    assert!(
-        results
-            .iter()
-            .all(|r| r.is_ok() || *r == Err(StoreError::Conflict)),
-        "{results:?}"
-    );
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(results.iter().all(|r| r.is_ok() || *r == Err(StoreError::Conflict)), "{results:?}");
     assert_eq!(store.timeline(acme.id, case.id).await.unwrap().len(), 2);
 }
 
@@ -659,11 +382,7 @@ pub async fn cases_list_with_filters_and_keyset_pages(store: &dyn Store) {
     let acme = tenant(store, 1, "acme").await;
     let mut ids = Vec::new();
     for n in 0..7u128 {
-        let kind = if n % 2 == 0 {
-            CaseKind::PasswordReset
-        } else {
-            CaseKind::MfaRecovery
-        };
+        let kind = if n % 2 == 0 { CaseKind::PasswordReset } else { CaseKind::MfaRecovery };
         ids.push(open_case(store, &acme, 100 + n, kind).await.id);
     }
     let first = store.case(acme.id, ids[0]).await.unwrap().unwrap();
@@ -673,14 +392,7 @@ pub async fn cases_list_with_filters_and_keyset_pages(store: &dyn Store) {
     let mut after = None;
     let mut pages = 0;
     loop {
-        let page = store
-            .list_cases(
-                acme.id,
-                &CaseFilter::default(),
-                &PageRequest { limit: 3, after },
-            )
-            .await
-            .unwrap();
+        let page = store.list_cases(acme.id, &CaseFilter::default(), &PageRequest { limit: 3, after }).await.unwrap();
         pages += 1;
         seen.extend(page.items.iter().map(|c| c.id));
         match page.next_after {
@@ -691,108 +403,40 @@ pub async fn cases_list_with_filters_and_keyset_pages(store: &dyn Store) {
     ids.reverse();
     assert_eq!((seen, pages), (ids.clone(), 3), "newest first, 3 + 3 + 1");
 
-    let kind = CaseFilter {
-        kind: Some(CaseKind::MfaRecovery),
-        ..CaseFilter::default()
-    };
-    let page = store
-        .list_cases(
-            acme.id,
-            &kind,
-            &PageRequest {
-                limit: 50,
-                after: None,
-            },
-        )
-        .await
-        .unwrap();
+    let kind = CaseFilter { kind: Some(CaseKind::MfaRecovery), ..CaseFilter::default() };
+    let page = store.list_cases(acme.id, &kind, &PageRequest { limit: 50, after: None }).await.unwrap();
     assert_eq!(page.items.len(), 3);
     assert!(page.items.iter().all(|c| c.kind == CaseKind::MfaRecovery));
-    let states = CaseFilter {
-        states: vec![CaseState::Identifying, CaseState::Verifying],
-        ..CaseFilter::default()
-    };
-    let page = store
-        .list_cases(
-            acme.id,
-            &states,
-            &PageRequest {
-                limit: 50,
-                after: None,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        page.items.iter().map(|c| c.id).collect::<Vec<_>>(),
-        [first.id]
-    );
+    let states = CaseFilter { states: vec![CaseState::Identifying, CaseState::Verifying], ..CaseFilter::default() };
+    let page = store.list_cases(acme.id, &states, &PageRequest { limit: 50, after: None }).await.unwrap();
+    assert_eq!(page.items.iter().map(|c| c.id).collect::<Vec<_>>(), [first.id]);
     let unassigned = CaseFilter {
         assignee: Some(AssigneeFilter::Unassigned),
         tier: Some(regain_core::case::Tier::FRONT_LINE),
         ..CaseFilter::default()
     };
     assert_eq!(
-        store
-            .list_cases(
-                acme.id,
-                &unassigned,
-                &PageRequest {
-                    limit: 50,
-                    after: None
-                }
-            )
-            .await
-            .unwrap()
-            .items
-            .len(),
+        store.list_cases(acme.id, &unassigned, &PageRequest { limit: 50, after: None }).await.unwrap().items.len(),
         7
     );
-    let mine = CaseFilter {
-        assignee: Some(AssigneeFilter::Staff(StaffId::from_uuid(uuid(1)))),
-        ..CaseFilter::default()
-    };
-    assert!(store
-        .list_cases(
-            acme.id,
-            &mine,
-            &PageRequest {
-                limit: 50,
-                after: None
-            }
-        )
-        .await
-        .unwrap()
-        .items
-        .is_empty());
+    let mine =
+        CaseFilter { assignee: Some(AssigneeFilter::Staff(StaffId::from_uuid(uuid(1)))), ..CaseFilter::default() };
+    assert!(store.list_cases(acme.id, &mine, &PageRequest { limit: 50, after: None }).await.unwrap().items.is_empty());
 }
 
 pub async fn tenants_never_see_each_others_records(store: &dyn Store) {
     let acme = tenant(store, 1, "acme").await;
     let beta = tenant(store, 2, "beta").await;
     let jane = customer(&acme, 30, "jane");
-    store
-        .create_customer(&jane, Some("$argon2id$hash"))
-        .await
-        .unwrap();
+    store.create_customer(&jane, Some("$argon2id$hash")).await.unwrap();
     // The same username in another tenant is another person.
-    store
-        .create_customer(&customer(&beta, 31, "jane"), None)
-        .await
-        .unwrap();
+    store.create_customer(&customer(&beta, 31, "jane"), None).await.unwrap();
     let case = open_case(store, &acme, 100, CaseKind::PasswordReset).await;
     assert_eq!(store.customer(beta.id, jane.id).await.unwrap(), None);
     assert_eq!(store.case(beta.id, case.id).await.unwrap(), None);
     assert!(store.timeline(beta.id, case.id).await.unwrap().is_empty());
     assert!(store
-        .list_cases(
-            beta.id,
-            &CaseFilter::default(),
-            &PageRequest {
-                limit: 50,
-                after: None
-            }
-        )
+        .list_cases(beta.id, &CaseFilter::default(), &PageRequest { limit: 50, after: None })
         .await
         .unwrap()
         .items
@@ -801,20 +445,12 @@ pub async fn tenants_never_see_each_others_records(store: &dyn Store) {
     let found = store.find_customers(beta.id, &by_email).await.unwrap();
     assert!(found.iter().all(|c| c.tenant_id == beta.id) && found.len() == 1);
     assert_eq!(
-        store
-            .set_customer_status(beta.id, jane.id, CustomerStatus::Locked, t0())
-            .await,
+        store.set_customer_status(beta.id, jane.id, CustomerStatus::Locked, t0()).await,
         Err(StoreError::NotFound)
     );
     let (next, events) = apply(&case, CaseCommand::StartIdentification, agent(1), t0()).unwrap();
-    let foreign = Case {
-        tenant_id: beta.id,
-        ..next
-    };
-    assert_eq!(
-        store.update_case(&foreign, &events, &agent(1)).await,
-        Err(StoreError::Conflict)
-    );
+    let foreign = Case { tenant_id: beta.id, ..next };
+    assert_eq!(store.update_case(&foreign, &events, &agent(1)).await, Err(StoreError::Conflict));
 }
 
 pub async fn expired_cases_are_found_across_tenants(store: &dyn Store) {
@@ -823,31 +459,11 @@ pub async fn expired_cases_are_found_across_tenants(store: &dyn Store) {
     let a = open_case(store, &acme, 100, CaseKind::PasswordReset).await;
     let b = open_case(store, &beta, 101, CaseKind::AccountUnlock).await;
     let c = open_case(store, &beta, 102, CaseKind::AccountUnlock).await;
-    let cancelled = command(
-        store,
-        &c,
-        CaseCommand::Cancel {
-            reason: "duplicate".into(),
-        },
-    )
-    .await;
+    let cancelled = command(store, &c, CaseCommand::Cancel { reason: "duplicate".into() }).await;
     assert_eq!(cancelled.state, CaseState::Cancelled);
-    assert!(store
-        .cases_to_expire(a.expires_at - Duration::seconds(1), 10)
-        .await
-        .unwrap()
-        .is_empty());
-    let due: Vec<CaseId> = store
-        .cases_to_expire(a.expires_at, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    assert!(store.cases_to_expire(a.expires_at - Duration::seconds(1), 10).await.unwrap().is_empty());
+    let due: Vec<CaseId> = store.cases_to_expire(a.expires_at, 10).await.unwrap().into_iter().map(|c| c.id).collect();
     assert_eq!(due.len(), 2);
     assert!(due.contains(&a.id) && due.contains(&b.id));
-    assert_eq!(
-        store.cases_to_expire(a.expires_at, 1).await.unwrap().len(),
-        1
-    );
+    assert_eq!(store.cases_to_expire(a.expires_at, 1).await.unwrap().len(), 1);
 }

@@ -11,9 +11,7 @@ mod records;
 use async_trait::async_trait;
 use regain_core::case::CaseEvent;
 use regain_core::customer::{Customer, CustomerLookup, CustomerStatus};
-use regain_core::{
-    Actor, ApiKeyId, Case, CaseId, CustomerId, StaffId, Tenant, TenantId, TenantSettings, Timestamp,
-};
+use regain_core::{Actor, ApiKeyId, Case, CaseId, CustomerId, StaffId, Tenant, TenantId, TenantSettings, Timestamp};
 
 pub use records::*;
 
@@ -52,12 +50,7 @@ pub trait Store: Send + Sync + 'static {
     async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
     async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>>;
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
-    async fn update_tenant(
-        &self,
-        id: TenantId,
-        display_name: &str,
-        settings: &TenantSettings,
-    ) -> StoreResult<Tenant>;
+    async fn update_tenant(&self, id: TenantId, display_name: &str, settings: &TenantSettings) -> StoreResult<Tenant>;
 
     // Staff, their sessions, API keys
     async fn create_staff(&self, staff: &StaffRecord) -> StoreResult<()>;
@@ -79,32 +72,15 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<()>;
     async fn create_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
     /// The unrevoked key with this secret hash; its last use is set to `now`.
-    async fn use_api_key(
-        &self,
-        secret_hash: &str,
-        now: Timestamp,
-    ) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn use_api_key(&self, secret_hash: &str, now: Timestamp) -> StoreResult<Option<ApiKeyRecord>>;
     async fn list_api_keys(&self, tenant: TenantId) -> StoreResult<Vec<ApiKeyRecord>>;
-    async fn revoke_api_key(
-        &self,
-        tenant: TenantId,
-        id: ApiKeyId,
-        now: Timestamp,
-    ) -> StoreResult<()>;
+    async fn revoke_api_key(&self, tenant: TenantId, id: ApiKeyId, now: Timestamp) -> StoreResult<()>;
 
     // Customer records and the built-in directory
     /// Stores a new record, with its password hash when the tenant's directory is built in.
-    async fn create_customer(
-        &self,
-        customer: &Customer,
-        password_hash: Option<&str>,
-    ) -> StoreResult<()>;
+    async fn create_customer(&self, customer: &Customer, password_hash: Option<&str>) -> StoreResult<()>;
     async fn customer(&self, tenant: TenantId, id: CustomerId) -> StoreResult<Option<Customer>>;
-    async fn find_customers(
-        &self,
-        tenant: TenantId,
-        lookup: &CustomerLookup,
-    ) -> StoreResult<Vec<Customer>>;
+    async fn find_customers(&self, tenant: TenantId, lookup: &CustomerLookup) -> StoreResult<Vec<Customer>>;
     async fn set_customer_status(
         &self,
         tenant: TenantId,
@@ -113,55 +89,23 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Customer>;
     /// What a login needs: found by username (case-insensitive).
-    async fn directory_account(
-        &self,
-        tenant: TenantId,
-        username: &str,
-    ) -> StoreResult<Option<DirectoryAccount>>;
+    async fn directory_account(&self, tenant: TenantId, username: &str) -> StoreResult<Option<DirectoryAccount>>;
     /// Records one login attempt in the history; a failure counts towards the lockout at
     /// `failures_max`, a success resets the count. Returns the account's status afterwards.
-    async fn record_login(
-        &self,
-        attempt: &LoginAttempt,
-        failures_max: u32,
-    ) -> StoreResult<CustomerStatus>;
+    async fn record_login(&self, attempt: &LoginAttempt, failures_max: u32) -> StoreResult<CustomerStatus>;
     /// The most recent logins of a customer, newest first.
-    async fn login_history(
-        &self,
-        tenant: TenantId,
-        id: CustomerId,
-        limit: u32,
-    ) -> StoreResult<Vec<LoginAttempt>>;
+    async fn login_history(&self, tenant: TenantId, id: CustomerId, limit: u32) -> StoreResult<Vec<LoginAttempt>>;
     async fn create_customer_session(&self, session: &CustomerSessionRecord) -> StoreResult<()>;
-    async fn customer_session(
-        &self,
-        token_hash: &str,
-        now: Timestamp,
-    ) -> StoreResult<Option<CustomerSessionRecord>>;
+    async fn customer_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<CustomerSessionRecord>>;
 
     // Cases
     /// Stores a new case with its first timeline events, in one transaction.
-    async fn create_case(
-        &self,
-        case: &Case,
-        events: &[CaseEvent],
-        actor: &Actor,
-    ) -> StoreResult<()>;
+    async fn create_case(&self, case: &Case, events: &[CaseEvent], actor: &Actor) -> StoreResult<()>;
     async fn case(&self, tenant: TenantId, id: CaseId) -> StoreResult<Option<Case>>;
-    async fn list_cases(
-        &self,
-        tenant: TenantId,
-        filter: &CaseFilter,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Case>>;
+    async fn list_cases(&self, tenant: TenantId, filter: &CaseFilter, page: &PageRequest) -> StoreResult<Page<Case>>;
     /// Replaces the case (whose version was `case.version - 1` when read) and appends its
     /// events, in one transaction. [`StoreError::Conflict`] when the case changed meanwhile.
-    async fn update_case(
-        &self,
-        case: &Case,
-        events: &[CaseEvent],
-        actor: &Actor,
-    ) -> StoreResult<()>;
+    async fn update_case(&self, case: &Case, events: &[CaseEvent], actor: &Actor) -> StoreResult<()>;
     async fn timeline(&self, tenant: TenantId, id: CaseId) -> StoreResult<Vec<TimelineEntry>>;
     /// Cases of every tenant, before execution, whose expiry is at or before `now`.
     async fn cases_to_expire(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<Case>>;

@@ -74,9 +74,7 @@ pub async fn create_api_key_record(
         None => Role::Integration,
     };
     if !Role::API_KEY.contains(&role) {
-        return Err(
-            ValidationError::new("role", "an API key is integration or tenant_admin").into(),
-        );
+        return Err(ValidationError::new("role", "an API key is integration or tenant_admin").into());
     }
     let secret = new_token(API_KEY_PREFIX, state.entropy.as_ref());
     let record = ApiKeyRecord {
@@ -105,35 +103,18 @@ pub async fn create(
     auth: Authorized<perm::ApiKeysManage>,
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
-    let (record, secret) = create_api_key_record(
-        &state,
-        auth.tenant()?,
-        &req.name,
-        req.role.as_deref(),
-        auth.staff_id,
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedApiKey {
-            key: ApiKeyView::from(&record),
-            secret,
-        }),
-    ))
+    let (record, secret) =
+        create_api_key_record(&state, auth.tenant()?, &req.name, req.role.as_deref(), auth.staff_id).await?;
+    Ok((StatusCode::CREATED, Json(CreatedApiKey { key: ApiKeyView::from(&record), secret })))
 }
 
 /// List the tenant's API keys (never their secrets).
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api keys", security(("bearer" = []), ("cookie" = [])), responses(
     (status = 200, body = ApiKeyList),
 ))]
-pub async fn list(
-    State(state): State<AppState>,
-    auth: Authorized<perm::ApiKeysManage>,
-) -> ApiResult<Json<ApiKeyList>> {
+pub async fn list(State(state): State<AppState>, auth: Authorized<perm::ApiKeysManage>) -> ApiResult<Json<ApiKeyList>> {
     let keys = state.store.list_api_keys(auth.tenant()?).await?;
-    Ok(Json(ApiKeyList {
-        items: keys.iter().map(ApiKeyView::from).collect(),
-    }))
+    Ok(Json(ApiKeyList { items: keys.iter().map(ApiKeyView::from).collect() }))
 }
 
 /// Revoke an API key; it stops working at once.
@@ -147,14 +128,10 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = ApiKeyId::parse("id", &id).map_err(|_| ApiError::not_found("API key"))?;
-    state
-        .store
-        .revoke_api_key(auth.tenant()?, id, state.now())
-        .await
-        .map_err(|e| match e {
-            regain_store::StoreError::NotFound => ApiError::not_found("API key"),
-            other => other.into(),
-        })?;
+    state.store.revoke_api_key(auth.tenant()?, id, state.now()).await.map_err(|e| match e {
+        regain_store::StoreError::NotFound => ApiError::not_found("API key"),
+        other => other.into(),
+    })?;
     tracing::info!(api_key_id = %id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,8 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 
-const BAD_LOGIN: ApiError =
-    ApiError::InvalidCredentials("the email, password or code is not right");
+const BAD_LOGIN: ApiError = ApiError::InvalidCredentials("the email, password or code is not right");
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -81,10 +80,7 @@ pub struct WhoAmI {
     (status = 401, description = "Wrong email, password or code", body = crate::error::Problem, content_type = "application/problem+json"),
     (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
-pub async fn login(
-    State(state): State<AppState>,
-    ApiJson(req): ApiJson<LoginRequest>,
-) -> ApiResult<impl IntoResponse> {
+pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<impl IntoResponse> {
     if req.password.chars().count() > 1024 {
         return Err(BAD_LOGIN);
     }
@@ -93,10 +89,7 @@ pub async fn login(
         state.hasher.verify_dummy(&req.password).await?;
         return Err(BAD_LOGIN);
     };
-    let password_ok = state
-        .hasher
-        .verify(&req.password, &record.password_hash)
-        .await?;
+    let password_ok = state.hasher.verify(&req.password, &record.password_hash).await?;
     let now = state.now();
     let params = TotpParams::default();
     let step = verify_totp(&record.totp_secret, &req.totp_code, now, &params, 1, None);
@@ -106,11 +99,7 @@ pub async fn login(
     };
     // A code is good once: claiming its step fails for a replay, in any process.
     let step = i64::try_from(step).unwrap_or(i64::MAX);
-    if !state
-        .store
-        .claim_staff_totp_step(record.staff.id, step)
-        .await?
-    {
+    if !state.store.claim_staff_totp_step(record.staff.id, step).await? {
         tracing::warn!(staff_id = %record.staff.id, "staff sign-in with a TOTP code already used");
         return Err(BAD_LOGIN);
     }
@@ -128,23 +117,13 @@ pub async fn login(
     let cookie = session_cookie(&state, &token, state.config.session_absolute_hours * 3600);
     let mut headers = HeaderMap::new();
     headers.insert(SET_COOKIE, cookie);
-    Ok((
-        headers,
-        Json(LoginResponse {
-            token,
-            expires_at,
-            staff: StaffView::from(&record.staff),
-        }),
-    ))
+    Ok((headers, Json(LoginResponse { token, expires_at, staff: StaffView::from(&record.staff) })))
 }
 
 fn session_cookie(state: &AppState, token: &str, max_age_seconds: u32) -> HeaderValue {
-    let secure = if state.config.cookie_secure {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{secure}");
+    let secure = if state.config.cookie_secure { "; Secure" } else { "" };
+    let cookie =
+        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{secure}");
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -153,10 +132,7 @@ fn session_cookie(state: &AppState, token: &str, max_age_seconds: u32) -> Header
     (status = 204, description = "Signed out"),
     (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
-pub async fn logout(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> ApiResult<impl IntoResponse> {
+pub async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<impl IntoResponse> {
     if let Some(hash) = &principal.session_hash {
         state.store.revoke_session(hash, state.now()).await?;
     }

@@ -163,26 +163,12 @@ pub fn parse_case_id(id: &str) -> ApiResult<CaseId> {
 
 pub async fn load_case(state: &AppState, tenant: TenantId, id: &str) -> ApiResult<Case> {
     let id = parse_case_id(id)?;
-    state
-        .store
-        .case(tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("case"))
+    state.store.case(tenant, id).await?.ok_or_else(|| ApiError::not_found("case"))
 }
 
 /// Opens a case for `tenant`.
-pub async fn open_case(
-    state: &AppState,
-    tenant: TenantId,
-    new: NewCase,
-    actor: Actor,
-) -> ApiResult<Case> {
-    let settings = state
-        .store
-        .tenant(tenant)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))?
-        .settings;
+pub async fn open_case(state: &AppState, tenant: TenantId, new: NewCase, actor: Actor) -> ApiResult<Case> {
+    let settings = state.store.tenant(tenant).await?.ok_or_else(|| ApiError::not_found("tenant"))?.settings;
     let id = CaseId::generate(state.clock.as_ref(), state.entropy.as_ref());
     let (case, events) = Case::open(id, tenant, &settings, new, actor, state.now());
     state.store.create_case(&case, &events, &actor).await?;
@@ -202,10 +188,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<CaseView>)> {
     let new = NewCase::parse(&req.kind, &req.channel, req.summary.as_deref())?;
     let case = open_case(&state, auth.tenant()?, new, auth.actor).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CaseView::new(&case, None, state.now())),
-    ))
+    Ok((StatusCode::CREATED, Json(CaseView::new(&case, None, state.now()))))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -223,7 +206,8 @@ pub struct CaseQuery {
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page. Pages run newest first by creation time (cases
+    /// opened within the same millisecond come in a stable but arbitrary order).
     pub cursor: Option<String>,
 }
 
@@ -235,23 +219,17 @@ pub struct CaseList {
     pub next_cursor: Option<String>,
 }
 
-fn case_filter(
-    q: &CaseQuery,
-    principal: &Principal,
-) -> Result<(CaseFilter, PageRequest), ValidationError> {
+fn case_filter(q: &CaseQuery, principal: &Principal) -> Result<(CaseFilter, PageRequest), ValidationError> {
     let states = match q.state.as_deref() {
-        Some(list) => list
-            .split(',')
-            .map(|s| CaseState::parse("state", s.trim()))
-            .collect::<Result<_, _>>()?,
+        Some(list) => list.split(',').map(|s| CaseState::parse("state", s.trim())).collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
     let assignee = match q.assignee.as_deref() {
         None => None,
         Some("none") => Some(AssigneeFilter::Unassigned),
-        Some("me") => Some(AssigneeFilter::Staff(principal.staff_id.ok_or_else(
-            || ValidationError::new("assignee", "`me` is for staff sessions"),
-        )?)),
+        Some("me") => Some(AssigneeFilter::Staff(
+            principal.staff_id.ok_or_else(|| ValidationError::new("assignee", "`me` is for staff sessions"))?,
+        )),
         Some(id) => Some(AssigneeFilter::Staff(StaffId::parse("assignee", id)?)),
     };
     let limit = match q.limit {
@@ -261,29 +239,13 @@ fn case_filter(
     };
     let filter = CaseFilter {
         states,
-        kind: q
-            .kind
-            .as_deref()
-            .map(|k| CaseKind::parse("kind", k))
-            .transpose()?,
-        channel: q
-            .channel
-            .as_deref()
-            .map(|c| Channel::parse("channel", c))
-            .transpose()?,
+        kind: q.kind.as_deref().map(|k| CaseKind::parse("kind", k)).transpose()?,
+        channel: q.channel.as_deref().map(|c| Channel::parse("channel", c)).transpose()?,
         tier: q.tier.map(|t| Tier::new("tier", t)).transpose()?,
         assignee,
-        customer_id: q
-            .customer_id
-            .as_deref()
-            .map(|c| CustomerId::parse("customer_id", c))
-            .transpose()?,
+        customer_id: q.customer_id.as_deref().map(|c| CustomerId::parse("customer_id", c)).transpose()?,
     };
-    let after = q
-        .cursor
-        .as_deref()
-        .map(|c| CaseId::parse("cursor", c))
-        .transpose()?;
+    let after = q.cursor.as_deref().map(|c| CaseId::parse("cursor", c)).transpose()?;
     Ok((filter, PageRequest { limit, after }))
 }
 
@@ -298,17 +260,10 @@ pub async fn list(
     ApiQuery(q): ApiQuery<CaseQuery>,
 ) -> ApiResult<Json<CaseList>> {
     let (filter, page) = case_filter(&q, &auth)?;
-    let result = state
-        .store
-        .list_cases(auth.tenant()?, &filter, &page)
-        .await?;
+    let result = state.store.list_cases(auth.tenant()?, &filter, &page).await?;
     let now = state.now();
     Ok(Json(CaseList {
-        items: result
-            .items
-            .iter()
-            .map(|c| CaseView::new(c, None, now))
-            .collect(),
+        items: result.items.iter().map(|c| CaseView::new(c, None, now)).collect(),
         next_cursor: result.next_after.map(|id| id.to_string()),
     }))
 }
@@ -377,7 +332,5 @@ pub async fn timeline(
     if entries.is_empty() && state.store.case(tenant, case_id).await?.is_none() {
         return Err(ApiError::not_found("case"));
     }
-    Ok(Json(Timeline {
-        items: entries.iter().map(TimelineEntryView::from).collect(),
-    }))
+    Ok(Json(Timeline { items: entries.iter().map(TimelineEntryView::from).collect() }))
 }

@@ -87,29 +87,17 @@ pub async fn run_command(
     let tenant = principal.tenant()?;
     let case = load_case(state, tenant, id).await?;
     match &command {
-        CaseCommand::Assign {
-            assignee: Some(staff_id),
-        } => {
+        CaseCommand::Assign { assignee: Some(staff_id) } => {
             let staff = state.store.staff(*staff_id).await?.map(|r| r.staff);
-            let tier = staff
-                .as_ref()
-                .filter(|s| s.tenant_id == Some(tenant) && s.active)
-                .and_then(|s| s.role.tier());
+            let tier = staff.as_ref().filter(|s| s.tenant_id == Some(tenant) && s.active).and_then(|s| s.role.tier());
             match tier {
                 None => {
-                    return Err(ValidationError::new(
-                        "assignee",
-                        "no agent, supervisor or analyst with this id",
-                    )
-                    .into())
+                    return Err(ValidationError::new("assignee", "no agent, supervisor or analyst with this id").into())
                 }
                 Some(t) if t < case.tier.get() => {
                     return Err(ValidationError::new(
                         "assignee",
-                        format!(
-                            "the case is at tier {}; this person works tier {t}",
-                            case.tier.get()
-                        ),
+                        format!("the case is at tier {}; this person works tier {t}", case.tier.get()),
                     )
                     .into())
                 }
@@ -125,10 +113,7 @@ pub async fn run_command(
     }
     let name = command.name();
     let (next, events) = apply(&case, command, principal.actor, state.now())?;
-    state
-        .store
-        .update_case(&next, &events, &principal.actor)
-        .await?;
+    state.store.update_case(&next, &events, &principal.actor).await?;
     tracing::info!(case_id = %next.id, command = name, from = %case.state, to = %next.state, "case command");
     case_detail(state, &next).await
 }
@@ -182,13 +167,7 @@ command_route!(
     CasesWork,
     "Take the case, hand it to someone, or return it to the queue.",
     AssignBody,
-    |req| Ok(CaseCommand::Assign {
-        assignee: req
-            .assignee
-            .as_deref()
-            .map(|a| staff_id("assignee", a))
-            .transpose()?
-    })
+    |req| Ok(CaseCommand::Assign { assignee: req.assignee.as_deref().map(|a| staff_id("assignee", a)).transpose()? })
 );
 command_route!(
     escalate,
@@ -196,10 +175,7 @@ command_route!(
     CasesWork,
     "Move the case up a tier; it returns to that tier's queue.",
     EscalateBody,
-    |req| Ok(CaseCommand::Escalate {
-        tier: Tier::new("tier", req.tier)?,
-        reason: req.reason
-    })
+    |req| Ok(CaseCommand::Escalate { tier: Tier::new("tier", req.tier)?, reason: req.reason })
 );
 command_route!(
     change_channel,
@@ -207,18 +183,11 @@ command_route!(
     CasesWork,
     "Record that the conversation moved to another channel.",
     ChannelBody,
-    |req| Ok(CaseCommand::ChangeChannel {
-        channel: Channel::parse("channel", &req.channel)?
-    })
+    |req| Ok(CaseCommand::ChangeChannel { channel: Channel::parse("channel", &req.channel)? })
 );
-command_route!(
-    add_note,
-    "/api/v1/cases/{id}/notes",
-    CasesWork,
-    "Add a note to the timeline.",
-    NoteBody,
-    |req| Ok(CaseCommand::AddNote { text: req.text })
-);
+command_route!(add_note, "/api/v1/cases/{id}/notes", CasesWork, "Add a note to the timeline.", NoteBody, |req| Ok(
+    CaseCommand::AddNote { text: req.text }
+));
 command_route!(
     start_identification,
     "/api/v1/cases/{id}/start-identification",
@@ -232,9 +201,7 @@ command_route!(
     CasesWork,
     "Record the customer the claimed identifiers matched; verification follows.",
     IdentifyBody,
-    |req| Ok(CaseCommand::Identify {
-        customer_id: CustomerId::parse("customer_id", &req.customer_id)?
-    })
+    |req| Ok(CaseCommand::Identify { customer_id: CustomerId::parse("customer_id", &req.customer_id)? })
 );
 command_route!(
     decide,
@@ -242,10 +209,7 @@ command_route!(
     CasesWork,
     "Close verification: go ahead with the recovery, or refuse it.",
     DecideBody,
-    |req| Ok(CaseCommand::Decide {
-        approve: req.approve,
-        reason: req.reason
-    })
+    |req| Ok(CaseCommand::Decide { approve: req.approve, reason: req.reason })
 );
 command_route!(
     request_approval,
@@ -284,9 +248,7 @@ command_route!(
     CasesWork,
     "The action ran: resolve, or hold in cooling-off first.",
     CompleteBody,
-    |req| Ok(CaseCommand::Complete {
-        cooling_off_hours: req.cooling_off_hours
-    })
+    |req| Ok(CaseCommand::Complete { cooling_off_hours: req.cooling_off_hours })
 );
 command_route!(
     release,

@@ -7,9 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use regain_core::customer::{
-    ContactDraft, ContactEmail, ContactPhone, CustomerDraft, CustomerLookup, NewCustomer,
-};
+use regain_core::customer::{ContactDraft, ContactEmail, ContactPhone, CustomerDraft, CustomerLookup, NewCustomer};
 use regain_core::{Customer, CustomerId, EmailAddress, PhoneE164, TenantId, ValidationError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -88,18 +86,12 @@ impl CustomerInput {
             emails: self
                 .emails
                 .iter()
-                .map(|e| ContactDraft {
-                    value: e.address.clone(),
-                    verified: e.verified,
-                })
+                .map(|e| ContactDraft { value: e.address.clone(), verified: e.verified })
                 .collect(),
             phones: self
                 .phones
                 .iter()
-                .map(|p| ContactDraft {
-                    value: p.number.clone(),
-                    verified: p.verified,
-                })
+                .map(|p| ContactDraft { value: p.number.clone(), verified: p.verified })
                 .collect(),
             status: self.status.clone(),
             privileged: self.privileged,
@@ -145,16 +137,10 @@ pub struct CustomerView {
 
 impl From<&Customer> for CustomerView {
     fn from(c: &Customer) -> Self {
-        let email = |e: &ContactEmail| ContactView {
-            value: e.address.to_string(),
-            verified: e.verified,
-            added_at: e.added_at,
-        };
-        let phone = |p: &ContactPhone| ContactView {
-            value: p.number.to_string(),
-            verified: p.verified,
-            added_at: p.added_at,
-        };
+        let email =
+            |e: &ContactEmail| ContactView { value: e.address.to_string(), verified: e.verified, added_at: e.added_at };
+        let phone =
+            |p: &ContactPhone| ContactView { value: p.number.to_string(), verified: p.verified, added_at: p.added_at };
         Self {
             id: c.id.to_string(),
             external_id: c.external_id.clone(),
@@ -205,20 +191,12 @@ pub async fn create_customer_record(
         emails: new
             .emails
             .into_iter()
-            .map(|(address, verified)| ContactEmail {
-                address,
-                verified,
-                added_at: now,
-            })
+            .map(|(address, verified)| ContactEmail { address, verified, added_at: now })
             .collect(),
         phones: new
             .phones
             .into_iter()
-            .map(|(number, verified)| ContactPhone {
-                number,
-                verified,
-                added_at: now,
-            })
+            .map(|(number, verified)| ContactPhone { number, verified, added_at: now })
             .collect(),
         status: new.status,
         flags: new.flags,
@@ -231,19 +209,12 @@ pub async fn create_customer_record(
         created_at: now,
         updated_at: now,
     };
-    state
-        .store
-        .create_customer(&customer, password_hash.as_deref())
-        .await?;
+    state.store.create_customer(&customer, password_hash.as_deref()).await?;
     Ok(customer)
 }
 
 async fn tenant_region(state: &AppState, tenant_id: TenantId) -> ApiResult<String> {
-    let tenant = state
-        .store
-        .tenant(tenant_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let tenant = state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     Ok(tenant.settings.default_region)
 }
 
@@ -303,37 +274,21 @@ pub async fn import(
     ApiJson(req): ApiJson<ImportRequest>,
 ) -> ApiResult<Json<ImportReport>> {
     if req.customers.len() > IMPORT_ROWS_MAX {
-        return Err(ValidationError::new(
-            "customers",
-            format!("at most {IMPORT_ROWS_MAX} rows per request"),
-        )
-        .into());
+        return Err(ValidationError::new("customers", format!("at most {IMPORT_ROWS_MAX} rows per request")).into());
     }
     let tenant_id = auth.tenant()?;
     let region = tenant_region(&state, tenant_id).await?;
     let mut rows = Vec::with_capacity(req.customers.len());
     for (index, input) in req.customers.iter().enumerate() {
         match create_customer_record(&state, tenant_id, &region, input).await {
-            Ok(customer) => rows.push(ImportRowResult {
-                index,
-                id: Some(customer.id.to_string()),
-                error: None,
-            }),
+            Ok(customer) => rows.push(ImportRowResult { index, id: Some(customer.id.to_string()), error: None }),
             Err(e @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => return Err(e),
-            Err(e) => rows.push(ImportRowResult {
-                index,
-                id: None,
-                error: Some(e.problem()),
-            }),
+            Err(e) => rows.push(ImportRowResult { index, id: None, error: Some(e.problem()) }),
         }
     }
     let created = rows.iter().filter(|r| r.id.is_some()).count();
     tracing::info!(created, failed = rows.len() - created, "customer import");
-    Ok(Json(ImportReport {
-        created,
-        failed: rows.len() - created,
-        rows,
-    }))
+    Ok(Json(ImportReport { created, failed: rows.len() - created, rows }))
 }
 
 /// Read one customer record.
@@ -347,11 +302,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<CustomerView>> {
     let id = CustomerId::parse("id", &id).map_err(|_| ApiError::not_found("customer"))?;
-    let customer = state
-        .store
-        .customer(auth.tenant()?, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("customer"))?;
+    let customer = state.store.customer(auth.tenant()?, id).await?.ok_or_else(|| ApiError::not_found("customer"))?;
     Ok(Json(CustomerView::from(&customer)))
 }
 
@@ -382,16 +333,8 @@ pub async fn search(
     ApiQuery(q): ApiQuery<CustomerSearch>,
 ) -> ApiResult<Json<CustomerList>> {
     let tenant_id = auth.tenant()?;
-    let given = [
-        &q.email,
-        &q.phone,
-        &q.username,
-        &q.external_id,
-        &q.account_number,
-    ]
-    .iter()
-    .filter(|v| v.is_some())
-    .count();
+    let given =
+        [&q.email, &q.phone, &q.username, &q.external_id, &q.account_number].iter().filter(|v| v.is_some()).count();
     if given != 1 {
         return Err(ValidationError::new(
             "query",
@@ -409,16 +352,8 @@ pub async fn search(
     } else if let Some(external_id) = &q.external_id {
         CustomerLookup::ExternalId(external_id.trim().to_owned())
     } else {
-        CustomerLookup::AccountNumber(
-            q.account_number
-                .as_deref()
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
-        )
+        CustomerLookup::AccountNumber(q.account_number.as_deref().unwrap_or_default().trim().to_owned())
     };
     let customers = state.store.find_customers(tenant_id, &lookup).await?;
-    Ok(Json(CustomerList {
-        items: customers.iter().map(CustomerView::from).collect(),
-    }))
+    Ok(Json(CustomerList { items: customers.iter().map(CustomerView::from).collect() }))
 }

@@ -18,9 +18,8 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ClientInfo};
 use crate::state::AppState;
 
-const BAD_LOGIN: ApiError = ApiError::InvalidCredentials(
-    "the username or password is not right, or the account cannot sign in",
-);
+const BAD_LOGIN: ApiError =
+    ApiError::InvalidCredentials("the username or password is not right, or the account cannot sign in");
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -44,11 +43,7 @@ pub struct CustomerMe {
 }
 
 async fn tenant(state: &AppState, slug: &str) -> ApiResult<Tenant> {
-    state
-        .store
-        .tenant_by_slug(slug)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))
+    state.store.tenant_by_slug(slug).await?.ok_or_else(|| ApiError::not_found("tenant"))
 }
 
 /// Sign a customer in to the built-in directory.
@@ -68,11 +63,7 @@ pub async fn login(
     if req.password.chars().count() > 1024 || req.username.chars().count() > 256 {
         return Err(BAD_LOGIN);
     }
-    let Some(account) = state
-        .store
-        .directory_account(tenant.id, req.username.trim())
-        .await?
-    else {
+    let Some(account) = state.store.directory_account(tenant.id, req.username.trim()).await? else {
         state.hasher.verify_dummy(&req.password).await?;
         return Err(BAD_LOGIN);
     };
@@ -93,10 +84,7 @@ pub async fn login(
         user_agent: client.user_agent,
         success,
     };
-    let status = state
-        .store
-        .record_login(&attempt, tenant.settings.login_failures_max)
-        .await?;
+    let status = state.store.record_login(&attempt, tenant.settings.login_failures_max).await?;
     if !success {
         if status == CustomerStatus::Locked && account.status == CustomerStatus::Active {
             tracing::warn!(customer_id = %account.customer_id, "directory account locked after repeated failures");
@@ -122,18 +110,11 @@ pub struct CustomerPrincipal(pub CustomerSessionRecord);
 impl FromRequestParts<AppState> for CustomerPrincipal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts)
-            .filter(|t| t.starts_with(CUSTOMER_TOKEN_PREFIX))
-            .ok_or(ApiError::Unauthenticated)?;
-        let session = state
-            .store
-            .customer_session(&token_hash(&token), state.now())
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token =
+            bearer_token(parts).filter(|t| t.starts_with(CUSTOMER_TOKEN_PREFIX)).ok_or(ApiError::Unauthenticated)?;
+        let session =
+            state.store.customer_session(&token_hash(&token), state.now()).await?.ok_or(ApiError::Unauthenticated)?;
         Ok(Self(session))
     }
 }
@@ -154,11 +135,7 @@ pub async fn me(
     if customer.0.tenant_id != tenant_id {
         return Err(ApiError::Unauthenticated);
     }
-    let record = state
-        .store
-        .customer(tenant_id, customer.0.customer_id)
-        .await?
-        .ok_or(ApiError::Unauthenticated)?;
+    let record = state.store.customer(tenant_id, customer.0.customer_id).await?.ok_or(ApiError::Unauthenticated)?;
     Ok(Json(CustomerMe {
         customer_id: record.id.to_string(),
         username: record.username,

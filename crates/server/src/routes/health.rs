@@ -23,10 +23,7 @@ pub struct Health {
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        database: None,
-    })
+    Json(Health { status: "ok", database: None })
 }
 
 /// The process can serve: its database answers.
@@ -36,17 +33,11 @@ pub async fn healthz() -> Json<Health> {
 ))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     state.store.ping().await.map_err(ApiError::from)?;
-    Ok(Json(Health {
-        status: "ok",
-        database: Some(state.store.backend()),
-    }))
+    Ok(Json(Health { status: "ok", database: Some(state.store.backend()) }))
 }
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics() -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::telemetry::render_metrics(),
-    )
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::render_metrics())
 }

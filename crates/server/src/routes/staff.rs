@@ -62,11 +62,7 @@ pub struct StaffQuery {
 }
 
 /// Creates a staff account with a fresh TOTP secret; returns it with the secret.
-pub async fn create_staff_record(
-    state: &AppState,
-    new: NewStaff,
-    password: &str,
-) -> ApiResult<(Staff, Vec<u8>)> {
+pub async fn create_staff_record(state: &AppState, new: NewStaff, password: &str) -> ApiResult<(Staff, Vec<u8>)> {
     check_new_password("password", password, 12)?;
     let mut totp_secret = vec![0u8; 20];
     state.entropy.fill(&mut totp_secret);
@@ -80,11 +76,7 @@ pub async fn create_staff_record(
         created_at: state.now(),
     };
     let password_hash = state.hasher.hash(password).await?;
-    let record = StaffRecord {
-        staff: staff.clone(),
-        password_hash,
-        totp_secret: totp_secret.clone(),
-    };
+    let record = StaffRecord { staff: staff.clone(), password_hash, totp_secret: totp_secret.clone() };
     state.store.create_staff(&record).await?;
     tracing::info!(staff_id = %staff.id, role = %staff.role, "staff account created");
     Ok((staff, totp_secret))
@@ -94,22 +86,15 @@ pub fn enrollment(staff: &Staff, tenant_name: &str, secret: &[u8]) -> TotpEnroll
     let params = TotpParams::default();
     TotpEnrollment {
         secret: regain_core::totp::encode_secret(secret),
-        otpauth_uri: otpauth_uri(
-            &format!("Regain ({tenant_name})"),
-            staff.email.as_str(),
-            secret,
-            &params,
-        ),
+        otpauth_uri: otpauth_uri(&format!("Regain ({tenant_name})"), staff.email.as_str(), secret, &params),
     }
 }
 
 async fn tenant_by_slug(state: &AppState, slug: &str) -> ApiResult<(TenantId, String)> {
-    let tenant = state.store.tenant_by_slug(slug).await?.ok_or_else(|| {
-        ApiError::Validation(regain_core::ValidationError::new(
-            "tenant",
-            "no tenant has this slug",
-        ))
-    })?;
+    let tenant =
+        state.store.tenant_by_slug(slug).await?.ok_or_else(|| {
+            ApiError::Validation(regain_core::ValidationError::new("tenant", "no tenant has this slug"))
+        })?;
     Ok((tenant.id, tenant.display_name))
 }
 
@@ -138,25 +123,14 @@ pub async fn create(
         }
         (_, None) => {
             let id = auth.tenant()?;
-            let name = state
-                .store
-                .tenant(id)
-                .await?
-                .map(|t| t.display_name)
-                .unwrap_or_default();
+            let name = state.store.tenant(id).await?.map(|t| t.display_name).unwrap_or_default();
             (Some(id), name)
         }
     };
     let new = NewStaff::parse(tenant_id, &req.email, &req.display_name, &req.role)?;
     let (staff, secret) = create_staff_record(&state, new, &req.password).await?;
     let totp = enrollment(&staff, &tenant_name, &secret);
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedStaff {
-            staff: StaffView::from(&staff),
-            totp,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedStaff { staff: StaffView::from(&staff), totp })))
 }
 
 /// List staff: the caller's tenant, or for a deployment admin the named tenant.
@@ -174,7 +148,5 @@ pub async fn list(
         _ => Some(auth.tenant()?),
     };
     let staff = state.store.list_staff(tenant).await?;
-    Ok(Json(StaffList {
-        items: staff.iter().map(|r| StaffView::from(&r.staff)).collect(),
-    }))
+    Ok(Json(StaffList { items: staff.iter().map(|r| StaffView::from(&r.staff)).collect() }))
 }

@@ -35,12 +35,8 @@ impl SettingsPatch {
         if let Some(v) = self.default_region {
             s.default_region = v.trim().to_ascii_uppercase();
         }
-        s.sla_first_response_minutes = self
-            .sla_first_response_minutes
-            .unwrap_or(s.sla_first_response_minutes);
-        s.sla_resolution_minutes = self
-            .sla_resolution_minutes
-            .unwrap_or(s.sla_resolution_minutes);
+        s.sla_first_response_minutes = self.sla_first_response_minutes.unwrap_or(s.sla_first_response_minutes);
+        s.sla_resolution_minutes = self.sla_resolution_minutes.unwrap_or(s.sla_resolution_minutes);
         s.case_expiry_hours = self.case_expiry_hours.unwrap_or(s.case_expiry_hours);
         s.login_failures_max = self.login_failures_max.unwrap_or(s.login_failures_max);
         s
@@ -108,10 +104,7 @@ pub struct TenantList {
 
 /// Create a tenant and return it.
 pub async fn create_tenant_record(state: &AppState, req: CreateTenant) -> ApiResult<Tenant> {
-    let settings = req
-        .settings
-        .unwrap_or_default()
-        .apply(TenantSettings::default());
+    let settings = req.settings.unwrap_or_default().apply(TenantSettings::default());
     let new = NewTenant::parse(&req.slug, &req.display_name, settings)?;
     let now = state.now();
     let tenant = Tenant {
@@ -150,24 +143,15 @@ pub async fn list(
     _auth: Authorized<perm::TenantsManage>,
 ) -> ApiResult<Json<TenantList>> {
     let tenants = state.store.list_tenants().await?;
-    Ok(Json(TenantList {
-        items: tenants.iter().map(TenantView::from).collect(),
-    }))
+    Ok(Json(TenantList { items: tenants.iter().map(TenantView::from).collect() }))
 }
 
 /// The caller's own tenant.
 #[utoipa::path(get, path = "/api/v1/tenant", tag = "tenants", security(("bearer" = []), ("cookie" = [])), responses(
     (status = 200, body = TenantView),
 ))]
-pub async fn current(
-    State(state): State<AppState>,
-    auth: Authorized<perm::TenantRead>,
-) -> ApiResult<Json<TenantView>> {
-    let tenant = state
-        .store
-        .tenant(auth.tenant()?)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
+pub async fn current(State(state): State<AppState>, auth: Authorized<perm::TenantRead>) -> ApiResult<Json<TenantView>> {
+    let tenant = state.store.tenant(auth.tenant()?).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     Ok(Json(TenantView::from(&tenant)))
 }
 
@@ -181,21 +165,11 @@ pub async fn update(
     auth: Authorized<perm::TenantSettingsWrite>,
     ApiJson(req): ApiJson<UpdateTenant>,
 ) -> ApiResult<Json<TenantView>> {
-    let tenant = state
-        .store
-        .tenant(auth.tenant()?)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
-    let settings = req
-        .settings
-        .unwrap_or_default()
-        .apply(tenant.settings.clone());
+    let tenant = state.store.tenant(auth.tenant()?).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    let settings = req.settings.unwrap_or_default().apply(tenant.settings.clone());
     let display_name = req.display_name.as_deref().unwrap_or(&tenant.display_name);
     let parsed = NewTenant::parse(tenant.slug.as_str(), display_name, settings)?;
-    let updated = state
-        .store
-        .update_tenant(tenant.id, &parsed.display_name, &parsed.settings)
-        .await?;
+    let updated = state.store.update_tenant(tenant.id, &parsed.display_name, &parsed.settings).await?;
     tracing::info!(tenant_id = %tenant.id, "tenant settings changed");
     Ok(Json(TenantView::from(&updated)))
 }

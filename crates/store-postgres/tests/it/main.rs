@@ -13,29 +13,16 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 pub async fn fresh_database() -> String {
     let admin_url = std::env::var("REGAIN_TEST_POSTGRES_URL")
         .expect("REGAIN_TEST_POSTGRES_URL must name a PostgreSQL server (the README's test command sets it)");
-    let name = format!(
-        "regain_t_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("connect to REGAIN_TEST_POSTGRES_URL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .expect("create test database");
+    let name = format!("regain_t_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to REGAIN_TEST_POSTGRES_URL");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
     admin.close().await.ok();
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("URL with a database path");
+    let (base, _) = admin_url.rsplit_once('/').expect("URL with a database path");
     format!("{base}/{name}")
 }
 
 async fn fresh_store() -> (PostgresStore, ()) {
-    let store = PostgresStore::connect(&PostgresConfig::new(fresh_database().await))
-        .await
-        .expect("connect");
+    let store = PostgresStore::connect(&PostgresConfig::new(fresh_database().await)).await.expect("connect");
     store.migrate().await.expect("migrate");
     (store, ())
 }

@@ -5,9 +5,7 @@ use regain_store_sqlite::{SqliteConfig, SqliteStore};
 
 async fn fresh_store() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::connect(&SqliteConfig::for_file(&dir.path().join("regain.db")))
-        .await
-        .expect("connect");
+    let store = SqliteStore::connect(&SqliteConfig::for_file(&dir.path().join("regain.db"))).await.expect("connect");
     store.migrate().await.expect("migrate");
     (store, dir)
 }

@@ -1,0 +1,184 @@
+//! Cases end to end over HTTP, on SQLite and on PostgreSQL.
+
+use regain_core::Role;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::{customer_json, expect_problem, TestApp};
+
+async fn happy_path(app: &TestApp) {
+    let acme = app.tenant("acme").await;
+    let key = app.api_key(&acme, "integration").await;
+    let customer = app.post_ok(&key, "/api/v1/customers", customer_json("jane"), StatusCode::CREATED).await;
+    let agent = app.staff(Some(&acme), Role::Agent).await;
+    let agent_token = app.login(&agent).await;
+
+    let case = app
+        .post_ok(
+            &key,
+            "/api/v1/cases",
+            json!({"kind": "password_reset", "channel": "phone", "summary": "Locked out"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!((case["state"].as_str(), case["tier"].as_u64()), (Some("open"), Some(1)));
+    let id = case["id"].as_str().expect("id").to_owned();
+    let path = |command: &str| format!("/api/v1/cases/{id}/{command}");
+
+    let queue = app.get_ok(&agent_token, "/api/v1/cases?state=open&assignee=none").await;
+    assert_eq!(queue["items"][0]["id"], id.as_str());
+    app.post_ok(&agent_token, &path("assign"), json!({"assignee": agent.id.to_string()}), StatusCode::OK).await;
+    let mine = app.get_ok(&agent_token, "/api/v1/cases?assignee=me").await;
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(1));
+    app.post_ok(&agent_token, &path("start-identification"), json!({}), StatusCode::OK).await;
+    let identified =
+        app.post_ok(&agent_token, &path("identify"), json!({"customer_id": customer["id"]}), StatusCode::OK).await;
+    // SECURITY.md G2: the agent sees masked contact points, never the stored values.
+    assert_eq!(identified["customer"]["emails"][0], "j***@e***.com");
+    assert_eq!(identified["customer"]["phones"][0], "*** ending 23");
+    let text = identified.to_string();
+    for secret in ["jane@example.com", "+12015550123", "2015550123", "Jane Q. Doe", "AC-jane"] {
+        assert!(!text.contains(secret), "agent view leaks {secret}: {text}");
+    }
+    app.post_ok(&agent_token, &path("channel"), json!({"channel": "chat"}), StatusCode::OK).await;
+    app.post_ok(
+        &agent_token,
+        &path("decide"),
+        json!({"approve": true, "reason": "code to registered phone"}),
+        StatusCode::OK,
+    )
+    .await;
+    app.post_ok(&agent_token, &path("execute"), json!({}), StatusCode::OK).await;
+    let done = app.post_ok(&agent_token, &path("complete"), json!({}), StatusCode::OK).await;
+    assert_eq!(done["state"], "resolved");
+    assert_eq!(done["channel"], "chat");
+    assert!(done["sla"]["first_response_at"].is_string());
+
+    let timeline = app.get_ok(&agent_token, &format!("/api/v1/cases/{id}/timeline")).await;
+    let entries: Vec<(String, String)> = timeline["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap_or("").to_owned(), e["state"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    let expected = [
+        ("case.opened", "open"),
+        ("case.assigned", "open"),
+        ("case.state_changed", "identifying"),
+        ("case.customer_identified", "identifying"),
+        ("case.state_changed", "verifying"),
+        ("case.channel_changed", "verifying"),
+        ("case.state_changed", "decided"),
+        ("case.state_changed", "executing"),
+        ("case.state_changed", "resolved"),
+    ];
+    let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect();
+    assert_eq!(entries, expected);
+    let first = &timeline["items"][0];
+    assert_eq!(first["actor"]["kind"], "api_key");
+    let assigned = &timeline["items"][1];
+    assert_eq!(
+        (assigned["actor"]["kind"].as_str(), assigned["actor"]["role"].as_str()),
+        (Some("staff"), Some("agent"))
+    );
+    assert!(first["at"].as_str().is_some_and(|t| t.ends_with('Z')), "UTC: {}", first["at"]);
+    assert_eq!(timeline["items"][6]["data"]["reason"], "code to registered phone");
+}
+
+#[tokio::test]
+async fn a_case_runs_its_course_on_sqlite() {
+    happy_path(&TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_case_runs_its_course_on_postgres() {
+    happy_path(&TestApp::postgres().await).await;
+}
+
+#[tokio::test]
+async fn approvals_need_a_second_supervisor() {
+    let app = TestApp::sqlite().await;
+    let acme = app.tenant("acme").await;
+    let key = app.api_key(&acme, "integration").await;
+    let customer = app.post_ok(&key, "/api/v1/customers", customer_json("jane"), StatusCode::CREATED).await;
+    let first = app.token(Some(&acme), Role::Supervisor).await;
+    let second = app.token(Some(&acme), Role::Supervisor).await;
+    let agent = app.token(Some(&acme), Role::Agent).await;
+    let case = app
+        .post_ok(&agent, "/api/v1/cases", json!({"kind": "mfa_recovery", "channel": "phone"}), StatusCode::CREATED)
+        .await;
+    assert_eq!(case["approval_required"], true);
+    let id = case["id"].as_str().expect("id");
+    let path = |c: &str| format!("/api/v1/cases/{id}/{c}");
+    app.post_ok(&first, &path("start-identification"), json!({}), StatusCode::OK).await;
+    app.post_ok(&first, &path("identify"), json!({"customer_id": customer["id"]}), StatusCode::OK).await;
+    app.post_ok(&first, &path("decide"), json!({"approve": true, "reason": "two proofs"}), StatusCode::OK).await;
+    expect_problem(app.post(&first, &path("execute"), json!({})).await, StatusCode::CONFLICT, "approval-required")
+        .await;
+    app.post_ok(&first, &path("request-approval"), json!({"reason": "lost phone"}), StatusCode::OK).await;
+    // SECURITY.md G3: not the requester, not an agent.
+    expect_problem(
+        app.post(&first, &path("approve"), json!({"reason": "ok"})).await,
+        StatusCode::CONFLICT,
+        "self-approval",
+    )
+    .await;
+    expect_problem(
+        app.post(&agent, &path("approve"), json!({"reason": "ok"})).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let approved = app.post_ok(&second, &path("approve"), json!({"reason": "evidence checked"}), StatusCode::OK).await;
+    assert_eq!(approved["state"], "executing");
+    let cooling = app.post_ok(&second, &path("complete"), json!({"cooling_off_hours": 24}), StatusCode::OK).await;
+    assert_eq!(cooling["state"], "cooling_off");
+    expect_problem(app.post(&second, &path("release"), json!({})).await, StatusCode::CONFLICT, "cooling-off").await;
+    app.clock.advance(chrono::Duration::hours(25));
+    // The clock moved past the sessions' idle time: sign in again.
+    let third = app.token(Some(&acme), Role::Supervisor).await;
+    let released = app.post_ok(&third, &path("release"), json!({}), StatusCode::OK).await;
+    assert_eq!(released["state"], "resolved");
+}
+
+#[tokio::test]
+async fn lists_page_by_cursor_and_concurrent_commands_never_lose_a_write() {
+    let app = TestApp::sqlite().await;
+    let acme = app.tenant("acme").await;
+    let key = app.api_key(&acme, "integration").await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        // Ids are time-ordered to the millisecond; cases opened within one share no order.
+        app.clock.advance(chrono::Duration::milliseconds(1));
+        let kind = if n % 2 == 0 { "password_reset" } else { "account_unlock" };
+        let case =
+            app.post_ok(&key, "/api/v1/cases", json!({"kind": kind, "channel": "web"}), StatusCode::CREATED).await;
+        ids.push(case["id"].as_str().expect("id").to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut url = "/api/v1/cases?limit=2".to_owned();
+    loop {
+        let page = app.get_ok(&key, &url).await;
+        seen.extend(page["items"].as_array().expect("items").iter().map(|c| c["id"].as_str().unwrap_or("").to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => url = format!("/api/v1/cases?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "newest first, each once");
+    let unlocks = app.get_ok(&key, "/api/v1/cases?kind=account_unlock").await;
+    assert_eq!(unlocks["items"].as_array().map(Vec::len), Some(2));
+
+    let id = &ids[0];
+    let path = format!("/api/v1/cases/{id}/notes");
+    let notes = (0..10).map(|n| app.post(&key, &path, json!({"text": format!("note {n}")})));
+    let responses: Vec<StatusCode> =
+        futures::future::join_all(notes).await.iter().map(reqwest::Response::status).collect();
+    let ok = responses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert!(responses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT), "{responses:?}");
+    let timeline = app.get_ok(&key, &format!("/api/v1/cases/{id}/timeline")).await;
+    assert_eq!(timeline["items"].as_array().map(Vec::len), Some(1 + ok), "every accepted note is there, no other");
+    let case: Value = app.get_ok(&key, &format!("/api/v1/cases/{id}")).await;
+    assert_eq!(case["version"].as_u64(), Some(1 + ok as u64));
+}

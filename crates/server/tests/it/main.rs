@@ -1,0 +1,10 @@
+//! The service through its real HTTP API, on real databases.
+
+mod access;
+mod auth;
+mod bad_input;
+mod cases;
+mod database_down;
+mod directory;
+mod openapi;
+mod support;

@@ -1,0 +1,195 @@
+//! A real server on a free port, on a real database, driven over HTTP.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use regain_core::env::FixedClock;
+use regain_core::staff::NewStaff;
+use regain_core::totp::{totp, TotpParams};
+use regain_core::{Clock, Role, StaffId, Tenant};
+use regain_hashing::{HashingPool, PoolConfig};
+use regain_server::routes::tenants::{create_tenant_record, CreateTenant};
+use regain_server::routes::{api_keys, staff};
+use regain_server::sys::OsEntropy;
+use regain_server::{AppState, Application, ServerConfig};
+use regain_store::Store;
+use regain_store_postgres::{PostgresConfig, PostgresStore};
+use regain_store_sqlite::{SqliteConfig, SqliteStore};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub clock: Arc<FixedClock>,
+    _shutdown: oneshot::Sender<()>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub struct TestStaff {
+    pub id: StaffId,
+    pub email: String,
+    pub secret: Vec<u8>,
+}
+
+impl TestApp {
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::connect(&SqliteConfig::for_file(&dir.path().join("regain.db"))).await.expect("sqlite");
+        store.migrate().await.expect("migrate");
+        Self::start(Arc::new(store), Some(dir), ServerConfig::default()).await
+    }
+
+    pub async fn postgres() -> Self {
+        Self::postgres_at(&fresh_postgres_database().await).await
+    }
+
+    pub async fn postgres_at(url: &str) -> Self {
+        let mut config = PostgresConfig::new(url);
+        config.acquire_timeout_ms = 1_000;
+        let store = PostgresStore::connect(&config).await.expect("postgres");
+        store.migrate().await.expect("migrate");
+        Self::start(Arc::new(store), None, ServerConfig::default()).await
+    }
+
+    pub async fn start(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>, mut config: ServerConfig) -> Self {
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        config.expiry_sweep_interval_ms = 0;
+        let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).single().expect("time")));
+        let hasher =
+            HashingPool::start(PoolConfig { workers: 2, queue_max: 256, ..PoolConfig::default() }).expect("hasher");
+        let state =
+            AppState { store, hasher, clock: clock.clone(), entropy: Arc::new(OsEntropy), config: Arc::new(config) };
+        let app = Application::build(state.clone()).await.expect("bind");
+        let base = format!("http://{}", app.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            rx.await.ok();
+        }));
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        Self { base, client, state, clock, _shutdown: tx, _dir: dir }
+    }
+
+    pub async fn tenant(&self, slug: &str) -> Tenant {
+        let req: CreateTenant =
+            serde_json::from_value(serde_json::json!({"slug": slug, "display_name": format!("{slug} Inc.")}))
+                .expect("req");
+        create_tenant_record(&self.state, req).await.expect("tenant")
+    }
+
+    pub async fn staff(&self, tenant: Option<&Tenant>, role: Role) -> TestStaff {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let email = format!("{}{}@staff.test", role.as_str().replace('_', "-"), N.fetch_add(1, Ordering::Relaxed));
+        let new = NewStaff::parse(tenant.map(|t| t.id), &email, "Test Person", role.as_str()).expect("staff");
+        let (staff, secret) = staff::create_staff_record(&self.state, new, PASSWORD).await.expect("create staff");
+        TestStaff { id: staff.id, email, secret }
+    }
+
+    /// Signs in with password and a fresh TOTP code (the clock moves a step so codes never repeat).
+    pub async fn login(&self, who: &TestStaff) -> String {
+        self.clock.advance(Duration::seconds(30));
+        let code = totp(&who.secret, self.clock.now(), &TotpParams::default());
+        let body = serde_json::json!({"email": who.email, "password": PASSWORD, "totp_code": code});
+        let response = self.call(Method::POST, "/api/v1/auth/login", None, Some(body)).await;
+        assert_eq!(response.status(), StatusCode::OK, "login of {}", who.email);
+        let json: Value = response.json().await.expect("json");
+        json["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Staff of `role` in `tenant`, signed in: their bearer token.
+    pub async fn token(&self, tenant: Option<&Tenant>, role: Role) -> String {
+        if role == Role::Integration {
+            return self.api_key(tenant.expect("tenant"), "integration").await;
+        }
+        let who = self.staff(tenant, role).await;
+        self.login(&who).await
+    }
+
+    pub async fn api_key(&self, tenant: &Tenant, role: &str) -> String {
+        let (_, secret) =
+            api_keys::create_api_key_record(&self.state, tenant.id, "test key", Some(role), None).await.expect("key");
+        secret
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Response {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> Response {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// POST expecting `status`; returns the JSON body.
+    pub async fn post_ok(&self, token: &str, path: &str, body: Value, status: StatusCode) -> Value {
+        let response = self.post(token, path, body).await;
+        let got = response.status();
+        let text = response.text().await.expect("body");
+        assert_eq!(got, status, "POST {path}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    pub async fn get_ok(&self, token: &str, path: &str) -> Value {
+        let response = self.get(token, path).await;
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert_eq!(status, StatusCode::OK, "GET {path}: {text}");
+        serde_json::from_str(&text).expect("json")
+    }
+}
+
+/// Asserts a problem+json response with `status` and problem `code`; returns the problem.
+pub async fn expect_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    let got = response.status();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let text = response.text().await.expect("body");
+    assert_eq!(got, status, "{text}");
+    assert_eq!(content_type, "application/problem+json", "{text}");
+    let problem: Value = serde_json::from_str(&text).expect("problem json");
+    assert_eq!(problem["type"], format!("urn:regain:problem:{code}"), "{text}");
+    assert_eq!(problem["status"], status.as_u16());
+    assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{text}");
+    problem
+}
+
+pub fn customer_json(username: &str) -> Value {
+    serde_json::json!({
+        "external_id": format!("crm-{username}"),
+        "username": username,
+        "account_number": format!("AC-{username}"),
+        "full_name": "Jane Q. Doe",
+        "emails": [{"address": format!("{username}@example.com"), "verified": true}],
+        "phones": [{"number": "(201) 555-0123", "verified": true}],
+        "factors": {"totp": true, "recovery_codes_remaining": 5},
+        "password": "an initial password",
+    })
+}
+
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin_url = std::env::var("REGAIN_TEST_POSTGRES_URL")
+        .expect("REGAIN_TEST_POSTGRES_URL must name a PostgreSQL server (the README's test command sets it)");
+    let name = format!("regain_t_srv_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect admin");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create database");
+    admin.close().await.ok();
+    let (base, _) = admin_url.rsplit_once('/').expect("url");
+    format!("{base}/{name}")
+}
