@@ -5,6 +5,8 @@
 //! [`Entropy`], so every test can pin them; transitions are plain functions
 //! `(case, command, actor, now) -> Result<(case, events)>`.
 
+pub use chrono;
+
 pub mod access;
 pub mod case;
 pub mod contact;

@@ -14,6 +14,9 @@ pub mod rows;
 #[doc(hidden)]
 pub use {async_trait, regain_core, regain_store, sqlx, uuid};
 
+/// How stale a session's idle deadline or a key's last use may get before it is written again.
+pub const TOUCH_SLACK: regain_core::chrono::Duration = regain_core::chrono::Duration::seconds(60);
+
 pub const TENANT_COLUMNS: &str = "id, slug, display_name, settings, created_at";
 pub const STAFF_COLUMNS: &str =
     "id, tenant_id, email, display_name, role, active, password_hash, totp_secret, created_at";
@@ -293,21 +296,38 @@ macro_rules! impl_sql_store {
                     tx.commit().await.map_err(Self::map_err)
                 }
 
-                async fn touch_session(&self, token_hash: &str, now: Timestamp, idle_until: Timestamp) -> StoreResult<Option<SessionRecord>> {
-                    let mut tx = self.write_tx().await?;
+                async fn touch_session(
+                    &self,
+                    token_hash: &str,
+                    now: Timestamp,
+                    idle_until: Timestamp,
+                ) -> StoreResult<Option<SessionRecord>> {
+                    // Read on the reader pool; write only when the idle deadline moves by more
+                    // than the slack, so a busy session does not cost a write per request.
                     let row: Option<SessionRow> = sqlx::query_as(
-                        "UPDATE staff_sessions SET idle_until = $3 \
-                         WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 AND idle_until > $2 \
-                         RETURNING token_hash, staff_id, created_at, expires_at, idle_until",
+                        "SELECT token_hash, staff_id, created_at, expires_at, idle_until FROM staff_sessions \
+                         WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 AND idle_until > $2",
                     )
                     .bind(token_hash)
                     .bind(micros(now))
-                    .bind(micros(idle_until))
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(self.read_pool())
                     .await
                     .map_err(Self::map_err)?;
-                    tx.commit().await.map_err(Self::map_err)?;
-                    row.map(SessionRow::into_domain).transpose()
+                    let Some(mut session) = row.map(SessionRow::into_domain).transpose()? else {
+                        return Ok(None);
+                    };
+                    if idle_until - session.idle_until >= $crate::TOUCH_SLACK {
+                        let mut tx = self.write_tx().await?;
+                        sqlx::query("UPDATE staff_sessions SET idle_until = $2 WHERE token_hash = $1 AND idle_until < $2")
+                            .bind(token_hash)
+                            .bind(micros(idle_until))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                        tx.commit().await.map_err(Self::map_err)?;
+                        session.idle_until = idle_until;
+                    }
+                    Ok(Some(session))
                 }
 
                 async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<()> {
@@ -340,17 +360,29 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn use_api_key(&self, secret_hash: &str, now: Timestamp) -> StoreResult<Option<ApiKeyRecord>> {
-                    let mut tx = self.write_tx().await?;
                     let row: Option<ApiKeyRow> = sqlx::query_as(&format!(
-                        "UPDATE api_keys SET last_used_at = $2 WHERE secret_hash = $1 AND revoked_at IS NULL RETURNING {API_KEY_COLUMNS}"
+                        "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL"
                     ))
                     .bind(secret_hash)
-                    .bind(micros(now))
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(self.read_pool())
                     .await
                     .map_err(Self::map_err)?;
-                    tx.commit().await.map_err(Self::map_err)?;
-                    row.map(ApiKeyRow::into_domain).transpose()
+                    let Some(mut key) = row.map(ApiKeyRow::into_domain).transpose()? else {
+                        return Ok(None);
+                    };
+                    // Last use is kept to the minute: a key in constant use costs no write per request.
+                    if key.last_used_at.is_none_or(|last| now - last >= $crate::TOUCH_SLACK) {
+                        let mut tx = self.write_tx().await?;
+                        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+                            .bind(key.id.to_string())
+                            .bind(micros(now))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                        tx.commit().await.map_err(Self::map_err)?;
+                        key.last_used_at = Some(now);
+                    }
+                    Ok(Some(key))
                 }
 
                 async fn list_api_keys(&self, tenant: TenantId) -> StoreResult<Vec<ApiKeyRecord>> {

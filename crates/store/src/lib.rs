@@ -62,7 +62,8 @@ pub trait Store: Send + Sync + 'static {
     /// already used: a replay, refused even across processes.
     async fn claim_staff_totp_step(&self, id: StaffId, step: i64) -> StoreResult<bool>;
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
-    /// The live session with this token hash at `now`, its idle deadline pushed to `idle_until`.
+    /// The live session with this token hash at `now`, its idle deadline pushed to `idle_until`
+    /// (written only when that moves it by more than a minute).
     async fn touch_session(
         &self,
         token_hash: &str,
@@ -71,7 +72,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<SessionRecord>>;
     async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<()>;
     async fn create_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
-    /// The unrevoked key with this secret hash; its last use is set to `now`.
+    /// The unrevoked key with this secret hash; its last use is set to `now` (to the minute).
     async fn use_api_key(&self, secret_hash: &str, now: Timestamp) -> StoreResult<Option<ApiKeyRecord>>;
     async fn list_api_keys(&self, tenant: TenantId) -> StoreResult<Vec<ApiKeyRecord>>;
     async fn revoke_api_key(&self, tenant: TenantId, id: ApiKeyId, now: Timestamp) -> StoreResult<()>;
