@@ -1,0 +1,50 @@
+//! `regain-bench`: Regain's benchmarks, each printed on one line beside a raw baseline measured in
+//! the same run on the same cores, as a ratio (design/PERFORMANCE.md). Run in release:
+//!
+//! ```text
+//! cargo run --release -p regain-bench -- --seconds 10
+//! REGAIN_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1/postgres cargo run --release -p regain-bench
+//! ```
+
+mod harness;
+mod scenarios;
+
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(name = "regain-bench", about = "Regain's benchmarks, each beside its raw baseline")]
+struct Args {
+    /// How long each measurement runs.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Concurrent HTTP clients for the case-creation scenario.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Which scenarios: case-create, login, or all.
+    #[arg(long, default_value = "all")]
+    scenario: String,
+    /// A PostgreSQL server (its database is used only to create a scratch database) for the
+    /// PostgreSQL rows; without it those rows are skipped.
+    #[arg(long, env = "REGAIN_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let window = Duration::from_secs_f64(args.seconds.max(0.1));
+    let run = |name: &str| args.scenario == "all" || args.scenario == name;
+    println!("# regain-bench: {:.1} s per measurement, {} cores", window.as_secs_f64(), harness::cores());
+    if run("case-create") {
+        println!("{}", scenarios::case_create_sqlite(window, args.concurrency).await?);
+        if let Some(url) = &args.postgres {
+            println!("{}", scenarios::case_create_postgres(url, window, args.concurrency).await?);
+        }
+    }
+    if run("login") {
+        println!("{}", scenarios::login(window).await?);
+    }
+    Ok(())
+}
