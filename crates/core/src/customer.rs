@@ -237,7 +237,8 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let cases: Vec<(fn(&mut CustomerDraft), &str)> = vec![
+        type Mutation = fn(&mut CustomerDraft);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|d| d.username = " ".into(), "username"),
             (|d| d.username = "j doe".into(), "username"),
             (|d| d.full_name = String::new(), "full_name"),

@@ -82,7 +82,7 @@ pub fn customer(tenant: &Tenant, n: u128, username: &str) -> Customer {
             ContactDraft { value: format!("{username}.old@example.org"), verified: false },
         ],
         phones: vec![ContactDraft { value: format!("+1 201 555 {:04}", n % 10_000), verified: true }],
-        privileged: n % 2 == 0,
+        privileged: n.is_multiple_of(2),
         totp_enrolled: true,
         recovery_codes_remaining: 8,
         ..CustomerDraft::default()
@@ -382,7 +382,7 @@ pub async fn cases_list_with_filters_and_keyset_pages(store: &dyn Store) {
     let acme = tenant(store, 1, "acme").await;
     let mut ids = Vec::new();
     for n in 0..7u128 {
-        let kind = if n % 2 == 0 { CaseKind::PasswordReset } else { CaseKind::MfaRecovery };
+        let kind = if n.is_multiple_of(2) { CaseKind::PasswordReset } else { CaseKind::MfaRecovery };
         ids.push(open_case(store, &acme, 100 + n, kind).await.id);
     }
     let first = store.case(acme.id, ids[0]).await.unwrap().unwrap();

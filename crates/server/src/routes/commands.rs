@@ -104,10 +104,8 @@ pub async fn run_command(
                 Some(_) => {}
             }
         }
-        CaseCommand::Identify { customer_id } => {
-            if state.store.customer(tenant, *customer_id).await?.is_none() {
-                return Err(ValidationError::new("customer_id", "no customer with this id").into());
-            }
+        CaseCommand::Identify { customer_id } if state.store.customer(tenant, *customer_id).await?.is_none() => {
+            return Err(ValidationError::new("customer_id", "no customer with this id").into());
         }
         _ => {}
     }

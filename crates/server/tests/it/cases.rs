@@ -147,10 +147,10 @@ async fn lists_page_by_cursor_and_concurrent_commands_never_lose_a_write() {
     let acme = app.tenant("acme").await;
     let key = app.api_key(&acme, "integration").await;
     let mut ids = Vec::new();
-    for n in 0..5 {
+    for n in 0..5u32 {
         // Ids are time-ordered to the millisecond; cases opened within one share no order.
         app.clock.advance(chrono::Duration::milliseconds(1));
-        let kind = if n % 2 == 0 { "password_reset" } else { "account_unlock" };
+        let kind = if n.is_multiple_of(2) { "password_reset" } else { "account_unlock" };
         let case =
             app.post_ok(&key, "/api/v1/cases", json!({"kind": kind, "channel": "web"}), StatusCode::CREATED).await;
         ids.push(case["id"].as_str().expect("id").to_owned());

@@ -1,6 +1,8 @@
 //! The PostgreSQL store: the conformance suite, each test in a database of its own on the
 //! server named by `REGAIN_TEST_POSTGRES_URL` (the test command sets it).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use regain_store_postgres::{PostgresConfig, PostgresStore};

@@ -1,6 +1,8 @@
 //! The SQLite store: the conformance suite on a temporary database file, and the migration
 //! lockstep check.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use regain_store_sqlite::{SqliteConfig, SqliteStore};
 
 async fn fresh_store() -> (SqliteStore, tempfile::TempDir) {

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs Regain's whole test suite on a fresh Debian machine with the Rust toolchain:
+# it finds or starts PostgreSQL (installing Debian's package where none runs), makes sure the
+# tools the tests drive are present (curl), then runs formatting, lints and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+apt_install() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "need root to apt-get install $*; install them and re-run" >&2
+        exit 1
+    fi
+    if [ -z "${APT_UPDATED:-}" ]; then
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v curl >/dev/null || { log "installing curl"; apt_install curl; }
+command -v psql >/dev/null || { log "installing the PostgreSQL client"; apt_install postgresql-client; }
+
+# PostgreSQL for the conformance suite and the server's PostgreSQL tests.
+if [ -z "${REGAIN_TEST_POSTGRES_URL:-}" ]; then
+    if psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1 </dev/null; then
+        export REGAIN_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    else
+        log "no PostgreSQL answers on 127.0.0.1:5432 without a password; setting one up"
+        if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+            apt_install postgresql
+        fi
+        version=$(ls /etc/postgresql | sort -V | tail -n 1)
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null \
+            || pg_ctlcluster "$version" main start 2>/dev/null || true
+        for _ in $(seq 1 30); do
+            pg_isready -h 127.0.0.1 -p 5432 -q && break
+            sleep 1
+        done
+        su postgres -c "psql -q -d postgres" <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regain_test') THEN
+    CREATE ROLE regain_test LOGIN CREATEDB PASSWORD 'regain_test';
+  END IF;
+END $$;
+SQL
+        export REGAIN_TEST_POSTGRES_URL="postgres://regain_test:regain_test@127.0.0.1:5432/postgres"
+    fi
+fi
+
+# Each test makes its own database; drop what earlier runs left behind.
+stale=$(psql "$REGAIN_TEST_POSTGRES_URL" -tAc "select datname from pg_database where datname like 'regain\_t\_%'" </dev/null || true)
+for db in $stale; do
+    psql "$REGAIN_TEST_POSTGRES_URL" -qc "drop database if exists \"$db\" with (force)" </dev/null >/dev/null 2>&1 || true
+done
+
+log "formatting"
+cargo fmt --all -- --check
+
+log "lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "tests (PostgreSQL at ${REGAIN_TEST_POSTGRES_URL##*@})"
+cargo test --workspace --locked --no-fail-fast
