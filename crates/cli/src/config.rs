@@ -1,0 +1,311 @@
+//! The configuration tree: defaults, then a TOML file, then `REGAIN__SECTION__KEY` environment
+//! variables, parsed once here and handed down as typed values. Unknown keys are errors, so a
+//! typo is caught at startup instead of silently leaving a default in force.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use figment::providers::{Env, Format as _, Toml};
+use figment::Figment;
+use regain_hashing::{Params, PoolConfig};
+use regain_server::ServerConfig;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+
+/// The file read when neither `--config` nor `REGAIN_CONFIG` names one, if it exists.
+pub const DEFAULT_FILE: &str = "regain.toml";
+/// The prefix of environment overrides: `REGAIN__SERVER__LISTEN=0.0.0.0:8080`.
+pub const ENV_PREFIX: &str = "REGAIN__";
+/// What `config show` prints in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerSection,
+    pub database: DatabaseSection,
+    pub hashing: HashingSection,
+    pub log: LogSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub cookie_secure: bool,
+    pub request_timeout_ms: u64,
+    pub body_max_bytes: usize,
+    pub session_idle_minutes: u32,
+    pub session_absolute_hours: u32,
+    pub customer_session_minutes: u32,
+    pub expiry_sweep_interval_ms: u64,
+}
+
+impl Default for ServerSection {
+    /// The server crate's defaults, so the two can never disagree.
+    fn default() -> Self {
+        let d = ServerConfig::default();
+        Self {
+            listen: d.listen,
+            public_url: d.public_url,
+            cookie_secure: d.cookie_secure,
+            request_timeout_ms: d.request_timeout_ms,
+            body_max_bytes: d.body_max_bytes,
+            session_idle_minutes: d.session_idle_minutes,
+            session_absolute_hours: d.session_absolute_hours,
+            customer_session_minutes: d.customer_session_minutes,
+            expiry_sweep_interval_ms: d.expiry_sweep_interval_ms,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// May hold a password, so it is a secret: never printed or logged.
+    /// `None` means the SQLite file in `data_dir`.
+    pub url: Option<SecretString>,
+    pub data_dir: PathBuf,
+    pub connections_max: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        Self { url: None, data_dir: PathBuf::from("data"), connections_max: 16, acquire_timeout_ms: 5_000 }
+    }
+}
+
+impl DatabaseSection {
+    /// The database URL in force: the configured one, else `sqlite://<data_dir>/regain.db`.
+    pub fn url(&self) -> SecretString {
+        match &self.url {
+            Some(url) => url.clone(),
+            None => SecretString::from(format!("sqlite://{}", self.data_dir.join("regain.db").display())),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HashingSection {
+    /// 0: one per core.
+    pub workers: usize,
+    /// 0: 64 per worker.
+    pub queue_max: usize,
+    pub m_kib: u32,
+    pub t: u32,
+    pub p: u32,
+}
+
+impl Default for HashingSection {
+    fn default() -> Self {
+        let params = Params::default();
+        Self { workers: 0, queue_max: 0, m_kib: params.m_kib, t: params.t, p: params.p }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON for `serve` (log collectors), text for everything else (people).
+    #[default]
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self { format: LogFormat::Auto, level: "info".to_owned() }
+    }
+}
+
+impl Config {
+    /// Reads the configuration: defaults ← `file` (when given, it must exist; otherwise
+    /// `regain.toml` in the current directory if present) ← `REGAIN__…` variables.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::new();
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    bail!("config file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new(DEFAULT_FILE).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_FILE));
+            }
+            None => {}
+        }
+        let figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        let config: Self = figment.extract().map_err(describe_errors)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot say.
+    fn validate(&self) -> anyhow::Result<()> {
+        let s = &self.server;
+        let url = &s.public_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("server.public_url must start with http:// or https:// (got {url:?})");
+        }
+        for (key, value) in [
+            ("server.request_timeout_ms", s.request_timeout_ms),
+            ("server.body_max_bytes", s.body_max_bytes as u64),
+            ("server.session_idle_minutes", u64::from(s.session_idle_minutes)),
+            ("server.session_absolute_hours", u64::from(s.session_absolute_hours)),
+            ("server.customer_session_minutes", u64::from(s.customer_session_minutes)),
+            ("database.connections_max", u64::from(self.database.connections_max)),
+            ("database.acquire_timeout_ms", self.database.acquire_timeout_ms),
+        ] {
+            if value == 0 {
+                bail!("{key} must be greater than 0");
+            }
+        }
+        if self.log.level.trim().is_empty() {
+            bail!("log.level must not be empty (try \"info\")");
+        }
+        crate::logging::level_filter(&self.log.level)?;
+        self.pool_config()?;
+        Ok(())
+    }
+
+    pub fn server_config(&self) -> ServerConfig {
+        let s = &self.server;
+        ServerConfig {
+            listen: s.listen,
+            public_url: s.public_url.clone(),
+            cookie_secure: s.cookie_secure,
+            request_timeout_ms: s.request_timeout_ms,
+            body_max_bytes: s.body_max_bytes,
+            session_idle_minutes: s.session_idle_minutes,
+            session_absolute_hours: s.session_absolute_hours,
+            customer_session_minutes: s.customer_session_minutes,
+            expiry_sweep_interval_ms: s.expiry_sweep_interval_ms,
+        }
+    }
+
+    /// The hashing pool's settings with the zeros resolved; refuses parameters below the floor.
+    pub fn pool_config(&self) -> anyhow::Result<PoolConfig> {
+        let h = &self.hashing;
+        let params = Params { m_kib: h.m_kib, t: h.t, p: h.p }.validate().context("hashing")?;
+        let workers =
+            if h.workers == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { h.workers };
+        let queue_max = if h.queue_max == 0 { workers.saturating_mul(64) } else { h.queue_max };
+        Ok(PoolConfig { workers, queue_max, params })
+    }
+
+    /// The effective configuration as TOML, secrets replaced by `<redacted>`, for
+    /// `regain config show`. Sections and keys in the order of the reference, with the value a
+    /// 0 or `auto` resolves to as a comment.
+    pub fn to_redacted_toml(&self) -> anyhow::Result<String> {
+        use toml::Value;
+        /// A key, its value, and a note for the comment after it.
+        type Entry = (&'static str, Value, String);
+        let s = &self.server;
+        let d = &self.database;
+        let h = &self.hashing;
+        let pool = self.pool_config()?;
+        let int = |v: u64| Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
+        let text = |v: String| Value::String(v);
+        let format = Value::try_from(self.log.format).context("log.format")?;
+        let sections: [(&str, Vec<Entry>); 4] = [
+            (
+                "server",
+                vec![
+                    ("listen", text(s.listen.to_string()), String::new()),
+                    ("public_url", text(s.public_url.clone()), String::new()),
+                    ("cookie_secure", Value::Boolean(s.cookie_secure), String::new()),
+                    ("request_timeout_ms", int(s.request_timeout_ms), String::new()),
+                    ("body_max_bytes", int(s.body_max_bytes as u64), String::new()),
+                    ("session_idle_minutes", int(s.session_idle_minutes.into()), String::new()),
+                    ("session_absolute_hours", int(s.session_absolute_hours.into()), String::new()),
+                    ("customer_session_minutes", int(s.customer_session_minutes.into()), String::new()),
+                    ("expiry_sweep_interval_ms", int(s.expiry_sweep_interval_ms), String::new()),
+                ],
+            ),
+            (
+                "database",
+                vec![
+                    ("url", text(REDACTED.to_owned()), format!("in use: {}", self.database_display())),
+                    ("data_dir", text(d.data_dir.display().to_string()), String::new()),
+                    ("connections_max", int(d.connections_max.into()), String::new()),
+                    ("acquire_timeout_ms", int(d.acquire_timeout_ms), String::new()),
+                ],
+            ),
+            (
+                "hashing",
+                vec![
+                    ("workers", int(h.workers as u64), format!("in effect: {}", pool.workers)),
+                    ("queue_max", int(h.queue_max as u64), format!("in effect: {}", pool.queue_max)),
+                    ("m_kib", int(h.m_kib.into()), String::new()),
+                    ("t", int(h.t.into()), String::new()),
+                    ("p", int(h.p.into()), String::new()),
+                ],
+            ),
+            (
+                "log",
+                vec![
+                    ("format", format, "auto: json for serve, text for other commands".to_owned()),
+                    ("level", text(self.log.level.clone()), "RUST_LOG, when set, replaces it".to_owned()),
+                ],
+            ),
+        ];
+        let mut out = String::new();
+        for (name, keys) in sections {
+            out.push_str(&format!("[{name}]\n"));
+            for (key, value, note) in keys {
+                let line = format!("{key} = {value}");
+                if note.is_empty() {
+                    out.push_str(&format!("{line}\n"));
+                } else {
+                    out.push_str(&format!("{line:<40} # {note}\n"));
+                }
+            }
+            out.push('\n');
+        }
+        Ok(out.trim_end().to_owned() + "\n")
+    }
+
+    /// Where the database is, without credentials: safe to print.
+    pub fn database_display(&self) -> String {
+        crate::database::display_url(self.database.url().expose_secret())
+    }
+}
+
+/// Figment reports every bad key; one line each, with the key and where it came from.
+fn describe_errors(error: figment::Error) -> anyhow::Error {
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(source) => format!(" (from {} {source})", m.name),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            let kind = e.kind.to_string();
+            if key.is_empty() {
+                format!("{kind}{source}")
+            } else {
+                format!("{key}: {kind}{source}")
+            }
+        })
+        .collect();
+    anyhow::anyhow!("invalid configuration:\n  {}", lines.join("\n  "))
+}
