@@ -27,6 +27,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("this route does not accept that method")]
     MethodNotAllowed,
+    /// A uniqueness rule: `field` is already taken by another record.
+    #[error("{field} is already in use")]
+    Duplicate { field: String },
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     #[error("{0}")]
@@ -84,6 +87,7 @@ impl ApiError {
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            Self::Duplicate { .. } => (StatusCode::CONFLICT, "duplicate", "Conflict"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType(_) => {
@@ -102,6 +106,7 @@ impl ApiError {
         let (status, code, title) = self.parts();
         let errors = match self {
             Self::Validation(e) => vec![FieldError { field: e.field.clone(), message: e.message.clone() }],
+            Self::Duplicate { field } => vec![FieldError { field: field.clone(), message: "is already in use".into() }],
             _ => Vec::new(),
         };
         let detail = match self {
@@ -151,9 +156,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::NotFound("no such record".into()),
-            StoreError::Duplicate { field } => {
-                Self::Conflict { code: "duplicate", detail: format!("{field} is already in use") }
-            }
+            StoreError::Duplicate { field } => Self::Duplicate { field },
             StoreError::Conflict => Self::Conflict {
                 code: "concurrent-update",
                 detail: "the record was changed by someone else at the same time; read it again and retry".into(),

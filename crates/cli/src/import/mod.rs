@@ -108,13 +108,10 @@ fn progress_bar(total: u64) -> ProgressBar {
 /// The failure as `field: message`. CSV files name columns, not the API's field paths, so
 /// `emails/1` becomes `email#2` there.
 fn row_error(line: u64, error: &ApiError, csv: bool) -> RowError {
-    let (field, message) = match error {
-        ApiError::Validation(v) => (v.field.clone(), v.message.clone()),
-        ApiError::Conflict { detail, .. } => match detail.strip_suffix(" is already in use") {
-            Some(field) => (field.to_owned(), "is already in use".to_owned()),
-            None => ("record".to_owned(), detail.clone()),
-        },
-        other => ("record".to_owned(), other.to_string()),
+    let problem = error.problem();
+    let (field, message) = match problem.errors.into_iter().next() {
+        Some(e) => (e.field, e.message),
+        None => ("record".to_owned(), problem.detail),
     };
     let field = if csv { csv_column(&field) } else { field };
     RowError::new(line, field, message)

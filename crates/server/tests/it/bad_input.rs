@@ -97,7 +97,9 @@ async fn invalid_contact_points_are_named_and_nothing_is_half_written() {
     assert!(created.get("password").is_none(), "the password is never returned");
 
     let duplicate = customer_json("JANE");
-    expect_problem(app.post(&key, "/api/v1/customers", duplicate).await, StatusCode::CONFLICT, "duplicate").await;
+    let problem =
+        expect_problem(app.post(&key, "/api/v1/customers", duplicate).await, StatusCode::CONFLICT, "duplicate").await;
+    assert_eq!(problem["errors"][0]["field"], "username", "{problem}");
 
     let problem = expect_problem(
         app.get(&key, "/api/v1/customers?phone=12").await,
