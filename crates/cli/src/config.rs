@@ -161,18 +161,24 @@ impl Config {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             bail!("server.public_url must start with http:// or https:// (got {url:?})");
         }
-        for (key, value) in [
-            ("server.request_timeout_ms", s.request_timeout_ms),
-            ("server.body_max_bytes", s.body_max_bytes as u64),
-            ("server.session_idle_minutes", u64::from(s.session_idle_minutes)),
-            ("server.session_absolute_hours", u64::from(s.session_absolute_hours)),
-            ("server.customer_session_minutes", u64::from(s.customer_session_minutes)),
-            ("database.connections_max", u64::from(self.database.connections_max)),
-            ("database.acquire_timeout_ms", self.database.acquire_timeout_ms),
+        const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+        // A limit on everything: the largest values are far beyond any sane setting, and keep
+        // the time arithmetic they feed from overflowing.
+        for (key, value, max) in [
+            ("server.request_timeout_ms", s.request_timeout_ms, 10 * 60 * 1000),
+            ("server.body_max_bytes", s.body_max_bytes as u64, 16 * 1024 * 1024),
+            ("server.session_idle_minutes", u64::from(s.session_idle_minutes), 24 * 60),
+            ("server.session_absolute_hours", u64::from(s.session_absolute_hours), 24 * 30),
+            ("server.customer_session_minutes", u64::from(s.customer_session_minutes), 24 * 60),
+            ("database.connections_max", u64::from(self.database.connections_max), 1_000),
+            ("database.acquire_timeout_ms", self.database.acquire_timeout_ms, 10 * 60 * 1000),
         ] {
-            if value == 0 {
-                bail!("{key} must be greater than 0");
+            if value == 0 || value > max {
+                bail!("{key} must be between 1 and {max} (got {value})");
             }
+        }
+        if s.expiry_sweep_interval_ms > DAY_MS {
+            bail!("server.expiry_sweep_interval_ms must be at most {DAY_MS} (one day), or 0 to turn the sweeper off");
         }
         if self.log.level.trim().is_empty() {
             bail!("log.level must not be empty (try \"info\")");

@@ -33,10 +33,10 @@ pub fn init(log: &LogSection, audience: Audience) -> anyhow::Result<()> {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = match (format, audience) {
         (LogFormat::Json, Audience::Service) => {
-            builder.json().with_current_span(true).with_writer(std::io::stdout).try_init()
+            builder.json().with_current_span(true).with_span_list(false).with_writer(std::io::stdout).try_init()
         }
         (LogFormat::Json, Audience::Command) => {
-            builder.json().with_current_span(true).with_writer(std::io::stderr).try_init()
+            builder.json().with_current_span(true).with_span_list(false).with_writer(std::io::stderr).try_init()
         }
         (_, Audience::Service) => {
             builder.with_writer(std::io::stdout).with_ansi(std::io::stdout().is_terminal()).try_init()

@@ -185,6 +185,8 @@ pub struct Case {
     pub approval_required: bool,
     /// Who asked for approval: the approver must be someone else.
     pub approval_requested_by: Option<Actor>,
+    /// Who closed verification with a decision: they cannot approve their own decision either.
+    pub decided_by: Option<Actor>,
     pub cooling_off_until: Option<Timestamp>,
     pub first_response_due: Timestamp,
     pub resolution_due: Timestamp,
@@ -271,6 +273,26 @@ pub enum CaseCommand {
     Expire,
 }
 
+/// Every command's name, as [`CaseCommand::name`] gives it.
+pub const COMMAND_NAMES: [&str; 16] = [
+    "assign",
+    "escalate",
+    "change_channel",
+    "add_note",
+    "start_identification",
+    "identify",
+    "decide",
+    "request_approval",
+    "approve",
+    "deny",
+    "execute",
+    "complete",
+    "release",
+    "repudiate",
+    "cancel",
+    "expire",
+];
+
 impl CaseCommand {
     pub fn name(&self) -> &'static str {
         match self {
@@ -329,7 +351,7 @@ pub enum CaseError {
     WrongState { state: CaseState, command: &'static str },
     #[error("this action needs a supervisor's approval first")]
     ApprovalRequired,
-    #[error("the approver must be another person than the one who asked for approval")]
+    #[error("the approver must be someone who has not decided, requested or been assigned this case")]
     SelfApproval,
     #[error("only a supervisor or security analyst can approve or deny")]
     ApproverRole,
@@ -339,6 +361,10 @@ pub enum CaseError {
     NotExpired { expires_at: Timestamp },
     #[error("the case is already at tier {current}; escalation must go up")]
     NotAnEscalation { current: u8 },
+    #[error("the case is at tier {case_tier}; your role works tier {worker_tier}")]
+    BeyondTier { case_tier: u8, worker_tier: u8 },
+    #[error("the case is assigned to someone else; ask a supervisor to reassign it")]
+    AssignedElsewhere,
     #[error(transparent)]
     Invalid(#[from] ValidationError),
 }
@@ -369,6 +395,7 @@ impl Case {
             summary: new.summary,
             approval_required: new.kind.requires_approval(),
             approval_requested_by: None,
+            decided_by: None,
             cooling_off_until: None,
             first_response_due: now + Duration::minutes(i64::from(settings.sla_first_response_minutes)),
             resolution_due: now + Duration::minutes(i64::from(settings.sla_resolution_minutes)),
@@ -399,6 +426,7 @@ pub fn apply(
     if case.state.is_terminal() {
         return Err(wrong_state());
     }
+    check_worker(case, &command, actor)?;
     let mut next = case.clone();
     let mut events = Vec::new();
     let transition = |next: &mut Case, events: &mut Vec<CaseEvent>, to: CaseState, reason: Option<String>| {
@@ -442,6 +470,7 @@ pub fn apply(
                 // Going ahead needs an identified customer; refusing does not.
                 return Err(wrong_state());
             }
+            next.decided_by = Some(actor);
             let to = if approve { S::Decided } else { S::Rejected };
             transition(&mut next, &mut events, to, Some(reason));
         }
@@ -458,7 +487,11 @@ pub fn apply(
             if !matches!(role, Role::Supervisor | Role::SecurityAnalyst) {
                 return Err(CaseError::ApproverRole);
             }
-            if case.approval_requested_by == Some(actor) || case.assignee == staff_id(actor) {
+            // Four eyes (SECURITY.md G3): nobody who decided, asked for approval or holds the
+            // case approves it — compared by person, whatever role they held then.
+            let approver = staff_id(actor);
+            let involved = [case.approval_requested_by, case.decided_by].into_iter().flatten().filter_map(staff_id);
+            if involved.chain(case.assignee).any(|id| Some(id) == approver) {
                 return Err(CaseError::SelfApproval);
             }
             let reason = bounded_text("reason", &reason, 1, 2000)?;
@@ -516,12 +549,34 @@ pub fn apply(
         _ => return Err(wrong_state()),
     }
 
+    if events.is_empty() {
+        // Nothing changed (a channel change to the same channel): no new version, no timeline entry.
+        return Ok((case.clone(), events));
+    }
     if matches!(actor, Actor::Staff { .. }) && next.first_response_at.is_none() {
         next.first_response_at = Some(now);
     }
     next.updated_at = now;
     next.version = case.version + 1;
     Ok((next, events))
+}
+
+/// Who may work the case: staff below the case's tier may only add notes, and an agent may not
+/// act on a case assigned to someone else (supervisors and analysts oversee every case).
+/// Machines, customers and the system are governed by their permissions and the states alone.
+fn check_worker(case: &Case, command: &CaseCommand, actor: Actor) -> Result<(), CaseError> {
+    let Actor::Staff { id, role } = actor else { return Ok(()) };
+    if matches!(command, CaseCommand::AddNote { .. }) {
+        return Ok(());
+    }
+    let worker_tier = role.tier().unwrap_or(1);
+    if worker_tier < case.tier.get() {
+        return Err(CaseError::BeyondTier { case_tier: case.tier.get(), worker_tier });
+    }
+    if role == Role::Agent && case.assignee.is_some_and(|assignee| assignee != id) {
+        return Err(CaseError::AssignedElsewhere);
+    }
+    Ok(())
 }
 
 fn staff_id(actor: Actor) -> Option<StaffId> {

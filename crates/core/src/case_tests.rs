@@ -196,7 +196,7 @@ fn escalation_only_goes_up_and_returns_the_case_to_the_queue() {
     .unwrap();
     assert_eq!((up.tier, up.assignee), (Tier::SUPERVISOR, None));
     assert_eq!(
-        apply(&up, CaseCommand::Escalate { tier: Tier::FRONT_LINE, reason: "x".into() }, agent(), t0()),
+        apply(&up, CaseCommand::Escalate { tier: Tier::FRONT_LINE, reason: "x".into() }, supervisor(1), t0()),
         Err(CaseError::NotAnEscalation { current: 2 })
     );
 }
@@ -210,4 +210,66 @@ fn reasons_are_validated() {
     assert!(matches!(err, CaseError::Invalid(_)));
     assert!(NewCase::parse("password_reset", "fax", None).is_err());
     assert!(NewCase::parse("password_reset", "phone", Some("locked out")).is_ok());
+}
+
+#[test]
+fn the_decider_cannot_approve_their_own_decision() {
+    // SECURITY.md G3: compared by person, not by role or by who filed the request.
+    let verifying = case_in(CaseState::Verifying, CaseKind::MfaRecovery);
+    let (decided, _) =
+        apply(&verifying, CaseCommand::Decide { approve: true, reason: "two proofs".into() }, supervisor(1), t0())
+            .unwrap();
+    let api_key = Actor::ApiKey { id: ApiKeyId::from_uuid(Uuid::from_u128(5)) };
+    let (waiting, _) =
+        apply(&decided, CaseCommand::RequestApproval { reason: "please".into() }, api_key, t0()).unwrap();
+    let approve = || CaseCommand::Approve { reason: "ok".into() };
+    assert_eq!(apply(&waiting, approve(), supervisor(1), t0()), Err(CaseError::SelfApproval));
+    // The same person after a role change is still the same person.
+    let promoted = Actor::Staff { id: StaffId::from_uuid(Uuid::from_u128(101)), role: Role::SecurityAnalyst };
+    assert_eq!(apply(&waiting, approve(), promoted, t0()), Err(CaseError::SelfApproval));
+    assert_eq!(apply(&waiting, approve(), supervisor(2), t0()).unwrap().0.state, CaseState::Executing);
+}
+
+#[test]
+fn staff_work_their_tier_and_agents_their_own_cases() {
+    let mut case = case_in(CaseState::Verifying, CaseKind::PasswordReset);
+    case.tier = Tier::SECURITY;
+    let decide = || CaseCommand::Decide { approve: true, reason: "ok".into() };
+    assert_eq!(
+        apply(&case, decide(), supervisor(1), t0()),
+        Err(CaseError::BeyondTier { case_tier: 3, worker_tier: 2 })
+    );
+    // Anyone who can see it may still leave a note.
+    assert!(apply(&case, CaseCommand::AddNote { text: "caller rang again".into() }, agent(), t0()).is_ok());
+    let analyst = Actor::Staff { id: StaffId::from_uuid(Uuid::from_u128(300)), role: Role::SecurityAnalyst };
+    assert!(apply(&case, decide(), analyst, t0()).is_ok());
+
+    let mut mine = case_in(CaseState::Verifying, CaseKind::PasswordReset);
+    mine.assignee = Some(StaffId::from_uuid(Uuid::from_u128(2)));
+    assert_eq!(apply(&mine, decide(), agent(), t0()), Err(CaseError::AssignedElsewhere));
+    assert_eq!(
+        apply(&mine, CaseCommand::Assign { assignee: Some(StaffId::from_uuid(Uuid::from_u128(1))) }, agent(), t0()),
+        Err(CaseError::AssignedElsewhere),
+        "an agent cannot take another agent's case"
+    );
+    assert!(apply(&mine, decide(), supervisor(1), t0()).is_ok());
+}
+
+#[test]
+fn a_command_that_changes_nothing_leaves_no_trace() {
+    let case = case_in(CaseState::Verifying, CaseKind::PasswordReset);
+    let (same, events) = apply(&case, CaseCommand::ChangeChannel { channel: Channel::Phone }, agent(), t0()).unwrap();
+    assert!(events.is_empty());
+    assert_eq!(same, case, "no new version, no first response recorded");
+}
+
+#[test]
+fn command_names_are_listed_once_each() {
+    let names: Vec<&str> = every_command().iter().map(CaseCommand::name).chain(["expire"]).collect();
+    let mut listed = COMMAND_NAMES.to_vec();
+    let mut given = names.clone();
+    listed.sort_unstable();
+    given.sort_unstable();
+    given.dedup();
+    assert_eq!(listed, given);
 }

@@ -195,6 +195,41 @@ impl NewCustomer {
     }
 }
 
+impl NewCustomer {
+    /// The record as stored: contact points added `now`; `password` says whether the built-in
+    /// directory holds a password for it.
+    pub fn into_customer(self, id: CustomerId, tenant_id: TenantId, now: Timestamp, password: bool) -> Customer {
+        Customer {
+            id,
+            tenant_id,
+            external_id: self.external_id,
+            username: self.username,
+            account_number: self.account_number,
+            full_name: self.full_name,
+            emails: self
+                .emails
+                .into_iter()
+                .map(|(address, verified)| ContactEmail { address, verified, added_at: now })
+                .collect(),
+            phones: self
+                .phones
+                .into_iter()
+                .map(|(number, verified)| ContactPhone { number, verified, added_at: now })
+                .collect(),
+            status: self.status,
+            flags: self.flags,
+            factors: FactorSummary {
+                password,
+                totp: self.totp_enrolled,
+                recovery_codes_remaining: self.recovery_codes_remaining,
+                passkeys: self.passkeys,
+            },
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// An identifier-like field: printable, no spaces, bounded.
 fn identifier(field: &str, value: &str, max_chars: usize) -> Result<String, ValidationError> {
     let value = bounded_text(field, value, 1, max_chars)?;

@@ -178,6 +178,8 @@ impl From<CaseError> for ApiError {
             CaseError::StillCoolingOff { .. } => "cooling-off",
             CaseError::NotExpired { .. } => "not-expired",
             CaseError::NotAnEscalation { .. } => "not-an-escalation",
+            CaseError::BeyondTier { .. } => "beyond-tier",
+            CaseError::AssignedElsewhere => "assigned-elsewhere",
         };
         Self::Conflict { code, detail: e.to_string() }
     }

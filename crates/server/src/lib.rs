@@ -61,7 +61,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api_keys::list, api_keys::create))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(customers::search, customers::create))
-        .routes(routes!(customers::get))
+        .routes(routes!(customers::get, customers::update))
         .merge(import)
         .routes(routes!(cases::list, cases::create))
         .routes(routes!(cases::get))
@@ -107,6 +107,14 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(Extension(doc))
         .layer(DefaultBodyLimit::max(body_max))
+        .layer(
+            // Inside `observe`, so a request that times out is counted and logged like any other.
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::Unavailable("the request took longer than the server's time limit".into())
+                }))
+                .timeout(timeout),
+        )
         .layer(axum::middleware::from_fn(telemetry::observe))
         .with_state(state)
         .layer(
@@ -126,11 +134,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(SetResponseHeaderLayer::if_not_present(
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
-                ))
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                    ApiError::Unavailable("the request took longer than the server's time limit".into())
-                }))
-                .timeout(timeout),
+                )),
         )
 }
 

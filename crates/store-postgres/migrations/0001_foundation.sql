@@ -21,6 +21,8 @@ CREATE TABLE staff (
     password_hash  TEXT NOT NULL,
     totp_secret    BYTEA NOT NULL,
     totp_last_step BIGINT,
+    failed_logins  BIGINT NOT NULL DEFAULT 0,
+    locked_until   BIGINT,
     created_at     BIGINT NOT NULL,
     CONSTRAINT staff_email_uq UNIQUE (email_norm)
 );
@@ -113,6 +115,18 @@ CREATE TABLE customer_logins (
 );
 CREATE INDEX customer_logins_customer_idx ON customer_logins (customer_id, at);
 
+-- Sign-ins for usernames the directory does not know: kept as history (credential stuffing
+-- shows here first) and written like a known user's attempt, so timing tells nothing. The
+-- attempted name itself is not kept: people type passwords into username fields.
+CREATE TABLE directory_unknown_logins (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id   TEXT NOT NULL,
+    at          BIGINT NOT NULL,
+    ip          TEXT,
+    user_agent  TEXT
+);
+CREATE INDEX directory_unknown_logins_ip_idx ON directory_unknown_logins (tenant_id, ip, at);
+
 CREATE TABLE customer_sessions (
     token_hash  TEXT PRIMARY KEY,
     tenant_id   TEXT NOT NULL,
@@ -135,6 +149,7 @@ CREATE TABLE cases (
     summary               TEXT,
     approval_required     BOOLEAN NOT NULL,
     approval_requested_by TEXT,
+    decided_by            TEXT,
     cooling_off_until     BIGINT,
     first_response_due    BIGINT NOT NULL,
     resolution_due        BIGINT NOT NULL,

@@ -19,13 +19,13 @@ pub const TOUCH_SLACK: regain_core::chrono::Duration = regain_core::chrono::Dura
 
 pub const TENANT_COLUMNS: &str = "id, slug, display_name, settings, created_at";
 pub const STAFF_COLUMNS: &str =
-    "id, tenant_id, email, display_name, role, active, password_hash, totp_secret, created_at";
+    "id, tenant_id, email, display_name, role, active, password_hash, totp_secret, locked_until, created_at";
 pub const API_KEY_COLUMNS: &str =
     "id, tenant_id, name, role, secret_hash, created_by, created_at, last_used_at, revoked_at";
 pub const CUSTOMER_COLUMNS: &str = "id, tenant_id, external_id, username, account_number, full_name, status, \
      privileged, vip, password_enrolled, totp_enrolled, recovery_codes_remaining, passkeys, created_at, updated_at";
 pub const CASE_COLUMNS: &str = "id, tenant_id, kind, channel, state, tier, assignee, customer_id, summary, \
-     approval_required, approval_requested_by, cooling_off_until, first_response_due, resolution_due, \
+     approval_required, approval_requested_by, decided_by, cooling_off_until, first_response_due, resolution_due, \
      first_response_at, expires_at, created_by, created_at, updated_at, version";
 
 /// Implements `regain_store::Store` for `$store`, whose database is `$db`.
@@ -132,6 +132,7 @@ macro_rules! impl_sql_store {
                         .bind(case.summary.clone())
                         .bind(case.approval_required)
                         .bind(case.approval_requested_by.as_ref().map(actor_to_text))
+                        .bind(case.decided_by.as_ref().map(actor_to_text))
                         .bind(case.cooling_off_until.map(micros))
                         .bind(micros(case.first_response_due))
                         .bind(micros(case.resolution_due))
@@ -278,6 +279,33 @@ macro_rules! impl_sql_store {
                     .map_err(Self::map_err)?;
                     tx.commit().await.map_err(Self::map_err)?;
                     Ok(done.rows_affected() == 1)
+                }
+
+                async fn record_staff_login_failure(&self, id: StaffId, failures_max: u32, lock_until: Timestamp) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query(
+                        "UPDATE staff SET \
+                         locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END, \
+                         failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END \
+                         WHERE id = $1",
+                    )
+                    .bind(id.to_string())
+                    .bind(i64::from(failures_max))
+                    .bind(micros(lock_until))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
+                async fn reset_staff_login_failures(&self, id: StaffId) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query("UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+                        .bind(id.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    tx.commit().await.map_err(Self::map_err)
                 }
 
                 async fn create_session(&self, s: &SessionRecord) -> StoreResult<()> {
@@ -561,46 +589,87 @@ macro_rules! impl_sql_store {
                     .transpose()
                 }
 
-                async fn record_login(&self, a: &LoginAttempt, failures_max: u32) -> StoreResult<CustomerStatus> {
+                async fn record_login(&self, a: &LoginAttempt, failures_max: u32) -> StoreResult<LoginRecorded> {
                     let mut tx = self.write_tx().await?;
-                    sqlx::query(
-                        "INSERT INTO customer_logins (tenant_id, customer_id, at, ip, user_agent, success) VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(a.tenant_id.to_string())
-                    .bind(a.customer_id.to_string())
-                    .bind(micros(a.at))
-                    .bind(&a.ip)
-                    .bind(&a.user_agent)
-                    .bind(a.success)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(Self::map_err)?;
-                    let status: Option<String> = if a.success {
+                    let tenant = a.tenant_id.to_string();
+                    let customer = a.customer_id.to_string();
+                    // A success stands only if the account is active as this is written.
+                    let success_status: Option<String> = if a.success {
                         sqlx::query_scalar(
-                            "UPDATE customers SET failed_logins = 0 WHERE tenant_id = $1 AND id = $2 RETURNING status",
+                            "UPDATE customers SET failed_logins = 0 WHERE tenant_id = $1 AND id = $2 AND status = 'active' RETURNING status",
                         )
-                        .bind(a.tenant_id.to_string())
-                        .bind(a.customer_id.to_string())
+                        .bind(&tenant)
+                        .bind(&customer)
                         .fetch_optional(&mut *tx)
                         .await
+                        .map_err(Self::map_err)?
                     } else {
-                        sqlx::query_scalar(
+                        None
+                    };
+                    let success = success_status.is_some();
+                    let status = match success_status {
+                        Some(status) => status,
+                        None => sqlx::query_scalar(
                             "UPDATE customers SET failed_logins = failed_logins + 1, \
                              status = CASE WHEN status = 'active' AND failed_logins + 1 >= $3 THEN 'locked' ELSE status END, \
                              updated_at = $4 \
                              WHERE tenant_id = $1 AND id = $2 RETURNING status",
                         )
-                        .bind(a.tenant_id.to_string())
-                        .bind(a.customer_id.to_string())
+                        .bind(&tenant)
+                        .bind(&customer)
                         .bind(i64::from(failures_max))
                         .bind(micros(a.at))
                         .fetch_optional(&mut *tx)
                         .await
-                    }
+                        .map_err(Self::map_err)?
+                        .ok_or(StoreError::NotFound)?,
+                    };
+                    sqlx::query(
+                        "INSERT INTO customer_logins (tenant_id, customer_id, at, ip, user_agent, success) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&tenant)
+                    .bind(&customer)
+                    .bind(micros(a.at))
+                    .bind(&a.ip)
+                    .bind(&a.user_agent)
+                    .bind(success)
+                    .execute(&mut *tx)
+                    .await
                     .map_err(Self::map_err)?;
-                    let status = status.ok_or(StoreError::NotFound)?;
                     tx.commit().await.map_err(Self::map_err)?;
-                    codec_parse("customers.status", &status, CustomerStatus::parse)
+                    Ok(LoginRecorded { success, status: codec_parse("customers.status", &status, CustomerStatus::parse)? })
+                }
+
+                async fn record_unknown_login(
+                    &self,
+                    tenant: TenantId,
+                    at: Timestamp,
+                    ip: Option<&str>,
+                    user_agent: Option<&str>,
+                ) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query("INSERT INTO directory_unknown_logins (tenant_id, at, ip, user_agent) VALUES ($1, $2, $3, $4)")
+                        .bind(tenant.to_string())
+                        .bind(micros(at))
+                        .bind(ip)
+                        .bind(user_agent)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
+                async fn unknown_logins_from(&self, tenant: TenantId, ip: &str, since: Timestamp) -> StoreResult<u64> {
+                    let count: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM directory_unknown_logins WHERE tenant_id = $1 AND ip = $2 AND at >= $3",
+                    )
+                    .bind(tenant.to_string())
+                    .bind(ip)
+                    .bind(micros(since))
+                    .fetch_one(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    Ok(u64::try_from(count).unwrap_or(0))
                 }
 
                 async fn login_history(&self, tenant: TenantId, id: CustomerId, limit: u32) -> StoreResult<Vec<LoginAttempt>> {
@@ -650,7 +719,7 @@ macro_rules! impl_sql_store {
                     let mut tx = self.write_tx().await?;
                     let insert = format!(
                         "INSERT INTO cases ({CASE_COLUMNS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
                     );
                     Self::bind_case(sqlx::query(&insert), case).execute(&mut *tx).await.map_err(Self::map_err)?;
                     Self::append_events(&mut tx, case, events, actor).await?;
@@ -720,8 +789,8 @@ macro_rules! impl_sql_store {
                     let mut tx = self.write_tx().await?;
                     let update = format!(
                         "UPDATE cases SET ({CASE_COLUMNS}) = \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
-                         WHERE id = $1 AND tenant_id = $2 AND version = $21"
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+                         WHERE id = $1 AND tenant_id = $2 AND version = $22"
                     );
                     let done = Self::bind_case(sqlx::query(&update), case)
                         .bind(case.version - 1)
@@ -749,10 +818,14 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn cases_to_expire(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<Case>> {
+                    let before_execution: Vec<String> = CaseState::ALL
+                        .iter()
+                        .filter(|s| s.is_before_execution())
+                        .map(|s| format!("'{}'", s.as_str()))
+                        .collect();
                     let rows: Vec<CaseRow> = sqlx::query_as(&format!(
-                        "SELECT {CASE_COLUMNS} FROM cases \
-                         WHERE state IN ('open', 'identifying', 'verifying', 'decided', 'awaiting_approval') AND expires_at <= $1 \
-                         ORDER BY expires_at LIMIT $2"
+                        "SELECT {CASE_COLUMNS} FROM cases WHERE state IN ({}) AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+                        before_execution.join(", ")
                     ))
                     .bind(micros(now))
                     .bind(i64::from(limit))

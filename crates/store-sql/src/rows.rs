@@ -41,6 +41,7 @@ pub struct StaffRow {
     pub active: bool,
     pub password_hash: String,
     pub totp_secret: Vec<u8>,
+    pub locked_until: Option<i64>,
     pub created_at: i64,
 }
 
@@ -54,7 +55,7 @@ impl StaffRow {
                     .as_deref()
                     .map(|t| parse_column("staff.tenant_id", t, TenantId::parse))
                     .transpose()?,
-                email: parse_column("staff.email", &self.email, EmailAddress::parse)?,
+                email: parse_column("staff.email", &self.email, EmailAddress::from_stored)?,
                 display_name: self.display_name,
                 role: parse_column("staff.role", &self.role, Role::parse)?,
                 active: self.active,
@@ -62,6 +63,7 @@ impl StaffRow {
             },
             password_hash: self.password_hash,
             totp_secret: self.totp_secret,
+            locked_until: self.locked_until.map(timestamp),
         })
     }
 }
@@ -167,7 +169,7 @@ impl CustomerRow {
                 .into_iter()
                 .map(|e| {
                     Ok(ContactEmail {
-                        address: parse_column("customer_emails.address", &e.address, EmailAddress::parse)?,
+                        address: parse_column("customer_emails.address", &e.address, EmailAddress::from_stored)?,
                         verified: e.verified,
                         added_at: timestamp(e.added_at),
                     })
@@ -254,6 +256,7 @@ pub struct CaseRow {
     pub summary: Option<String>,
     pub approval_required: bool,
     pub approval_requested_by: Option<String>,
+    pub decided_by: Option<String>,
     pub cooling_off_until: Option<i64>,
     pub first_response_due: i64,
     pub resolution_due: i64,
@@ -287,6 +290,7 @@ impl CaseRow {
             summary: self.summary,
             approval_required: self.approval_required,
             approval_requested_by: self.approval_requested_by.as_deref().map(actor_from_text).transpose()?,
+            decided_by: self.decided_by.as_deref().map(actor_from_text).transpose()?,
             cooling_off_until: self.cooling_off_until.map(timestamp),
             first_response_due: timestamp(self.first_response_due),
             resolution_due: timestamp(self.resolution_due),

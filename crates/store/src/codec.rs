@@ -10,8 +10,10 @@ use serde_json::{json, Value};
 
 use crate::{StoreError, StoreResult};
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {value:?}"))
+/// Names the column, never the value: a stored value can be personal data, and this message
+/// is logged (SECURITY.md L2).
+fn corrupt(what: &str, _value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} does not parse"))
 }
 
 /// `staff:<uuid>:<role>`, `api_key:<uuid>`, `customer:<uuid>` or `system`.
@@ -60,26 +62,6 @@ pub fn micros(at: Timestamp) -> i64 {
 pub fn tier(value: i64) -> StoreResult<Tier> {
     Tier::new("tier", value).map_err(|_| corrupt("tier", &value.to_string()))
 }
-
-/// The command names a `state_changed` event can carry, so decoding yields the same `&'static str`.
-const COMMAND_NAMES: [&str; 16] = [
-    "assign",
-    "escalate",
-    "change_channel",
-    "add_note",
-    "start_identification",
-    "identify",
-    "decide",
-    "request_approval",
-    "approve",
-    "deny",
-    "execute",
-    "complete",
-    "release",
-    "repudiate",
-    "cancel",
-    "expire",
-];
 
 /// The event's name and its data as a JSON object (text).
 pub fn event_to_json(event: &CaseEvent) -> (&'static str, String) {
@@ -132,7 +114,11 @@ pub fn event_from_json(name: &str, data: &str) -> StoreResult<CaseEvent> {
         "case.state_changed" => CaseEvent::StateChanged {
             from: parse_column("from", text("from")?, CaseState::parse)?,
             to: parse_column("to", text("to")?, CaseState::parse)?,
-            command: COMMAND_NAMES.iter().find(|c| **c == text("command").unwrap_or("")).copied().ok_or_else(bad)?,
+            command: regain_core::case::COMMAND_NAMES
+                .iter()
+                .find(|c| **c == text("command").unwrap_or(""))
+                .copied()
+                .ok_or_else(bad)?,
             reason: opt_text("reason"),
         },
         "case.customer_identified" => CaseEvent::CustomerIdentified {
@@ -159,6 +145,10 @@ pub fn settings_to_json(s: &TenantSettings) -> String {
 
 /// Settings written by an older version lack newer keys; those take their defaults.
 pub fn settings_from_json(text: &str) -> StoreResult<TenantSettings> {
+    settings_from_json_unchecked(text)?.validate().map_err(|e| StoreError::Corrupt(format!("settings: {e}")))
+}
+
+fn settings_from_json_unchecked(text: &str) -> StoreResult<TenantSettings> {
     let v: Value = serde_json::from_str(text).map_err(|_| corrupt("settings", text))?;
     let d = TenantSettings::default();
     let n = |key: &str, default: u32| {

@@ -87,35 +87,7 @@ pub fn customer(tenant: &Tenant, n: u128, username: &str) -> Customer {
         recovery_codes_remaining: 8,
         ..CustomerDraft::default()
     };
-    let new = NewCustomer::parse(&draft, "US").unwrap();
-    Customer {
-        id: CustomerId::from_uuid(uuid(n)),
-        tenant_id: tenant.id,
-        external_id: new.external_id,
-        username: new.username,
-        account_number: new.account_number,
-        full_name: new.full_name,
-        emails: new
-            .emails
-            .into_iter()
-            .map(|(address, verified)| regain_core::customer::ContactEmail { address, verified, added_at: t0() })
-            .collect(),
-        phones: new
-            .phones
-            .into_iter()
-            .map(|(number, verified)| regain_core::customer::ContactPhone { number, verified, added_at: t0() })
-            .collect(),
-        status: new.status,
-        flags: new.flags,
-        factors: regain_core::FactorSummary {
-            password: true,
-            totp: new.totp_enrolled,
-            recovery_codes_remaining: new.recovery_codes_remaining,
-            passkeys: 0,
-        },
-        created_at: t0(),
-        updated_at: t0(),
-    }
+    NewCustomer::parse(&draft, "US").unwrap().into_customer(CustomerId::from_uuid(uuid(n)), tenant.id, t0(), true)
 }
 
 fn agent(n: u128) -> Actor {
@@ -169,6 +141,7 @@ pub async fn staff_sessions_and_totp_steps(store: &dyn Store) {
         },
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
         totp_secret: vec![1, 2, 3, 0, 255],
+        locked_until: None,
     };
     store.create_staff(&record).await.unwrap();
     assert_eq!(store.staff(record.staff.id).await.unwrap(), Some(record.clone()));
@@ -184,6 +157,18 @@ pub async fn staff_sessions_and_totp_steps(store: &dyn Store) {
     assert!(!store.claim_staff_totp_step(record.staff.id, 100).await.unwrap());
     assert!(!store.claim_staff_totp_step(record.staff.id, 99).await.unwrap());
     assert!(store.claim_staff_totp_step(record.staff.id, 101).await.unwrap());
+
+    // Three failures against a limit of three lock sign-in until the given time; a success
+    // clears it.
+    let until = t0() + Duration::minutes(15);
+    for _ in 0..2 {
+        store.record_staff_login_failure(record.staff.id, 3, until).await.unwrap();
+    }
+    assert_eq!(store.staff(record.staff.id).await.unwrap().unwrap().locked_until, None);
+    store.record_staff_login_failure(record.staff.id, 3, until).await.unwrap();
+    assert_eq!(store.staff(record.staff.id).await.unwrap().unwrap().locked_until, Some(until));
+    store.reset_staff_login_failures(record.staff.id).await.unwrap();
+    assert_eq!(store.staff(record.staff.id).await.unwrap().unwrap().locked_until, None);
 
     let session = SessionRecord {
         token_hash: "aa".repeat(32),
@@ -293,16 +278,20 @@ pub async fn logins_are_recorded_and_lock_the_account(store: &dyn Store) {
         user_agent: Some("curl/8".into()),
         success,
     };
-    assert_eq!(store.record_login(&attempt(1, false), 3).await.unwrap(), CustomerStatus::Active);
-    assert_eq!(store.record_login(&attempt(2, true), 3).await.unwrap(), CustomerStatus::Active);
+    let status = |success: bool, status: CustomerStatus| LoginRecorded { success, status };
+    assert_eq!(store.record_login(&attempt(1, false), 3).await.unwrap(), status(false, CustomerStatus::Active));
+    assert_eq!(store.record_login(&attempt(2, true), 3).await.unwrap(), status(true, CustomerStatus::Active));
     // A success reset the count: two more failures do not lock, the third does.
-    assert_eq!(store.record_login(&attempt(3, false), 3).await.unwrap(), CustomerStatus::Active);
-    assert_eq!(store.record_login(&attempt(4, false), 3).await.unwrap(), CustomerStatus::Active);
-    assert_eq!(store.record_login(&attempt(5, false), 3).await.unwrap(), CustomerStatus::Locked);
+    assert_eq!(store.record_login(&attempt(3, false), 3).await.unwrap(), status(false, CustomerStatus::Active));
+    assert_eq!(store.record_login(&attempt(4, false), 3).await.unwrap(), status(false, CustomerStatus::Active));
+    assert_eq!(store.record_login(&attempt(5, false), 3).await.unwrap(), status(false, CustomerStatus::Locked));
     assert_eq!(store.directory_account(acme.id, "jane").await.unwrap().unwrap().failed_logins, 3);
+    // A right password that arrives after the lock (a concurrent burst of guesses) does not stand.
+    let late = store.record_login(&attempt(6, true), 3).await.unwrap();
+    assert_eq!(late, status(false, CustomerStatus::Locked));
     let history = store.login_history(acme.id, jane.id, 10).await.unwrap();
-    assert_eq!(history.len(), 5);
-    assert_eq!(history[0], attempt(5, false), "newest first");
+    assert_eq!(history.len(), 6);
+    assert_eq!(history[0], LoginAttempt { success: false, ..attempt(6, true) }, "newest first, recorded as it stood");
     assert_eq!(store.login_history(acme.id, jane.id, 2).await.unwrap().len(), 2);
     // Unlocking resets the count.
     let unlocked = store.set_customer_status(acme.id, jane.id, CustomerStatus::Active, t0()).await.unwrap();
@@ -310,9 +299,23 @@ pub async fn logins_are_recorded_and_lock_the_account(store: &dyn Store) {
     assert_eq!(store.directory_account(acme.id, "jane").await.unwrap().unwrap().failed_logins, 0);
     // A disabled account stays disabled however many failures.
     store.set_customer_status(acme.id, jane.id, CustomerStatus::Disabled, t0()).await.unwrap();
-    for n in 6..10 {
-        assert_eq!(store.record_login(&attempt(n, false), 3).await.unwrap(), CustomerStatus::Disabled);
+    for n in 7..10 {
+        assert_eq!(store.record_login(&attempt(n, false), 3).await.unwrap(), status(false, CustomerStatus::Disabled));
     }
+    // Attempts for unknown usernames are history too, per tenant and IP.
+    let beta = tenant(store, 2, "beta").await;
+    for n in 0..3 {
+        store
+            .record_unknown_login(acme.id, t0() + Duration::seconds(n), Some("203.0.113.9"), Some("bot/1"))
+            .await
+            .unwrap();
+    }
+    store.record_unknown_login(beta.id, t0(), Some("203.0.113.9"), None).await.unwrap();
+    store.record_unknown_login(acme.id, t0(), None, None).await.unwrap();
+    assert_eq!(store.unknown_logins_from(acme.id, "203.0.113.9", t0()).await.unwrap(), 3);
+    assert_eq!(store.unknown_logins_from(acme.id, "203.0.113.9", t0() + Duration::seconds(1)).await.unwrap(), 2);
+    assert_eq!(store.unknown_logins_from(beta.id, "203.0.113.9", t0()).await.unwrap(), 1);
+
     let session = CustomerSessionRecord {
         token_hash: "dd".repeat(32),
         tenant_id: acme.id,

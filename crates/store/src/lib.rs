@@ -61,6 +61,16 @@ pub trait Store: Send + Sync + 'static {
     /// Marks TOTP `step` used for this staff member. `false` when it (or a later step) was
     /// already used: a replay, refused even across processes.
     async fn claim_staff_totp_step(&self, id: StaffId, step: i64) -> StoreResult<bool>;
+    /// A failed staff sign-in: counts, and at `failures_max` locks sign-in until `lock_until`
+    /// (and starts the count again).
+    async fn record_staff_login_failure(
+        &self,
+        id: StaffId,
+        failures_max: u32,
+        lock_until: Timestamp,
+    ) -> StoreResult<()>;
+    /// A successful staff sign-in: the failure count starts again.
+    async fn reset_staff_login_failures(&self, id: StaffId) -> StoreResult<()>;
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
     /// The live session with this token hash at `now`, its idle deadline pushed to `idle_until`
     /// (written only when that moves it by more than a minute).
@@ -91,9 +101,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Customer>;
     /// What a login needs: found by username (case-insensitive).
     async fn directory_account(&self, tenant: TenantId, username: &str) -> StoreResult<Option<DirectoryAccount>>;
-    /// Records one login attempt in the history; a failure counts towards the lockout at
-    /// `failures_max`, a success resets the count. Returns the account's status afterwards.
-    async fn record_login(&self, attempt: &LoginAttempt, failures_max: u32) -> StoreResult<CustomerStatus>;
+    /// Records one login attempt in the history. A success stands only if the account is still
+    /// active when it is written (a concurrent burst of failures may just have locked it) and
+    /// resets the count; otherwise it is recorded as a failure, which counts towards the lockout
+    /// at `failures_max`.
+    async fn record_login(&self, attempt: &LoginAttempt, failures_max: u32) -> StoreResult<LoginRecorded>;
+    /// A sign-in attempt for a username the directory does not know: when and from where, never
+    /// the name. Costs a write like [`Store::record_login`], so both answers take alike.
+    async fn record_unknown_login(
+        &self,
+        tenant: TenantId,
+        at: Timestamp,
+        ip: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Unknown-username attempts from `ip` since `since`, for velocity checks.
+    async fn unknown_logins_from(&self, tenant: TenantId, ip: &str, since: Timestamp) -> StoreResult<u64>;
     /// The most recent logins of a customer, newest first.
     async fn login_history(&self, tenant: TenantId, id: CustomerId, limit: u32) -> StoreResult<Vec<LoginAttempt>>;
     async fn create_customer_session(&self, session: &CustomerSessionRecord) -> StoreResult<()>;

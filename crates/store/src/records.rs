@@ -13,6 +13,8 @@ pub struct StaffRecord {
     pub password_hash: String,
     /// The TOTP shared secret, raw bytes.
     pub totp_secret: Vec<u8>,
+    /// Sign-in is refused until then after repeated failures.
+    pub locked_until: Option<Timestamp>,
 }
 
 /// A signed-in staff session. Only the SHA-256 of the bearer token is stored.
@@ -59,6 +61,15 @@ pub struct LoginAttempt {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub success: bool,
+}
+
+/// What [`crate::Store::record_login`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginRecorded {
+    /// Whether the attempt was recorded as a success (and so may get a session).
+    pub success: bool,
+    /// The account's status afterwards.
+    pub status: CustomerStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -157,7 +157,7 @@ const SCRIPTS: &[Script] = &[
             (Analyst, Identify(44)),
             (Analyst, Decide(true, "Login history shows credential stuffing")),
             (Analyst, RequestApproval("Lock down and reset all credentials")),
-            (Supervisor2, Approve("Evidence is clear; approve the lockdown")),
+            (Analyst2, Approve("Evidence is clear; approve the lockdown")),
         ],
     },
     // cooling off

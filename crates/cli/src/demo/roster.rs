@@ -20,6 +20,8 @@ pub enum Who {
     Supervisor1,
     Supervisor2,
     Analyst,
+    /// A second tier-3 analyst: approvals at tier 3 need two.
+    Analyst2,
     TenantAdmin,
     Auditor,
     DeploymentAdmin,
@@ -36,12 +38,13 @@ pub struct StaffEntry {
     pub in_tenant: bool,
 }
 
-pub const STAFF: [StaffEntry; 8] = [
+pub const STAFF: [StaffEntry; 9] = [
     staff(Who::Agent1, "maya.patel@acme-bank.example", "Maya Patel", "agent"),
     staff(Who::Agent2, "liam.obrien@acme-bank.example", "Liam O'Brien", "agent"),
     staff(Who::Supervisor1, "sofia.rossi@acme-bank.example", "Sofia Rossi", "supervisor"),
     staff(Who::Supervisor2, "kwame.mensah@acme-bank.example", "Kwame Mensah", "supervisor"),
     staff(Who::Analyst, "hana.kobayashi@acme-bank.example", "Hana Kobayashi", "security_analyst"),
+    staff(Who::Analyst2, "noah.fischer@acme-bank.example", "Noah Fischer", "security_analyst"),
     staff(Who::TenantAdmin, "dana.whitfield@acme-bank.example", "Dana Whitfield", "tenant_admin"),
     staff(Who::Auditor, "erik.lindqvist@acme-bank.example", "Erik Lindqvist", "auditor"),
     StaffEntry {

@@ -50,6 +50,9 @@ fn bad_files_are_errors_that_name_the_key() {
         ("[log]\nformat = \"xml\"\n", "log.format"),
         ("[log]\nlevel = \"info,sqlx=loud\"\n", "log.level"),
         ("[server]\npublic_url = \"desk.example.com\"\n", "server.public_url"),
+        ("[server]\nsession_absolute_hours = 4000000\n", "server.session_absolute_hours"),
+        ("[server]\nsession_idle_minutes = 0\n", "server.session_idle_minutes"),
+        ("[server]\nexpiry_sweep_interval_ms = 99999999999\n", "server.expiry_sweep_interval_ms"),
     ];
     for (contents, named) in table {
         let sandbox = Sandbox::new();

@@ -20,6 +20,11 @@ use crate::state::AppState;
 
 const BAD_LOGIN: ApiError = ApiError::InvalidCredentials("the email, password or code is not right");
 
+/// Failed sign-ins in a row before a staff account is locked out for a while.
+pub const STAFF_LOGIN_FAILURES_MAX: u32 = 5;
+/// How long that lockout lasts.
+pub const STAFF_LOCKOUT_MINUTES: i64 = 15;
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
@@ -89,12 +94,19 @@ pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginReq
         state.hasher.verify_dummy(&req.password).await?;
         return Err(BAD_LOGIN);
     };
+    // The same work whatever is wrong, so the answer's timing says nothing either.
     let password_ok = state.hasher.verify(&req.password, &record.password_hash).await?;
     let now = state.now();
     let params = TotpParams::default();
     let step = verify_totp(&record.totp_secret, &req.totp_code, now, &params, 1, None);
-    let (Some(step), true, true) = (step, password_ok, record.staff.active) else {
-        tracing::info!(staff_id = %record.staff.id, "staff sign-in refused");
+    let locked = record.locked_until.is_some_and(|until| until > now);
+    let (Some(step), true, true, false) = (step, password_ok, record.staff.active, locked) else {
+        if !locked {
+            // Guessing codes behind a stolen password is slowed to a crawl (SECURITY.md G6).
+            let until = now + Duration::minutes(STAFF_LOCKOUT_MINUTES);
+            state.store.record_staff_login_failure(record.staff.id, STAFF_LOGIN_FAILURES_MAX, until).await?;
+        }
+        tracing::info!(staff_id = %record.staff.id, locked, "staff sign-in refused");
         return Err(BAD_LOGIN);
     };
     // A code is good once: claiming its step fails for a replay, in any process.
@@ -103,6 +115,7 @@ pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginReq
         tracing::warn!(staff_id = %record.staff.id, "staff sign-in with a TOTP code already used");
         return Err(BAD_LOGIN);
     }
+    state.store.reset_staff_login_failures(record.staff.id).await?;
     let token = new_token(STAFF_TOKEN_PREFIX, state.entropy.as_ref());
     let expires_at = now + Duration::hours(i64::from(state.config.session_absolute_hours));
     let session = SessionRecord {

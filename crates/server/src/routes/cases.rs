@@ -119,8 +119,14 @@ pub struct CaseView {
 
 impl CaseView {
     pub fn new(case: &Case, customer: Option<&Customer>, now: DateTime<Utc>) -> Self {
-        let first_late = case.first_response_at.map_or(now, |at| at) > case.first_response_due;
-        let resolution_late = !case.state.is_terminal() && now > case.resolution_due;
+        // A deadline is breached if it was met late, or is unmet and past. A closed case is
+        // judged by when it closed; one closed without a staff response has no response SLA.
+        let terminal = case.state.is_terminal();
+        let first_late = match case.first_response_at {
+            Some(at) => at > case.first_response_due,
+            None => !terminal && now > case.first_response_due,
+        };
+        let resolution_late = if terminal { case.updated_at > case.resolution_due } else { now > case.resolution_due };
         Self {
             id: case.id.to_string(),
             kind: case.kind.to_string(),

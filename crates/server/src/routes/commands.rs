@@ -111,6 +111,9 @@ pub async fn run_command(
     }
     let name = command.name();
     let (next, events) = apply(&case, command, principal.actor, state.now())?;
+    if events.is_empty() {
+        return case_detail(state, &case).await;
+    }
     state.store.update_case(&next, &events, &principal.actor).await?;
     tracing::info!(case_id = %next.id, command = name, from = %case.state, to = %next.state, "case command");
     case_detail(state, &next).await

@@ -180,35 +180,8 @@ pub async fn create_customer_record(
         }
         None => None,
     };
-    let now = state.now();
-    let customer = Customer {
-        id: CustomerId::generate(state.clock.as_ref(), state.entropy.as_ref()),
-        tenant_id,
-        external_id: new.external_id,
-        username: new.username,
-        account_number: new.account_number,
-        full_name: new.full_name,
-        emails: new
-            .emails
-            .into_iter()
-            .map(|(address, verified)| ContactEmail { address, verified, added_at: now })
-            .collect(),
-        phones: new
-            .phones
-            .into_iter()
-            .map(|(number, verified)| ContactPhone { number, verified, added_at: now })
-            .collect(),
-        status: new.status,
-        flags: new.flags,
-        factors: regain_core::FactorSummary {
-            password: password_hash.is_some(),
-            totp: new.totp_enrolled,
-            recovery_codes_remaining: new.recovery_codes_remaining,
-            passkeys: new.passkeys,
-        },
-        created_at: now,
-        updated_at: now,
-    };
+    let id = CustomerId::generate(state.clock.as_ref(), state.entropy.as_ref());
+    let customer = new.into_customer(id, tenant_id, state.now(), password_hash.is_some());
     state.store.create_customer(&customer, password_hash.as_deref()).await?;
     Ok(customer)
 }
@@ -263,7 +236,8 @@ pub struct ImportReport {
 }
 
 /// Import customer records in bulk. Each row is stored or refused on its own: a bad row never
-/// stops the good ones, and the report says which row failed and why.
+/// stops the good ones, and the report says which row failed and why. If the service itself
+/// fails midway (its database goes away), the remaining rows are reported as not tried.
 #[utoipa::path(post, path = "/api/v1/customers/import", tag = "customers", request_body = ImportRequest, security(("bearer" = []), ("cookie" = [])), responses(
     (status = 200, body = ImportReport),
     (status = 422, description = "More rows than one request may carry", body = Problem, content_type = "application/problem+json"),
@@ -279,10 +253,21 @@ pub async fn import(
     let tenant_id = auth.tenant()?;
     let region = tenant_region(&state, tenant_id).await?;
     let mut rows = Vec::with_capacity(req.customers.len());
+    let mut stopped: Option<ApiError> = None;
     for (index, input) in req.customers.iter().enumerate() {
+        if let Some(e) = &stopped {
+            // After a failure of the service itself, the rest are not tried: the report still
+            // says exactly which rows were stored.
+            rows.push(ImportRowResult { index, id: None, error: Some(e.problem()) });
+            continue;
+        }
         match create_customer_record(&state, tenant_id, &region, input).await {
             Ok(customer) => rows.push(ImportRowResult { index, id: Some(customer.id.to_string()), error: None }),
-            Err(e @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => return Err(e),
+            Err(e @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => {
+                tracing::error!(row = index, error = %e, "customer import stopped");
+                rows.push(ImportRowResult { index, id: None, error: Some(e.problem()) });
+                stopped = Some(e);
+            }
             Err(e) => rows.push(ImportRowResult { index, id: None, error: Some(e.problem()) }),
         }
     }
@@ -356,4 +341,40 @@ pub async fn search(
     };
     let customers = state.store.find_customers(tenant_id, &lookup).await?;
     Ok(Json(CustomerList { items: customers.iter().map(CustomerView::from).collect() }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCustomer {
+    /// active, locked, disabled or frozen. Setting `active` on a locked record unlocks it and
+    /// clears its failed-login count. A frozen record is only thawed by re-proofing, not here.
+    pub status: String,
+}
+
+/// Change a customer record's status: lock, unlock, disable, or freeze it.
+#[utoipa::path(patch, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path)), request_body = UpdateCustomer, security(("bearer" = []), ("cookie" = [])), responses(
+    (status = 200, body = CustomerView),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "The record is frozen", body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CustomersWrite>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateCustomer>,
+) -> ApiResult<Json<CustomerView>> {
+    let tenant_id = auth.tenant()?;
+    let id = CustomerId::parse("id", &id).map_err(|_| ApiError::not_found("customer"))?;
+    let status = regain_core::CustomerStatus::parse("status", req.status.trim())?;
+    let current = state.store.customer(tenant_id, id).await?.ok_or_else(|| ApiError::not_found("customer"))?;
+    if current.status == regain_core::CustomerStatus::Frozen && status != regain_core::CustomerStatus::Frozen {
+        return Err(ApiError::Conflict {
+            code: "frozen",
+            detail: "a frozen record is thawed only by re-proofing the customer's identity".into(),
+        });
+    }
+    let updated = state.store.set_customer_status(tenant_id, id, status, state.now()).await?;
+    tracing::info!(customer_id = %id, from = %current.status, to = %status, "customer status changed");
+    Ok(Json(CustomerView::from(&updated)))
 }

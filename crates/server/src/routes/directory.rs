@@ -64,7 +64,10 @@ pub async fn login(
         return Err(BAD_LOGIN);
     }
     let Some(account) = state.store.directory_account(tenant.id, req.username.trim()).await? else {
+        // The same work as for a known name: a hash and a write (SECURITY.md E1, E2).
         state.hasher.verify_dummy(&req.password).await?;
+        let (ip, user_agent) = (client.ip.as_deref(), client.user_agent.as_deref());
+        state.store.record_unknown_login(tenant.id, state.now(), ip, user_agent).await?;
         return Err(BAD_LOGIN);
     };
     let password_ok = match &account.password_hash {
@@ -84,9 +87,9 @@ pub async fn login(
         user_agent: client.user_agent,
         success,
     };
-    let status = state.store.record_login(&attempt, tenant.settings.login_failures_max).await?;
-    if !success {
-        if status == CustomerStatus::Locked && account.status == CustomerStatus::Active {
+    let recorded = state.store.record_login(&attempt, tenant.settings.login_failures_max).await?;
+    if !recorded.success {
+        if recorded.status == CustomerStatus::Locked && account.status == CustomerStatus::Active {
             tracing::warn!(customer_id = %account.customer_id, "directory account locked after repeated failures");
         }
         return Err(BAD_LOGIN);

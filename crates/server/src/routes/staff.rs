@@ -76,7 +76,8 @@ pub async fn create_staff_record(state: &AppState, new: NewStaff, password: &str
         created_at: state.now(),
     };
     let password_hash = state.hasher.hash(password).await?;
-    let record = StaffRecord { staff: staff.clone(), password_hash, totp_secret: totp_secret.clone() };
+    let record =
+        StaffRecord { staff: staff.clone(), password_hash, totp_secret: totp_secret.clone(), locked_until: None };
     state.store.create_staff(&record).await?;
     tracing::info!(staff_id = %staff.id, role = %staff.role, "staff account created");
     Ok((staff, totp_secret))

@@ -61,6 +61,12 @@ fn matrix() -> Vec<Route> {
         route(Method::POST, "/api/v1/customers/import", Some(json!({"customers": []})), TENANT_ADMIN | INTEGRATION),
         route(Method::GET, "/api/v1/customers?username=jane", None, TENANT_ADMIN | INTEGRATION),
         route(Method::GET, "/api/v1/customers/{customer}", None, TENANT_ADMIN | INTEGRATION),
+        route(
+            Method::PATCH,
+            "/api/v1/customers/{customer}",
+            Some(json!({"status": "active"})),
+            TENANT_ADMIN | INTEGRATION,
+        ),
         route(Method::POST, "/api/v1/cases", Some(json!({"kind": "password_reset", "channel": "web"})), CASE_WORKERS),
         route(Method::GET, "/api/v1/cases", None, TENANT_ROLES),
         route(Method::GET, "/api/v1/cases/{case}", None, TENANT_ROLES),

@@ -145,3 +145,26 @@ async fn staff_creation_shows_the_totp_secret_once_and_checks_the_password() {
     expect_problem(app.post(&admin, "/api/v1/staff", escalation).await, StatusCode::UNPROCESSABLE_ENTITY, "validation")
         .await;
 }
+
+#[tokio::test]
+async fn repeated_failures_lock_staff_sign_in_for_a_while() {
+    let app = TestApp::sqlite().await;
+    let acme = app.tenant("acme").await;
+    let ana = app.staff(Some(&acme), Role::Supervisor).await;
+    for n in 0..5 {
+        app.clock.advance(Duration::seconds(30));
+        let code = totp(&ana.secret, app.clock.now(), &TotpParams::default());
+        let wrong = json!({"email": ana.email, "password": format!("guess number {n}"), "totp_code": code});
+        let response = app.call(Method::POST, "/api/v1/auth/login", None, Some(wrong)).await;
+        expect_problem(response, StatusCode::UNAUTHORIZED, "invalid-credentials").await;
+    }
+    // Locked: even the right password and code are refused, with the same answer.
+    app.clock.advance(Duration::seconds(30));
+    let code = totp(&ana.secret, app.clock.now(), &TotpParams::default());
+    let right = json!({"email": ana.email, "password": PASSWORD, "totp_code": code});
+    let refused = app.call(Method::POST, "/api/v1/auth/login", None, Some(right)).await;
+    expect_problem(refused, StatusCode::UNAUTHORIZED, "invalid-credentials").await;
+    // Fifteen minutes later it works, and the count starts again.
+    app.clock.advance(Duration::minutes(16));
+    app.login(&ana).await;
+}

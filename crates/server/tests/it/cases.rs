@@ -182,3 +182,44 @@ async fn lists_page_by_cursor_and_concurrent_commands_never_lose_a_write() {
     let case: Value = app.get_ok(&key, &format!("/api/v1/cases/{id}")).await;
     assert_eq!(case["version"].as_u64(), Some(1 + ok as u64));
 }
+
+#[tokio::test]
+async fn staff_work_cases_of_their_tier_and_agents_their_own() {
+    let app = TestApp::sqlite().await;
+    let acme = app.tenant("acme").await;
+    let first = app.staff(Some(&acme), Role::Agent).await;
+    let first_token = app.login(&first).await;
+    let second = app.token(Some(&acme), Role::Agent).await;
+    let supervisor = app.token(Some(&acme), Role::Supervisor).await;
+    let case = app
+        .post_ok(
+            &first_token,
+            "/api/v1/cases",
+            json!({"kind": "password_reset", "channel": "phone"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let id = case["id"].as_str().expect("id");
+    let path = |c: &str| format!("/api/v1/cases/{id}/{c}");
+    app.post_ok(&first_token, &path("assign"), json!({"assignee": first.id.to_string()}), StatusCode::OK).await;
+    // Another agent cannot work it or take it; a supervisor can.
+    expect_problem(
+        app.post(&second, &path("start-identification"), json!({})).await,
+        StatusCode::CONFLICT,
+        "assigned-elsewhere",
+    )
+    .await;
+    app.post_ok(&second, &path("notes"), json!({"text": "caller rang the other line"}), StatusCode::OK).await;
+    app.post_ok(&supervisor, &path("escalate"), json!({"tier": 3, "reason": "SIM recently swapped"}), StatusCode::OK)
+        .await;
+    // At tier 3 it belongs to security analysts.
+    let problem = expect_problem(
+        app.post(&supervisor, &path("start-identification"), json!({})).await,
+        StatusCode::CONFLICT,
+        "beyond-tier",
+    )
+    .await;
+    assert!(problem["detail"].as_str().unwrap_or("").contains("tier 3"), "{problem}");
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    app.post_ok(&analyst, &path("start-identification"), json!({}), StatusCode::OK).await;
+}

@@ -1,6 +1,6 @@
 //! The built-in directory: customers sign in, each attempt is history, repeated failures lock.
 
-use regain_core::{CustomerId, Role};
+use regain_core::{Clock, CustomerId, Role};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -47,6 +47,8 @@ async fn customers_sign_in_and_every_attempt_is_history() {
     .await;
     assert_eq!(wrong, unknown);
 
+    let since = app.clock.now();
+    assert_eq!(app.state.store.unknown_logins_from(acme.id, "127.0.0.1", since).await.expect("count"), 1);
     let id = CustomerId::parse("id", jane["id"].as_str().expect("id")).expect("uuid");
     let history = app.state.store.login_history(acme.id, id, 10).await.expect("history");
     assert_eq!(history.iter().map(|h| h.success).collect::<Vec<_>>(), [false, true], "newest first");
@@ -84,4 +86,20 @@ async fn repeated_failures_lock_the_account() {
     expect_problem(attempt("an initial password").await, StatusCode::UNAUTHORIZED, "invalid-credentials").await;
     let found = app.get_ok(&admin, "/api/v1/customers?username=jane").await;
     assert_eq!(found["items"][0]["status"], "locked");
+
+    // The tenant unlocks it; the right password works again.
+    let id = found["items"][0]["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/v1/customers/{id}");
+    let unlocked = app.call(Method::PATCH, &path, Some(&admin), Some(json!({"status": "active"}))).await;
+    assert_eq!(unlocked.status(), StatusCode::OK);
+    let ok = attempt("an initial password").await;
+    assert_eq!(ok.status(), StatusCode::OK);
+
+    // A frozen record is not thawed by a status change.
+    let frozen = app.call(Method::PATCH, &path, Some(&admin), Some(json!({"status": "frozen"}))).await;
+    assert_eq!(frozen.status(), StatusCode::OK);
+    let thaw = app.call(Method::PATCH, &path, Some(&admin), Some(json!({"status": "active"}))).await;
+    expect_problem(thaw, StatusCode::CONFLICT, "frozen").await;
+    let bad = app.call(Method::PATCH, &path, Some(&admin), Some(json!({"status": "asleep"}))).await;
+    expect_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
 }
