@@ -1,27 +1,25 @@
 //! Who may do what. Every route names the [`Permission`] it needs; [`Role::allows`] is the one
 //! place that decides, so the role × route matrix is this table and nothing else.
 
-use std::fmt;
-
-use crate::validation::ValidationError;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Tier 1: takes cases from the queue and works them.
-    Agent,
-    /// Tier 2: approves high-risk actions, handles escalations.
-    Supervisor,
-    /// Tier 3: compromised accounts, fraud, lockdowns.
-    SecurityAnalyst,
-    /// Per tenant: staff, API keys, settings, customer records.
-    TenantAdmin,
-    /// Read-only: cases, timelines, reports.
-    Auditor,
-    /// Runs the deployment: creates tenants and their first admins. Belongs to no tenant.
-    DeploymentAdmin,
-    /// A client system calling with an API key: provisions customers, opens and follows cases.
-    Integration,
-}
+string_enum!(
+    /// What a person or machine may do, as a set of [`Permission`]s.
+    Role {
+        /// Tier 1: takes cases from the queue and works them.
+        Agent = "agent",
+        /// Tier 2: approves high-risk actions, handles escalations.
+        Supervisor = "supervisor",
+        /// Tier 3: compromised accounts, fraud, lockdowns.
+        SecurityAnalyst = "security_analyst",
+        /// Per tenant: staff, API keys, settings, customer records.
+        TenantAdmin = "tenant_admin",
+        /// Read-only: cases, timelines, reports.
+        Auditor = "auditor",
+        /// Runs the deployment: creates tenants and their first admins. Belongs to no tenant.
+        DeploymentAdmin = "deployment_admin",
+        /// A client system calling with an API key: provisions customers, opens and follows cases.
+        Integration = "integration",
+    }
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
@@ -40,43 +38,12 @@ pub enum Permission {
 }
 
 impl Role {
-    pub const ALL: [Self; 7] = [
-        Self::Agent,
-        Self::Supervisor,
-        Self::SecurityAnalyst,
-        Self::TenantAdmin,
-        Self::Auditor,
-        Self::DeploymentAdmin,
-        Self::Integration,
-    ];
-
     /// Roles a person can hold (an integration is a machine and only ever an API key).
     pub const STAFF: [Self; 6] =
         [Self::Agent, Self::Supervisor, Self::SecurityAnalyst, Self::TenantAdmin, Self::Auditor, Self::DeploymentAdmin];
 
     /// Roles an API key may carry.
     pub const API_KEY: [Self; 2] = [Self::Integration, Self::TenantAdmin];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Agent => "agent",
-            Self::Supervisor => "supervisor",
-            Self::SecurityAnalyst => "security_analyst",
-            Self::TenantAdmin => "tenant_admin",
-            Self::Auditor => "auditor",
-            Self::DeploymentAdmin => "deployment_admin",
-            Self::Integration => "integration",
-        }
-    }
-
-    pub fn parse(field: &str, value: &str) -> Result<Self, ValidationError> {
-        Self::ALL.into_iter().find(|r| r.as_str() == value).ok_or_else(|| {
-            ValidationError::new(
-                field,
-                "must be one of agent, supervisor, security_analyst, tenant_admin, auditor, deployment_admin, integration",
-            )
-        })
-    }
 
     /// The tier of case work this role handles, for escalation.
     pub fn tier(self) -> Option<u8> {
@@ -116,19 +83,13 @@ impl Role {
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn roles_round_trip() {
-        for role in Role::ALL {
+        for &role in Role::ALL {
             assert_eq!(Role::parse("role", role.as_str()).unwrap(), role);
         }
         assert!(Role::parse("role", "root").is_err());

@@ -20,8 +20,6 @@
 //! time, and returns the new case and the events for its timeline — or a [`CaseError`] that
 //! says why not, with nothing changed.
 
-use std::fmt;
-
 use chrono::Duration;
 
 use crate::access::Role;
@@ -29,35 +27,6 @@ use crate::env::Timestamp;
 use crate::ids::{ApiKeyId, CaseId, CustomerId, StaffId, TenantId};
 use crate::tenant::TenantSettings;
 use crate::validation::{bounded_text, ValidationError};
-
-macro_rules! string_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
-            }
-
-            pub fn parse(field: &str, value: &str) -> Result<Self, ValidationError> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == value).ok_or_else(|| {
-                    let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
-                    ValidationError::new(field, format!("must be one of {}", names.join(", ")))
-                })
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
 
 string_enum!(
     /// What the customer needs back.

@@ -1,48 +1,22 @@
 //! The customer record: the account the desk recovers.
 
-use std::fmt;
-
 use crate::contact::{EmailAddress, PhoneE164};
 use crate::env::Timestamp;
 use crate::ids::{CustomerId, TenantId};
 use crate::validation::{bounded_text, ValidationError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CustomerStatus {
-    Active,
-    /// Too many failed logins; `account_unlock` clears it.
-    Locked,
-    /// Switched off by the tenant; the desk does not recover it.
-    Disabled,
-    /// Frozen by the security tier (lockdown); only re-proofing lifts it.
-    Frozen,
-}
-
-impl CustomerStatus {
-    pub const ALL: [Self; 4] = [Self::Active, Self::Locked, Self::Disabled, Self::Frozen];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Locked => "locked",
-            Self::Disabled => "disabled",
-            Self::Frozen => "frozen",
-        }
+string_enum!(
+    /// Whether the account can sign in, and who may change that.
+    CustomerStatus {
+        Active = "active",
+        /// Too many failed logins; `account_unlock` (or the tenant) clears it.
+        Locked = "locked",
+        /// Switched off by the tenant; the desk does not recover it.
+        Disabled = "disabled",
+        /// Frozen by the security tier (lockdown); only re-proofing lifts it.
+        Frozen = "frozen",
     }
-
-    pub fn parse(field: &str, value: &str) -> Result<Self, ValidationError> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == value)
-            .ok_or_else(|| ValidationError::new(field, "must be one of active, locked, disabled, frozen"))
-    }
-}
-
-impl fmt::Display for CustomerStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CustomerFlags {

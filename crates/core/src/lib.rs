@@ -7,6 +7,9 @@
 
 pub use chrono;
 
+#[macro_use]
+mod macros;
+
 pub mod access;
 pub mod case;
 pub mod contact;
