@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use regain_core::Actor;
 use regain_hashing::{HashingPool, Params};
 use regain_server::routes::api_keys::create_api_key_record;
 use regain_server::routes::customers::{create_customer_record, CustomerInput};
@@ -27,10 +28,11 @@ async fn fixture(store: Arc<dyn Store>) -> anyhow::Result<(String, String, reqwe
     let tenant = create_tenant_record(
         &state,
         serde_json::from_value::<CreateTenant>(json!({"slug": "bench", "display_name": "Bench"}))?,
+        Actor::System,
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (_, key) = create_api_key_record(&state, tenant.id, "bench", Some("integration"), None)
+    let (_, key) = create_api_key_record(&state, tenant.id, "bench", Some("integration"), Actor::System)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let customer: CustomerInput = serde_json::from_value(json!({
@@ -38,7 +40,9 @@ async fn fixture(store: Arc<dyn Store>) -> anyhow::Result<(String, String, reqwe
         "emails": [{"address": "bench@example.com", "verified": true}],
         "password": "bench password 1234",
     }))?;
-    create_customer_record(&state, tenant.id, "US", &customer).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    create_customer_record(&state, tenant.id, "US", &customer, Actor::System)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     Ok((base, key, client))
 }

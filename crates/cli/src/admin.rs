@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use regain_core::staff::NewStaff;
 use regain_core::totp::{decode_secret, TotpParams};
-use regain_core::Tenant;
+use regain_core::{Actor, Tenant};
 use regain_server::routes::api_keys::create_api_key_record;
 use regain_server::routes::staff::{create_staff_record, enrollment};
 use regain_server::routes::tenants::{create_tenant_record, CreateTenant, SettingsPatch};
@@ -52,7 +52,7 @@ pub async fn tenant(config: &Config, command: TenantCommand) -> anyhow::Result<E
         display_name: args.name,
         settings: Some(SettingsPatch { default_region: Some(args.region), ..SettingsPatch::default() }),
     };
-    let tenant = create_tenant_record(&ctx.state, request).await.context("creating the tenant")?;
+    let tenant = create_tenant_record(&ctx.state, request, Actor::System).await.context("creating the tenant")?;
     eprintln!("Tenant {} ({}) created; its id:", tenant.slug, tenant.display_name);
     println!("{}", tenant.id);
     ctx.backend.close().await;
@@ -74,7 +74,7 @@ pub async fn staff(config: &Config, command: StaffCommand) -> anyhow::Result<Exi
     };
     let new = NewStaff::parse(tenant_id, &args.email, &args.name, &args.role).context("checking the staff account")?;
     let (staff, secret) =
-        create_staff_record(&ctx.state, new, &password).await.context("creating the staff account")?;
+        create_staff_record(&ctx.state, new, &password, Actor::System).await.context("creating the staff account")?;
     let totp = enrollment(&staff, &tenant_name, &secret);
     println!(
         "Staff account created: {} ({}, {}, {})",
@@ -118,9 +118,10 @@ pub async fn api_key(config: &Config, command: ApiKeyCommand) -> anyhow::Result<
     let ApiKeyCommand::Create(args) = command;
     let ctx = Context::open(config, Schema::RequireCurrent).await?;
     let tenant = tenant_by_slug(&ctx.state, &args.tenant).await?;
-    let (record, secret) = create_api_key_record(&ctx.state, tenant.id, &args.name, Some(args.role.as_str()), None)
-        .await
-        .context("creating the API key")?;
+    let (record, secret) =
+        create_api_key_record(&ctx.state, tenant.id, &args.name, Some(args.role.as_str()), Actor::System)
+            .await
+            .context("creating the API key")?;
     eprintln!(
         "API key {} ({:?}, role {}) created for {}. Its secret, shown once \
          (send it as `Authorization: Bearer <secret>`):",

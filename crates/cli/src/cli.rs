@@ -50,6 +50,48 @@ pub enum Command {
     Totp(TotpArgs),
     /// Seed a demo tenant in a local SQLite file and serve it: the first-run experience.
     Demo(DemoArgs),
+    /// Check, export and prove the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the log from its entries and check every checkpoint; names the first entry
+    /// that does not verify. Exit 0 verified, 2 not verified, 1 could not check.
+    Verify(VerifyArgs),
+    /// Write entries, leaf hashes and signed checkpoints to a file anyone can verify.
+    Export(ExportArgs),
+    /// Print an inclusion proof for one entry against a checkpoint, after checking it.
+    Prove(ProveArgs),
+    /// Place the entries waiting to be logged and sign a checkpoint now (`serve` does this
+    /// continuously; this is for when no server runs).
+    Checkpoint,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Check an export file instead of the database.
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
+    /// The log's verifier key (`<name>+<id>+<key>`); by default the configured key's.
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where to write the export (JSON lines).
+    pub file: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ProveArgs {
+    /// The entry's position in the log, from 0.
+    pub seq: u64,
+    /// A checkpoint's size; the latest when absent.
+    #[arg(long)]
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, Args)]

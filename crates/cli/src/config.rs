@@ -27,6 +27,7 @@ pub struct Config {
     pub database: DatabaseSection,
     pub hashing: HashingSection,
     pub log: LogSection,
+    pub audit: AuditSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +85,30 @@ impl DatabaseSection {
         match &self.url {
             Some(url) => url.clone(),
             None => SecretString::from(format!("sqlite://{}", self.data_dir.join("regain.db").display())),
+        }
+    }
+}
+
+/// The audit log's identity. Without `signing_key`, the key lives in `<data_dir>/audit-signing.key`
+/// (created with a new, empty log; never over an existing one).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSection {
+    /// Base64 of the 32-byte Ed25519 seed. A secret: never printed or logged.
+    pub signing_key: Option<SecretString>,
+    /// The log's name in every checkpoint; fixed for the life of the log.
+    pub origin: Option<String>,
+    /// How often waiting entries are placed in the log and a checkpoint signed; 0: never in
+    /// this process.
+    pub sequence_interval_ms: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            signing_key: None,
+            origin: None,
+            sequence_interval_ms: ServerConfig::default().audit_sequence_interval_ms,
         }
     }
 }
@@ -177,6 +202,14 @@ impl Config {
                 bail!("{key} must be between 1 and {max} (got {value})");
             }
         }
+        if self.audit.sequence_interval_ms > 60_000 {
+            bail!("audit.sequence_interval_ms must be at most 60000 (a checkpoint at least every minute), or 0");
+        }
+        if let Some(origin) = &self.audit.origin {
+            if origin.is_empty() || origin.contains(char::is_whitespace) || origin.contains('+') {
+                bail!("audit.origin must be a non-empty name without spaces or '+' (got {origin:?})");
+            }
+        }
         if s.expiry_sweep_interval_ms > DAY_MS {
             bail!("server.expiry_sweep_interval_ms must be at most {DAY_MS} (one day), or 0 to turn the sweeper off");
         }
@@ -200,6 +233,7 @@ impl Config {
             session_absolute_hours: s.session_absolute_hours,
             customer_session_minutes: s.customer_session_minutes,
             expiry_sweep_interval_ms: s.expiry_sweep_interval_ms,
+            audit_sequence_interval_ms: self.audit.sequence_interval_ms,
         }
     }
 
@@ -227,7 +261,8 @@ impl Config {
         let int = |v: u64| Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
         let text = |v: String| Value::String(v);
         let format = Value::try_from(self.log.format).context("log.format")?;
-        let sections: [(&str, Vec<Entry>); 4] = [
+        let a = &self.audit;
+        let sections: [(&str, Vec<Entry>); 5] = [
             (
                 "server",
                 vec![
@@ -259,6 +294,26 @@ impl Config {
                     ("m_kib", int(h.m_kib.into()), String::new()),
                     ("t", int(h.t.into()), String::new()),
                     ("p", int(h.p.into()), String::new()),
+                ],
+            ),
+            (
+                "audit",
+                vec![
+                    (
+                        "signing_key",
+                        text(if a.signing_key.is_some() { REDACTED.to_owned() } else { String::new() }),
+                        if a.signing_key.is_some() {
+                            String::new()
+                        } else {
+                            "empty: the key file in data_dir".to_owned()
+                        },
+                    ),
+                    (
+                        "origin",
+                        text(a.origin.clone().unwrap_or_default()),
+                        "empty: from the key file, or public_url's host".to_owned(),
+                    ),
+                    ("sequence_interval_ms", int(a.sequence_interval_ms), String::new()),
                 ],
             ),
             (

@@ -52,8 +52,20 @@ impl Context {
             Schema::RequireCurrent => backend.require_migrated().await?,
         }
         let hasher = HashingPool::start(config.pool_config()?).context("starting the hashing pool")?;
+        let store = backend.store();
+        let audit = match crate::audit::identity(config, &database.data_dir, store.as_ref()).await {
+            Ok(audit) => audit,
+            // Administration commands write entries but never sign checkpoints: without the key
+            // on this machine they still work, and the next `serve` signs what they wrote.
+            Err(e) if schema == Schema::RequireCurrent => {
+                tracing::debug!(error = %e, "no audit signing key here; this command signs nothing");
+                regain_server::audit::ephemeral("unsigned.regain/audit").map_err(anyhow::Error::msg)?
+            }
+            Err(e) => return Err(e),
+        };
         let state = AppState {
-            store: backend.store(),
+            store,
+            audit,
             hasher,
             clock: Arc::new(SystemClock),
             entropy: Arc::new(OsEntropy),

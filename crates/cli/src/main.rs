@@ -3,6 +3,7 @@
 //! a storage backend; everything else is handed typed values.
 
 mod admin;
+mod audit;
 mod cli;
 mod config;
 mod context;
@@ -58,6 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::ApiKey(cmd) => admin::api_key(&config, cmd).await,
             Command::Customer(cli::CustomerCommand::Import(args)) => import::run(&config, &args).await,
             Command::Demo(args) => demo::run(&config, &args).await,
+            Command::Audit(cmd) => audit::run(&config, cmd).await,
             Command::Totp(_) | Command::Config(_) => Ok(ExitCode::SUCCESS),
         }
     })

@@ -35,6 +35,10 @@ pub enum Permission {
     CasesRead,
     CasesWork,
     CasesApprove,
+    /// Read audit entries (of one's own tenant).
+    AuditRead,
+    /// Read checkpoints and proofs: hashes only, nothing about anyone.
+    AuditVerify,
 }
 
 impl Role {
@@ -79,6 +83,8 @@ impl Role {
             }
             P::CasesRead => !matches!(self, R::DeploymentAdmin),
             P::CasesApprove => matches!(self, R::Supervisor | R::SecurityAnalyst),
+            P::AuditRead => matches!(self, R::Auditor | R::SecurityAnalyst | R::DeploymentAdmin),
+            P::AuditVerify => true,
         }
     }
 }

@@ -156,6 +156,8 @@ pub mod perm {
         CasesRead,
         CasesWork,
         CasesApprove,
+        AuditRead,
+        AuditVerify,
     );
 }
 

@@ -20,6 +20,9 @@ pub struct ServerConfig {
     pub customer_session_minutes: u32,
     /// How often expired cases are swept; 0 turns the sweeper off.
     pub expiry_sweep_interval_ms: u64,
+    /// How often waiting audit entries are placed in the log and a checkpoint is signed;
+    /// 0 turns the sequencer off in this process.
+    pub audit_sequence_interval_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -34,6 +37,7 @@ impl Default for ServerConfig {
             session_absolute_hours: 12,
             customer_session_minutes: 60,
             expiry_sweep_interval_ms: 60_000,
+            audit_sequence_interval_ms: 500,
         }
     }
 }

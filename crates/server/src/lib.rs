@@ -4,6 +4,7 @@
 //! This crate never names a concrete store: it is handed an `Arc<dyn Store>`. The `cli` crate
 //! picks the backend.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -38,7 +39,9 @@ pub use config::ServerConfig;
 use error::ApiError;
 pub use state::AppState;
 
-use routes::{api_keys, auth as auth_routes, cases, commands, customers, directory, health, staff, tenants};
+use routes::{
+    api_keys, audit as audit_routes, auth as auth_routes, cases, commands, customers, directory, health, staff, tenants,
+};
 
 /// Bodies the bulk import accepts; every other route takes `ServerConfig::body_max_bytes`.
 pub const IMPORT_BODY_MAX_BYTES: usize = 4 * 1024 * 1024;
@@ -81,6 +84,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(commands::release))
         .routes(routes!(commands::repudiate))
         .routes(routes!(commands::cancel))
+        .routes(routes!(audit_routes::checkpoint))
+        .routes(routes!(audit_routes::entry))
+        .routes(routes!(audit_routes::inclusion))
+        .routes(routes!(audit_routes::consistency))
         .routes(routes!(directory::login))
         .routes(routes!(directory::me))
         .split_for_parts()
@@ -158,10 +165,16 @@ impl Application {
     /// Serves until `shutdown` completes, then finishes the requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let sweeper = sweeper::spawn(self.state.clone());
+        let sequencer = audit::spawn_sequencer(self.state.clone());
+        let self_state = self.state.clone();
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
-        if let Some(handle) = sweeper {
+        for handle in [sweeper, sequencer].into_iter().flatten() {
             handle.abort();
+        }
+        // What the last requests wrote goes into the log before the process ends.
+        if let Err(e) = audit::sequence_all(&self_state).await {
+            tracing::warn!(error = %e, "audit entries left for the next sequencer");
         }
         result
     }

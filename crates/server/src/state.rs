@@ -15,6 +15,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     pub config: Arc<ServerConfig>,
+    /// The audit log's identity and signing key.
+    pub audit: Arc<crate::audit::AuditLog>,
 }
 
 impl AppState {

@@ -12,7 +12,7 @@
 pub mod rows;
 
 #[doc(hidden)]
-pub use {async_trait, regain_core, regain_store, sqlx, uuid};
+pub use {async_trait, regain_core, regain_merkle, regain_store, serde_json, sqlx, uuid};
 
 /// How stale a session's idle deadline or a key's last use may get before it is written again.
 pub const TOUCH_SLACK: regain_core::chrono::Duration = regain_core::chrono::Duration::seconds(60);
@@ -36,7 +36,7 @@ macro_rules! impl_sql_store {
             use $crate::regain_core::case::{CaseEvent, CaseState};
             use $crate::regain_core::customer::{Customer, CustomerLookup, CustomerStatus};
             use $crate::regain_core::{Actor, ApiKeyId, Case, CaseId, CustomerId, StaffId, Tenant, TenantId, TenantSettings, Timestamp};
-            use $crate::regain_store::codec::{actor_to_text, event_to_json, micros, settings_to_json};
+            use $crate::regain_store::codec::{actor_to_text, audit_entry_text, event_to_json, micros, settings_to_json};
             use $crate::regain_store::*;
             use $crate::rows::*;
             use $crate::sqlx::{self, QueryBuilder};
@@ -46,6 +46,49 @@ macro_rules! impl_sql_store {
             type Tx = sqlx::Transaction<'static, Db>;
 
             impl $store {
+                /// The stored subtree hashes among `ids` (a proof or a frontier: O(log n) of them).
+                async fn read_nodes(
+                    conn: &mut <Db as sqlx::Database>::Connection,
+                    ids: &[NodeId],
+                ) -> StoreResult<std::collections::HashMap<NodeId, [u8; 32]>> {
+                    let mut found = std::collections::HashMap::with_capacity(ids.len());
+                    if ids.is_empty() {
+                        return Ok(found);
+                    }
+                    let mut q: QueryBuilder<'_, Db> = QueryBuilder::new("SELECT level, idx, hash FROM audit_nodes WHERE ");
+                    for (i, id) in ids.iter().enumerate() {
+                        if i > 0 {
+                            q.push(" OR ");
+                        }
+                        q.push("(level = ").push_bind(i64::from(id.level));
+                        q.push(" AND idx = ").push_bind(i64::try_from(id.index).unwrap_or(i64::MAX)).push(")");
+                    }
+                    let rows: Vec<(i64, i64, Vec<u8>)> = q.build_query_as().fetch_all(&mut *conn).await.map_err(Self::map_err)?;
+                    for (level, idx, hash) in rows {
+                        let id = NodeId { level: u8::try_from(level).unwrap_or(u8::MAX), index: u64::try_from(idx).unwrap_or(0) };
+                        found.insert(id, hash32("audit_nodes.hash", &hash)?);
+                    }
+                    Ok(found)
+                }
+
+                /// Writes one audit entry in the caller's transaction (SECURITY.md L1).
+                async fn insert_audit(tx: &mut Tx, record: &AuditRecord) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO audit_entries (tenant_id, at, action, case_id, customer_id, entry) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(record.tenant_id.map(|t| t.to_string()))
+                    .bind(micros(record.at))
+                    .bind(&record.action)
+                    .bind(record.case_id.map(|c| c.to_string()))
+                    .bind(record.customer_id.map(|c| c.to_string()))
+                    .bind(audit_entry_text(record))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    Ok(())
+                }
+
                 async fn load_customers(&self, rows: Vec<CustomerRow>) -> StoreResult<Vec<Customer>> {
                     let mut customers = Vec::with_capacity(rows.len());
                     for row in rows {
@@ -80,6 +123,7 @@ macro_rules! impl_sql_store {
                         .fetch_one(&mut **tx)
                         .await
                         .map_err(Self::map_err)?;
+                    let actor_value = actor;
                     let actor = actor_to_text(actor);
                     let mut seq = last.unwrap_or(0);
                     // The state each event leaves the case in: detail events before a transition
@@ -107,11 +151,21 @@ macro_rules! impl_sql_store {
                         .bind(micros(case.updated_at))
                         .bind(&actor)
                         .bind(name)
-                        .bind(data)
+                        .bind(&data)
                         .bind(state.as_str())
                         .execute(&mut **tx)
                         .await
                         .map_err(Self::map_err)?;
+                        // Every timeline event is an audit entry too, in the same transaction.
+                        let mut record = AuditRecord::new(Some(case.tenant_id), *actor_value, name, case.updated_at);
+                        record.case_id = Some(case.id);
+                        record.customer_id = case.customer_id;
+                        record.data = $crate::serde_json::json!({
+                            "case_seq": seq,
+                            "state": state.as_str(),
+                            "event": $crate::serde_json::from_str::<$crate::serde_json::Value>(&data).unwrap_or($crate::serde_json::Value::Null),
+                        });
+                        Self::insert_audit(tx, &record).await?;
                     }
                     Ok(())
                 }
@@ -156,7 +210,7 @@ macro_rules! impl_sql_store {
                     Ok(())
                 }
 
-                async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+                async fn create_tenant(&self, tenant: &Tenant, audit: &AuditRecord) -> StoreResult<()> {
                     let mut tx = self.write_tx().await?;
                     sqlx::query(&format!("INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"))
                         .bind(tenant.id.to_string())
@@ -167,6 +221,7 @@ macro_rules! impl_sql_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(Self::map_err)?;
+                    Self::insert_audit(&mut tx, audit).await?;
                     tx.commit().await.map_err(Self::map_err)
                 }
 
@@ -196,7 +251,7 @@ macro_rules! impl_sql_store {
                     rows.into_iter().map(TenantRow::into_domain).collect()
                 }
 
-                async fn update_tenant(&self, id: TenantId, display_name: &str, settings: &TenantSettings) -> StoreResult<Tenant> {
+                async fn update_tenant(&self, id: TenantId, display_name: &str, settings: &TenantSettings, audit: &AuditRecord) -> StoreResult<Tenant> {
                     let mut tx = self.write_tx().await?;
                     let row: Option<TenantRow> = sqlx::query_as(&format!(
                         "UPDATE tenants SET display_name = $2, settings = $3 WHERE id = $1 RETURNING {TENANT_COLUMNS}"
@@ -208,11 +263,12 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(Self::map_err)?;
                     let tenant = row.ok_or(StoreError::NotFound)?.into_domain()?;
+                    Self::insert_audit(&mut tx, audit).await?;
                     tx.commit().await.map_err(Self::map_err)?;
                     Ok(tenant)
                 }
 
-                async fn create_staff(&self, record: &StaffRecord) -> StoreResult<()> {
+                async fn create_staff(&self, record: &StaffRecord, audit: &AuditRecord) -> StoreResult<()> {
                     let s = &record.staff;
                     let mut tx = self.write_tx().await?;
                     sqlx::query(
@@ -232,6 +288,7 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(Self::map_err)?;
+                    Self::insert_audit(&mut tx, audit).await?;
                     tx.commit().await.map_err(Self::map_err)
                 }
 
@@ -281,7 +338,7 @@ macro_rules! impl_sql_store {
                     Ok(done.rows_affected() == 1)
                 }
 
-                async fn record_staff_login_failure(&self, id: StaffId, failures_max: u32, lock_until: Timestamp) -> StoreResult<()> {
+                async fn record_staff_login_failure(&self, id: StaffId, failures_max: u32, lock_until: Timestamp, audit: &AuditRecord) -> StoreResult<()> {
                     let mut tx = self.write_tx().await?;
                     sqlx::query(
                         "UPDATE staff SET \
@@ -295,16 +352,18 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(Self::map_err)?;
+                    Self::insert_audit(&mut tx, audit).await?;
                     tx.commit().await.map_err(Self::map_err)
                 }
 
-                async fn reset_staff_login_failures(&self, id: StaffId) -> StoreResult<()> {
+                async fn record_staff_login(&self, id: StaffId, audit: &AuditRecord) -> StoreResult<()> {
                     let mut tx = self.write_tx().await?;
                     sqlx::query("UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE id = $1")
                         .bind(id.to_string())
                         .execute(&mut *tx)
                         .await
                         .map_err(Self::map_err)?;
+                    Self::insert_audit(&mut tx, audit).await?;
                     tx.commit().await.map_err(Self::map_err)
                 }
 
@@ -369,7 +428,7 @@ macro_rules! impl_sql_store {
                     tx.commit().await.map_err(Self::map_err)
                 }
 
-                async fn create_api_key(&self, k: &ApiKeyRecord) -> StoreResult<()> {
+                async fn create_api_key(&self, k: &ApiKeyRecord, audit: &AuditRecord) -> StoreResult<()> {
                     let mut tx = self.write_tx().await?;
                     sqlx::query(&format!("INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
                         .bind(k.id.to_string())
@@ -384,6 +443,7 @@ macro_rules! impl_sql_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(Self::map_err)?;
+                    Self::insert_audit(&mut tx, audit).await?;
                     tx.commit().await.map_err(Self::map_err)
                 }
 
@@ -423,24 +483,25 @@ macro_rules! impl_sql_store {
                     rows.into_iter().map(ApiKeyRow::into_domain).collect()
                 }
 
-                async fn revoke_api_key(&self, tenant: TenantId, id: ApiKeyId, now: Timestamp) -> StoreResult<()> {
+                async fn revoke_api_key(&self, tenant: TenantId, id: ApiKeyId, audit: &AuditRecord) -> StoreResult<()> {
                     let mut tx = self.write_tx().await?;
                     let done = sqlx::query(
                         "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND tenant_id = $2",
                     )
                     .bind(id.to_string())
                     .bind(tenant.to_string())
-                    .bind(micros(now))
+                    .bind(micros(audit.at))
                     .execute(&mut *tx)
                     .await
                     .map_err(Self::map_err)?;
                     if done.rows_affected() == 0 {
                         return Err(StoreError::NotFound);
                     }
+                    Self::insert_audit(&mut tx, audit).await?;
                     tx.commit().await.map_err(Self::map_err)
                 }
 
-                async fn create_customer(&self, c: &Customer, password_hash: Option<&str>) -> StoreResult<()> {
+                async fn create_customer(&self, c: &Customer, password_hash: Option<&str>, audit: &AuditRecord) -> StoreResult<()> {
                     let mut tx = self.write_tx().await?;
                     let id = c.id.to_string();
                     let tenant = c.tenant_id.to_string();
@@ -507,6 +568,7 @@ macro_rules! impl_sql_store {
                             .await
                             .map_err(Self::map_err)?;
                     }
+                    Self::insert_audit(&mut tx, audit).await?;
                     tx.commit().await.map_err(Self::map_err)
                 }
 
@@ -546,7 +608,7 @@ macro_rules! impl_sql_store {
                     self.load_customers(rows).await
                 }
 
-                async fn set_customer_status(&self, tenant: TenantId, id: CustomerId, status: CustomerStatus, now: Timestamp) -> StoreResult<Customer> {
+                async fn set_customer_status(&self, tenant: TenantId, id: CustomerId, status: CustomerStatus, audit: &AuditRecord) -> StoreResult<Customer> {
                     let mut tx = self.write_tx().await?;
                     let done = sqlx::query(
                         "UPDATE customers SET status = $3, updated_at = $4, \
@@ -556,13 +618,14 @@ macro_rules! impl_sql_store {
                     .bind(tenant.to_string())
                     .bind(id.to_string())
                     .bind(status.as_str())
-                    .bind(micros(now))
+                    .bind(micros(audit.at))
                     .execute(&mut *tx)
                     .await
                     .map_err(Self::map_err)?;
                     if done.rows_affected() == 0 {
                         return Err(StoreError::NotFound);
                     }
+                    Self::insert_audit(&mut tx, audit).await?;
                     tx.commit().await.map_err(Self::map_err)?;
                     self.customer(tenant, id).await?.ok_or(StoreError::NotFound)
                 }
@@ -636,6 +699,10 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(Self::map_err)?;
+                    let record = AuditRecord::new(Some(a.tenant_id), Actor::Customer { id: a.customer_id }, "directory.login", a.at)
+                        .customer(a.customer_id)
+                        .data($crate::serde_json::json!({"success": success, "status": status}));
+                    Self::insert_audit(&mut tx, &record).await?;
                     tx.commit().await.map_err(Self::map_err)?;
                     Ok(LoginRecorded { success, status: codec_parse("customers.status", &status, CustomerStatus::parse)? })
                 }
@@ -656,6 +723,8 @@ macro_rules! impl_sql_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(Self::map_err)?;
+                    let record = AuditRecord::new(Some(tenant), Actor::System, "directory.login_unknown_user", at);
+                    Self::insert_audit(&mut tx, &record).await?;
                     tx.commit().await.map_err(Self::map_err)
                 }
 
@@ -833,6 +902,149 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(Self::map_err)?;
                     rows.into_iter().map(CaseRow::into_domain).collect()
+                }
+
+                async fn sequence_audit(
+                    &self,
+                    batch_max: u32,
+                    now: Timestamp,
+                    signer: &dyn CheckpointSigner,
+                ) -> StoreResult<Option<StoredCheckpoint>> {
+                    let mut tx = self.write_tx().await?;
+                    // First a write to the one sequencer row: whoever holds it sequences; any
+                    // other sequencer (another process) waits here until this commits.
+                    sqlx::query("INSERT INTO audit_sequencer (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = $1")
+                        .bind(micros(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    let pending: Vec<(i64, String)> =
+                        sqlx::query_as("SELECT id, entry FROM audit_entries WHERE seq IS NULL ORDER BY id LIMIT $1")
+                            .bind(i64::from(batch_max.max(1)))
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                    if pending.is_empty() {
+                        tx.rollback().await.map_err(Self::map_err)?;
+                        return Ok(None);
+                    }
+                    let size: Option<i64> = sqlx::query_scalar("SELECT MAX(size) FROM audit_checkpoints")
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    let size = u64::try_from(size.unwrap_or(0)).unwrap_or(0);
+                    let frontier_ids = $crate::regain_merkle::frontier(size);
+                    let stored = Self::read_nodes(&mut *tx, &frontier_ids).await?;
+                    let frontier = frontier_ids
+                        .iter()
+                        .map(|id| stored.get(id).copied().ok_or_else(|| StoreError::Corrupt(format!("audit node {id:?} is missing"))))
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    let leaves: Vec<[u8; 32]> = pending.iter().map(|(_, entry)| $crate::regain_merkle::leaf_hash(entry.as_bytes())).collect();
+                    let appended = $crate::regain_merkle::append(size, &frontier, &leaves)
+                        .map_err(|e| StoreError::Corrupt(format!("audit tree: {e}")))?;
+                    for (offset, (id, _)) in pending.iter().enumerate() {
+                        sqlx::query("UPDATE audit_entries SET seq = $2 WHERE id = $1")
+                            .bind(id)
+                            .bind(i64::try_from(size + offset as u64).unwrap_or(i64::MAX))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                    }
+                    for (node, hash) in &appended.nodes {
+                        sqlx::query("INSERT INTO audit_nodes (level, idx, hash) VALUES ($1, $2, $3)")
+                            .bind(i64::from(node.level))
+                            .bind(i64::try_from(node.index).unwrap_or(i64::MAX))
+                            .bind(hash.as_slice())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                    }
+                    let checkpoint = StoredCheckpoint {
+                        size: appended.size,
+                        root: appended.root,
+                        note: signer
+                            .sign(appended.size, &appended.root)
+                            .map_err(|e| StoreError::Other(format!("signing the checkpoint: {e}")))?,
+                        at: now,
+                    };
+                    sqlx::query("INSERT INTO audit_checkpoints (size, root, note, at) VALUES ($1, $2, $3, $4)")
+                        .bind(i64::try_from(checkpoint.size).unwrap_or(i64::MAX))
+                        .bind(checkpoint.root.as_slice())
+                        .bind(&checkpoint.note)
+                        .bind(micros(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    tx.commit().await.map_err(Self::map_err)?;
+                    Ok(Some(checkpoint))
+                }
+
+                async fn latest_checkpoint(&self) -> StoreResult<Option<StoredCheckpoint>> {
+                    let row: Option<CheckpointRow> =
+                        sqlx::query_as("SELECT size, root, note, at FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+                            .fetch_optional(self.read_pool())
+                            .await
+                            .map_err(Self::map_err)?;
+                    row.map(CheckpointRow::into_domain).transpose()
+                }
+
+                async fn checkpoint(&self, size: u64) -> StoreResult<Option<StoredCheckpoint>> {
+                    let row: Option<CheckpointRow> =
+                        sqlx::query_as("SELECT size, root, note, at FROM audit_checkpoints WHERE size = $1")
+                            .bind(i64::try_from(size).unwrap_or(i64::MAX))
+                            .fetch_optional(self.read_pool())
+                            .await
+                            .map_err(Self::map_err)?;
+                    row.map(CheckpointRow::into_domain).transpose()
+                }
+
+                async fn checkpoints(&self, from_size: u64, limit: u32) -> StoreResult<Vec<StoredCheckpoint>> {
+                    let rows: Vec<CheckpointRow> = sqlx::query_as(
+                        "SELECT size, root, note, at FROM audit_checkpoints WHERE size >= $1 ORDER BY size LIMIT $2",
+                    )
+                    .bind(i64::try_from(from_size).unwrap_or(i64::MAX))
+                    .bind(i64::from(limit))
+                    .fetch_all(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    rows.into_iter().map(CheckpointRow::into_domain).collect()
+                }
+
+                async fn audit_entry(&self, seq: u64) -> StoreResult<Option<AuditEntry>> {
+                    let row: Option<AuditEntryRow> = sqlx::query_as(
+                        "SELECT seq, tenant_id, at, action, case_id, customer_id, entry FROM audit_entries WHERE seq = $1",
+                    )
+                    .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+                    .fetch_optional(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    row.map(AuditEntryRow::into_domain).transpose()
+                }
+
+                async fn audit_entries(&self, from_seq: u64, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+                    let rows: Vec<AuditEntryRow> = sqlx::query_as(
+                        "SELECT seq, tenant_id, at, action, case_id, customer_id, entry FROM audit_entries \
+                         WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                    )
+                    .bind(i64::try_from(from_seq).unwrap_or(i64::MAX))
+                    .bind(i64::from(limit))
+                    .fetch_all(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    rows.into_iter().map(AuditEntryRow::into_domain).collect()
+                }
+
+                async fn unsequenced_audit_entries(&self) -> StoreResult<u64> {
+                    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries WHERE seq IS NULL")
+                        .fetch_one(self.read_pool())
+                        .await
+                        .map_err(Self::map_err)?;
+                    Ok(u64::try_from(count).unwrap_or(0))
+                }
+
+                async fn audit_nodes(&self, ids: &[NodeId]) -> StoreResult<std::collections::HashMap<NodeId, [u8; 32]>> {
+                    let mut conn = self.read_pool().acquire().await.map_err(Self::map_err)?;
+                    Self::read_nodes(&mut *conn, ids).await
                 }
             }
 

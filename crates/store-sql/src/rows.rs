@@ -327,3 +327,65 @@ impl EventRow {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub struct AuditEntryRow {
+    pub seq: Option<i64>,
+    pub tenant_id: Option<String>,
+    pub at: i64,
+    pub action: String,
+    pub case_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub entry: String,
+}
+
+impl AuditEntryRow {
+    pub fn into_domain(self) -> StoreResult<regain_store::AuditEntry> {
+        Ok(regain_store::AuditEntry {
+            seq: self.seq.map(|s| u64::try_from(s).unwrap_or(0)),
+            tenant_id: self
+                .tenant_id
+                .as_deref()
+                .map(|t| parse_column("audit_entries.tenant_id", t, TenantId::parse))
+                .transpose()?,
+            at: timestamp(self.at),
+            action: self.action,
+            case_id: self
+                .case_id
+                .as_deref()
+                .map(|c| parse_column("audit_entries.case_id", c, CaseId::parse))
+                .transpose()?,
+            customer_id: self
+                .customer_id
+                .as_deref()
+                .map(|c| parse_column("audit_entries.customer_id", c, CustomerId::parse))
+                .transpose()?,
+            entry: self.entry,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct CheckpointRow {
+    pub size: i64,
+    pub root: Vec<u8>,
+    pub note: String,
+    pub at: i64,
+}
+
+impl CheckpointRow {
+    pub fn into_domain(self) -> StoreResult<regain_store::StoredCheckpoint> {
+        Ok(regain_store::StoredCheckpoint {
+            size: u64::try_from(self.size)
+                .map_err(|_| regain_store::StoreError::Corrupt("audit_checkpoints.size".into()))?,
+            root: hash32("audit_checkpoints.root", &self.root)?,
+            note: self.note,
+            at: timestamp(self.at),
+        })
+    }
+}
+
+/// A stored 32-byte hash.
+pub fn hash32(what: &str, bytes: &[u8]) -> StoreResult<[u8; 32]> {
+    bytes.try_into().map_err(|_| regain_store::StoreError::Corrupt(format!("{what} is not a 32-byte hash")))
+}

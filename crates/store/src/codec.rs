@@ -171,6 +171,22 @@ pub fn duplicate_field(message: &str) -> String {
     FIELDS.iter().find(|f| message.contains(*f)).map_or_else(|| "id".to_owned(), |f| (*f).to_owned())
 }
 
+/// The canonical text of an audit entry: a JSON object with sorted keys and no insignificant
+/// white space, so anyone can recompute its leaf hash from the exported text.
+pub fn audit_entry_text(record: &crate::AuditRecord) -> String {
+    let text = |v: Option<String>| v.map_or(Value::Null, Value::String);
+    json!({
+        "tenant_id": text(record.tenant_id.map(|t| t.to_string())),
+        "at": record.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "actor": actor_to_text(&record.actor),
+        "action": record.action,
+        "case_id": text(record.case_id.map(|c| c.to_string())),
+        "customer_id": text(record.customer_id.map(|c| c.to_string())),
+        "data": record.data,
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ use regain_core::{
 };
 use uuid::Uuid;
 
+use crate::records::CheckpointSigner;
 use crate::*;
 
 /// Expands to one test per conformance check, each on a fresh store from `$factory`.
@@ -36,7 +37,8 @@ macro_rules! conformance_tests {
             concurrent_case_updates_let_exactly_one_win,
             cases_list_with_filters_and_keyset_pages,
             tenants_never_see_each_others_records,
-            expired_cases_are_found_across_tenants
+            expired_cases_are_found_across_tenants,
+            every_change_is_logged_and_the_log_proves_it
         );
     };
     (@each $factory:path, $($check:ident),+) => {
@@ -48,6 +50,11 @@ macro_rules! conformance_tests {
             }
         )+
     };
+}
+
+/// An audit record for the changes these checks make.
+pub fn audit(action: &str) -> AuditRecord {
+    AuditRecord::new(None, Actor::System, action, t0())
 }
 
 pub fn t0() -> Timestamp {
@@ -67,7 +74,7 @@ pub async fn tenant(store: &dyn Store, n: u128, slug: &str) -> Tenant {
         settings: TenantSettings::default(),
         created_at: t0(),
     };
-    store.create_tenant(&tenant).await.unwrap();
+    store.create_tenant(&tenant, &audit("tenant.created")).await.unwrap();
     tenant
 }
 
@@ -113,16 +120,21 @@ pub async fn tenants_round_trip_and_slugs_are_unique(store: &dyn Store) {
     assert_eq!(store.tenant_by_slug("acme").await.unwrap(), Some(acme.clone()));
     assert_eq!(store.tenant_by_slug("nobody").await.unwrap(), None);
     let again = Tenant { id: TenantId::from_uuid(uuid(2)), ..acme.clone() };
-    assert_eq!(store.create_tenant(&again).await, Err(StoreError::Duplicate { field: "slug".into() }));
+    assert_eq!(
+        store.create_tenant(&again, &audit("tenant.created")).await,
+        Err(StoreError::Duplicate { field: "slug".into() })
+    );
     tenant(store, 3, "beta").await;
     let slugs: Vec<String> = store.list_tenants().await.unwrap().into_iter().map(|t| t.slug.to_string()).collect();
     assert_eq!(slugs, ["acme", "beta"]);
     let settings = TenantSettings { default_region: "GB".into(), login_failures_max: 3, ..TenantSettings::default() };
-    let updated = store.update_tenant(acme.id, "ACME Bank", &settings).await.unwrap();
+    let updated = store.update_tenant(acme.id, "ACME Bank", &settings, &audit("tenant.updated")).await.unwrap();
     assert_eq!((updated.display_name.as_str(), updated.settings.clone()), ("ACME Bank", settings));
     assert_eq!(store.tenant(acme.id).await.unwrap(), Some(updated));
     assert_eq!(
-        store.update_tenant(TenantId::from_uuid(uuid(99)), "x", &TenantSettings::default()).await,
+        store
+            .update_tenant(TenantId::from_uuid(uuid(99)), "x", &TenantSettings::default(), &audit("tenant.updated"))
+            .await,
         Err(StoreError::NotFound)
     );
 }
@@ -143,12 +155,15 @@ pub async fn staff_sessions_and_totp_steps(store: &dyn Store) {
         totp_secret: vec![1, 2, 3, 0, 255],
         locked_until: None,
     };
-    store.create_staff(&record).await.unwrap();
+    store.create_staff(&record, &audit("staff.created")).await.unwrap();
     assert_eq!(store.staff(record.staff.id).await.unwrap(), Some(record.clone()));
     assert_eq!(store.staff_by_email("ana@acme.test").await.unwrap(), Some(record.clone()));
     let twin =
         StaffRecord { staff: Staff { id: StaffId::from_uuid(uuid(11)), ..record.staff.clone() }, ..record.clone() };
-    assert_eq!(store.create_staff(&twin).await, Err(StoreError::Duplicate { field: "email".into() }));
+    assert_eq!(
+        store.create_staff(&twin, &audit("staff.created")).await,
+        Err(StoreError::Duplicate { field: "email".into() })
+    );
     assert_eq!(store.list_staff(Some(acme.id)).await.unwrap().len(), 1);
     assert_eq!(store.list_staff(None).await.unwrap().len(), 0);
 
@@ -162,12 +177,12 @@ pub async fn staff_sessions_and_totp_steps(store: &dyn Store) {
     // clears it.
     let until = t0() + Duration::minutes(15);
     for _ in 0..2 {
-        store.record_staff_login_failure(record.staff.id, 3, until).await.unwrap();
+        store.record_staff_login_failure(record.staff.id, 3, until, &audit("staff.login_failed")).await.unwrap();
     }
     assert_eq!(store.staff(record.staff.id).await.unwrap().unwrap().locked_until, None);
-    store.record_staff_login_failure(record.staff.id, 3, until).await.unwrap();
+    store.record_staff_login_failure(record.staff.id, 3, until, &audit("staff.login_failed")).await.unwrap();
     assert_eq!(store.staff(record.staff.id).await.unwrap().unwrap().locked_until, Some(until));
-    store.reset_staff_login_failures(record.staff.id).await.unwrap();
+    store.record_staff_login(record.staff.id, &audit("staff.login")).await.unwrap();
     assert_eq!(store.staff(record.staff.id).await.unwrap().unwrap().locked_until, None);
 
     let session = SessionRecord {
@@ -207,22 +222,22 @@ pub async fn api_keys_are_found_by_hash_and_revoked_per_tenant(store: &dyn Store
         last_used_at: None,
         revoked_at: None,
     };
-    store.create_api_key(&key).await.unwrap();
+    store.create_api_key(&key, &audit("api_key.created")).await.unwrap();
     let used = store.use_api_key(&key.secret_hash, t0() + Duration::seconds(5)).await.unwrap().unwrap();
     assert_eq!(used.last_used_at, Some(t0() + Duration::seconds(5)));
     assert_eq!(store.list_api_keys(acme.id).await.unwrap().len(), 1);
     assert_eq!(store.list_api_keys(beta.id).await.unwrap().len(), 0);
-    assert_eq!(store.revoke_api_key(beta.id, key.id, t0()).await, Err(StoreError::NotFound));
+    assert_eq!(store.revoke_api_key(beta.id, key.id, &audit("api_key.revoked")).await, Err(StoreError::NotFound));
     assert!(store.use_api_key(&key.secret_hash, t0()).await.unwrap().is_some(), "other tenant's revoke had effect");
-    store.revoke_api_key(acme.id, key.id, t0()).await.unwrap();
+    store.revoke_api_key(acme.id, key.id, &audit("api_key.revoked")).await.unwrap();
     assert_eq!(store.use_api_key(&key.secret_hash, t0()).await.unwrap(), None);
 }
 
 pub async fn customers_round_trip_and_are_found_by_every_identifier(store: &dyn Store) {
     let acme = tenant(store, 1, "acme").await;
     let jane = customer(&acme, 30, "Jane");
-    store.create_customer(&jane, Some("$argon2id$hash")).await.unwrap();
-    store.create_customer(&customer(&acme, 31, "john"), None).await.unwrap();
+    store.create_customer(&jane, Some("$argon2id$hash"), &audit("customer.created")).await.unwrap();
+    store.create_customer(&customer(&acme, 31, "john"), None, &audit("customer.created")).await.unwrap();
     assert_eq!(store.customer(acme.id, jane.id).await.unwrap(), Some(jane.clone()));
     let lookups = [
         CustomerLookup::ExternalId("ext-Jane".into()),
@@ -247,21 +262,24 @@ pub async fn customers_round_trip_and_are_found_by_every_identifier(store: &dyn 
 
 pub async fn a_duplicate_customer_leaves_nothing_half_written(store: &dyn Store) {
     let acme = tenant(store, 1, "acme").await;
-    store.create_customer(&customer(&acme, 30, "jane"), None).await.unwrap();
+    store.create_customer(&customer(&acme, 30, "jane"), None, &audit("customer.created")).await.unwrap();
     // Same username (in another case), new email: refused whole, the new email not kept.
     let mut twin = customer(&acme, 31, "JANE");
     twin.external_id = Some("other".into());
     twin.account_number = None;
     twin.emails.truncate(1);
     twin.emails[0].address = EmailAddress::parse("e", "twin@example.com").unwrap();
-    assert_eq!(store.create_customer(&twin, None).await, Err(StoreError::Duplicate { field: "username".into() }));
+    assert_eq!(
+        store.create_customer(&twin, None, &audit("customer.created")).await,
+        Err(StoreError::Duplicate { field: "username".into() })
+    );
     let twin_email = CustomerLookup::Email(EmailAddress::parse("e", "twin@example.com").unwrap());
     assert!(store.find_customers(acme.id, &twin_email).await.unwrap().is_empty());
     assert_eq!(store.customer(acme.id, twin.id).await.unwrap(), None);
     let mut same_external = customer(&acme, 32, "other");
     same_external.external_id = Some("ext-jane".into());
     assert_eq!(
-        store.create_customer(&same_external, None).await,
+        store.create_customer(&same_external, None, &audit("customer.created")).await,
         Err(StoreError::Duplicate { field: "external_id".into() })
     );
 }
@@ -269,7 +287,7 @@ pub async fn a_duplicate_customer_leaves_nothing_half_written(store: &dyn Store)
 pub async fn logins_are_recorded_and_lock_the_account(store: &dyn Store) {
     let acme = tenant(store, 1, "acme").await;
     let jane = customer(&acme, 30, "jane");
-    store.create_customer(&jane, Some("$argon2id$hash")).await.unwrap();
+    store.create_customer(&jane, Some("$argon2id$hash"), &audit("customer.created")).await.unwrap();
     let attempt = |n: i64, success: bool| LoginAttempt {
         tenant_id: acme.id,
         customer_id: jane.id,
@@ -294,11 +312,17 @@ pub async fn logins_are_recorded_and_lock_the_account(store: &dyn Store) {
     assert_eq!(history[0], LoginAttempt { success: false, ..attempt(6, true) }, "newest first, recorded as it stood");
     assert_eq!(store.login_history(acme.id, jane.id, 2).await.unwrap().len(), 2);
     // Unlocking resets the count.
-    let unlocked = store.set_customer_status(acme.id, jane.id, CustomerStatus::Active, t0()).await.unwrap();
+    let unlocked = store
+        .set_customer_status(acme.id, jane.id, CustomerStatus::Active, &audit("customer.status_changed"))
+        .await
+        .unwrap();
     assert_eq!(unlocked.status, CustomerStatus::Active);
     assert_eq!(store.directory_account(acme.id, "jane").await.unwrap().unwrap().failed_logins, 0);
     // A disabled account stays disabled however many failures.
-    store.set_customer_status(acme.id, jane.id, CustomerStatus::Disabled, t0()).await.unwrap();
+    store
+        .set_customer_status(acme.id, jane.id, CustomerStatus::Disabled, &audit("customer.status_changed"))
+        .await
+        .unwrap();
     for n in 7..10 {
         assert_eq!(store.record_login(&attempt(n, false), 3).await.unwrap(), status(false, CustomerStatus::Disabled));
     }
@@ -431,9 +455,9 @@ pub async fn tenants_never_see_each_others_records(store: &dyn Store) {
     let acme = tenant(store, 1, "acme").await;
     let beta = tenant(store, 2, "beta").await;
     let jane = customer(&acme, 30, "jane");
-    store.create_customer(&jane, Some("$argon2id$hash")).await.unwrap();
+    store.create_customer(&jane, Some("$argon2id$hash"), &audit("customer.created")).await.unwrap();
     // The same username in another tenant is another person.
-    store.create_customer(&customer(&beta, 31, "jane"), None).await.unwrap();
+    store.create_customer(&customer(&beta, 31, "jane"), None, &audit("customer.created")).await.unwrap();
     let case = open_case(store, &acme, 100, CaseKind::PasswordReset).await;
     assert_eq!(store.customer(beta.id, jane.id).await.unwrap(), None);
     assert_eq!(store.case(beta.id, case.id).await.unwrap(), None);
@@ -448,7 +472,7 @@ pub async fn tenants_never_see_each_others_records(store: &dyn Store) {
     let found = store.find_customers(beta.id, &by_email).await.unwrap();
     assert!(found.iter().all(|c| c.tenant_id == beta.id) && found.len() == 1);
     assert_eq!(
-        store.set_customer_status(beta.id, jane.id, CustomerStatus::Locked, t0()).await,
+        store.set_customer_status(beta.id, jane.id, CustomerStatus::Locked, &audit("customer.status_changed")).await,
         Err(StoreError::NotFound)
     );
     let (next, events) = apply(&case, CaseCommand::StartIdentification, agent(1), t0()).unwrap();
@@ -469,4 +493,77 @@ pub async fn expired_cases_are_found_across_tenants(store: &dyn Store) {
     assert_eq!(due.len(), 2);
     assert!(due.contains(&a.id) && due.contains(&b.id));
     assert_eq!(store.cases_to_expire(a.expires_at, 1).await.unwrap().len(), 1);
+}
+
+struct TestSigner;
+
+impl CheckpointSigner for TestSigner {
+    fn sign(&self, size: u64, root: &[u8; 32]) -> Result<String, String> {
+        Ok(format!("test/log\n{size}\n{}\n", root.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    }
+}
+
+pub async fn every_change_is_logged_and_the_log_proves_it(store: &dyn Store) {
+    // SECURITY.md L1, L4.
+    let acme = tenant(store, 1, "acme").await;
+    store
+        .create_customer(&customer(&acme, 30, "jane"), Some("$argon2id$hash"), &audit("customer.created"))
+        .await
+        .unwrap();
+    let case = open_case(store, &acme, 100, CaseKind::PasswordReset).await;
+    let case = command(store, &case, CaseCommand::StartIdentification).await;
+    command(store, &case, CaseCommand::Identify { customer_id: CustomerId::from_uuid(uuid(30)) }).await;
+    let logged = store.unsequenced_audit_entries().await.unwrap();
+    assert_eq!(logged, 6, "tenant, customer, case opened, state changed, customer identified, state changed");
+    // A refused change logs nothing.
+    let twin = customer(&acme, 31, "jane");
+    assert!(store.create_customer(&twin, None, &audit("customer.created")).await.is_err());
+    assert_eq!(store.unsequenced_audit_entries().await.unwrap(), logged);
+
+    // Batches of 4: checkpoints at 4 and 6.
+    assert_eq!(store.latest_checkpoint().await.unwrap(), None);
+    let first = store.sequence_audit(4, t0(), &TestSigner).await.unwrap().unwrap();
+    let second = store.sequence_audit(4, t0(), &TestSigner).await.unwrap().unwrap();
+    assert_eq!((first.size, second.size), (4, 6));
+    assert_eq!(store.sequence_audit(4, t0(), &TestSigner).await.unwrap(), None, "nothing left to place");
+    assert_eq!(store.unsequenced_audit_entries().await.unwrap(), 0);
+    assert_eq!(store.latest_checkpoint().await.unwrap(), Some(second.clone()));
+    assert_eq!(store.checkpoint(4).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.checkpoints(1, 10).await.unwrap(), vec![first.clone(), second.clone()]);
+    assert!(second.note.starts_with("test/log\n6\n"));
+
+    let entries = store.audit_entries(0, 100).await.unwrap();
+    assert_eq!(entries.len(), 6);
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), (0..6).map(Some).collect::<Vec<_>>());
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "tenant.created",
+            "customer.created",
+            "case.opened",
+            "case.state_changed",
+            "case.customer_identified",
+            "case.state_changed"
+        ]
+    );
+    let identified = &entries[4];
+    assert_eq!((identified.case_id, identified.customer_id), (Some(case.id), Some(CustomerId::from_uuid(uuid(30)))));
+    assert!(identified.entry.contains("\"case_seq\":3") && identified.entry.contains(&case.id.to_string()));
+    assert_eq!(store.audit_entry(4).await.unwrap().as_ref(), Some(identified));
+    assert_eq!(store.audit_entry(6).await.unwrap(), None);
+
+    // The root is the RFC 9162 root of the entries' leaf hashes; every proof verifies from
+    // stored nodes.
+    let leaves: Vec<[u8; 32]> = entries.iter().map(|e| regain_merkle::leaf_hash(e.entry.as_bytes())).collect();
+    assert_eq!(second.root, regain_merkle::root(&leaves));
+    assert_eq!(first.root, regain_merkle::root(&leaves[..4]));
+    for (seq, leaf) in leaves.iter().enumerate() {
+        let plan = regain_merkle::inclusion_proof_plan(seq as u64, 6).unwrap();
+        let proof = plan.assemble(&store.audit_nodes(&plan.nodes()).await.unwrap()).unwrap();
+        regain_merkle::verify_inclusion(leaf, seq as u64, 6, &proof, &second.root).unwrap();
+    }
+    let plan = regain_merkle::consistency_proof_plan(4, 6).unwrap();
+    let proof = plan.assemble(&store.audit_nodes(&plan.nodes()).await.unwrap()).unwrap();
+    regain_merkle::verify_consistency(4, 6, &proof, &first.root, &second.root).unwrap();
 }

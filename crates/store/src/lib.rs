@@ -8,10 +8,13 @@ pub mod codec;
 pub mod conformance;
 mod records;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use regain_core::case::CaseEvent;
 use regain_core::customer::{Customer, CustomerLookup, CustomerStatus};
 use regain_core::{Actor, ApiKeyId, Case, CaseId, CustomerId, StaffId, Tenant, TenantId, TenantSettings, Timestamp};
+pub use regain_merkle::NodeId;
 
 pub use records::*;
 
@@ -46,14 +49,20 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
 
     // Tenants
-    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    async fn create_tenant(&self, tenant: &Tenant, audit: &AuditRecord) -> StoreResult<()>;
     async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
     async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>>;
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
-    async fn update_tenant(&self, id: TenantId, display_name: &str, settings: &TenantSettings) -> StoreResult<Tenant>;
+    async fn update_tenant(
+        &self,
+        id: TenantId,
+        display_name: &str,
+        settings: &TenantSettings,
+        audit: &AuditRecord,
+    ) -> StoreResult<Tenant>;
 
     // Staff, their sessions, API keys
-    async fn create_staff(&self, staff: &StaffRecord) -> StoreResult<()>;
+    async fn create_staff(&self, staff: &StaffRecord, audit: &AuditRecord) -> StoreResult<()>;
     async fn staff(&self, id: StaffId) -> StoreResult<Option<StaffRecord>>;
     async fn staff_by_email(&self, email_normalized: &str) -> StoreResult<Option<StaffRecord>>;
     /// Staff of one tenant, or the deployment admins when `tenant` is `None`.
@@ -68,9 +77,10 @@ pub trait Store: Send + Sync + 'static {
         id: StaffId,
         failures_max: u32,
         lock_until: Timestamp,
+        audit: &AuditRecord,
     ) -> StoreResult<()>;
     /// A successful staff sign-in: the failure count starts again.
-    async fn reset_staff_login_failures(&self, id: StaffId) -> StoreResult<()>;
+    async fn record_staff_login(&self, id: StaffId, audit: &AuditRecord) -> StoreResult<()>;
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
     /// The live session with this token hash at `now`, its idle deadline pushed to `idle_until`
     /// (written only when that moves it by more than a minute).
@@ -81,15 +91,20 @@ pub trait Store: Send + Sync + 'static {
         idle_until: Timestamp,
     ) -> StoreResult<Option<SessionRecord>>;
     async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<()>;
-    async fn create_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    async fn create_api_key(&self, key: &ApiKeyRecord, audit: &AuditRecord) -> StoreResult<()>;
     /// The unrevoked key with this secret hash; its last use is set to `now` (to the minute).
     async fn use_api_key(&self, secret_hash: &str, now: Timestamp) -> StoreResult<Option<ApiKeyRecord>>;
     async fn list_api_keys(&self, tenant: TenantId) -> StoreResult<Vec<ApiKeyRecord>>;
-    async fn revoke_api_key(&self, tenant: TenantId, id: ApiKeyId, now: Timestamp) -> StoreResult<()>;
+    async fn revoke_api_key(&self, tenant: TenantId, id: ApiKeyId, audit: &AuditRecord) -> StoreResult<()>;
 
     // Customer records and the built-in directory
     /// Stores a new record, with its password hash when the tenant's directory is built in.
-    async fn create_customer(&self, customer: &Customer, password_hash: Option<&str>) -> StoreResult<()>;
+    async fn create_customer(
+        &self,
+        customer: &Customer,
+        password_hash: Option<&str>,
+        audit: &AuditRecord,
+    ) -> StoreResult<()>;
     async fn customer(&self, tenant: TenantId, id: CustomerId) -> StoreResult<Option<Customer>>;
     async fn find_customers(&self, tenant: TenantId, lookup: &CustomerLookup) -> StoreResult<Vec<Customer>>;
     async fn set_customer_status(
@@ -97,7 +112,7 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         id: CustomerId,
         status: CustomerStatus,
-        now: Timestamp,
+        audit: &AuditRecord,
     ) -> StoreResult<Customer>;
     /// What a login needs: found by username (case-insensitive).
     async fn directory_account(&self, tenant: TenantId, username: &str) -> StoreResult<Option<DirectoryAccount>>;
@@ -133,4 +148,25 @@ pub trait Store: Send + Sync + 'static {
     async fn timeline(&self, tenant: TenantId, id: CaseId) -> StoreResult<Vec<TimelineEntry>>;
     /// Cases of every tenant, before execution, whose expiry is at or before `now`.
     async fn cases_to_expire(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<Case>>;
+
+    // The audit log (SECURITY.md L1, L4)
+    /// Places up to `batch_max` entries not yet in the log at its end, stores the new tree
+    /// nodes and a checkpoint signed by `signer` — one sequencer at a time, in one transaction.
+    /// `None` when there was nothing to place.
+    async fn sequence_audit(
+        &self,
+        batch_max: u32,
+        now: Timestamp,
+        signer: &dyn CheckpointSigner,
+    ) -> StoreResult<Option<StoredCheckpoint>>;
+    async fn latest_checkpoint(&self) -> StoreResult<Option<StoredCheckpoint>>;
+    async fn checkpoint(&self, size: u64) -> StoreResult<Option<StoredCheckpoint>>;
+    /// Checkpoints in order of size, from `from_size` on.
+    async fn checkpoints(&self, from_size: u64, limit: u32) -> StoreResult<Vec<StoredCheckpoint>>;
+    async fn audit_entry(&self, seq: u64) -> StoreResult<Option<AuditEntry>>;
+    /// Sequenced entries in log order, from `from_seq` on.
+    async fn audit_entries(&self, from_seq: u64, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+    async fn unsequenced_audit_entries(&self) -> StoreResult<u64>;
+    /// Stored subtree hashes; ids not stored are absent from the map.
+    async fn audit_nodes(&self, ids: &[NodeId]) -> StoreResult<HashMap<NodeId, [u8; 32]>>;
 }

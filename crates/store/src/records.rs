@@ -128,3 +128,71 @@ pub struct Page<T> {
     /// Pass as `after` to get the next page; `None` on the last page.
     pub next_after: Option<CaseId>,
 }
+
+/// One entry of the audit log, as a change writes it in its own transaction (SECURITY.md L1):
+/// who, what, when (UTC), which tenant, case and customer. `data` never holds a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub tenant_id: Option<TenantId>,
+    pub at: Timestamp,
+    pub actor: Actor,
+    /// What happened: `tenant.created`, `case.state_changed`, `directory.login`, …
+    pub action: String,
+    pub case_id: Option<CaseId>,
+    pub customer_id: Option<CustomerId>,
+    pub data: serde_json::Value,
+}
+
+impl AuditRecord {
+    pub fn new(tenant_id: Option<TenantId>, actor: Actor, action: &str, at: Timestamp) -> Self {
+        Self {
+            tenant_id,
+            at,
+            actor,
+            action: action.to_owned(),
+            case_id: None,
+            customer_id: None,
+            data: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    pub fn customer(mut self, id: CustomerId) -> Self {
+        self.customer_id = Some(id);
+        self
+    }
+
+    pub fn data(mut self, data: serde_json::Value) -> Self {
+        self.data = data;
+        self
+    }
+}
+
+/// An entry as the log holds it: the canonical text its leaf hash is computed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Its position in the log; `None` until the sequencer has placed it.
+    pub seq: Option<u64>,
+    pub tenant_id: Option<TenantId>,
+    pub at: Timestamp,
+    pub action: String,
+    pub case_id: Option<CaseId>,
+    pub customer_id: Option<CustomerId>,
+    /// Canonical JSON (keys sorted, no insignificant white space).
+    pub entry: String,
+}
+
+/// A published checkpoint: the tree's size and root, and the signed note that states them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: [u8; 32],
+    /// The C2SP signed note.
+    pub note: String,
+    pub at: Timestamp,
+}
+
+/// Signs a checkpoint for the sequencer, inside its transaction.
+pub trait CheckpointSigner: Send + Sync {
+    /// The signed note for a tree of `size` with `root`.
+    fn sign(&self, size: u64, root: &[u8; 32]) -> Result<String, String>;
+}

@@ -71,9 +71,10 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
     // Seeding makes a hundred records; their log lines would bury the banner.
     let demo = prepare(state).with_subscriber(tracing::subscriber::NoSubscriber::default()).await?;
-    let (_, api_key) = create_api_key_record(state, demo.tenant.id, roster::ADMIN_KEY_NAME, Some("tenant_admin"), None)
-        .await
-        .context("minting the demo API key")?;
+    let (_, api_key) =
+        create_api_key_record(state, demo.tenant.id, roster::ADMIN_KEY_NAME, Some("tenant_admin"), Actor::System)
+            .await
+            .context("minting the demo API key")?;
 
     let app =
         Application::build(state.clone()).await.with_context(|| format!("listening on {}", state.config.listen))?;
@@ -144,6 +145,7 @@ async fn seed(state: &AppState) -> anyhow::Result<Demo> {
                 ..SettingsPatch::default()
             }),
         },
+        Actor::System,
     )
     .await
     .context("creating the demo tenant")?;
@@ -153,7 +155,7 @@ async fn seed(state: &AppState) -> anyhow::Result<Demo> {
     for entry in &STAFF {
         let tenant_id = entry.in_tenant.then_some(tenant.id);
         let new = NewStaff::parse(tenant_id, entry.email, entry.name, entry.role)?;
-        let (member, secret) = create_staff_record(state, new, roster::STAFF_PASSWORD)
+        let (member, secret) = create_staff_record(state, new, roster::STAFF_PASSWORD, Actor::System)
             .await
             .with_context(|| format!("creating demo staff {}", entry.email))?;
         principals.insert(
@@ -169,7 +171,7 @@ async fn seed(state: &AppState) -> anyhow::Result<Demo> {
         staff.push((entry, encode_secret(&secret)));
     }
     let (integration, _) =
-        create_api_key_record(state, tenant.id, roster::INTEGRATION_KEY_NAME, Some("integration"), None)
+        create_api_key_record(state, tenant.id, roster::INTEGRATION_KEY_NAME, Some("integration"), Actor::System)
             .await
             .context("creating the demo integration key")?;
     principals.insert(
@@ -185,7 +187,7 @@ async fn seed(state: &AppState) -> anyhow::Result<Demo> {
 
     let mut customers = Vec::new();
     for input in roster::customers() {
-        let customer = create_customer_record(state, tenant.id, &tenant.settings.default_region, &input)
+        let customer = create_customer_record(state, tenant.id, &tenant.settings.default_region, &input, Actor::System)
             .await
             .with_context(|| format!("creating demo customer {}", input.username))?;
         customers.push(customer.id);

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
+use regain_core::Actor;
 use regain_server::error::ApiError;
 use regain_server::routes::customers::create_customer_record;
 
@@ -50,14 +51,16 @@ pub async fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode>
         };
         match row {
             Err(error) => failures.push(error),
-            Ok((line, input)) => match create_customer_record(&ctx.state, tenant.id, &region, &input).await {
-                Ok(_) => imported += 1,
-                Err(e @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => {
-                    fatal = Some(anyhow::anyhow!("line {line}: {e}"));
-                    break;
+            Ok((line, input)) => {
+                match create_customer_record(&ctx.state, tenant.id, &region, &input, Actor::System).await {
+                    Ok(_) => imported += 1,
+                    Err(e @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => {
+                        fatal = Some(anyhow::anyhow!("line {line}: {e}"));
+                        break;
+                    }
+                    Err(e) => failures.push(row_error(line, &e, is_csv)),
                 }
-                Err(e) => failures.push(row_error(line, &e, is_csv)),
-            },
+            }
         }
         bar.inc(1);
     }

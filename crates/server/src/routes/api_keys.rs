@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use regain_core::validation::bounded_text;
-use regain_core::{ApiKeyId, Role, ValidationError};
-use regain_store::ApiKeyRecord;
+use regain_core::{Actor, ApiKeyId, Role, ValidationError};
+use regain_store::{ApiKeyRecord, AuditRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -66,7 +66,7 @@ pub async fn create_api_key_record(
     tenant_id: regain_core::TenantId,
     name: &str,
     role: Option<&str>,
-    created_by: Option<regain_core::StaffId>,
+    actor: Actor,
 ) -> ApiResult<(ApiKeyRecord, String)> {
     let name = bounded_text("name", name, 1, 100)?;
     let role = match role {
@@ -83,12 +83,19 @@ pub async fn create_api_key_record(
         name,
         role,
         secret_hash: token_hash(&secret),
-        created_by,
+        created_by: match actor {
+            Actor::Staff { id, .. } => Some(id),
+            _ => None,
+        },
         created_at: state.now(),
         last_used_at: None,
         revoked_at: None,
     };
-    state.store.create_api_key(&record).await?;
+    let audit =
+        AuditRecord::new(Some(tenant_id), actor, "api_key.created", record.created_at).data(serde_json::json!({
+            "api_key_id": record.id.to_string(), "name": record.name, "role": record.role.as_str(),
+        }));
+    state.store.create_api_key(&record, &audit).await?;
     tracing::info!(api_key_id = %record.id, role = %record.role, "API key created");
     Ok((record, secret))
 }
@@ -104,7 +111,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let (record, secret) =
-        create_api_key_record(&state, auth.tenant()?, &req.name, req.role.as_deref(), auth.staff_id).await?;
+        create_api_key_record(&state, auth.tenant()?, &req.name, req.role.as_deref(), auth.actor).await?;
     Ok((StatusCode::CREATED, Json(CreatedApiKey { key: ApiKeyView::from(&record), secret })))
 }
 
@@ -128,7 +135,10 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = ApiKeyId::parse("id", &id).map_err(|_| ApiError::not_found("API key"))?;
-    state.store.revoke_api_key(auth.tenant()?, id, state.now()).await.map_err(|e| match e {
+    let tenant = auth.tenant()?;
+    let audit = AuditRecord::new(Some(tenant), auth.actor, "api_key.revoked", state.now())
+        .data(serde_json::json!({"api_key_id": id.to_string()}));
+    state.store.revoke_api_key(tenant, id, &audit).await.map_err(|e| match e {
         regain_store::StoreError::NotFound => ApiError::not_found("API key"),
         other => other.into(),
     })?;

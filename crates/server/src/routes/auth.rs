@@ -8,8 +8,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use regain_core::totp::{verify_totp, TotpParams};
-use regain_core::{EmailAddress, Staff};
-use regain_store::SessionRecord;
+use regain_core::{Actor, EmailAddress, Staff};
+use regain_store::{AuditRecord, SessionRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -100,11 +100,13 @@ pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginReq
     let params = TotpParams::default();
     let step = verify_totp(&record.totp_secret, &req.totp_code, now, &params, 1, None);
     let locked = record.locked_until.is_some_and(|until| until > now);
+    let actor = Actor::Staff { id: record.staff.id, role: record.staff.role };
     let (Some(step), true, true, false) = (step, password_ok, record.staff.active, locked) else {
         if !locked {
             // Guessing codes behind a stolen password is slowed to a crawl (SECURITY.md G6).
             let until = now + Duration::minutes(STAFF_LOCKOUT_MINUTES);
-            state.store.record_staff_login_failure(record.staff.id, STAFF_LOGIN_FAILURES_MAX, until).await?;
+            let audit = AuditRecord::new(record.staff.tenant_id, actor, "staff.login_failed", now);
+            state.store.record_staff_login_failure(record.staff.id, STAFF_LOGIN_FAILURES_MAX, until, &audit).await?;
         }
         tracing::info!(staff_id = %record.staff.id, locked, "staff sign-in refused");
         return Err(BAD_LOGIN);
@@ -115,7 +117,8 @@ pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginReq
         tracing::warn!(staff_id = %record.staff.id, "staff sign-in with a TOTP code already used");
         return Err(BAD_LOGIN);
     }
-    state.store.reset_staff_login_failures(record.staff.id).await?;
+    let audit = AuditRecord::new(record.staff.tenant_id, actor, "staff.login", now);
+    state.store.record_staff_login(record.staff.id, &audit).await?;
     let token = new_token(STAFF_TOKEN_PREFIX, state.entropy.as_ref());
     let expires_at = now + Duration::hours(i64::from(state.config.session_absolute_hours));
     let session = SessionRecord {

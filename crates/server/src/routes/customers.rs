@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use regain_core::customer::{ContactDraft, ContactEmail, ContactPhone, CustomerDraft, CustomerLookup, NewCustomer};
-use regain_core::{Customer, CustomerId, EmailAddress, PhoneE164, TenantId, ValidationError};
+use regain_core::{Actor, Customer, CustomerId, EmailAddress, PhoneE164, TenantId, ValidationError};
+use regain_store::AuditRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -171,6 +172,7 @@ pub async fn create_customer_record(
     tenant_id: TenantId,
     default_region: &str,
     input: &CustomerInput,
+    actor: Actor,
 ) -> ApiResult<Customer> {
     let new = NewCustomer::parse(&input.draft(), default_region)?;
     let password_hash = match &input.password {
@@ -182,7 +184,11 @@ pub async fn create_customer_record(
     };
     let id = CustomerId::generate(state.clock.as_ref(), state.entropy.as_ref());
     let customer = new.into_customer(id, tenant_id, state.now(), password_hash.is_some());
-    state.store.create_customer(&customer, password_hash.as_deref()).await?;
+    // The entry names the record, never its personal data (SECURITY.md L5).
+    let audit = AuditRecord::new(Some(tenant_id), actor, "customer.created", customer.created_at)
+        .customer(customer.id)
+        .data(serde_json::json!({"status": customer.status.as_str(), "password": password_hash.is_some()}));
+    state.store.create_customer(&customer, password_hash.as_deref(), &audit).await?;
     Ok(customer)
 }
 
@@ -204,7 +210,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<CustomerView>)> {
     let tenant_id = auth.tenant()?;
     let region = tenant_region(&state, tenant_id).await?;
-    let customer = create_customer_record(&state, tenant_id, &region, &input).await?;
+    let customer = create_customer_record(&state, tenant_id, &region, &input, auth.actor).await?;
     tracing::info!(customer_id = %customer.id, "customer record created");
     Ok((StatusCode::CREATED, Json(CustomerView::from(&customer))))
 }
@@ -261,7 +267,7 @@ pub async fn import(
             rows.push(ImportRowResult { index, id: None, error: Some(e.problem()) });
             continue;
         }
-        match create_customer_record(&state, tenant_id, &region, input).await {
+        match create_customer_record(&state, tenant_id, &region, input, auth.actor).await {
             Ok(customer) => rows.push(ImportRowResult { index, id: Some(customer.id.to_string()), error: None }),
             Err(e @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => {
                 tracing::error!(row = index, error = %e, "customer import stopped");
@@ -374,7 +380,10 @@ pub async fn update(
             detail: "a frozen record is thawed only by re-proofing the customer's identity".into(),
         });
     }
-    let updated = state.store.set_customer_status(tenant_id, id, status, state.now()).await?;
+    let audit = AuditRecord::new(Some(tenant_id), auth.actor, "customer.status_changed", state.now())
+        .customer(id)
+        .data(serde_json::json!({"from": current.status.as_str(), "to": status.as_str()}));
+    let updated = state.store.set_customer_status(tenant_id, id, status, &audit).await?;
     tracing::info!(customer_id = %id, from = %current.status, to = %status, "customer status changed");
     Ok(Json(CustomerView::from(&updated)))
 }

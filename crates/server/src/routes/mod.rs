@@ -1,6 +1,7 @@
 //! The HTTP routes. Each module holds its handlers and their wire types.
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod commands;

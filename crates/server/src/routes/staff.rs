@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use regain_core::staff::NewStaff;
 use regain_core::totp::{otpauth_uri, TotpParams};
-use regain_core::{Role, Staff, StaffId, TenantId};
-use regain_store::StaffRecord;
+use regain_core::{Actor, Role, Staff, StaffId, TenantId};
+use regain_store::{AuditRecord, StaffRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -62,7 +62,12 @@ pub struct StaffQuery {
 }
 
 /// Creates a staff account with a fresh TOTP secret; returns it with the secret.
-pub async fn create_staff_record(state: &AppState, new: NewStaff, password: &str) -> ApiResult<(Staff, Vec<u8>)> {
+pub async fn create_staff_record(
+    state: &AppState,
+    new: NewStaff,
+    password: &str,
+    actor: Actor,
+) -> ApiResult<(Staff, Vec<u8>)> {
     check_new_password("password", password, 12)?;
     let mut totp_secret = vec![0u8; 20];
     state.entropy.fill(&mut totp_secret);
@@ -78,7 +83,9 @@ pub async fn create_staff_record(state: &AppState, new: NewStaff, password: &str
     let password_hash = state.hasher.hash(password).await?;
     let record =
         StaffRecord { staff: staff.clone(), password_hash, totp_secret: totp_secret.clone(), locked_until: None };
-    state.store.create_staff(&record).await?;
+    let audit = AuditRecord::new(staff.tenant_id, actor, "staff.created", staff.created_at)
+        .data(serde_json::json!({"staff_id": staff.id.to_string(), "role": staff.role.as_str()}));
+    state.store.create_staff(&record, &audit).await?;
     tracing::info!(staff_id = %staff.id, role = %staff.role, "staff account created");
     Ok((staff, totp_secret))
 }
@@ -129,7 +136,7 @@ pub async fn create(
         }
     };
     let new = NewStaff::parse(tenant_id, &req.email, &req.display_name, &req.role)?;
-    let (staff, secret) = create_staff_record(&state, new, &req.password).await?;
+    let (staff, secret) = create_staff_record(&state, new, &req.password, auth.actor).await?;
     let totp = enrollment(&staff, &tenant_name, &secret);
     Ok((StatusCode::CREATED, Json(CreatedStaff { staff: StaffView::from(&staff), totp })))
 }

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use regain_core::tenant::NewTenant;
-use regain_core::{Tenant, TenantId, TenantSettings};
+use regain_core::{Actor, Tenant, TenantId, TenantSettings};
+use regain_store::AuditRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -103,7 +104,7 @@ pub struct TenantList {
 }
 
 /// Create a tenant and return it.
-pub async fn create_tenant_record(state: &AppState, req: CreateTenant) -> ApiResult<Tenant> {
+pub async fn create_tenant_record(state: &AppState, req: CreateTenant, actor: Actor) -> ApiResult<Tenant> {
     let settings = req.settings.unwrap_or_default().apply(TenantSettings::default());
     let new = NewTenant::parse(&req.slug, &req.display_name, settings)?;
     let now = state.now();
@@ -114,7 +115,9 @@ pub async fn create_tenant_record(state: &AppState, req: CreateTenant) -> ApiRes
         settings: new.settings,
         created_at: now,
     };
-    state.store.create_tenant(&tenant).await?;
+    let audit = AuditRecord::new(Some(tenant.id), actor, "tenant.created", now)
+        .data(serde_json::json!({"slug": tenant.slug.as_str(), "display_name": tenant.display_name}));
+    state.store.create_tenant(&tenant, &audit).await?;
     tracing::info!(tenant_id = %tenant.id, slug = %tenant.slug, "tenant created");
     Ok(tenant)
 }
@@ -127,10 +130,10 @@ pub async fn create_tenant_record(state: &AppState, req: CreateTenant) -> ApiRes
 ))]
 pub async fn create(
     State(state): State<AppState>,
-    _auth: Authorized<perm::TenantsManage>,
+    auth: Authorized<perm::TenantsManage>,
     ApiJson(req): ApiJson<CreateTenant>,
 ) -> ApiResult<(StatusCode, Json<TenantView>)> {
-    let tenant = create_tenant_record(&state, req).await?;
+    let tenant = create_tenant_record(&state, req, auth.actor).await?;
     Ok((StatusCode::CREATED, Json(TenantView::from(&tenant))))
 }
 
@@ -169,7 +172,12 @@ pub async fn update(
     let settings = req.settings.unwrap_or_default().apply(tenant.settings.clone());
     let display_name = req.display_name.as_deref().unwrap_or(&tenant.display_name);
     let parsed = NewTenant::parse(tenant.slug.as_str(), display_name, settings)?;
-    let updated = state.store.update_tenant(tenant.id, &parsed.display_name, &parsed.settings).await?;
+    let audit = AuditRecord::new(Some(tenant.id), auth.actor, "tenant.updated", state.now()).data(serde_json::json!({
+        "display_name": parsed.display_name,
+        "settings": serde_json::from_str::<serde_json::Value>(&regain_store::codec::settings_to_json(&parsed.settings))
+            .unwrap_or_default(),
+    }));
+    let updated = state.store.update_tenant(tenant.id, &parsed.display_name, &parsed.settings, &audit).await?;
     tracing::info!(tenant_id = %tenant.id, "tenant settings changed");
     Ok(Json(TenantView::from(&updated)))
 }

@@ -87,6 +87,10 @@ fn matrix() -> Vec<Route> {
         route(Method::POST, "/api/v1/cases/{case}/repudiate", reason(), CASE_WORKERS),
         route(Method::POST, "/api/v1/cases/{case}/cancel", reason(), CASE_WORKERS),
         route(Method::GET, "/api/v1/auth/me", None, 127),
+        route(Method::GET, "/api/v1/audit/checkpoint", None, 127),
+        route(Method::GET, "/api/v1/audit/entries/0", None, AUDITOR | ANALYST | DEPLOYMENT_ADMIN),
+        route(Method::GET, "/api/v1/audit/proofs/inclusion?seq=0", None, 127),
+        route(Method::GET, "/api/v1/audit/proofs/consistency?from=1", None, 127),
     ]
 }
 

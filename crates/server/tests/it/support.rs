@@ -7,7 +7,7 @@ use chrono::{Duration, TimeZone, Utc};
 use regain_core::env::FixedClock;
 use regain_core::staff::NewStaff;
 use regain_core::totp::{totp, TotpParams};
-use regain_core::{Clock, Role, StaffId, Tenant};
+use regain_core::{Actor, Clock, Role, StaffId, Tenant};
 use regain_hashing::{HashingPool, PoolConfig};
 use regain_server::routes::tenants::{create_tenant_record, CreateTenant};
 use regain_server::routes::{api_keys, staff};
@@ -63,8 +63,14 @@ impl TestApp {
         let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).single().expect("time")));
         let hasher =
             HashingPool::start(PoolConfig { workers: 2, queue_max: 256, ..PoolConfig::default() }).expect("hasher");
-        let state =
-            AppState { store, hasher, clock: clock.clone(), entropy: Arc::new(OsEntropy), config: Arc::new(config) };
+        let state = AppState {
+            store,
+            hasher,
+            clock: clock.clone(),
+            entropy: Arc::new(OsEntropy),
+            config: Arc::new(config),
+            audit: regain_server::audit::ephemeral("test.regain/audit").expect("audit key"),
+        };
         let app = Application::build(state.clone()).await.expect("bind");
         let base = format!("http://{}", app.local_addr().expect("addr"));
         let (tx, rx) = oneshot::channel::<()>();
@@ -79,14 +85,15 @@ impl TestApp {
         let req: CreateTenant =
             serde_json::from_value(serde_json::json!({"slug": slug, "display_name": format!("{slug} Inc.")}))
                 .expect("req");
-        create_tenant_record(&self.state, req).await.expect("tenant")
+        create_tenant_record(&self.state, req, Actor::System).await.expect("tenant")
     }
 
     pub async fn staff(&self, tenant: Option<&Tenant>, role: Role) -> TestStaff {
         static N: AtomicU32 = AtomicU32::new(0);
         let email = format!("{}{}@staff.test", role.as_str().replace('_', "-"), N.fetch_add(1, Ordering::Relaxed));
         let new = NewStaff::parse(tenant.map(|t| t.id), &email, "Test Person", role.as_str()).expect("staff");
-        let (staff, secret) = staff::create_staff_record(&self.state, new, PASSWORD).await.expect("create staff");
+        let (staff, secret) =
+            staff::create_staff_record(&self.state, new, PASSWORD, Actor::System).await.expect("create staff");
         TestStaff { id: staff.id, email, secret }
     }
 
@@ -112,7 +119,9 @@ impl TestApp {
 
     pub async fn api_key(&self, tenant: &Tenant, role: &str) -> String {
         let (_, secret) =
-            api_keys::create_api_key_record(&self.state, tenant.id, "test key", Some(role), None).await.expect("key");
+            api_keys::create_api_key_record(&self.state, tenant.id, "test key", Some(role), Actor::System)
+                .await
+                .expect("key");
         secret
     }
 

@@ -1,0 +1,124 @@
+//! The audit log over the API (SECURITY.md L1, L4): every change is an entry; checkpoints are
+//! signed notes that verify with the published key; proofs verify with the RFC 9162 algorithm.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use regain_core::Role;
+use regain_merkle::note::{open, Checkpoint, NoteVerifier};
+use regain_merkle::{verify_consistency, verify_inclusion};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::{customer_json, expect_problem, TestApp};
+
+fn b64(v: &Value) -> Vec<u8> {
+    B64.decode(v.as_str().expect("base64 string")).expect("base64")
+}
+
+#[tokio::test]
+async fn changes_are_logged_checkpointed_and_provable() {
+    let app = TestApp::sqlite().await;
+    let acme = app.tenant("acme").await;
+    let beta = app.tenant("beta").await;
+    let key = app.api_key(&acme, "integration").await;
+    app.post_ok(&key, "/api/v1/customers", customer_json("jane"), StatusCode::CREATED).await;
+    let case = app
+        .post_ok(&key, "/api/v1/cases", json!({"kind": "password_reset", "channel": "phone"}), StatusCode::CREATED)
+        .await;
+    regain_server::audit::sequence_all(&app.state).await.expect("sequence");
+    let auditor = app.token(Some(&acme), Role::Auditor).await;
+
+    let first = app.get_ok(&auditor, "/api/v1/audit/checkpoint").await;
+    let verifier = NoteVerifier::parse(first["verifier_key"].as_str().expect("key")).expect("verifier key");
+    let body = open(first["note"].as_str().expect("note"), &verifier).expect("a checkpoint signed by the log's key");
+    let signed = Checkpoint::parse_body(&body).expect("checkpoint body");
+    assert_eq!(signed.origin, "test.regain/audit");
+    assert_eq!(Some(signed.size), first["size"].as_u64());
+    assert_eq!(signed.root.to_vec(), b64(&first["root"]));
+
+    // Entries name who, what, when and which case; none holds the customer's personal data.
+    let size = signed.size;
+    let mut opened = None;
+    for seq in 0..size {
+        let response = app.get(&auditor, &format!("/api/v1/audit/entries/{seq}")).await;
+        if response.status() == StatusCode::NOT_FOUND {
+            continue; // another tenant's (beta's creation) or the deployment's
+        }
+        let entry: Value = response.json().await.expect("json");
+        let text = entry["entry"].as_str().expect("text");
+        for personal in ["jane@example.com", "+12015550123", "Jane Q. Doe", "an initial password"] {
+            assert!(!text.contains(personal), "entry {seq} holds {personal}: {text}");
+        }
+        if entry["action"] == "case.opened" {
+            opened = Some((seq, entry));
+        }
+    }
+    let (seq, entry) = opened.expect("the case's opening is logged");
+    assert_eq!(entry["case_id"], case["id"]);
+    let parsed: Value = serde_json::from_str(entry["entry"].as_str().expect("text")).expect("canonical JSON");
+    assert!(parsed["actor"].as_str().is_some_and(|a| a.starts_with("api_key:")), "{parsed}");
+    assert!(parsed["at"].as_str().is_some_and(|t| t.ends_with('Z')));
+
+    let proof = app.get_ok(&auditor, &format!("/api/v1/audit/proofs/inclusion?seq={seq}")).await;
+    let hashes: Vec<Vec<u8>> = proof["proof"].as_array().expect("proof").iter().map(b64).collect();
+    assert_eq!(b64(&proof["leaf_hash"]), b64(&entry["leaf_hash"]));
+    verify_inclusion(&b64(&proof["leaf_hash"]), seq, size, &hashes, &signed.root).expect("inclusion proof verifies");
+
+    // More changes, a later checkpoint that provably extends the first.
+    app.post_ok(
+        &key,
+        &format!("/api/v1/cases/{}/notes", case["id"].as_str().expect("id")),
+        json!({"text": "called back"}),
+        StatusCode::OK,
+    )
+    .await;
+    regain_server::audit::sequence_all(&app.state).await.expect("sequence");
+    let second = app.get_ok(&auditor, "/api/v1/audit/checkpoint").await;
+    let later = second["size"].as_u64().expect("size");
+    assert!(later > size);
+    let consistency = app.get_ok(&auditor, &format!("/api/v1/audit/proofs/consistency?from={size}&to={later}")).await;
+    let hashes: Vec<Vec<u8>> = consistency["proof"].as_array().expect("proof").iter().map(b64).collect();
+    verify_consistency(size, later, &hashes, &signed.root, &b64(&second["root"])).expect("consistency proof verifies");
+
+    // Another tenant's auditor sees none of acme's entries; an agent none at all.
+    let beta_auditor = app.token(Some(&beta), Role::Auditor).await;
+    expect_problem(
+        app.get(&beta_auditor, &format!("/api/v1/audit/entries/{seq}")).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+    let agent = app.token(Some(&acme), Role::Agent).await;
+    expect_problem(app.get(&agent, &format!("/api/v1/audit/entries/{seq}")).await, StatusCode::FORBIDDEN, "forbidden")
+        .await;
+}
+
+#[tokio::test]
+async fn bad_proof_requests_are_refused_precisely() {
+    let app = TestApp::sqlite().await;
+    let acme = app.tenant("acme").await;
+    let auditor = app.token(Some(&acme), Role::Auditor).await;
+    regain_server::audit::sequence_all(&app.state).await.expect("sequence");
+    let size = app.get_ok(&auditor, "/api/v1/audit/checkpoint").await["size"].as_u64().expect("size");
+    for (path, status, code) in [
+        (format!("/api/v1/audit/proofs/inclusion?seq={size}"), StatusCode::NOT_FOUND, "not-found"),
+        (format!("/api/v1/audit/proofs/inclusion?seq=0&size={}", size + 7), StatusCode::NOT_FOUND, "not-found"),
+        ("/api/v1/audit/proofs/inclusion?seq=-1".to_owned(), StatusCode::BAD_REQUEST, "bad-request"),
+        ("/api/v1/audit/proofs/inclusion".to_owned(), StatusCode::BAD_REQUEST, "bad-request"),
+        (
+            format!("/api/v1/audit/proofs/consistency?from={}&to={size}", size + 1),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        ),
+        (
+            format!("/api/v1/audit/proofs/consistency?from=999&to={size}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        ),
+        ("/api/v1/audit/proofs/consistency?from=2".to_owned(), StatusCode::NOT_FOUND, "not-found"),
+        ("/api/v1/audit/entries/99999".to_owned(), StatusCode::NOT_FOUND, "not-found"),
+        ("/api/v1/audit/entries/not-a-number".to_owned(), StatusCode::NOT_FOUND, "not-found"),
+    ] {
+        expect_problem(app.get(&auditor, &path).await, status, code).await;
+    }
+}
