@@ -6,6 +6,7 @@
 //! REGAIN_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1/postgres cargo run --release -p regain-bench
 //! ```
 
+mod audit;
 mod harness;
 mod scenarios;
 
@@ -22,9 +23,12 @@ struct Args {
     /// Concurrent HTTP clients for the case-creation scenario.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Which scenarios: case-create, login, or all.
+    /// Which scenarios: case-create, login, audit, or all.
     #[arg(long, default_value = "all")]
     scenario: String,
+    /// Entries in the audit-log scenario's log (B4 asks for 10 million).
+    #[arg(long, default_value_t = 1_000_000)]
+    audit_entries: u64,
     /// A PostgreSQL server (its database is used only to create a scratch database) for the
     /// PostgreSQL rows; without it those rows are skipped.
     #[arg(long, env = "REGAIN_BENCH_POSTGRES_URL")]
@@ -45,6 +49,11 @@ async fn main() -> anyhow::Result<()> {
     }
     if run("login") {
         println!("{}", scenarios::login(window).await?);
+    }
+    if run("audit") {
+        for line in audit::run(args.audit_entries.max(2), 1_000).await? {
+            println!("{line}");
+        }
     }
     Ok(())
 }

@@ -942,22 +942,37 @@ macro_rules! impl_sql_store {
                     let leaves: Vec<[u8; 32]> = pending.iter().map(|(_, entry)| $crate::regain_merkle::leaf_hash(entry.as_bytes())).collect();
                     let appended = $crate::regain_merkle::append(size, &frontier, &leaves)
                         .map_err(|e| StoreError::Corrupt(format!("audit tree: {e}")))?;
-                    for (offset, (id, _)) in pending.iter().enumerate() {
-                        sqlx::query("UPDATE audit_entries SET seq = $2 WHERE id = $1")
-                            .bind(id)
-                            .bind(i64::try_from(size + offset as u64).unwrap_or(i64::MAX))
+                    // Positions: one ranged statement when the batch's ids are contiguous (the
+                    // usual case), one per entry otherwise.
+                    let first_id = pending.first().map_or(0, |(id, _)| *id);
+                    let last_id = pending.last().map_or(0, |(id, _)| *id);
+                    let base = i64::try_from(size).unwrap_or(i64::MAX);
+                    if usize::try_from(last_id - first_id + 1).ok() == Some(pending.len()) {
+                        sqlx::query("UPDATE audit_entries SET seq = id - $1 + $2 WHERE id >= $1 AND id <= $3")
+                            .bind(first_id)
+                            .bind(base)
+                            .bind(last_id)
                             .execute(&mut *tx)
                             .await
                             .map_err(Self::map_err)?;
+                    } else {
+                        for (offset, (id, _)) in pending.iter().enumerate() {
+                            sqlx::query("UPDATE audit_entries SET seq = $2 WHERE id = $1")
+                                .bind(id)
+                                .bind(base + offset as i64)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(Self::map_err)?;
+                        }
                     }
-                    for (node, hash) in &appended.nodes {
-                        sqlx::query("INSERT INTO audit_nodes (level, idx, hash) VALUES ($1, $2, $3)")
-                            .bind(i64::from(node.level))
-                            .bind(i64::try_from(node.index).unwrap_or(i64::MAX))
-                            .bind(hash.as_slice())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(Self::map_err)?;
+                    for chunk in appended.nodes.chunks(500) {
+                        let mut q: QueryBuilder<'_, Db> = QueryBuilder::new("INSERT INTO audit_nodes (level, idx, hash) ");
+                        q.push_values(chunk, |mut row, (node, hash)| {
+                            row.push_bind(i64::from(node.level))
+                                .push_bind(i64::try_from(node.index).unwrap_or(i64::MAX))
+                                .push_bind(hash.to_vec());
+                        });
+                        q.build().execute(&mut *tx).await.map_err(Self::map_err)?;
                     }
                     let checkpoint = StoredCheckpoint {
                         size: appended.size,
