@@ -6,6 +6,7 @@
 
 mod admin;
 mod audit;
+mod canary;
 mod config;
 mod demo;
 mod help;

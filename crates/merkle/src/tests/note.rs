@@ -242,7 +242,7 @@ fn checkpoint_bodies_are_parsed_strictly() {
     let cases = [
         String::new(),
         format!("o\n42\n{root}"),
-        format!("o\n42\n"),
+        "o\n42\n".to_owned(),
         format!("\n42\n{root}\n"),
         format!("o\n042\n{root}\n"),
         format!("o\n+42\n{root}\n"),
