@@ -186,10 +186,15 @@ async fn verify(config: &Config, args: &VerifyArgs) -> anyhow::Result<ExitCode> 
         return verify_file(file, args.key.as_deref());
     }
     let ctx = Context::open(config, Schema::RequireCurrent).await?;
-    let log = ctx.state.audit.clone();
     let verifier = match &args.key {
         Some(key) => NoteVerifier::parse(key).context("--key")?,
-        None => log.verifier().map_err(anyhow::Error::msg)?,
+        // The log's own key, or a clear refusal: never a stand-in that would fail every
+        // signature and look like tampering.
+        None => identity(config, &config.database.data_dir, ctx.state.store.as_ref())
+            .await
+            .context("no --key given and the log's signing key is not available here")?
+            .verifier()
+            .map_err(anyhow::Error::msg)?,
     };
     let origin = verifier.name().to_owned();
     let mut check =
