@@ -50,7 +50,7 @@ pub const IMPORT_BODY_MAX_BYTES: usize = 4 * 1024 * 1024;
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let import =
         OpenApiRouter::new().routes(routes!(customers::import)).layer(DefaultBodyLimit::max(IMPORT_BODY_MAX_BYTES));
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
@@ -90,7 +90,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit_routes::consistency))
         .routes(routes!(directory::login))
         .routes(routes!(directory::me))
-        .split_for_parts()
+        .split_for_parts();
+    let mut doc = doc;
+    openapi::complete_error_responses(&mut doc);
+    (router, doc)
 }
 
 #[derive(Clone)]

@@ -1,7 +1,9 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations as the router is built, so
 //! a route cannot exist without being documented.
 
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -57,4 +59,45 @@ impl Modify for Security {
             ),
         );
     }
+}
+
+/// Adds to every operation the error responses that the layers around its handler can give, so
+/// the document lists every status a client can see: 400 (a query or body that does not parse),
+/// 413 and 415 (a body too large, or not JSON), 401 and 403 (credentials, role) on secured
+/// operations, and 503 (database unavailable, time limit) everywhere. All are problem+json.
+pub fn complete_error_responses(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        for op in
+            [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+        {
+            let has_body = op.request_body.is_some();
+            let has_query = op
+                .parameters
+                .as_ref()
+                .is_some_and(|ps| ps.iter().any(|p| matches!(p.parameter_in, ParameterIn::Query)));
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            let mut add = |code: &str, description: &str| add_problem(op, code, description);
+            if has_body || has_query {
+                add("400", "The query or body does not parse");
+            }
+            if has_body {
+                add("413", "The body is larger than the limit");
+                add("415", "The body is not JSON");
+            }
+            if secured {
+                add("401", "Missing, invalid or expired credentials");
+                add("403", "The caller's role does not allow this");
+            }
+            add("503", "The database is unavailable or the request took too long; retry later");
+        }
+    }
+}
+
+fn add_problem(op: &mut Operation, code: &str, description: &str) {
+    if op.responses.responses.contains_key(code) {
+        return;
+    }
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+    let response = ResponseBuilder::new().description(description).content("application/problem+json", content).build();
+    op.responses.responses.insert(code.to_owned(), RefOr::T(response));
 }

@@ -54,6 +54,7 @@ pub struct StaffList {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StaffQuery {
     /// For a deployment admin: the tenant whose staff to list (its slug). Without it, the

@@ -50,6 +50,15 @@ async fn the_document_describes_errors_and_credentials() {
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("item") {
             let responses = op["responses"].as_object().expect("responses");
+            for param in op["parameters"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                let name = param["name"].as_str().unwrap_or("");
+                let at = param["in"].as_str().unwrap_or("");
+                assert_eq!(
+                    at == "path",
+                    path.contains(&format!("{{{name}}}")),
+                    "{method} {path}: {name} is documented in {at}"
+                );
+            }
             assert!(!responses.is_empty(), "{method} {path}: no responses");
             if public.contains(&path.as_str()) {
                 continue;
@@ -58,8 +67,18 @@ async fn the_document_describes_errors_and_credentials() {
                 op["security"].as_array().is_some_and(|s| !s.is_empty()),
                 "{method} {path}: no security requirement"
             );
+            // Every status a client can see is documented (schemathesis checks it too).
+            for code in ["401", "403", "503"] {
+                assert!(responses.contains_key(code), "{method} {path}: {code} not documented");
+            }
             if op.get("requestBody").is_some() {
-                assert!(responses.keys().any(|code| code.starts_with('4')), "{method} {path}: no 4xx documented");
+                for code in ["400", "413", "415"] {
+                    assert!(responses.contains_key(code), "{method} {path}: {code} not documented");
+                }
+                assert_eq!(
+                    responses["415"]["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem"
+                );
             }
         }
     }
