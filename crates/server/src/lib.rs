@@ -65,6 +65,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api_keys::revoke))
         .routes(routes!(customers::search, customers::create))
         .routes(routes!(customers::get, customers::update))
+        .routes(routes!(customers::export))
         .merge(import)
         .routes(routes!(cases::list, cases::create))
         .routes(routes!(cases::get))

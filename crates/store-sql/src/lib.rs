@@ -1049,6 +1049,31 @@ macro_rules! impl_sql_store {
                     rows.into_iter().map(AuditEntryRow::into_domain).collect()
                 }
 
+                async fn audit_entries_for_customer(
+                    &self,
+                    tenant: TenantId,
+                    customer: CustomerId,
+                    limit: u32,
+                ) -> StoreResult<Vec<AuditEntry>> {
+                    let rows: Vec<AuditEntryRow> = sqlx::query_as(
+                        "SELECT seq, tenant_id, at, action, case_id, customer_id, entry FROM audit_entries \
+                         WHERE customer_id = $1 AND tenant_id = $2 ORDER BY id LIMIT $3",
+                    )
+                    .bind(customer.to_string())
+                    .bind(tenant.to_string())
+                    .bind(i64::from(limit))
+                    .fetch_all(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    rows.into_iter().map(AuditEntryRow::into_domain).collect()
+                }
+
+                async fn record_audit(&self, record: &AuditRecord) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    Self::insert_audit(&mut tx, record).await?;
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
                 async fn unsequenced_audit_entries(&self) -> StoreResult<u64> {
                     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries WHERE seq IS NULL")
                         .fetch_one(self.read_pool())

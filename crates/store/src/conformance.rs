@@ -506,10 +506,9 @@ impl CheckpointSigner for TestSigner {
 pub async fn every_change_is_logged_and_the_log_proves_it(store: &dyn Store) {
     // SECURITY.md L1, L4.
     let acme = tenant(store, 1, "acme").await;
-    store
-        .create_customer(&customer(&acme, 30, "jane"), Some("$argon2id$hash"), &audit("customer.created"))
-        .await
-        .unwrap();
+    let created = AuditRecord::new(Some(acme.id), Actor::System, "customer.created", t0())
+        .customer(CustomerId::from_uuid(uuid(30)));
+    store.create_customer(&customer(&acme, 30, "jane"), Some("$argon2id$hash"), &created).await.unwrap();
     let case = open_case(store, &acme, 100, CaseKind::PasswordReset).await;
     let case = command(store, &case, CaseCommand::StartIdentification).await;
     command(store, &case, CaseCommand::Identify { customer_id: CustomerId::from_uuid(uuid(30)) }).await;
@@ -563,6 +562,15 @@ pub async fn every_change_is_logged_and_the_log_proves_it(store: &dyn Store) {
         let proof = plan.assemble(&store.audit_nodes(&plan.nodes()).await.unwrap()).unwrap();
         regain_merkle::verify_inclusion(leaf, seq as u64, 6, &proof, &second.root).unwrap();
     }
+    // What names a customer is found by customer, within the tenant only.
+    let jane = CustomerId::from_uuid(uuid(30));
+    let about_jane = store.audit_entries_for_customer(acme.id, jane, 100).await.unwrap();
+    let actions: Vec<&str> = about_jane.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["customer.created", "case.customer_identified", "case.state_changed"]);
+    let beta = tenant(store, 2, "beta").await;
+    assert!(store.audit_entries_for_customer(beta.id, jane, 100).await.unwrap().is_empty());
+    store.record_audit(&audit("customer.exported").customer(jane)).await.unwrap();
+    assert_eq!(store.unsequenced_audit_entries().await.unwrap(), 2, "beta's creation and the export");
     let plan = regain_merkle::consistency_proof_plan(4, 6).unwrap();
     let proof = plan.assemble(&store.audit_nodes(&plan.nodes()).await.unwrap()).unwrap();
     regain_merkle::verify_consistency(4, 6, &proof, &first.root, &second.root).unwrap();

@@ -167,6 +167,15 @@ pub trait Store: Send + Sync + 'static {
     /// Sequenced entries in log order, from `from_seq` on.
     async fn audit_entries(&self, from_seq: u64, limit: u32) -> StoreResult<Vec<AuditEntry>>;
     async fn unsequenced_audit_entries(&self) -> StoreResult<u64>;
+    /// Every entry that names this customer, placed or not, oldest first (GDPR Art. 15).
+    async fn audit_entries_for_customer(
+        &self,
+        tenant: TenantId,
+        customer: CustomerId,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>>;
+    /// An audit entry for something that changes nothing else (an access, an export).
+    async fn record_audit(&self, record: &AuditRecord) -> StoreResult<()>;
     /// Stored subtree hashes; ids not stored are absent from the map.
     async fn audit_nodes(&self, ids: &[NodeId]) -> StoreResult<HashMap<NodeId, [u8; 32]>>;
 }

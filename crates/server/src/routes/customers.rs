@@ -388,3 +388,96 @@ pub async fn update(
     tracing::info!(customer_id = %id, from = %current.status, to = %status, "customer status changed");
     Ok(Json(CustomerView::from(&updated)))
 }
+
+/// Entries of each kind an access export carries at most.
+pub const EXPORT_ITEMS_MAX: u32 = 10_000;
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginView {
+    pub at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub success: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ExportedCase {
+    pub case: super::cases::CaseView,
+    pub timeline: Vec<super::cases::TimelineEntryView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ExportedAuditEntry {
+    /// The entry's place in the log; absent until it is placed.
+    pub seq: Option<u64>,
+    pub action: String,
+    pub at: DateTime<Utc>,
+    /// The canonical entry text, as logged.
+    pub entry: String,
+}
+
+/// Everything Regain holds about one customer (GDPR Art. 15).
+#[derive(Serialize, ToSchema)]
+pub struct CustomerExport {
+    pub generated_at: DateTime<Utc>,
+    pub customer: CustomerView,
+    pub cases: Vec<ExportedCase>,
+    /// Sign-ins to the built-in directory, newest first.
+    pub logins: Vec<LoginView>,
+    /// Audit entries that name the customer, oldest first.
+    pub audit_entries: Vec<ExportedAuditEntry>,
+}
+
+/// Export everything held about a customer as JSON (GDPR Art. 15). The export itself is an
+/// audit entry.
+#[utoipa::path(get, path = "/api/v1/customers/{id}/export", tag = "customers", params(("id" = String, Path)), security(("bearer" = []), ("cookie" = [])), responses(
+    (status = 200, body = CustomerExport),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn export(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CustomersRead>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CustomerExport>> {
+    let tenant_id = auth.tenant()?;
+    let id = CustomerId::parse("id", &id).map_err(|_| ApiError::not_found("customer"))?;
+    let customer = state.store.customer(tenant_id, id).await?.ok_or_else(|| ApiError::not_found("customer"))?;
+    let now = state.now();
+
+    let mut cases = Vec::new();
+    let filter = regain_store::CaseFilter { customer_id: Some(id), ..regain_store::CaseFilter::default() };
+    let mut after = None;
+    loop {
+        let page = regain_store::PageRequest { limit: regain_store::PageRequest::LIMIT_MAX, after };
+        let found = state.store.list_cases(tenant_id, &filter, &page).await?;
+        for case in &found.items {
+            let timeline = state.store.timeline(tenant_id, case.id).await?;
+            cases.push(ExportedCase {
+                case: super::cases::CaseView::new(case, Some(&customer), now),
+                timeline: timeline.iter().map(super::cases::TimelineEntryView::from).collect(),
+            });
+        }
+        match found.next_after {
+            Some(next) if cases.len() < EXPORT_ITEMS_MAX as usize => after = Some(next),
+            _ => break,
+        }
+    }
+    let logins = state.store.login_history(tenant_id, id, EXPORT_ITEMS_MAX).await?;
+    let entries = state.store.audit_entries_for_customer(tenant_id, id, EXPORT_ITEMS_MAX).await?;
+    let audit = AuditRecord::new(Some(tenant_id), auth.actor, "customer.exported", now).customer(id);
+    state.store.record_audit(&audit).await?;
+    tracing::info!(customer_id = %id, "customer data exported");
+    Ok(Json(CustomerExport {
+        generated_at: now,
+        customer: CustomerView::from(&customer),
+        cases,
+        logins: logins
+            .into_iter()
+            .map(|l| LoginView { at: l.at, ip: l.ip, user_agent: l.user_agent, success: l.success })
+            .collect(),
+        audit_entries: entries
+            .into_iter()
+            .map(|e| ExportedAuditEntry { seq: e.seq, action: e.action, at: e.at, entry: e.entry })
+            .collect(),
+    }))
+}

@@ -61,6 +61,7 @@ fn matrix() -> Vec<Route> {
         route(Method::POST, "/api/v1/customers/import", Some(json!({"customers": []})), TENANT_ADMIN | INTEGRATION),
         route(Method::GET, "/api/v1/customers?username=jane", None, TENANT_ADMIN | INTEGRATION),
         route(Method::GET, "/api/v1/customers/{customer}", None, TENANT_ADMIN | INTEGRATION),
+        route(Method::GET, "/api/v1/customers/{customer}/export", None, TENANT_ADMIN | INTEGRATION),
         route(
             Method::PATCH,
             "/api/v1/customers/{customer}",

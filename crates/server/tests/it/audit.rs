@@ -122,3 +122,59 @@ async fn bad_proof_requests_are_refused_precisely() {
         expect_problem(app.get(&auditor, &path).await, status, code).await;
     }
 }
+
+#[tokio::test]
+async fn a_customer_gets_everything_held_about_them_and_the_export_is_logged() {
+    // GDPR Art. 15.
+    let app = TestApp::sqlite().await;
+    let acme = app.tenant("acme").await;
+    let beta = app.tenant("beta").await;
+    let key = app.api_key(&acme, "integration").await;
+    let jane = app.post_ok(&key, "/api/v1/customers", customer_json("jane"), StatusCode::CREATED).await;
+    let id = jane["id"].as_str().expect("id");
+    for password in ["an initial password", "not the password"] {
+        app.call(
+            reqwest::Method::POST,
+            "/api/v1/directory/acme/login",
+            None,
+            Some(json!({"username": "jane", "password": password})),
+        )
+        .await;
+    }
+    let case = app
+        .post_ok(&key, "/api/v1/cases", json!({"kind": "account_unlock", "channel": "chat"}), StatusCode::CREATED)
+        .await;
+    let case_id = case["id"].as_str().expect("id");
+    app.post_ok(&key, &format!("/api/v1/cases/{case_id}/start-identification"), json!({}), StatusCode::OK).await;
+    app.post_ok(&key, &format!("/api/v1/cases/{case_id}/identify"), json!({"customer_id": id}), StatusCode::OK).await;
+
+    let export = app.get_ok(&key, &format!("/api/v1/customers/{id}/export")).await;
+    assert_eq!(export["customer"]["emails"][0]["value"], "jane@example.com");
+    assert_eq!(export["cases"].as_array().map(Vec::len), Some(1));
+    assert_eq!(export["cases"][0]["case"]["id"], case_id);
+    assert_eq!(export["cases"][0]["timeline"].as_array().map(Vec::len), Some(4));
+    let logins: Vec<bool> =
+        export["logins"].as_array().expect("logins").iter().map(|l| l["success"].as_bool().unwrap_or(true)).collect();
+    assert_eq!(logins, [false, true], "newest first");
+    let actions: Vec<&str> =
+        export["audit_entries"].as_array().expect("entries").iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(
+        actions,
+        ["customer.created", "directory.login", "directory.login", "case.customer_identified", "case.state_changed"]
+    );
+    assert!(!export.to_string().contains("an initial password"));
+
+    // The export is itself on record, and shows in the next one.
+    let again = app.get_ok(&key, &format!("/api/v1/customers/{id}/export")).await;
+    let last = again["audit_entries"].as_array().and_then(|e| e.last()).expect("entries");
+    assert_eq!(last["action"], "customer.exported");
+    assert!(last["entry"].as_str().is_some_and(|t| t.contains("api_key:")));
+
+    let beta_key = app.api_key(&beta, "tenant_admin").await;
+    expect_problem(
+        app.get(&beta_key, &format!("/api/v1/customers/{id}/export")).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    )
+    .await;
+}
