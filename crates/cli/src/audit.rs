@@ -210,13 +210,7 @@ async fn verify_store(store: &dyn Store, check: &mut Check<'_>) -> Result<(), St
     let mut next_checkpoint_from = 1;
     let mut seq = 0;
     loop {
-        if checkpoints.is_empty() {
-            let page = store.checkpoints(next_checkpoint_from, PAGE).await.map_err(|e| e.to_string())?;
-            if let Some(last) = page.last() {
-                next_checkpoint_from = last.size + 1;
-            }
-            checkpoints.extend(page);
-        }
+        refill(store, &mut checkpoints, &mut next_checkpoint_from).await?;
         let entries = store.audit_entries(seq, PAGE).await.map_err(|e| e.to_string())?;
         let ids: Vec<regain_store::NodeId> =
             entries.iter().filter_map(|e| e.seq).map(|s| regain_store::NodeId { level: 0, index: s }).collect();
@@ -234,13 +228,7 @@ async fn verify_store(store: &dyn Store, check: &mut Check<'_>) -> Result<(), St
                 if let Some(c) = checkpoints.pop_front() {
                     check.item(Item::Checkpoint { size: c.size, root: c.root, note: c.note })?;
                 }
-                if checkpoints.is_empty() {
-                    let page = store.checkpoints(next_checkpoint_from, PAGE).await.map_err(|e| e.to_string())?;
-                    if let Some(last) = page.last() {
-                        next_checkpoint_from = last.size + 1;
-                    }
-                    checkpoints.extend(page);
-                }
+                refill(store, &mut checkpoints, &mut next_checkpoint_from).await?;
             }
         }
         // Every stored hash above the leaves must be what the entries give: proofs are built
@@ -259,6 +247,22 @@ async fn verify_store(store: &dyn Store, check: &mut Check<'_>) -> Result<(), St
     }
     if let Some(c) = checkpoints.front() {
         return Err(format!("checkpoint {}: covers entries the log does not have (it has {})", c.size, check.size));
+    }
+    Ok(())
+}
+
+/// Reads the next page of checkpoints once the ones in hand are used up.
+async fn refill(
+    store: &dyn Store,
+    checkpoints: &mut std::collections::VecDeque<regain_store::StoredCheckpoint>,
+    next_from: &mut u64,
+) -> Result<(), String> {
+    if checkpoints.is_empty() {
+        let page = store.checkpoints(*next_from, PAGE).await.map_err(|e| e.to_string())?;
+        if let Some(last) = page.last() {
+            *next_from = last.size + 1;
+        }
+        checkpoints.extend(page);
     }
     Ok(())
 }

@@ -6,7 +6,6 @@
 //! second by default. Any number of processes may run it: the store lets one at a time through.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use regain_merkle::note::{Checkpoint, NoteSigner, NoteVerifier};
 use regain_store::{CheckpointSigner, StoreError};
@@ -70,19 +69,11 @@ pub async fn sequence_all(state: &AppState) -> Result<usize, StoreError> {
 
 pub fn spawn_sequencer(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     let interval_ms = state.config.audit_sequence_interval_ms;
-    if interval_ms == 0 {
-        return None;
-    }
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(interval_ms));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = sequence_all(&state).await {
-                tracing::warn!(error = %e, "audit sequencing failed; will retry");
-            }
+    crate::periodic::spawn_every(interval_ms, state, |state| async move {
+        if let Err(e) = sequence_all(&state).await {
+            tracing::warn!(error = %e, "audit sequencing failed; will retry");
         }
-    }))
+    })
 }
 
 /// A log identity with a fresh key that is kept nowhere: for tests, benchmarks, and commands

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod passwords;
+pub mod periodic;
 pub mod routes;
 pub mod state;
 pub mod sweeper;

@@ -1,8 +1,6 @@
 //! Expires cases whose deadline passed before anything was executed. Runs in every `serve`
 //! process; the optimistic version check makes two sweepers racing for one case harmless.
 
-use std::time::Duration;
-
 use regain_core::case::{apply, CaseCommand};
 use regain_core::Actor;
 use regain_store::StoreError;
@@ -14,21 +12,13 @@ const BATCH_MAX: u32 = 200;
 
 pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     let interval_ms = state.config.expiry_sweep_interval_ms;
-    if interval_ms == 0 {
-        return None;
-    }
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(interval_ms));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            match sweep(&state).await {
-                Ok(0) => {}
-                Ok(expired) => tracing::info!(expired, "expired cases swept"),
-                Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
-            }
+    crate::periodic::spawn_every(interval_ms, state, |state| async move {
+        match sweep(&state).await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "expired cases swept"),
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
         }
-    }))
+    })
 }
 
 /// Expires what is due now; returns how many cases were expired.
