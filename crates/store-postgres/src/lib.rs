@@ -29,6 +29,7 @@ impl PostgresConfig {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: Pool<Postgres>,
+    keys: regain_store_sql::sealing::Keys,
 }
 
 impl PostgresStore {
@@ -43,7 +44,7 @@ impl PostgresStore {
             .max_connections(config.connections_max.max(1))
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self { pool, keys: Default::default() })
     }
 
     /// Connects now, failing if the database cannot be reached.
@@ -54,6 +55,7 @@ impl PostgresStore {
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {
+        regain_store_sql::refuse_plaintext_records(&self.pool).await?;
         MIGRATIONS.run(&self.pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
 
@@ -64,6 +66,10 @@ impl PostgresStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// After an erasure. PostgreSQL keeps deleted tuples until VACUUM reuses their space; what
+    /// they hold is sealed under keys that are now destroyed, so nothing is done here.
+    async fn after_erasure(&self) {}
 
     fn read_pool(&self) -> &Pool<Postgres> {
         &self.pool

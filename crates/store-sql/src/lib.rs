@@ -10,9 +10,10 @@
 //! - `fn map_err(error: sqlx::Error) -> StoreError`
 
 pub mod rows;
+pub mod sealing;
 
 #[doc(hidden)]
-pub use {async_trait, regain_core, regain_merkle, regain_store, serde_json, sqlx, uuid};
+pub use {async_trait, regain_core, regain_crypto, regain_merkle, regain_store, serde_json, sqlx, uuid};
 
 /// How stale a session's idle deadline or a key's last use may get before it is written again.
 pub const TOUCH_SLACK: regain_core::chrono::Duration = regain_core::chrono::Duration::seconds(60);
@@ -22,11 +23,44 @@ pub const STAFF_COLUMNS: &str =
     "id, tenant_id, email, display_name, role, active, password_hash, totp_secret, locked_until, created_at";
 pub const API_KEY_COLUMNS: &str =
     "id, tenant_id, name, role, secret_hash, created_by, created_at, last_used_at, revoked_at";
-pub const CUSTOMER_COLUMNS: &str = "id, tenant_id, external_id, username, account_number, full_name, status, \
+pub const CUSTOMER_COLUMNS: &str = "id, tenant_id, external_id, sealed, status, \
      privileged, vip, password_enrolled, totp_enrolled, recovery_codes_remaining, passkeys, created_at, updated_at";
+/// Selected after [`CUSTOMER_COLUMNS`] or [`CASE_COLUMNS`]: the record's wrapped data key.
+pub const CUSTOMER_KEY: &str = "(SELECT wrapped FROM data_keys WHERE subject = customers.id) AS wrapped_key";
+pub const CASE_KEY: &str = "(SELECT wrapped FROM data_keys WHERE subject = cases.id) AS wrapped_key";
 pub const CASE_COLUMNS: &str = "id, tenant_id, kind, channel, state, tier, assignee, customer_id, summary, \
      approval_required, approval_requested_by, decided_by, cooling_off_until, first_response_due, resolution_due, \
      first_response_at, expires_at, created_by, created_at, updated_at, version";
+
+/// Refuses to migrate a database that holds customer records or cases written before personal
+/// data was encrypted (migration 3): that migration rebuilds their tables, and a pre-release
+/// database is not worth a converter. A new database, or one already past it, passes.
+pub async fn refuse_plaintext_records<Db>(pool: &sqlx::Pool<Db>) -> regain_store::StoreResult<()>
+where
+    Db: sqlx::Database,
+    for<'c> &'c sqlx::Pool<Db>: sqlx::Executor<'c, Database = Db>,
+    i64: sqlx::Type<Db> + for<'r> sqlx::Decode<'r, Db>,
+    for<'q> <Db as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, Db>,
+    usize: sqlx::ColumnIndex<<Db as sqlx::Database>::Row>,
+{
+    // Each query fails when its table does not exist, which here means "nothing to refuse".
+    if sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM keyring").fetch_one(pool).await.is_ok() {
+        return Ok(());
+    }
+    let records: i64 =
+        sqlx::query_scalar::<Db, i64>("SELECT (SELECT COUNT(*) FROM customers) + (SELECT COUNT(*) FROM cases)")
+            .fetch_one(pool)
+            .await
+            .unwrap_or(0);
+    if records > 0 {
+        return Err(regain_store::StoreError::Other(format!(
+            "this database holds {records} customer record(s) and case(s) written by a pre-release build that \
+             stored personal data unencrypted; this version encrypts it and will not convert them. \
+             Export what you need and start from a new database"
+        )));
+    }
+    Ok(())
+}
 
 /// Implements `regain_store::Store` for `$store`, whose database is `$db`.
 #[macro_export]
@@ -36,11 +70,13 @@ macro_rules! impl_sql_store {
             use $crate::regain_core::case::{CaseEvent, CaseState};
             use $crate::regain_core::customer::{Customer, CustomerLookup, CustomerStatus};
             use $crate::regain_core::{Actor, ApiKeyId, Case, CaseId, CustomerId, StaffId, Tenant, TenantId, TenantSettings, Timestamp};
-            use $crate::regain_store::codec::{actor_to_text, audit_entry_text, event_to_json, micros, settings_to_json};
+            use $crate::regain_store::codec::{actor_to_text, audit_entry_text, micros, settings_to_json};
             use $crate::regain_store::*;
             use $crate::rows::*;
             use $crate::sqlx::{self, QueryBuilder};
-            use $crate::{API_KEY_COLUMNS, CASE_COLUMNS, CUSTOMER_COLUMNS, STAFF_COLUMNS, TENANT_COLUMNS};
+            use $crate::{API_KEY_COLUMNS, CASE_COLUMNS, CASE_KEY, CUSTOMER_COLUMNS, CUSTOMER_KEY, STAFF_COLUMNS, TENANT_COLUMNS};
+            use $crate::regain_crypto::{DataKey, Keyring, KeyringRecord, MasterKey};
+            use $crate::sealing;
 
             type Db = $db;
             type Tx = sqlx::Transaction<'static, Db>;
@@ -90,30 +126,127 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn load_customers(&self, rows: Vec<CustomerRow>) -> StoreResult<Vec<Customer>> {
+                    let keyring = self.keys.get()?;
                     let mut customers = Vec::with_capacity(rows.len());
                     for row in rows {
                         let emails: Vec<EmailRow> = sqlx::query_as(
-                            "SELECT address, verified, added_at FROM customer_emails WHERE customer_id = $1 ORDER BY position",
+                            "SELECT position, address_sealed, verified, added_at FROM customer_emails WHERE customer_id = $1 ORDER BY position",
                         )
                         .bind(&row.id)
                         .fetch_all(self.read_pool())
                         .await
                         .map_err(Self::map_err)?;
                         let phones: Vec<PhoneRow> = sqlx::query_as(
-                            "SELECT number, verified, added_at FROM customer_phones WHERE customer_id = $1 ORDER BY position",
+                            "SELECT position, number_sealed, verified, added_at FROM customer_phones WHERE customer_id = $1 ORDER BY position",
                         )
                         .bind(&row.id)
                         .fetch_all(self.read_pool())
                         .await
                         .map_err(Self::map_err)?;
-                        customers.push(row.into_domain(emails, phones)?);
+                        customers.push(row.into_domain(&keyring, emails, phones)?);
                     }
                     Ok(customers)
+                }
+
+                /// The case's data key, read in the transaction; `None` once destroyed.
+                async fn case_key_in(tx: &mut Tx, keyring: &Keyring, case: CaseId) -> StoreResult<Option<DataKey>> {
+                    let wrapped: Option<Vec<u8>> = sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE subject = $1")
+                        .bind(case.to_string())
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    sealing::case_key(keyring, case, wrapped.as_deref())
+                }
+
+                async fn insert_data_key(
+                    tx: &mut Tx,
+                    master_key_id: &str,
+                    subject: &str,
+                    kind: &str,
+                    tenant: TenantId,
+                    wrapped: &[u8],
+                    at: Timestamp,
+                ) -> StoreResult<()> {
+                    // Only while the keyring is still under the master key that wrapped it: after
+                    // a rotation by another process, this one must restart with the new key.
+                    let done = sqlx::query(
+                        "INSERT INTO data_keys (subject, subject_kind, key_tenant, wrapped, created_at) \
+                         SELECT $1, $2, $3, $4, $5 FROM keyring WHERE id = 1 AND master_key_id = $6",
+                    )
+                    .bind(subject)
+                    .bind(kind)
+                    .bind(tenant.to_string())
+                    .bind(wrapped)
+                    .bind(micros(at))
+                    .bind(master_key_id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Keyring(
+                            "the master key was rotated by another process; restart with the new key".into(),
+                        ));
+                    }
+                    Ok(())
+                }
+
+                /// Re-wraps, in batches, every data key not yet under `next`'s master key.
+                async fn rewrap_data_keys(tx: &mut Tx, current: &Keyring, next: &Keyring) -> StoreResult<u64> {
+                    let mut after = String::new();
+                    let mut count = 0u64;
+                    loop {
+                        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+                            "SELECT subject, wrapped FROM data_keys WHERE subject > $1 ORDER BY subject LIMIT 1000",
+                        )
+                        .bind(&after)
+                        .fetch_all(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        let Some((last, _)) = rows.last() else { break };
+                        after = last.clone();
+                        for (subject, wrapped) in rows {
+                            if next.data_key(&subject, &wrapped).is_ok() {
+                                continue;
+                            }
+                            let rewrapped = current
+                                .master()
+                                .rewrap(next.master(), &wrapped, &subject)
+                                .map_err(|_| StoreError::Corrupt("data_keys.wrapped does not decrypt under the master key".into()))?;
+                            sqlx::query("UPDATE data_keys SET wrapped = $2 WHERE subject = $1")
+                                .bind(&subject)
+                                .bind(&rewrapped)
+                                .execute(&mut **tx)
+                                .await
+                                .map_err(Self::map_err)?;
+                            count += 1;
+                        }
+                    }
+                    Ok(count)
+                }
+
+                /// The terminal states as an SQL list: cases that take no more changes.
+                fn terminal_states() -> String {
+                    CaseState::ALL
+                        .iter()
+                        .filter(|s| s.is_terminal())
+                        .map(|s| format!("'{}'", s.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+
+                async fn read_keyring(&self) -> StoreResult<Option<KeyringRecord>> {
+                    let row: Option<(String, Vec<u8>, Vec<u8>)> =
+                        sqlx::query_as("SELECT master_key_id, key_check, index_key FROM keyring WHERE id = 1")
+                            .fetch_optional(self.read_pool())
+                            .await
+                            .map_err(Self::map_err)?;
+                    Ok(row.map(|(master_key_id, check, index_key)| KeyringRecord { master_key_id, check, index_key }))
                 }
 
                 async fn append_events(
                     tx: &mut Tx,
                     case: &Case,
+                    key: &DataKey,
                     events: &[CaseEvent],
                     actor: &Actor,
                 ) -> StoreResult<()> {
@@ -140,7 +273,9 @@ macro_rules! impl_sql_store {
                             state = *to;
                         }
                         seq += 1;
-                        let (name, data) = event_to_json(event);
+                        // Free text is sealed under the case's key, here and in the audit entry.
+                        let (name, sealed) = sealing::seal_event(key, case.id, seq, event);
+                        let data = sealed.to_string();
                         sqlx::query(
                             "INSERT INTO case_events (case_id, seq, tenant_id, at, actor, event_type, data, state_after) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -163,7 +298,7 @@ macro_rules! impl_sql_store {
                         record.data = $crate::serde_json::json!({
                             "case_seq": seq,
                             "state": state.as_str(),
-                            "event": $crate::serde_json::from_str::<$crate::serde_json::Value>(&data).unwrap_or($crate::serde_json::Value::Null),
+                            "event": sealed,
                         });
                         Self::insert_audit(tx, &record).await?;
                     }
@@ -173,6 +308,7 @@ macro_rules! impl_sql_store {
                 fn bind_case<'q>(
                     query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
                     case: &Case,
+                    key: Option<&DataKey>,
                 ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
                     query
                         .bind(case.id.to_string())
@@ -183,7 +319,7 @@ macro_rules! impl_sql_store {
                         .bind(i64::from(case.tier.get()))
                         .bind(case.assignee.map(|a| a.to_string()))
                         .bind(case.customer_id.map(|c| c.to_string()))
-                        .bind(case.summary.clone())
+                        .bind(key.and_then(|k| sealing::seal_summary(k, case.id, case.summary.as_deref())))
                         .bind(case.approval_required)
                         .bind(case.approval_requested_by.as_ref().map(actor_to_text))
                         .bind(case.decided_by.as_ref().map(actor_to_text))
@@ -208,6 +344,84 @@ macro_rules! impl_sql_store {
                 async fn ping(&self) -> StoreResult<()> {
                     sqlx::query("SELECT 1").execute(self.read_pool()).await.map_err(Self::map_err)?;
                     Ok(())
+                }
+
+                async fn master_key_id(&self) -> StoreResult<Option<String>> {
+                    Ok(self.read_keyring().await?.map(|r| r.master_key_id))
+                }
+
+                async fn unlock(&self, master: MasterKey, now: Timestamp) -> StoreResult<Unlocked> {
+                    let wrong = |e: $crate::regain_crypto::UnlockError| StoreError::Keyring(e.to_string());
+                    if let Some(record) = self.read_keyring().await? {
+                        self.keys.set(Keyring::unlock(master, &record).map_err(wrong)?)?;
+                        return Ok(Unlocked::Opened);
+                    }
+                    let (keyring, record) = Keyring::create(master);
+                    let mut tx = self.write_tx().await?;
+                    let inserted = sqlx::query(
+                        "INSERT INTO keyring (id, master_key_id, key_check, index_key, created_at) VALUES (1, $1, $2, $3, $4) \
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(&record.master_key_id)
+                    .bind(&record.check)
+                    .bind(&record.index_key)
+                    .bind(micros(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?
+                    .rows_affected();
+                    tx.commit().await.map_err(Self::map_err)?;
+                    if inserted == 1 {
+                        self.keys.set(keyring)?;
+                        return Ok(Unlocked::Created);
+                    }
+                    // Another process created the keyring first: the key must open theirs.
+                    let record = self.read_keyring().await?.ok_or(StoreError::NotFound)?;
+                    self.keys.set(Keyring::unlock(keyring.into_master(), &record).map_err(wrong)?)?;
+                    Ok(Unlocked::Opened)
+                }
+
+                async fn rotate_master_key(&self, next: MasterKey, audit: &AuditRecord) -> StoreResult<u64> {
+                    let current = self.keys.get()?;
+                    let (rotated, record) = current.rotate(next);
+                    let mut tx = self.write_tx().await?;
+                    // The keyring row first: it is what every other writer checks.
+                    let done = sqlx::query(
+                        "UPDATE keyring SET master_key_id = $1, key_check = $2, index_key = $3, rotated_at = $4 \
+                         WHERE id = 1 AND master_key_id = $5",
+                    )
+                    .bind(&record.master_key_id)
+                    .bind(&record.check)
+                    .bind(&record.index_key)
+                    .bind(micros(audit.at))
+                    .bind(current.master().id())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Keyring(
+                            "the master key was rotated by another process; restart with the new key".into(),
+                        ));
+                    }
+                    let count = Self::rewrap_data_keys(&mut tx, &current, &rotated).await?;
+                    let mut audit = audit.clone();
+                    audit.data = $crate::serde_json::json!({
+                        "from": current.master().id(),
+                        "to": record.master_key_id,
+                        "data_keys": count,
+                    });
+                    Self::insert_audit(&mut tx, &audit).await?;
+                    tx.commit().await.map_err(Self::map_err)?;
+                    // A writer that began before the rotation committed may have wrapped a key
+                    // under the old master key: one more pass finds it (afterwards, the
+                    // keyring check in every insert refuses the old key).
+                    let mut tx = self.write_tx().await?;
+                    Self::rewrap_data_keys(&mut tx, &current, &rotated).await?;
+                    tx.commit().await.map_err(Self::map_err)?;
+                    let master = rotated.into_master();
+                    let record = self.read_keyring().await?.ok_or(StoreError::NotFound)?;
+                    self.keys.set(Keyring::unlock(master, &record).map_err(|e| StoreError::Keyring(e.to_string()))?)?;
+                    Ok(count)
                 }
 
                 async fn create_tenant(&self, tenant: &Tenant, audit: &AuditRecord) -> StoreResult<()> {
@@ -502,19 +716,19 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn create_customer(&self, c: &Customer, password_hash: Option<&str>, audit: &AuditRecord) -> StoreResult<()> {
+                    let keyring = self.keys.get()?;
+                    let sealed = sealing::seal_customer(&keyring, c);
                     let mut tx = self.write_tx().await?;
                     let id = c.id.to_string();
                     let tenant = c.tenant_id.to_string();
                     sqlx::query(&format!(
-                        "INSERT INTO customers ({CUSTOMER_COLUMNS}, username_norm) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                        "INSERT INTO customers ({CUSTOMER_COLUMNS}, username_bidx, account_number_bidx) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
                     ))
                     .bind(&id)
                     .bind(&tenant)
                     .bind(&c.external_id)
-                    .bind(&c.username)
-                    .bind(&c.account_number)
-                    .bind(&c.full_name)
+                    .bind(&sealed.sealed)
                     .bind(c.status.as_str())
                     .bind(c.flags.privileged)
                     .bind(c.flags.vip)
@@ -524,35 +738,38 @@ macro_rules! impl_sql_store {
                     .bind(i64::from(c.factors.passkeys))
                     .bind(micros(c.created_at))
                     .bind(micros(c.updated_at))
-                    .bind(c.username.to_lowercase())
+                    .bind(&sealed.username_bidx)
+                    .bind(&sealed.account_number_bidx)
                     .execute(&mut *tx)
                     .await
                     .map_err(Self::map_err)?;
-                    for (position, e) in c.emails.iter().enumerate() {
+                    Self::insert_data_key(&mut tx, &keyring.master().id(), &id, "customer", c.tenant_id, &sealed.wrapped_key, c.created_at).await?;
+                    for (position, (e, (address, bidx))) in c.emails.iter().zip(&sealed.emails).enumerate() {
                         sqlx::query(
-                            "INSERT INTO customer_emails (customer_id, position, tenant_id, address, address_norm, verified, added_at) \
+                            "INSERT INTO customer_emails (customer_id, position, tenant_id, address_sealed, address_bidx, verified, added_at) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7)",
                         )
                         .bind(&id)
                         .bind(position as i64)
                         .bind(&tenant)
-                        .bind(e.address.as_str())
-                        .bind(e.address.normalized())
+                        .bind(address)
+                        .bind(bidx)
                         .bind(e.verified)
                         .bind(micros(e.added_at))
                         .execute(&mut *tx)
                         .await
                         .map_err(Self::map_err)?;
                     }
-                    for (position, p) in c.phones.iter().enumerate() {
+                    for (position, (p, (number, bidx))) in c.phones.iter().zip(&sealed.phones).enumerate() {
                         sqlx::query(
-                            "INSERT INTO customer_phones (customer_id, position, tenant_id, number, verified, added_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6)",
+                            "INSERT INTO customer_phones (customer_id, position, tenant_id, number_sealed, number_bidx, verified, added_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
                         )
                         .bind(&id)
                         .bind(position as i64)
                         .bind(&tenant)
-                        .bind(p.number.as_str())
+                        .bind(number)
+                        .bind(bidx)
                         .bind(p.verified)
                         .bind(micros(p.added_at))
                         .execute(&mut *tx)
@@ -574,7 +791,7 @@ macro_rules! impl_sql_store {
 
                 async fn customer(&self, tenant: TenantId, id: CustomerId) -> StoreResult<Option<Customer>> {
                     let row: Option<CustomerRow> =
-                        sqlx::query_as(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant_id = $1 AND id = $2"))
+                        sqlx::query_as(&format!("SELECT {CUSTOMER_COLUMNS}, {CUSTOMER_KEY} FROM customers WHERE tenant_id = $1 AND id = $2"))
                             .bind(tenant.to_string())
                             .bind(id.to_string())
                             .fetch_optional(self.read_pool())
@@ -584,21 +801,25 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn find_customers(&self, tenant: TenantId, lookup: &CustomerLookup) -> StoreResult<Vec<Customer>> {
+                    let keyring = self.keys.get()?;
+                    let blind = |field: &str, value: &str| sealing::blind(&keyring, tenant, field, value);
                     let (condition, value) = match lookup {
                         CustomerLookup::ExternalId(v) => ("external_id = $2", v.clone()),
-                        CustomerLookup::Username(v) => ("username_norm = $2", v.to_lowercase()),
-                        CustomerLookup::AccountNumber(v) => ("account_number = $2", v.clone()),
+                        CustomerLookup::Username(v) => {
+                            ("username_bidx = $2", blind(sealing::field::USERNAME, &sealing::username_norm(v)))
+                        }
+                        CustomerLookup::AccountNumber(v) => ("account_number_bidx = $2", blind(sealing::field::ACCOUNT_NUMBER, v)),
                         CustomerLookup::Email(e) => (
-                            "id IN (SELECT customer_id FROM customer_emails WHERE tenant_id = $1 AND address_norm = $2)",
-                            e.normalized(),
+                            "id IN (SELECT customer_id FROM customer_emails WHERE tenant_id = $1 AND address_bidx = $2)",
+                            blind(sealing::field::EMAIL, &e.normalized()),
                         ),
                         CustomerLookup::Phone(p) => (
-                            "id IN (SELECT customer_id FROM customer_phones WHERE tenant_id = $1 AND number = $2)",
-                            p.as_str().to_owned(),
+                            "id IN (SELECT customer_id FROM customer_phones WHERE tenant_id = $1 AND number_bidx = $2)",
+                            blind(sealing::field::PHONE, p.as_str()),
                         ),
                     };
                     let rows: Vec<CustomerRow> = sqlx::query_as(&format!(
-                        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant_id = $1 AND {condition} ORDER BY id LIMIT 50"
+                        "SELECT {CUSTOMER_COLUMNS}, {CUSTOMER_KEY} FROM customers WHERE tenant_id = $1 AND {condition} ORDER BY id LIMIT 50"
                     ))
                     .bind(tenant.to_string())
                     .bind(value)
@@ -634,10 +855,10 @@ macro_rules! impl_sql_store {
                     let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
                         "SELECT c.id, c.status, k.password_hash, c.failed_logins FROM customers c \
                          LEFT JOIN customer_credentials k ON k.customer_id = c.id \
-                         WHERE c.tenant_id = $1 AND c.username_norm = $2",
+                         WHERE c.tenant_id = $1 AND c.username_bidx = $2",
                     )
                     .bind(tenant.to_string())
-                    .bind(username.to_lowercase())
+                    .bind(sealing::blind(&*self.keys.get()?, tenant, sealing::field::USERNAME, &sealing::username_norm(username)))
                     .fetch_optional(self.read_pool())
                     .await
                     .map_err(Self::map_err)?;
@@ -784,31 +1005,99 @@ macro_rules! impl_sql_store {
                     row.map(CustomerSessionRow::into_domain).transpose()
                 }
 
+                async fn erase_customer(&self, tenant: TenantId, id: CustomerId, audit: &AuditRecord) -> StoreResult<Erasure> {
+                    let (tenant_text, id_text) = (tenant.to_string(), id.to_string());
+                    let mut tx = self.write_tx().await?;
+                    let found: Option<String> = sqlx::query_scalar("SELECT id FROM customers WHERE tenant_id = $1 AND id = $2")
+                        .bind(&tenant_text)
+                        .bind(&id_text)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    if found.is_none() {
+                        return Err(StoreError::NotFound);
+                    }
+                    let open: i64 = sqlx::query_scalar(&format!(
+                        "SELECT COUNT(*) FROM cases WHERE tenant_id = $1 AND customer_id = $2 AND state NOT IN ({})",
+                        Self::terminal_states()
+                    ))
+                    .bind(&tenant_text)
+                    .bind(&id_text)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    if open > 0 {
+                        return Err(StoreError::Precondition(format!(
+                            "the customer has {open} case(s) still open; finish or cancel them before erasing the record"
+                        )));
+                    }
+                    // Destroying the keys is the erasure: every sealed copy, in the timelines and
+                    // the audit log, becomes unreadable; the rows below only tidy up.
+                    let cases = sqlx::query(
+                        "DELETE FROM data_keys WHERE subject IN (SELECT id FROM cases WHERE tenant_id = $1 AND customer_id = $2)",
+                    )
+                    .bind(&tenant_text)
+                    .bind(&id_text)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?
+                    .rows_affected();
+                    sqlx::query("UPDATE cases SET summary = NULL WHERE tenant_id = $1 AND customer_id = $2")
+                        .bind(&tenant_text)
+                        .bind(&id_text)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    sqlx::query("DELETE FROM data_keys WHERE subject = $1")
+                        .bind(&id_text)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    // Contacts, credentials, sessions and login history go with it (ON DELETE CASCADE).
+                    sqlx::query("DELETE FROM customers WHERE tenant_id = $1 AND id = $2")
+                        .bind(&tenant_text)
+                        .bind(&id_text)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    let mut audit = audit.clone();
+                    audit.customer_id = Some(id);
+                    audit.data = $crate::serde_json::json!({"cases": cases});
+                    Self::insert_audit(&mut tx, &audit).await?;
+                    tx.commit().await.map_err(Self::map_err)?;
+                    self.after_erasure().await;
+                    Ok(Erasure { cases })
+                }
+
                 async fn create_case(&self, case: &Case, events: &[CaseEvent], actor: &Actor) -> StoreResult<()> {
+                    let keyring = self.keys.get()?;
+                    let (key, wrapped) = keyring.new_data_key(&case.id.to_string());
                     let mut tx = self.write_tx().await?;
                     let insert = format!(
                         "INSERT INTO cases ({CASE_COLUMNS}) VALUES \
                          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
                     );
-                    Self::bind_case(sqlx::query(&insert), case).execute(&mut *tx).await.map_err(Self::map_err)?;
-                    Self::append_events(&mut tx, case, events, actor).await?;
+                    Self::bind_case(sqlx::query(&insert), case, Some(&key)).execute(&mut *tx).await.map_err(Self::map_err)?;
+                    Self::insert_data_key(&mut tx, &keyring.master().id(), &case.id.to_string(), "case", case.tenant_id, &wrapped, case.created_at).await?;
+                    Self::append_events(&mut tx, case, &key, events, actor).await?;
                     tx.commit().await.map_err(Self::map_err)
                 }
 
                 async fn case(&self, tenant: TenantId, id: CaseId) -> StoreResult<Option<Case>> {
                     let row: Option<CaseRow> =
-                        sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE tenant_id = $1 AND id = $2"))
+                        sqlx::query_as(&format!("SELECT {CASE_COLUMNS}, {CASE_KEY} FROM cases WHERE tenant_id = $1 AND id = $2"))
                             .bind(tenant.to_string())
                             .bind(id.to_string())
                             .fetch_optional(self.read_pool())
                             .await
                             .map_err(Self::map_err)?;
-                    row.map(CaseRow::into_domain).transpose()
+                    let keyring = self.keys.get()?;
+                    row.map(|r| r.into_domain(&keyring)).transpose()
                 }
 
                 async fn list_cases(&self, tenant: TenantId, filter: &CaseFilter, page: &PageRequest) -> StoreResult<Page<Case>> {
                     let limit = page.limit.clamp(1, PageRequest::LIMIT_MAX);
-                    let mut q: QueryBuilder<'_, Db> = QueryBuilder::new(format!("SELECT {CASE_COLUMNS} FROM cases WHERE tenant_id = "));
+                    let mut q: QueryBuilder<'_, Db> = QueryBuilder::new(format!("SELECT {CASE_COLUMNS}, {CASE_KEY} FROM cases WHERE tenant_id = "));
                     q.push_bind(tenant.to_string());
                     if !filter.states.is_empty() {
                         q.push(" AND state IN (");
@@ -844,7 +1133,8 @@ macro_rules! impl_sql_store {
                     }
                     q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit) + 1);
                     let rows: Vec<CaseRow> = q.build_query_as().fetch_all(self.read_pool()).await.map_err(Self::map_err)?;
-                    let mut items = rows.into_iter().map(CaseRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+                    let keyring = self.keys.get()?;
+                    let mut items = rows.into_iter().map(|r| r.into_domain(&keyring)).collect::<StoreResult<Vec<_>>>()?;
                     let next_after = if items.len() > limit as usize {
                         items.truncate(limit as usize);
                         items.last().map(|c| c.id)
@@ -855,13 +1145,19 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn update_case(&self, case: &Case, events: &[CaseEvent], actor: &Actor) -> StoreResult<()> {
+                    let keyring = self.keys.get()?;
                     let mut tx = self.write_tx().await?;
+                    let Some(key) = Self::case_key_in(&mut tx, &keyring, case.id).await? else {
+                        return Err(StoreError::Precondition(
+                            "this case's personal data was erased; it takes no more changes".into(),
+                        ));
+                    };
                     let update = format!(
                         "UPDATE cases SET ({CASE_COLUMNS}) = \
                          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
                          WHERE id = $1 AND tenant_id = $2 AND version = $22"
                     );
-                    let done = Self::bind_case(sqlx::query(&update), case)
+                    let done = Self::bind_case(sqlx::query(&update), case, Some(&key))
                         .bind(case.version - 1)
                         .execute(&mut *tx)
                         .await
@@ -869,7 +1165,7 @@ macro_rules! impl_sql_store {
                     if done.rows_affected() == 0 {
                         return Err(StoreError::Conflict);
                     }
-                    Self::append_events(&mut tx, case, events, actor).await?;
+                    Self::append_events(&mut tx, case, &key, events, actor).await?;
                     tx.commit().await.map_err(Self::map_err)
                 }
 
@@ -883,7 +1179,61 @@ macro_rules! impl_sql_store {
                     .fetch_all(self.read_pool())
                     .await
                     .map_err(Self::map_err)?;
-                    rows.into_iter().map(EventRow::into_domain).collect()
+                    if rows.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let keyring = self.keys.get()?;
+                    let wrapped: Option<Vec<u8>> = sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE subject = $1")
+                        .bind(id.to_string())
+                        .fetch_optional(self.read_pool())
+                        .await
+                        .map_err(Self::map_err)?;
+                    let key = sealing::case_key(&keyring, id, wrapped.as_deref())?;
+                    rows.into_iter().map(|r| r.into_domain(key.as_ref())).collect()
+                }
+
+                async fn purge_closed_cases(
+                    &self,
+                    tenant: TenantId,
+                    closed_before: Timestamp,
+                    limit: u32,
+                    now: Timestamp,
+                ) -> StoreResult<Vec<CaseId>> {
+                    let terminal = Self::terminal_states();
+                    let mut tx = self.write_tx().await?;
+                    let ids: Vec<(String, Option<String>, String)> = sqlx::query_as(&format!(
+                        "SELECT id, customer_id, state FROM cases WHERE tenant_id = $1 AND state IN ({terminal}) AND updated_at <= $2 \
+                         ORDER BY updated_at LIMIT $3"
+                    ))
+                    .bind(tenant.to_string())
+                    .bind(micros(closed_before))
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    let mut purged = Vec::with_capacity(ids.len());
+                    for (id, customer_id, state) in ids {
+                        for statement in [
+                            "DELETE FROM data_keys WHERE subject = $1",
+                            "DELETE FROM case_events WHERE case_id = $1",
+                            "DELETE FROM cases WHERE id = $1",
+                        ] {
+                            sqlx::query(statement).bind(&id).execute(&mut *tx).await.map_err(Self::map_err)?;
+                        }
+                        let case_id = codec_parse("cases.id", &id, CaseId::parse)?;
+                        let mut record = AuditRecord::new(Some(tenant), Actor::System, "retention.case_purged", now);
+                        record.case_id = Some(case_id);
+                        record.customer_id =
+                            customer_id.as_deref().map(|c| codec_parse("cases.customer_id", c, CustomerId::parse)).transpose()?;
+                        record.data = $crate::serde_json::json!({"state": state, "closed_before": micros(closed_before)});
+                        Self::insert_audit(&mut tx, &record).await?;
+                        purged.push(case_id);
+                    }
+                    tx.commit().await.map_err(Self::map_err)?;
+                    if !purged.is_empty() {
+                        self.after_erasure().await;
+                    }
+                    Ok(purged)
                 }
 
                 async fn cases_to_expire(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<Case>> {
@@ -893,7 +1243,7 @@ macro_rules! impl_sql_store {
                         .map(|s| format!("'{}'", s.as_str()))
                         .collect();
                     let rows: Vec<CaseRow> = sqlx::query_as(&format!(
-                        "SELECT {CASE_COLUMNS} FROM cases WHERE state IN ({}) AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+                        "SELECT {CASE_COLUMNS}, {CASE_KEY} FROM cases WHERE state IN ({}) AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
                         before_execution.join(", ")
                     ))
                     .bind(micros(now))
@@ -901,7 +1251,8 @@ macro_rules! impl_sql_store {
                     .fetch_all(self.read_pool())
                     .await
                     .map_err(Self::map_err)?;
-                    rows.into_iter().map(CaseRow::into_domain).collect()
+                    let keyring = self.keys.get()?;
+                    rows.into_iter().map(|r| r.into_domain(&keyring)).collect()
                 }
 
                 async fn sequence_audit(

@@ -5,10 +5,13 @@ use regain_core::case::{CaseKind, CaseState, Channel};
 use regain_core::contact::{EmailAddress, PhoneE164};
 use regain_core::customer::{ContactEmail, ContactPhone, Customer, CustomerFlags, CustomerStatus, FactorSummary};
 use regain_core::{ApiKeyId, Case, CaseId, CustomerId, Role, Staff, StaffId, Tenant, TenantId, TenantSlug};
-use regain_store::codec::{actor_from_text, event_from_json, parse_column, settings_from_json, tier, timestamp};
+use regain_crypto::{DataKey, Keyring};
+use regain_store::codec::{actor_from_text, parse_column, settings_from_json, tier, timestamp};
 use regain_store::{
     ApiKeyRecord, CustomerSessionRecord, LoginAttempt, SessionRecord, StaffRecord, StoreResult, TimelineEntry,
 };
+
+use crate::sealing::{case_key, open_customer, open_event, open_summary};
 
 #[derive(sqlx::FromRow)]
 pub struct TenantRow {
@@ -127,9 +130,7 @@ pub struct CustomerRow {
     pub id: String,
     pub tenant_id: String,
     pub external_id: Option<String>,
-    pub username: String,
-    pub account_number: Option<String>,
-    pub full_name: String,
+    pub sealed: String,
     pub status: String,
     pub privileged: bool,
     pub vip: bool,
@@ -139,37 +140,41 @@ pub struct CustomerRow {
     pub passkeys: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    pub wrapped_key: Option<Vec<u8>>,
 }
 
 #[derive(sqlx::FromRow)]
 pub struct EmailRow {
-    pub address: String,
+    pub position: i64,
+    pub address_sealed: String,
     pub verified: bool,
     pub added_at: i64,
 }
 
 #[derive(sqlx::FromRow)]
 pub struct PhoneRow {
-    pub number: String,
+    pub position: i64,
+    pub number_sealed: String,
     pub verified: bool,
     pub added_at: i64,
 }
 
 impl CustomerRow {
-    pub fn into_domain(self, emails: Vec<EmailRow>, phones: Vec<PhoneRow>) -> StoreResult<Customer> {
+    pub fn into_domain(self, keyring: &Keyring, emails: Vec<EmailRow>, phones: Vec<PhoneRow>) -> StoreResult<Customer> {
         let count = |n: i64| u32::try_from(n).unwrap_or(0);
+        let position = |n: i64| usize::try_from(n).unwrap_or(usize::MAX);
+        let id = parse_column("customers.id", &self.id, CustomerId::parse)?;
+        let opened = open_customer(keyring, id, self.wrapped_key.as_deref(), &self.sealed)?;
         Ok(Customer {
-            id: parse_column("customers.id", &self.id, CustomerId::parse)?,
+            id,
             tenant_id: parse_column("customers.tenant_id", &self.tenant_id, TenantId::parse)?,
             external_id: self.external_id,
-            username: self.username,
-            account_number: self.account_number,
-            full_name: self.full_name,
             emails: emails
                 .into_iter()
                 .map(|e| {
+                    let address = opened.email(position(e.position), &e.address_sealed)?;
                     Ok(ContactEmail {
-                        address: parse_column("customer_emails.address", &e.address, EmailAddress::from_stored)?,
+                        address: parse_column("customer_emails.address", &address, EmailAddress::from_stored)?,
                         verified: e.verified,
                         added_at: timestamp(e.added_at),
                     })
@@ -178,13 +183,17 @@ impl CustomerRow {
             phones: phones
                 .into_iter()
                 .map(|p| {
+                    let number = opened.phone(position(p.position), &p.number_sealed)?;
                     Ok(ContactPhone {
-                        number: parse_column("customer_phones.number", &p.number, PhoneE164::from_e164)?,
+                        number: parse_column("customer_phones.number", &number, PhoneE164::from_e164)?,
                         verified: p.verified,
                         added_at: timestamp(p.added_at),
                     })
                 })
                 .collect::<StoreResult<_>>()?,
+            username: opened.username,
+            account_number: opened.account_number,
+            full_name: opened.full_name,
             status: parse_column("customers.status", &self.status, CustomerStatus::parse)?,
             flags: CustomerFlags { privileged: self.privileged, vip: self.vip },
             factors: FactorSummary {
@@ -266,12 +275,16 @@ pub struct CaseRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub version: i64,
+    pub wrapped_key: Option<Vec<u8>>,
 }
 
 impl CaseRow {
-    pub fn into_domain(self) -> StoreResult<Case> {
+    pub fn into_domain(self, keyring: &Keyring) -> StoreResult<Case> {
+        let id = parse_column("cases.id", &self.id, CaseId::parse)?;
+        let key = case_key(keyring, id, self.wrapped_key.as_deref())?;
         Ok(Case {
-            id: parse_column("cases.id", &self.id, CaseId::parse)?,
+            summary: open_summary(key.as_ref(), id, self.summary.as_deref())?,
+            id,
             tenant_id: parse_column("cases.tenant_id", &self.tenant_id, TenantId::parse)?,
             kind: parse_column("cases.kind", &self.kind, CaseKind::parse)?,
             channel: parse_column("cases.channel", &self.channel, Channel::parse)?,
@@ -287,7 +300,6 @@ impl CaseRow {
                 .as_deref()
                 .map(|c| parse_column("cases.customer_id", c, CustomerId::parse))
                 .transpose()?,
-            summary: self.summary,
             approval_required: self.approval_required,
             approval_requested_by: self.approval_requested_by.as_deref().map(actor_from_text).transpose()?,
             decided_by: self.decided_by.as_deref().map(actor_from_text).transpose()?,
@@ -316,14 +328,18 @@ pub struct EventRow {
 }
 
 impl EventRow {
-    pub fn into_domain(self) -> StoreResult<TimelineEntry> {
+    /// `key` is the case's data key, `None` once destroyed.
+    pub fn into_domain(self, key: Option<&DataKey>) -> StoreResult<TimelineEntry> {
+        let case_id = parse_column("case_events.case_id", &self.case_id, CaseId::parse)?;
+        let (event, erased) = open_event(key, case_id, self.seq, &self.event_type, &self.data)?;
         Ok(TimelineEntry {
-            case_id: parse_column("case_events.case_id", &self.case_id, CaseId::parse)?,
+            case_id,
             seq: self.seq,
             at: timestamp(self.at),
             actor: actor_from_text(&self.actor)?,
-            event: event_from_json(&self.event_type, &self.data)?,
+            event,
             state_after: parse_column("case_events.state_after", &self.state_after, CaseState::parse)?,
+            erased,
         })
     }
 }

@@ -41,6 +41,7 @@ impl Default for SqliteConfig {
 pub struct SqliteStore {
     reader: Pool<Sqlite>,
     writer: Pool<Sqlite>,
+    keys: regain_store_sql::sealing::Keys,
 }
 
 impl SqliteStore {
@@ -51,6 +52,8 @@ impl SqliteStore {
             .map_err(|e| StoreError::Other(format!("database url: {e}")))?
             .create_if_missing(true)
             .foreign_keys(true)
+            // Deleted rows are overwritten with zeros, so an erasure leaves nothing to recover.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_millis(config.busy_timeout_ms));
         let options = if in_memory {
             // Every connection to one shared in-memory database; no WAL without a file.
@@ -72,12 +75,21 @@ impl SqliteStore {
             .connect_with(options.read_only(!in_memory))
             .await
             .map_err(Self::map_err)?;
-        Ok(Self { reader, writer })
+        Ok(Self { reader, writer, keys: Default::default() })
     }
 
     /// Applies every migration not yet applied.
     pub async fn migrate(&self) -> StoreResult<()> {
+        regain_store_sql::refuse_plaintext_records(&self.writer).await?;
         MIGRATIONS.run(&self.writer).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+
+    /// After an erasure: moves the WAL into the database file and truncates it, so the pages
+    /// from before the deletion (which `secure_delete` zeroed in the file) leave no copy behind.
+    /// Best effort: a long-running reader can keep the WAL for a while; the next erasure or
+    /// checkpoint finishes the job, and what is left there is sealed under a destroyed key.
+    async fn after_erasure(&self) {
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await;
     }
 
     /// The writer pool, for benchmarks that measure raw commits on the same settings.

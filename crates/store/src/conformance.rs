@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
-use regain_core::case::{apply, CaseCommand, CaseKind, CaseState, Channel, NewCase};
+use regain_core::case::{apply, CaseCommand, CaseEvent, CaseKind, CaseState, Channel, NewCase};
 use regain_core::contact::{EmailAddress, PhoneE164};
 use regain_core::customer::{ContactDraft, CustomerDraft, CustomerLookup, CustomerStatus, NewCustomer};
 use regain_core::{
@@ -38,7 +38,12 @@ macro_rules! conformance_tests {
             cases_list_with_filters_and_keyset_pages,
             tenants_never_see_each_others_records,
             expired_cases_are_found_across_tenants,
-            every_change_is_logged_and_the_log_proves_it
+            every_change_is_logged_and_the_log_proves_it,
+            a_wrong_master_key_opens_nothing_and_changes_nothing,
+            personal_data_is_sealed_and_found_by_blind_index,
+            erasure_destroys_the_keys_and_keeps_the_log,
+            closed_cases_are_purged_after_retention,
+            master_key_rotation_keeps_every_record_readable
         );
     };
     (@each $factory:path, $($check:ident),+) => {
@@ -50,6 +55,15 @@ macro_rules! conformance_tests {
             }
         )+
     };
+}
+
+/// The master key every conformance store is unlocked with (the factory calls [`unlock`]).
+pub const TEST_MASTER_KEY: &str = "cmVnYWluIGNvbmZvcm1hbmNlIG1hc3RlciBrZXkgMzI=";
+
+/// Unlocks a fresh store with [`TEST_MASTER_KEY`], as start-up does.
+pub async fn unlock(store: &dyn Store) {
+    let master = MasterKey::from_text(TEST_MASTER_KEY).unwrap();
+    assert_eq!(store.unlock(master, t0()).await.unwrap(), Unlocked::Created);
 }
 
 /// An audit record for the changes these checks make.
@@ -574,4 +588,160 @@ pub async fn every_change_is_logged_and_the_log_proves_it(store: &dyn Store) {
     let plan = regain_merkle::consistency_proof_plan(4, 6).unwrap();
     let proof = plan.assemble(&store.audit_nodes(&plan.nodes()).await.unwrap()).unwrap();
     regain_merkle::verify_consistency(4, 6, &proof, &first.root, &second.root).unwrap();
+}
+
+pub async fn a_wrong_master_key_opens_nothing_and_changes_nothing(store: &dyn Store) {
+    // Issue 3, bad input: a wrong master key at start-up is refused, never replaced.
+    let id = store.master_key_id().await.unwrap().unwrap();
+    let acme = tenant(store, 1, "acme").await;
+    store.create_customer(&customer(&acme, 30, "jane"), None, &audit("customer.created")).await.unwrap();
+    let err = store.unlock(MasterKey::generate(), t0()).await.unwrap_err();
+    let StoreError::Keyring(message) = err else { panic!("{err:?}") };
+    assert!(message.contains(&id) && message.contains("refusing"), "{message}");
+    assert_eq!(store.master_key_id().await.unwrap(), Some(id), "the keyring is untouched");
+    // The right key still opens everything.
+    let master = MasterKey::from_text(TEST_MASTER_KEY).unwrap();
+    assert_eq!(store.unlock(master, t0()).await.unwrap(), Unlocked::Opened);
+    assert_eq!(store.customer(acme.id, CustomerId::from_uuid(uuid(30))).await.unwrap().unwrap().username, "jane");
+}
+
+pub async fn personal_data_is_sealed_and_found_by_blind_index(store: &dyn Store) {
+    let acme = tenant(store, 1, "acme").await;
+    let beta = tenant(store, 2, "beta").await;
+    let jane = customer(&acme, 30, "Jane");
+    store.create_customer(&jane, None, &audit("customer.created")).await.unwrap();
+    // The same person at another tenant: same identifiers, separate indexes.
+    let twin = Customer { id: CustomerId::from_uuid(uuid(31)), tenant_id: beta.id, ..jane.clone() };
+    store.create_customer(&twin, None, &audit("customer.created")).await.unwrap();
+    for lookup in [
+        CustomerLookup::Username("jANE".into()),
+        CustomerLookup::AccountNumber("ACC-30".into()),
+        CustomerLookup::Email(EmailAddress::parse("e", "JANE@example.COM").unwrap()),
+        CustomerLookup::Phone(PhoneE164::parse("p", "(201) 555-0030", "US").unwrap()),
+    ] {
+        assert_eq!(store.find_customers(acme.id, &lookup).await.unwrap(), vec![jane.clone()], "{lookup:?}");
+        assert_eq!(store.find_customers(beta.id, &lookup).await.unwrap(), vec![twin.clone()], "{lookup:?}");
+    }
+    // Free text about a case is sealed in the timeline and the log, and reads back in clear.
+    let case = open_case(store, &acme, 100, CaseKind::PasswordReset).await;
+    let case = command(store, &case, CaseCommand::AddNote { text: "caller gave mother's maiden name".into() }).await;
+    assert_eq!(store.case(acme.id, case.id).await.unwrap().unwrap().summary.as_deref(), Some("locked out"));
+    let timeline = store.timeline(acme.id, case.id).await.unwrap();
+    assert_eq!(timeline[1].event, CaseEvent::NoteAdded { text: "caller gave mother's maiden name".into() });
+    assert!(!timeline[1].erased);
+    store.sequence_audit(100, t0(), &TestSigner).await.unwrap();
+    let entries = store.audit_entries(0, 100).await.unwrap();
+    let note = entries.iter().find(|e| e.action == "case.note_added").unwrap();
+    assert!(note.entry.contains("\"sealed\"") && !note.entry.contains("maiden"), "{}", note.entry);
+    assert!(entries.iter().all(|e| !e.entry.contains("Jane") && !e.entry.contains("example.com")));
+}
+
+pub async fn erasure_destroys_the_keys_and_keeps_the_log(store: &dyn Store) {
+    // GDPR Art. 17; issue 3 item 7.
+    let acme = tenant(store, 1, "acme").await;
+    let jane_id = CustomerId::from_uuid(uuid(30));
+    store.create_customer(&customer(&acme, 30, "jane"), Some("$argon2id$x"), &audit("customer.created")).await.unwrap();
+    let case = open_case(store, &acme, 100, CaseKind::PasswordReset).await;
+    let case = command(store, &case, CaseCommand::StartIdentification).await;
+    let case = command(store, &case, CaseCommand::Identify { customer_id: jane_id }).await;
+    let case = command(store, &case, CaseCommand::AddNote { text: "says she lost her phone".into() }).await;
+
+    // Not while a case is open.
+    let erase = AuditRecord::new(Some(acme.id), Actor::System, "customer.erased", t0());
+    let err = store.erase_customer(acme.id, jane_id, &erase).await.unwrap_err();
+    assert!(matches!(err, StoreError::Precondition(ref m) if m.contains("1 case")), "{err:?}");
+    assert!(store.customer(acme.id, jane_id).await.unwrap().is_some(), "nothing changed");
+    // Not from another tenant.
+    let beta = tenant(store, 2, "beta").await;
+    assert_eq!(store.erase_customer(beta.id, jane_id, &erase).await, Err(StoreError::NotFound));
+
+    command(store, &case, CaseCommand::Cancel { reason: "she called back: found it".into() }).await;
+    store.sequence_audit(1000, t0(), &TestSigner).await.unwrap();
+    let before = store.latest_checkpoint().await.unwrap().unwrap();
+
+    assert_eq!(store.erase_customer(acme.id, jane_id, &erase).await.unwrap(), Erasure { cases: 1 });
+    assert_eq!(store.customer(acme.id, jane_id).await.unwrap(), None);
+    assert!(store.find_customers(acme.id, &CustomerLookup::Username("jane".into())).await.unwrap().is_empty());
+    assert!(store.directory_account(acme.id, "jane").await.unwrap().is_none());
+    assert!(store.login_history(acme.id, jane_id, 10).await.unwrap().is_empty());
+    assert_eq!(store.erase_customer(acme.id, jane_id, &erase).await, Err(StoreError::NotFound));
+
+    // The case stays, without its summary; its timeline shows the free text as erased.
+    let kept = store.case(acme.id, case.id).await.unwrap().unwrap();
+    assert_eq!((kept.state, kept.summary.clone(), kept.customer_id), (CaseState::Cancelled, None, Some(jane_id)));
+    let timeline = store.timeline(acme.id, case.id).await.unwrap();
+    let note = timeline.iter().find(|e| e.event.name() == "case.note_added").unwrap();
+    assert!(note.erased);
+    assert_eq!(note.event, CaseEvent::NoteAdded { text: String::new() });
+    assert!(!timeline[0].erased, "entries without free text are whole");
+    // A case whose data was erased takes no more changes.
+    let next = Case { version: kept.version + 1, ..kept.clone() };
+    let note = [CaseEvent::NoteAdded { text: "x".into() }];
+    assert!(matches!(store.update_case(&next, &note, &agent(1)).await, Err(StoreError::Precondition(_))));
+
+    // The log: every earlier entry still there, the erasure logged, every proof still verifies.
+    let erased = store.sequence_audit(1000, t0(), &TestSigner).await.unwrap().unwrap();
+    assert_eq!(erased.size, before.size + 1);
+    let entries = store.audit_entries(0, 1000).await.unwrap();
+    assert_eq!(entries.last().unwrap().action, "customer.erased");
+    assert_eq!(entries.last().unwrap().customer_id, Some(jane_id));
+    let leaves: Vec<[u8; 32]> = entries.iter().map(|e| regain_merkle::leaf_hash(e.entry.as_bytes())).collect();
+    assert_eq!(erased.root, regain_merkle::root(&leaves));
+    assert_eq!(before.root, regain_merkle::root(&leaves[..before.size as usize]));
+}
+
+pub async fn closed_cases_are_purged_after_retention(store: &dyn Store) {
+    let acme = tenant(store, 1, "acme").await;
+    let closed = open_case(store, &acme, 100, CaseKind::PasswordReset).await;
+    let closed = command(store, &closed, CaseCommand::Cancel { reason: "duplicate".into() }).await;
+    let open = open_case(store, &acme, 101, CaseKind::PasswordReset).await;
+    let beta = tenant(store, 2, "beta").await;
+    let elsewhere = open_case(store, &beta, 102, CaseKind::PasswordReset).await;
+    command(store, &elsewhere, CaseCommand::Cancel { reason: "duplicate".into() }).await;
+
+    // Not yet: closed after the cut-off.
+    let purged = store.purge_closed_cases(acme.id, t0(), 10, t0()).await.unwrap();
+    assert!(purged.is_empty());
+    let logged = store.unsequenced_audit_entries().await.unwrap();
+    let purged = store.purge_closed_cases(acme.id, t0() + Duration::days(1), 10, t0()).await.unwrap();
+    assert_eq!(purged, vec![closed.id], "only the closed case of this tenant");
+    assert_eq!(store.case(acme.id, closed.id).await.unwrap(), None);
+    assert!(store.timeline(acme.id, closed.id).await.unwrap().is_empty());
+    assert!(store.case(acme.id, open.id).await.unwrap().is_some());
+    assert!(store.case(beta.id, elsewhere.id).await.unwrap().is_some());
+    // Each purge is itself an audit entry.
+    assert_eq!(store.unsequenced_audit_entries().await.unwrap(), logged + 1);
+    store.sequence_audit(1000, t0(), &TestSigner).await.unwrap();
+    let entries = store.audit_entries(0, 1000).await.unwrap();
+    let purge = entries.last().unwrap();
+    assert_eq!((purge.action.as_str(), purge.case_id), ("retention.case_purged", Some(closed.id)));
+    // The purged case's entries stay in the log; their free text no longer opens.
+    assert!(entries.iter().any(|e| e.case_id == Some(closed.id) && e.entry.contains("\"sealed\"")));
+}
+
+pub async fn master_key_rotation_keeps_every_record_readable(store: &dyn Store) {
+    let acme = tenant(store, 1, "acme").await;
+    let jane = customer(&acme, 30, "jane");
+    store.create_customer(&jane, None, &audit("customer.created")).await.unwrap();
+    let case = open_case(store, &acme, 100, CaseKind::PasswordReset).await;
+    let old_id = store.master_key_id().await.unwrap().unwrap();
+
+    let next = MasterKey::generate();
+    let next_text = next.to_text();
+    let next_id = next.id();
+    assert_eq!(store.rotate_master_key(next, &audit("keys.rotated")).await.unwrap(), 2, "jane's key and the case's");
+    assert_eq!(store.master_key_id().await.unwrap(), Some(next_id.clone()));
+    // Everything reads, and is found, as before; new records use the new key.
+    assert_eq!(store.customer(acme.id, jane.id).await.unwrap(), Some(jane.clone()));
+    assert_eq!(store.find_customers(acme.id, &CustomerLookup::Username("jane".into())).await.unwrap(), vec![jane]);
+    assert_eq!(store.case(acme.id, case.id).await.unwrap().unwrap().summary.as_deref(), Some("locked out"));
+    store.create_customer(&customer(&acme, 31, "joe"), None, &audit("customer.created")).await.unwrap();
+    // The old key no longer opens the database; the new one does.
+    let old = MasterKey::from_text(TEST_MASTER_KEY).unwrap();
+    assert!(matches!(store.unlock(old, t0()).await, Err(StoreError::Keyring(m)) if m.contains(&old_id)));
+    let again = MasterKey::from_text(&next_text).unwrap();
+    assert_eq!(store.unlock(again, t0()).await.unwrap(), Unlocked::Opened);
+    assert_eq!(store.customer(acme.id, CustomerId::from_uuid(uuid(31))).await.unwrap().unwrap().username, "joe");
+    let entries = store.unsequenced_audit_entries().await.unwrap();
+    assert!(entries >= 5);
 }

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use regain_core::case::CaseEvent;
 use regain_core::customer::{Customer, CustomerLookup, CustomerStatus};
 use regain_core::{Actor, ApiKeyId, Case, CaseId, CustomerId, StaffId, Tenant, TenantId, TenantSettings, Timestamp};
+pub use regain_crypto::MasterKey;
 pub use regain_merkle::NodeId;
 
 pub use records::*;
@@ -34,6 +35,13 @@ pub enum StoreError {
     /// A stored value that does not parse: a bug or tampering, never a client's fault.
     #[error("stored data does not parse: {0}")]
     Corrupt(String),
+    /// The master key does not open this database, or the store was never unlocked.
+    #[error("{0}")]
+    Keyring(String),
+    /// The change is refused as things stand (an erasure while a case is still open): the
+    /// message says what must happen first.
+    #[error("{0}")]
+    Precondition(String),
     #[error("database error: {0}")]
     Other(String),
 }
@@ -47,6 +55,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// A cheap round trip to the database, for readiness.
     async fn ping(&self) -> StoreResult<()>;
+
+    // Keys for personal data at rest (issue 3 item 5)
+    /// The id of the master key this database's data is written under; `None` while it has no
+    /// keyring (a new database).
+    async fn master_key_id(&self) -> StoreResult<Option<String>>;
+    /// Proves `master` against the database's key check (creating the keyring on a new
+    /// database) and keeps it for sealing and opening personal data. A wrong key is
+    /// [`StoreError::Keyring`] and changes nothing. Every method that touches personal data
+    /// fails with [`StoreError::Keyring`] until this succeeds.
+    async fn unlock(&self, master: MasterKey, now: Timestamp) -> StoreResult<Unlocked>;
+    /// Re-wraps every data key and the index key under `next`, in one transaction, and uses
+    /// `next` from then on. Returns how many data keys were re-wrapped.
+    async fn rotate_master_key(&self, next: MasterKey, audit: &AuditRecord) -> StoreResult<u64>;
 
     // Tenants
     async fn create_tenant(&self, tenant: &Tenant, audit: &AuditRecord) -> StoreResult<()>;
@@ -136,6 +157,12 @@ pub trait Store: Send + Sync + 'static {
     async fn login_history(&self, tenant: TenantId, id: CustomerId, limit: u32) -> StoreResult<Vec<LoginAttempt>>;
     async fn create_customer_session(&self, session: &CustomerSessionRecord) -> StoreResult<()>;
     async fn customer_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<CustomerSessionRecord>>;
+    /// Erasure (GDPR Art. 17): deletes the record, its contacts, credentials, sessions and login
+    /// history, and destroys its data key and the keys of its cases, so the free text of their
+    /// timelines and every copy in the audit log can no longer be read. The cases and the log
+    /// stay, naming the customer only by id. Refused ([`StoreError::Precondition`]) while one
+    /// of the customer's cases is still open.
+    async fn erase_customer(&self, tenant: TenantId, id: CustomerId, audit: &AuditRecord) -> StoreResult<Erasure>;
 
     // Cases
     /// Stores a new case with its first timeline events, in one transaction.
@@ -146,6 +173,16 @@ pub trait Store: Send + Sync + 'static {
     /// events, in one transaction. [`StoreError::Conflict`] when the case changed meanwhile.
     async fn update_case(&self, case: &Case, events: &[CaseEvent], actor: &Actor) -> StoreResult<()>;
     async fn timeline(&self, tenant: TenantId, id: CaseId) -> StoreResult<Vec<TimelineEntry>>;
+    /// Retention: deletes up to `limit` of the tenant's closed cases last changed before
+    /// `closed_before`, with their timelines and keys, each with a `retention.case_purged`
+    /// audit entry in the same transaction. Returns the ids purged.
+    async fn purge_closed_cases(
+        &self,
+        tenant: TenantId,
+        closed_before: Timestamp,
+        limit: u32,
+        now: Timestamp,
+    ) -> StoreResult<Vec<CaseId>>;
     /// Cases of every tenant, before execution, whose expiry is at or before `now`.
     async fn cases_to_expire(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<Case>>;
 

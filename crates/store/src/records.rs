@@ -91,6 +91,25 @@ pub struct TimelineEntry {
     pub actor: Actor,
     pub event: CaseEvent,
     pub state_after: CaseState,
+    /// The free text of this entry was erased with its case's key (erasure, retention): the
+    /// event's text fields read as empty.
+    pub erased: bool,
+}
+
+/// What [`crate::Store::unlock`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlocked {
+    /// The key opened the database's keyring.
+    Opened,
+    /// The database had no keyring; one was created under the key.
+    Created,
+}
+
+/// What an erasure removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Erasure {
+    /// Cases whose free text was erased with their keys.
+    pub cases: u64,
 }
 
 /// Which cases a listing returns; every field narrows it.

@@ -26,6 +26,7 @@ pub async fn fresh_database() -> String {
 async fn fresh_store() -> (PostgresStore, ()) {
     let store = PostgresStore::connect(&PostgresConfig::new(fresh_database().await)).await.expect("connect");
     store.migrate().await.expect("migrate");
+    regain_store::conformance::unlock(&store).await;
     (store, ())
 }
 

@@ -9,6 +9,7 @@ async fn fresh_store() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::connect(&SqliteConfig::for_file(&dir.path().join("regain.db"))).await.expect("connect");
     store.migrate().await.expect("migrate");
+    regain_store::conformance::unlock(&store).await;
     (store, dir)
 }
 
