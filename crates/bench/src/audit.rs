@@ -23,6 +23,7 @@ pub async fn run(entries: u64, proofs: usize) -> anyhow::Result<Vec<String>> {
     let dir = tempfile::tempdir()?;
     let store = SqliteStore::connect(&SqliteConfig::for_file(&dir.path().join("audit.db"))).await?;
     store.migrate().await?;
+    store.unlock(regain_store::MasterKey::generate(), regain_store::conformance::t0()).await?;
     let signer = regain_server::audit::ephemeral("bench.regain/audit").map_err(anyhow::Error::msg)?;
     let tenant = Tenant {
         id: TenantId::from_uuid(uuid::Uuid::from_u128(1)),

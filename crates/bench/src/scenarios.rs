@@ -19,6 +19,7 @@ use crate::harness::{closed_loop, cores, peak_rss_mib, serve, Measured};
 async fn sqlite_store(dir: &tempfile::TempDir, name: &str) -> anyhow::Result<SqliteStore> {
     let store = SqliteStore::connect(&SqliteConfig::for_file(&dir.path().join(name))).await?;
     store.migrate().await?;
+    store.unlock(regain_store::MasterKey::generate(), regain_store::conformance::t0()).await?;
     Ok(store)
 }
 
@@ -107,6 +108,7 @@ pub async fn case_create_postgres(admin_url: &str, window: Duration, clients: us
     let config = PostgresConfig::new(format!("{prefix}/{name}"));
     let store = PostgresStore::connect(&config).await?;
     store.migrate().await?;
+    store.unlock(regain_store::MasterKey::generate(), regain_store::conformance::t0()).await?;
     let pool = store.pool().clone();
     let (base, key, client) = fixture(Arc::new(store)).await?;
     let measured = create_cases(&base, &key, &client, clients, window).await;

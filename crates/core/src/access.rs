@@ -31,6 +31,8 @@ pub enum Permission {
     ApiKeysManage,
     CustomersWrite,
     CustomersRead,
+    /// Erase a customer's record and personal data (GDPR Art. 17).
+    CustomersErase,
     CasesCreate,
     CasesRead,
     CasesWork,
@@ -77,7 +79,9 @@ impl Role {
             }
             // Full records (with contact points) only for those who provision them; agents see
             // customers through cases, masked.
-            P::CustomersWrite | P::CustomersRead => matches!(self, R::TenantAdmin | R::Integration),
+            P::CustomersWrite | P::CustomersRead | P::CustomersErase => {
+                matches!(self, R::TenantAdmin | R::Integration)
+            }
             P::CasesCreate | P::CasesWork => {
                 matches!(self, R::Agent | R::Supervisor | R::SecurityAnalyst | R::Integration | R::TenantAdmin)
             }

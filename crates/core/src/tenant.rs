@@ -49,10 +49,16 @@ pub struct TenantSettings {
     pub case_expiry_hours: u32,
     /// Consecutive failed logins to the built-in directory before the account locks.
     pub login_failures_max: u32,
+    /// Retention: a closed case (resolved, rejected, cancelled, expired) is purged, with its
+    /// timeline and its key, this long after it last changed. The audit log keeps its entries,
+    /// whose free text can then no longer be read.
+    pub closed_case_retention_days: u32,
 }
 
 impl TenantSettings {
     pub const LOGIN_FAILURES_MAX_LIMIT: u32 = 100;
+    /// Ten years: longer than any record-keeping rule a desk is under.
+    pub const RETENTION_DAYS_LIMIT: u32 = 3653;
 
     pub fn validate(self) -> Result<Self, ValidationError> {
         if !is_known_region(&self.default_region) {
@@ -72,6 +78,7 @@ impl TenantSettings {
         range("sla_resolution_minutes", self.sla_resolution_minutes, 1, 60 * 24 * 90)?;
         range("case_expiry_hours", self.case_expiry_hours, 1, 24 * 90)?;
         range("login_failures_max", self.login_failures_max, 1, Self::LOGIN_FAILURES_MAX_LIMIT)?;
+        range("closed_case_retention_days", self.closed_case_retention_days, 1, Self::RETENTION_DAYS_LIMIT)?;
         if self.sla_first_response_minutes > self.sla_resolution_minutes {
             return Err(ValidationError::new(
                 "sla_first_response_minutes",
@@ -90,6 +97,7 @@ impl Default for TenantSettings {
             sla_resolution_minutes: 8 * 60,
             case_expiry_hours: 72,
             login_failures_max: 10,
+            closed_case_retention_days: 365,
         }
     }
 }

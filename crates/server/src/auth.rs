@@ -152,6 +152,7 @@ pub mod perm {
         ApiKeysManage,
         CustomersWrite,
         CustomersRead,
+        CustomersErase,
         CasesCreate,
         CasesRead,
         CasesWork,

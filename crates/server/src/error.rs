@@ -161,8 +161,12 @@ impl From<StoreError> for ApiError {
                 code: "concurrent-update",
                 detail: "the record was changed by someone else at the same time; read it again and retry".into(),
             },
+            StoreError::Precondition(detail) => Self::Conflict { code: "precondition", detail },
             StoreError::Unavailable(detail) => Self::Unavailable(detail),
-            StoreError::Corrupt(detail) | StoreError::Other(detail) => Self::Internal(detail),
+            // A locked or rotated-away keyring is the operator's problem, never the caller's.
+            StoreError::Keyring(detail) | StoreError::Corrupt(detail) | StoreError::Other(detail) => {
+                Self::Internal(detail)
+            }
         }
     }
 }

@@ -65,7 +65,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api_keys::list, api_keys::create))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(customers::search, customers::create))
-        .routes(routes!(customers::get, customers::update))
+        .routes(routes!(customers::get, customers::update, customers::erase))
         .routes(routes!(customers::export))
         .merge(import)
         .routes(routes!(cases::list, cases::create))

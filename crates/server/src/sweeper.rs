@@ -1,5 +1,7 @@
-//! Expires cases whose deadline passed before anything was executed. Runs in every `serve`
-//! process; the optimistic version check makes two sweepers racing for one case harmless.
+//! Expires cases whose deadline passed before anything was executed, and purges closed cases
+//! past their tenant's retention period. Runs in every `serve` process: the optimistic
+//! version check makes two sweepers racing for one case harmless, and a purge deletes only
+//! what is still there.
 
 use regain_core::case::{apply, CaseCommand};
 use regain_core::Actor;
@@ -18,7 +20,25 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
             Ok(expired) => tracing::info!(expired, "expired cases swept"),
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
         }
+        match purge(&state).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "closed cases purged after their retention period"),
+            Err(e) => tracing::warn!(error = %e, "retention purge failed; will retry"),
+        }
     })
+}
+
+/// Purges, per tenant, closed cases older than its `closed_case_retention_days` (each purge
+/// is an audit entry); returns how many.
+pub async fn purge(state: &AppState) -> Result<usize, StoreError> {
+    let now = state.now();
+    let mut purged = 0;
+    for tenant in state.store.list_tenants().await? {
+        let days = i64::from(tenant.settings.closed_case_retention_days);
+        let before = now - regain_core::chrono::Duration::days(days);
+        purged += state.store.purge_closed_cases(tenant.id, before, BATCH_MAX, now).await?.len();
+    }
+    Ok(purged)
 }
 
 /// Expires what is due now; returns how many cases were expired.

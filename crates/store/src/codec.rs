@@ -139,6 +139,7 @@ pub fn settings_to_json(s: &TenantSettings) -> String {
         "sla_resolution_minutes": s.sla_resolution_minutes,
         "case_expiry_hours": s.case_expiry_hours,
         "login_failures_max": s.login_failures_max,
+        "closed_case_retention_days": s.closed_case_retention_days,
     })
     .to_string()
 }
@@ -160,6 +161,7 @@ fn settings_from_json_unchecked(text: &str) -> StoreResult<TenantSettings> {
         sla_resolution_minutes: n("sla_resolution_minutes", d.sla_resolution_minutes),
         case_expiry_hours: n("case_expiry_hours", d.case_expiry_hours),
         login_failures_max: n("login_failures_max", d.login_failures_max),
+        closed_case_retention_days: n("closed_case_retention_days", d.closed_case_retention_days),
     })
 }
 

@@ -302,18 +302,30 @@ pub struct TimelineEntryView {
     pub data: serde_json::Value,
     /// The case's state after this event.
     pub state: String,
+    /// The entry's free text (a note, a reason) was erased with the customer's data or by
+    /// retention: those fields are `null`. The rest of the entry is as it was.
+    pub erased: bool,
 }
 
 impl From<&TimelineEntry> for TimelineEntryView {
     fn from(e: &TimelineEntry) -> Self {
         let (name, data) = regain_store::codec::event_to_json(&e.event);
+        let mut data = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
+        if let (true, serde_json::Value::Object(map)) = (e.erased, &mut data) {
+            for field in ["text", "reason"] {
+                if let Some(value) = map.get_mut(field) {
+                    *value = serde_json::Value::Null;
+                }
+            }
+        }
         Self {
             seq: e.seq,
             at: e.at,
             actor: ActorView::from(&e.actor),
             event_type: name.to_owned(),
-            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+            data,
             state: e.state_after.to_string(),
+            erased: e.erased,
         }
     }
 }

@@ -389,6 +389,52 @@ pub async fn update(
     Ok(Json(CustomerView::from(&updated)))
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct ErasureView {
+    pub customer_id: String,
+    /// Cases of the customer whose free text (summary, notes, reasons) was erased with them.
+    /// The cases themselves stay, for the desk's records, naming the customer only by id.
+    pub cases_erased: u64,
+    pub erased_at: DateTime<Utc>,
+}
+
+/// Erases a customer (GDPR Art. 17) for the API and the command line: the record goes and its
+/// keys are destroyed; the audit log keeps its entries, which no longer open.
+pub async fn erase_customer_record(
+    state: &AppState,
+    tenant_id: TenantId,
+    id: CustomerId,
+    actor: Actor,
+) -> ApiResult<ErasureView> {
+    let now = state.now();
+    let audit = AuditRecord::new(Some(tenant_id), actor, "customer.erased", now).customer(id);
+    let erased = state.store.erase_customer(tenant_id, id, &audit).await.map_err(|e| match e {
+        regain_store::StoreError::NotFound => ApiError::not_found("customer"),
+        other => other.into(),
+    })?;
+    tracing::info!(customer_id = %id, cases = erased.cases, "customer erased");
+    Ok(ErasureView { customer_id: id.to_string(), cases_erased: erased.cases, erased_at: now })
+}
+
+/// Erase a customer (GDPR Art. 17): the record, its contacts, credentials, sessions and login
+/// history are deleted and its keys destroyed, so every copy of its personal data, in case
+/// timelines and the audit log, can no longer be read. Every audit proof still verifies.
+/// Refused while one of the customer's cases is open.
+#[utoipa::path(delete, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path)), security(("bearer" = []), ("cookie" = [])), responses(
+    (status = 200, body = ErasureView),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "A case of the customer is still open", body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn erase(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CustomersErase>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ErasureView>> {
+    let tenant_id = auth.tenant()?;
+    let id = CustomerId::parse("id", &id).map_err(|_| ApiError::not_found("customer"))?;
+    Ok(Json(erase_customer_record(&state, tenant_id, id, auth.actor).await?))
+}
+
 /// Entries of each kind an access export carries at most.
 pub const EXPORT_ITEMS_MAX: u32 = 10_000;
 

@@ -29,6 +29,9 @@ pub struct SettingsPatch {
     pub case_expiry_hours: Option<u32>,
     #[schema(minimum = 1, maximum = 100)]
     pub login_failures_max: Option<u32>,
+    /// Closed cases are purged this many days after they last changed.
+    #[schema(minimum = 1, maximum = 3653)]
+    pub closed_case_retention_days: Option<u32>,
 }
 
 impl SettingsPatch {
@@ -40,6 +43,7 @@ impl SettingsPatch {
         s.sla_resolution_minutes = self.sla_resolution_minutes.unwrap_or(s.sla_resolution_minutes);
         s.case_expiry_hours = self.case_expiry_hours.unwrap_or(s.case_expiry_hours);
         s.login_failures_max = self.login_failures_max.unwrap_or(s.login_failures_max);
+        s.closed_case_retention_days = self.closed_case_retention_days.unwrap_or(s.closed_case_retention_days);
         s
     }
 }
@@ -51,6 +55,7 @@ pub struct SettingsView {
     pub sla_resolution_minutes: u32,
     pub case_expiry_hours: u32,
     pub login_failures_max: u32,
+    pub closed_case_retention_days: u32,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -75,6 +80,7 @@ impl From<&Tenant> for TenantView {
                 sla_resolution_minutes: s.sla_resolution_minutes,
                 case_expiry_hours: s.case_expiry_hours,
                 login_failures_max: s.login_failures_max,
+                closed_case_retention_days: s.closed_case_retention_days,
             },
             created_at: t.created_at,
         }

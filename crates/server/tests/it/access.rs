@@ -62,6 +62,7 @@ fn matrix() -> Vec<Route> {
         route(Method::GET, "/api/v1/customers?username=jane", None, TENANT_ADMIN | INTEGRATION),
         route(Method::GET, "/api/v1/customers/{customer}", None, TENANT_ADMIN | INTEGRATION),
         route(Method::GET, "/api/v1/customers/{customer}/export", None, TENANT_ADMIN | INTEGRATION),
+        route(Method::DELETE, "/api/v1/customers/{missing}", None, TENANT_ADMIN | INTEGRATION),
         route(
             Method::PATCH,
             "/api/v1/customers/{customer}",

@@ -178,3 +178,78 @@ async fn a_customer_gets_everything_held_about_them_and_the_export_is_logged() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_erased_customer_is_gone_and_the_log_still_proves_itself() {
+    // GDPR Art. 17; issue 3 item 7.
+    let app = TestApp::sqlite().await;
+    let acme = app.tenant("acme").await;
+    let key = app.api_key(&acme, "integration").await;
+    let jane = app.post_ok(&key, "/api/v1/customers", customer_json("jane"), StatusCode::CREATED).await;
+    let id = jane["id"].as_str().expect("id");
+    let case = app
+        .post_ok(
+            &key,
+            "/api/v1/cases",
+            json!({"kind": "account_unlock", "channel": "chat", "summary": "Jane cannot sign in"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let case_id = case["id"].as_str().expect("id");
+    let path = |action: &str| format!("/api/v1/cases/{case_id}/{action}");
+    app.post_ok(&key, &path("start-identification"), json!({}), StatusCode::OK).await;
+    app.post_ok(&key, &path("identify"), json!({"customer_id": id}), StatusCode::OK).await;
+    app.post_ok(&key, &path("notes"), json!({"text": "Jane's dog is called Rex"}), StatusCode::OK).await;
+
+    // Refused while her case is open, with nothing changed.
+    let open = app.call(reqwest::Method::DELETE, &format!("/api/v1/customers/{id}"), Some(&key), None).await;
+    let problem = expect_problem(open, StatusCode::CONFLICT, "precondition").await;
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("still open")), "{problem}");
+    app.get_ok(&key, &format!("/api/v1/customers/{id}")).await;
+
+    app.post_ok(&key, &path("cancel"), json!({"reason": "Jane called back"}), StatusCode::OK).await;
+    let erased = app.call(reqwest::Method::DELETE, &format!("/api/v1/customers/{id}"), Some(&key), None).await;
+    assert_eq!(erased.status(), StatusCode::OK);
+    let erased: Value = erased.json().await.expect("json");
+    assert_eq!((erased["customer_id"].as_str(), erased["cases_erased"].as_u64()), (Some(id), Some(1)));
+
+    expect_problem(app.get(&key, &format!("/api/v1/customers/{id}")).await, StatusCode::NOT_FOUND, "not-found").await;
+    let found = app.get_ok(&key, "/api/v1/customers?email=jane@example.com").await;
+    assert_eq!(found["items"].as_array().map(Vec::len), Some(0));
+    let again = app.call(reqwest::Method::DELETE, &format!("/api/v1/customers/{id}"), Some(&key), None).await;
+    expect_problem(again, StatusCode::NOT_FOUND, "not-found").await;
+
+    // The case stays; its timeline shows the free text as erased, the rest as it was.
+    let kept = app.get_ok(&key, &format!("/api/v1/cases/{case_id}")).await;
+    assert_eq!((kept["state"].as_str(), kept["summary"].as_str()), (Some("cancelled"), None));
+    let timeline = app.get_ok(&key, &path("timeline")).await;
+    let items = timeline["items"].as_array().expect("items");
+    let note = items.iter().find(|e| e["type"] == "case.note_added").expect("note");
+    assert_eq!((note["erased"].as_bool(), &note["data"]["text"]), (Some(true), &Value::Null));
+    assert_eq!(items[0]["erased"].as_bool(), Some(false));
+    assert!(!timeline.to_string().contains("Rex") && !timeline.to_string().contains("called back"));
+
+    // Every entry is still in the log, with the erasure, and every inclusion proof verifies.
+    regain_server::audit::sequence_all(&app.state).await.expect("sequence");
+    let auditor = app.token(Some(&acme), Role::Auditor).await;
+    let checkpoint = app.get_ok(&auditor, "/api/v1/audit/checkpoint").await;
+    let size = checkpoint["size"].as_u64().expect("size");
+    let root = b64(&checkpoint["root"]);
+    let mut actions = Vec::new();
+    for seq in 0..size {
+        let response = app.get(&auditor, &format!("/api/v1/audit/entries/{seq}")).await;
+        if response.status() == StatusCode::NOT_FOUND {
+            continue; // the deployment's own entries
+        }
+        let entry: Value = response.json().await.expect("json");
+        let text = entry["entry"].as_str().expect("entry").to_owned();
+        assert!(!text.contains("Rex") && !text.contains("jane@example.com"), "{text}");
+        actions.push(entry["action"].as_str().expect("action").to_owned());
+        let proof = app.get_ok(&auditor, &format!("/api/v1/audit/proofs/inclusion?seq={seq}&size={size}")).await;
+        let hashes: Vec<Vec<u8>> = proof["proof"].as_array().expect("proof").iter().map(b64).collect();
+        let leaf = regain_merkle::leaf_hash(text.as_bytes());
+        let root: [u8; 32] = root.clone().try_into().expect("32 bytes");
+        verify_inclusion(&leaf, seq, size, &hashes, &root).expect("inclusion proof verifies after the erasure");
+    }
+    assert_eq!(actions.last().map(String::as_str), Some("customer.erased"));
+}

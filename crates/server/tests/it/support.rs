@@ -42,6 +42,7 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::connect(&SqliteConfig::for_file(&dir.path().join("regain.db"))).await.expect("sqlite");
         store.migrate().await.expect("migrate");
+        regain_store::conformance::unlock(&store).await;
         Self::start(Arc::new(store), Some(dir), ServerConfig::default()).await
     }
 
@@ -54,6 +55,7 @@ impl TestApp {
         config.acquire_timeout_ms = 1_000;
         let store = PostgresStore::connect(&config).await.expect("postgres");
         store.migrate().await.expect("migrate");
+        regain_store::conformance::unlock(&store).await;
         Self::start(Arc::new(store), None, ServerConfig::default()).await
     }
 
