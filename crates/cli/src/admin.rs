@@ -13,11 +13,12 @@ use regain_core::staff::NewStaff;
 use regain_core::totp::{decode_secret, TotpParams};
 use regain_core::{Actor, Tenant};
 use regain_server::routes::api_keys::create_api_key_record;
+use regain_server::routes::customers::erase_customer_record;
 use regain_server::routes::staff::{create_staff_record, enrollment};
 use regain_server::routes::tenants::{create_tenant_record, CreateTenant, SettingsPatch};
 use regain_server::AppState;
 
-use crate::cli::{ApiKeyCommand, MigrateArgs, StaffCommand, StaffCreateArgs, TenantCommand, TotpArgs};
+use crate::cli::{ApiKeyCommand, EraseArgs, MigrateArgs, StaffCommand, StaffCreateArgs, TenantCommand, TotpArgs};
 use crate::config::Config;
 use crate::context::{Context, Schema};
 use crate::database::Backend;
@@ -129,6 +130,26 @@ pub async fn api_key(config: &Config, command: ApiKeyCommand) -> anyhow::Result<
     );
     println!("{secret}");
     ctx.backend.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn erase_customer(config: &Config, args: &EraseArgs) -> anyhow::Result<ExitCode> {
+    if !args.yes {
+        bail!("erasing a customer cannot be undone: add --yes to confirm");
+    }
+    let id = regain_core::CustomerId::parse("id", args.id.trim())
+        .map_err(|_| anyhow::anyhow!("{:?} is not a customer id (a UUID)", args.id))?;
+    let ctx = Context::open(config, Schema::RequireCurrent).await?;
+    ctx.require_personal_data()?;
+    let tenant = tenant_by_slug(&ctx.state, &args.tenant).await?;
+    let result = erase_customer_record(&ctx.state, tenant.id, id, Actor::System).await;
+    ctx.backend.close().await;
+    let erased = result.with_context(|| format!("erasing customer {id} of {}", tenant.slug))?;
+    eprintln!(
+        "Customer {id} erased from {}: the record is deleted and its keys destroyed; the free text of {} case(s) \
+         can no longer be read. The audit log keeps its entries and still verifies.",
+        tenant.slug, erased.cases_erased
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -53,6 +53,29 @@ pub enum Command {
     /// Check, export and prove the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The master key that protects personal data at rest: check it, rotate it.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Show which master key the database needs and which one is configured.
+    /// Exit 0 when they match (or the database is new), 2 when they do not.
+    Status,
+    /// Generate a new master key and re-wrap every data key under it, in one transaction.
+    /// With the key in a file, the file is replaced (the old key is kept beside it as
+    /// `<file>.<old id>.retired`: backups taken before need it). Stop other `regain serve`
+    /// processes on the same database first; they refuse new records until restarted with
+    /// the new key.
+    Rotate(RotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Write the new key to this file (required when the key comes from crypto.master_key).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,6 +232,23 @@ pub enum CustomerCommand {
     /// Exit status: 0 when every row was imported, 2 when some rows failed, 1 when the import
     /// could not run or had to stop (unreadable file, unknown tenant, database unavailable).
     Import(ImportArgs),
+    /// Erase a customer (GDPR Art. 17): delete the record, its contacts, credentials, sessions
+    /// and login history, and destroy its keys, so the free text of its cases and every copy in
+    /// the audit log can no longer be read. The audit log still verifies. Refused while one of
+    /// the customer's cases is open. Cannot be undone.
+    Erase(EraseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    /// The tenant (slug) the customer belongs to.
+    #[arg(long, value_name = "SLUG")]
+    pub tenant: String,
+    /// The customer's id.
+    pub id: String,
+    /// Confirm: the erasure cannot be undone.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

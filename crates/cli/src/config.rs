@@ -28,6 +28,27 @@ pub struct Config {
     pub hashing: HashingSection,
     pub log: LogSection,
     pub audit: AuditSection,
+    pub crypto: CryptoSection,
+}
+
+/// The master key that wraps every customer's and case's data key (personal data at rest).
+/// Without `master_key`, it is read from `master_key_file`, which is created with a new, empty
+/// database and never over an existing one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CryptoSection {
+    /// Base64 (or hex) of 32 bytes. A secret: never printed or logged.
+    pub master_key: Option<SecretString>,
+    /// The key file; empty means `<data_dir>/master.key`.
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Where the master key file is for a database in `data_dir` (whether or not the key is
+    /// read from it).
+    pub fn master_key_file(&self, data_dir: &Path) -> PathBuf {
+        self.crypto.master_key_file.clone().unwrap_or_else(|| data_dir.join("master.key"))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,7 +283,8 @@ impl Config {
         let text = |v: String| Value::String(v);
         let format = Value::try_from(self.log.format).context("log.format")?;
         let a = &self.audit;
-        let sections: [(&str, Vec<Entry>); 5] = [
+        let c = &self.crypto;
+        let sections: [(&str, Vec<Entry>); 6] = [
             (
                 "server",
                 vec![
@@ -314,6 +336,25 @@ impl Config {
                         "empty: from the key file, or public_url's host".to_owned(),
                     ),
                     ("sequence_interval_ms", int(a.sequence_interval_ms), String::new()),
+                ],
+            ),
+            (
+                "crypto",
+                vec![
+                    (
+                        "master_key",
+                        text(if c.master_key.is_some() { REDACTED.to_owned() } else { String::new() }),
+                        if c.master_key.is_some() {
+                            String::new()
+                        } else {
+                            "empty: read from master_key_file".to_owned()
+                        },
+                    ),
+                    (
+                        "master_key_file",
+                        text(c.master_key_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+                        format!("in use: {}", self.master_key_file(&d.data_dir).display()),
+                    ),
                 ],
             ),
             (

@@ -17,6 +17,8 @@ use crate::database::Backend;
 pub struct Context {
     pub state: AppState,
     pub backend: Backend,
+    /// Why personal data cannot be read or written here (no master key configured), if so.
+    locked: Option<String>,
 }
 
 /// How a command wants the schema handled when it opens the database.
@@ -63,6 +65,18 @@ impl Context {
             }
             Err(e) => return Err(e),
         };
+        // Personal data: a wrong key always stops here; no key at all stops the server, while
+        // an administration command may still run on what is not personal (the audit log).
+        let mut locked = None;
+        if !crate::keys::unlock(config, &database.data_dir, store.as_ref()).await? {
+            let id = store.master_key_id().await?.unwrap_or_default();
+            let missing = crate::keys::missing_key_error(config, &database.data_dir, &id);
+            if schema == Schema::Migrate {
+                return Err(missing);
+            }
+            tracing::debug!(key_id = %id, "no master key here; personal data stays locked for this command");
+            locked = Some(format!("{missing:#}"));
+        }
         let state = AppState {
             store,
             audit,
@@ -71,6 +85,14 @@ impl Context {
             entropy: Arc::new(OsEntropy),
             config: Arc::new(server),
         };
-        Ok(Self { state, backend })
+        Ok(Self { state, backend, locked })
+    }
+
+    /// Refuses, with the reason, when this command would need personal data it cannot open.
+    pub fn require_personal_data(&self) -> anyhow::Result<()> {
+        match &self.locked {
+            Some(reason) => Err(anyhow::anyhow!("{reason}")),
+            None => Ok(()),
+        }
     }
 }

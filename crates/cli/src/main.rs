@@ -10,6 +10,7 @@ mod context;
 mod database;
 mod demo;
 mod import;
+mod keys;
 mod logging;
 mod serve;
 
@@ -60,6 +61,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Customer(cli::CustomerCommand::Import(args)) => import::run(&config, &args).await,
             Command::Demo(args) => demo::run(&config, &args).await,
             Command::Audit(cmd) => audit::run(&config, cmd).await,
+            Command::Keys(cmd) => keys::run(&config, cmd).await,
+            Command::Customer(cli::CustomerCommand::Erase(args)) => admin::erase_customer(&config, &args).await,
             Command::Totp(_) | Command::Config(_) => Ok(ExitCode::SUCCESS),
         }
     })

@@ -58,9 +58,7 @@ fn seal_with(key: &[u8; KEY_LEN], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
     // Encryption fails only when the plaintext exceeds the cipher's limit (≈ 256 GiB).
-    let ciphertext = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
-        .unwrap_or_default();
+    let ciphertext = cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad }).unwrap_or_default();
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
     out.push(VERSION);
     out.extend_from_slice(&nonce);
@@ -221,7 +219,10 @@ impl IndexKey {
     /// value, as URL-safe base64. Per tenant and field, so equal values in two tenants or two
     /// fields do not correlate.
     pub fn blind(&self, tenant: &str, field: &str, normalized: &str) -> String {
-        B64URL.encode(hmac(&self.0, &[b"regain blind index v1", tenant.as_bytes(), field.as_bytes(), normalized.as_bytes()]))
+        B64URL.encode(hmac(
+            &self.0,
+            &[b"regain blind index v1", tenant.as_bytes(), field.as_bytes(), normalized.as_bytes()],
+        ))
     }
 }
 
@@ -282,7 +283,8 @@ impl Keyring {
             }
             Err(e) => return Err(UnlockError::Corrupt(e)),
         }
-        let bytes = open_with(&master.0, &wrap_aad(INDEX_KEY_CONTEXT), &record.index_key).map_err(UnlockError::Corrupt)?;
+        let bytes =
+            open_with(&master.0, &wrap_aad(INDEX_KEY_CONTEXT), &record.index_key).map_err(UnlockError::Corrupt)?;
         let array: [u8; KEY_LEN] =
             bytes.as_slice().try_into().map_err(|_| UnlockError::Corrupt(CryptoError::Malformed))?;
         Ok(Self { master, index: IndexKey(Zeroizing::new(array)) })

@@ -19,11 +19,13 @@ pub struct Keys(Arc<RwLock<Option<Arc<Keyring>>>>);
 
 impl Keys {
     pub fn get(&self) -> StoreResult<Arc<Keyring>> {
-        self.0
-            .read()
-            .map_err(|_| StoreError::Other("keyring lock poisoned".into()))?
-            .clone()
-            .ok_or_else(|| StoreError::Keyring("the store is locked: no master key has unlocked it".into()))
+        self.0.read().map_err(|_| StoreError::Other("keyring lock poisoned".into()))?.clone().ok_or_else(|| {
+            StoreError::Keyring(
+                "personal data is encrypted and no master key has unlocked it: \
+                     configure crypto.master_key or restore its key file"
+                    .into(),
+            )
+        })
     }
 
     pub fn set(&self, keyring: Keyring) -> StoreResult<()> {
@@ -141,7 +143,8 @@ pub fn open_customer(
     let wrapped = wrapped_key.ok_or_else(|| StoreError::Corrupt("customers: the record has no data key".into()))?;
     let key = keyring.data_key(&id.to_string(), wrapped).map_err(|_| undecryptable("data_keys"))?;
     let text = key.open_text(&customer_aad(id), sealed).map_err(|_| undecryptable("customers.sealed"))?;
-    let v: Value = serde_json::from_str(&text).map_err(|_| StoreError::Corrupt("customers.sealed does not parse".into()))?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|_| StoreError::Corrupt("customers.sealed does not parse".into()))?;
     let string = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     Ok(OpenedCustomer {
         username: string("username").ok_or_else(|| StoreError::Corrupt("customers.sealed: no username".into()))?,
@@ -165,9 +168,7 @@ fn summary_aad(case: CaseId) -> String {
 
 /// A case's data key, unwrapped, or `None` when it was destroyed (erasure, retention).
 pub fn case_key(keyring: &Keyring, case: CaseId, wrapped: Option<&[u8]>) -> StoreResult<Option<DataKey>> {
-    wrapped
-        .map(|w| keyring.data_key(&case.to_string(), w).map_err(|_| undecryptable("data_keys")))
-        .transpose()
+    wrapped.map(|w| keyring.data_key(&case.to_string(), w).map_err(|_| undecryptable("data_keys"))).transpose()
 }
 
 pub fn seal_summary(key: &DataKey, case: CaseId, summary: Option<&str>) -> Option<String> {
@@ -209,7 +210,8 @@ pub fn open_event(
     name: &str,
     data: &str,
 ) -> StoreResult<(CaseEvent, bool)> {
-    let mut value: Value = serde_json::from_str(data).map_err(|_| StoreError::Corrupt(format!("{name} does not parse")))?;
+    let mut value: Value =
+        serde_json::from_str(data).map_err(|_| StoreError::Corrupt(format!("{name} does not parse")))?;
     let mut erased = false;
     if let Value::Object(map) = &mut value {
         for field in FREE_TEXT {
@@ -217,9 +219,9 @@ pub fn open_event(
                 continue;
             };
             let text = match key {
-                Some(key) => {
-                    key.open_text(&event_aad(case, seq, field), sealed).map_err(|_| undecryptable("case_events.data"))?
-                }
+                Some(key) => key
+                    .open_text(&event_aad(case, seq, field), sealed)
+                    .map_err(|_| undecryptable("case_events.data"))?,
                 None => {
                     erased = true;
                     String::new()

@@ -34,6 +34,7 @@ pub async fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<ExitCode>
     let rows = if is_csv { source::csv_rows(&args.file)? } else { source::jsonl_rows(&args.file)? };
     let total = source::count_rows(&args.file, is_csv)?;
     let ctx = Context::open(config, Schema::RequireCurrent).await?;
+    ctx.require_personal_data()?;
     let tenant = crate::admin::tenant_by_slug(&ctx.state, &args.tenant).await?;
     let region = tenant.settings.default_region.clone();
 

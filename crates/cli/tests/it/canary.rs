@@ -11,6 +11,8 @@ const STAFF_PASSWORD: &str = "Canary-Staff-Pass-7731";
 const CUSTOMER_PASSWORD: &str = "Canary-Customer-Pass-4410";
 const CUSTOMER_EMAIL: &str = "canary.person@canary-mail.example";
 const CUSTOMER_PHONE: &str = "+12015550188";
+const CUSTOMER_NAME: &str = "Canary Q. Person";
+const ANSWER: &str = "Canary-Answer-Maiden-Name-9921";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
@@ -77,7 +79,7 @@ fn canaries_never_reach_the_logs_and_secrets_never_the_database() {
 
     let client = reqwest::blocking::Client::new();
     let customer = serde_json::json!({
-        "username": "canary", "full_name": "Canary Person", "password": CUSTOMER_PASSWORD,
+        "username": "canary", "full_name": CUSTOMER_NAME, "password": CUSTOMER_PASSWORD,
         "emails": [{"address": CUSTOMER_EMAIL, "verified": true}], "phones": [{"number": CUSTOMER_PHONE, "verified": true}],
     });
     let created =
@@ -118,6 +120,14 @@ fn canaries_never_reach_the_logs_and_secrets_never_the_database() {
         .send()
         .expect("case");
     assert_eq!(case.status(), 201);
+    let case_id = case.json::<serde_json::Value>().expect("json")["id"].as_str().expect("id").to_owned();
+    let note = client
+        .post(format!("{base}/api/v1/cases/{case_id}/notes"))
+        .bearer_auth(&staff_token)
+        .json(&serde_json::json!({"text": format!("caller answered {ANSWER}")}))
+        .send()
+        .expect("note");
+    assert_eq!(note.status(), 200);
     // A malformed body and a bad token are logged too: still no canary.
     client
         .post(format!("{base}/api/v1/cases"))
@@ -135,15 +145,23 @@ fn canaries_never_reach_the_logs_and_secrets_never_the_database() {
     child.wait().ok();
     assert!(logs.lines().filter(|l| l.contains("request served")).count() >= 5, "the requests were logged:\n{logs}");
 
-    let mut canaries =
-        vec![STAFF_PASSWORD, CUSTOMER_PASSWORD, CUSTOMER_EMAIL, CUSTOMER_PHONE, "2015550188", totp_secret.as_str()];
+    let mut canaries = vec![
+        STAFF_PASSWORD,
+        CUSTOMER_PASSWORD,
+        CUSTOMER_EMAIL,
+        CUSTOMER_PHONE,
+        "2015550188",
+        CUSTOMER_NAME,
+        ANSWER,
+        totp_secret.as_str(),
+    ];
     canaries.extend(tokens.iter().map(String::as_str));
     for canary in &canaries {
         assert!(!logs.contains(canary), "{canary} is in the logs");
     }
 
-    // The database files hold no password, key or token in the clear. (Customer contact data
-    // is still plaintext at rest until per-customer encryption lands.)
+    // The database files hold no password, key, token or personal data in the clear (issue 3
+    // item 8): contacts, names and free text are sealed under the customer's or case's key.
     let mut db = Vec::new();
     for name in ["regain.db", "regain.db-wal"] {
         if let Ok(bytes) = std::fs::read(sandbox.path().join("data").join(name)) {
@@ -151,7 +169,9 @@ fn canaries_never_reach_the_logs_and_secrets_never_the_database() {
         }
     }
     assert!(!db.is_empty());
-    for secret in [STAFF_PASSWORD, CUSTOMER_PASSWORD].iter().copied().chain(tokens.iter().map(String::as_str)) {
+    let in_clear =
+        [STAFF_PASSWORD, CUSTOMER_PASSWORD, CUSTOMER_EMAIL, CUSTOMER_PHONE, "2015550188", CUSTOMER_NAME, ANSWER];
+    for secret in in_clear.iter().copied().chain(tokens.iter().map(String::as_str)) {
         assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} is in the database files");
     }
 }

@@ -11,6 +11,7 @@ mod config;
 mod demo;
 mod help;
 mod import;
+mod keys;
 mod postgres;
 
 use std::io::Write as _;

@@ -15,4 +15,5 @@ async fn fresh_store() -> (SqliteStore, tempfile::TempDir) {
 
 regain_store::conformance_tests!(fresh_store);
 
+mod erasure;
 mod lockstep;
