@@ -21,6 +21,7 @@
 mod error;
 pub mod note;
 mod plan;
+pub mod tiles;
 mod tree;
 mod verify;
 

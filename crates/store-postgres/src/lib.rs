@@ -56,7 +56,9 @@ impl PostgresStore {
 
     pub async fn migrate(&self) -> StoreResult<()> {
         regain_store_sql::refuse_plaintext_records(&self.pool).await?;
-        MIGRATIONS.run(&self.pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+        MIGRATIONS.run(&self.pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        self.rebuild_audit_tiles().await?;
+        Ok(())
     }
 
     pub fn pool(&self) -> &Pool<Postgres> {

@@ -82,29 +82,129 @@ macro_rules! impl_sql_store {
             type Tx = sqlx::Transaction<'static, Db>;
 
             impl $store {
-                /// The stored subtree hashes among `ids` (a proof or a frontier: O(log n) of them).
+                /// The hashes of the complete subtrees among `ids` (a proof or a frontier:
+                /// O(log n) of them), each read from, or recomputed within, its tile.
                 async fn read_nodes(
                     conn: &mut <Db as sqlx::Database>::Connection,
                     ids: &[NodeId],
                 ) -> StoreResult<std::collections::HashMap<NodeId, [u8; 32]>> {
+                    use $crate::regain_merkle::tiles;
                     let mut found = std::collections::HashMap::with_capacity(ids.len());
-                    if ids.is_empty() {
-                        return Ok(found);
+                    let spans: Vec<(NodeId, tiles::TileSpan)> = ids.iter().map(|id| (*id, tiles::span(*id))).collect();
+                    let wanted: std::collections::BTreeSet<tiles::TileId> = spans.iter().map(|(_, s)| s.tile).collect();
+                    let read = Self::read_tiles(conn, &wanted).await?;
+                    for (id, span) in spans {
+                        if let Some(hash) = read.get(&span.tile).and_then(|t| tiles::node_from_tile(&span, t)) {
+                            found.insert(id, hash);
+                        }
                     }
-                    let mut q: QueryBuilder<'_, Db> = QueryBuilder::new("SELECT level, idx, hash FROM audit_nodes WHERE ");
-                    for (i, id) in ids.iter().enumerate() {
+                    Ok(found)
+                }
+
+                async fn read_tiles(
+                    conn: &mut <Db as sqlx::Database>::Connection,
+                    wanted: &std::collections::BTreeSet<$crate::regain_merkle::tiles::TileId>,
+                ) -> StoreResult<std::collections::HashMap<$crate::regain_merkle::tiles::TileId, Vec<[u8; 32]>>> {
+                    use $crate::regain_merkle::tiles::TileId;
+                    let mut read = std::collections::HashMap::with_capacity(wanted.len());
+                    if wanted.is_empty() {
+                        return Ok(read);
+                    }
+                    let mut q: QueryBuilder<'_, Db> = QueryBuilder::new("SELECT level, idx, hashes FROM audit_tiles WHERE ");
+                    for (i, tile) in wanted.iter().enumerate() {
                         if i > 0 {
                             q.push(" OR ");
                         }
-                        q.push("(level = ").push_bind(i64::from(id.level));
-                        q.push(" AND idx = ").push_bind(i64::try_from(id.index).unwrap_or(i64::MAX)).push(")");
+                        q.push("(level = ").push_bind(i64::from(tile.level));
+                        q.push(" AND idx = ").push_bind(i64::try_from(tile.index).unwrap_or(i64::MAX)).push(")");
                     }
                     let rows: Vec<(i64, i64, Vec<u8>)> = q.build_query_as().fetch_all(&mut *conn).await.map_err(Self::map_err)?;
-                    for (level, idx, hash) in rows {
-                        let id = NodeId { level: u8::try_from(level).unwrap_or(u8::MAX), index: u64::try_from(idx).unwrap_or(0) };
-                        found.insert(id, hash32("audit_nodes.hash", &hash)?);
+                    for (level, idx, blob) in rows {
+                        if blob.len() % 32 != 0 || blob.len() > 32 * 256 {
+                            return Err(StoreError::Corrupt("audit_tiles.hashes does not parse".into()));
+                        }
+                        let tile = TileId { level: u8::try_from(level).unwrap_or(u8::MAX), index: u64::try_from(idx).unwrap_or(0) };
+                        let hashes = blob.chunks_exact(32).map(|h| hash32("audit_tiles.hashes", h)).collect::<StoreResult<Vec<_>>>()?;
+                        read.insert(tile, hashes);
                     }
-                    Ok(found)
+                    Ok(read)
+                }
+
+                /// Adds an append's new nodes to their tiles (partial tiles are rewritten longer).
+                async fn write_tiles(tx: &mut Tx, nodes: &[(NodeId, [u8; 32])]) -> StoreResult<()> {
+                    use $crate::regain_merkle::tiles;
+                    let appends = tiles::tile_appends(nodes)
+                        .map_err(|node| StoreError::Corrupt(format!("audit tree: node {node:?} leaves a gap in its tile")))?;
+                    let partial: std::collections::BTreeSet<tiles::TileId> =
+                        appends.iter().filter(|(_, (offset, _))| *offset > 0).map(|(tile, _)| *tile).collect();
+                    let existing = Self::read_tiles(&mut **tx, &partial).await?;
+                    let mut rows: Vec<(i64, i64, Vec<u8>)> = Vec::with_capacity(appends.len());
+                    for (tile, (offset, hashes)) in appends {
+                        let mut blob = Vec::with_capacity((offset + hashes.len()) * 32);
+                        if offset > 0 {
+                            let before = existing.get(&tile).map_or(&[][..], Vec::as_slice);
+                            if before.len() != offset {
+                                return Err(StoreError::Corrupt(format!("audit tile {tile:?} holds {} hashes, not {offset}", before.len())));
+                            }
+                            before.iter().for_each(|h| blob.extend_from_slice(h));
+                        }
+                        hashes.iter().for_each(|h| blob.extend_from_slice(h));
+                        rows.push((i64::from(tile.level), i64::try_from(tile.index).unwrap_or(i64::MAX), blob));
+                    }
+                    for chunk in rows.chunks(200) {
+                        let mut q: QueryBuilder<'_, Db> = QueryBuilder::new("INSERT INTO audit_tiles (level, idx, hashes) ");
+                        q.push_values(chunk, |mut row, (level, idx, blob)| {
+                            row.push_bind(*level).push_bind(*idx).push_bind(blob.clone());
+                        });
+                        q.push(" ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes");
+                        q.build().execute(&mut **tx).await.map_err(Self::map_err)?;
+                    }
+                    Ok(())
+                }
+
+                /// After the migration to tiles: rebuilds them from the entries, which they are
+                /// derived from, and checks the result against the latest checkpoint. Nothing to
+                /// do when the log is empty or already has tiles.
+                pub async fn rebuild_audit_tiles(&self) -> StoreResult<u64> {
+                    let mut tx = self.write_tx().await?;
+                    let tiles: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_tiles").fetch_one(&mut *tx).await.map_err(Self::map_err)?;
+                    let latest: Option<(i64, Vec<u8>)> =
+                        sqlx::query_as("SELECT size, root FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                    let Some((latest_size, latest_root)) = latest.filter(|_| tiles == 0) else {
+                        tx.rollback().await.map_err(Self::map_err)?;
+                        return Ok(0);
+                    };
+                    let mut size = 0u64;
+                    let mut frontier: Vec<[u8; 32]> = Vec::new();
+                    let mut root = [0u8; 32];
+                    while size < u64::try_from(latest_size).unwrap_or(0) {
+                        let rows: Vec<String> = sqlx::query_scalar("SELECT entry FROM audit_entries WHERE seq >= $1 AND seq < $2 ORDER BY seq")
+                            .bind(i64::try_from(size).unwrap_or(i64::MAX))
+                            .bind(latest_size.min(i64::try_from(size).unwrap_or(i64::MAX) + 10_000))
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                        if rows.is_empty() {
+                            return Err(StoreError::Corrupt(format!("audit_entries: entry {size} is missing")));
+                        }
+                        let leaves: Vec<[u8; 32]> = rows.iter().map(|e| $crate::regain_merkle::leaf_hash(e.as_bytes())).collect();
+                        let appended = $crate::regain_merkle::append(size, &frontier, &leaves)
+                            .map_err(|e| StoreError::Corrupt(format!("audit tree: {e}")))?;
+                        Self::write_tiles(&mut tx, &appended.nodes).await?;
+                        size = appended.size;
+                        frontier = appended.frontier;
+                        root = appended.root;
+                    }
+                    if latest_root.as_slice() != root.as_slice() {
+                        return Err(StoreError::Corrupt(format!(
+                            "the audit entries do not give the root of the checkpoint of size {latest_size}: run `regain audit verify`"
+                        )));
+                    }
+                    tx.commit().await.map_err(Self::map_err)?;
+                    Ok(size)
                 }
 
                 /// Writes one audit entry in the caller's transaction (SECURITY.md L1).
@@ -1316,15 +1416,7 @@ macro_rules! impl_sql_store {
                                 .map_err(Self::map_err)?;
                         }
                     }
-                    for chunk in appended.nodes.chunks(500) {
-                        let mut q: QueryBuilder<'_, Db> = QueryBuilder::new("INSERT INTO audit_nodes (level, idx, hash) ");
-                        q.push_values(chunk, |mut row, (node, hash)| {
-                            row.push_bind(i64::from(node.level))
-                                .push_bind(i64::try_from(node.index).unwrap_or(i64::MAX))
-                                .push_bind(hash.to_vec());
-                        });
-                        q.build().execute(&mut *tx).await.map_err(Self::map_err)?;
-                    }
+                    Self::write_tiles(&mut tx, &appended.nodes).await?;
                     let checkpoint = StoredCheckpoint {
                         size: appended.size,
                         root: appended.root,

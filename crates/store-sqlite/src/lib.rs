@@ -81,7 +81,9 @@ impl SqliteStore {
     /// Applies every migration not yet applied.
     pub async fn migrate(&self) -> StoreResult<()> {
         regain_store_sql::refuse_plaintext_records(&self.writer).await?;
-        MIGRATIONS.run(&self.writer).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+        MIGRATIONS.run(&self.writer).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        self.rebuild_audit_tiles().await?;
+        Ok(())
     }
 
     /// After an erasure: moves the WAL into the database file and truncates it, so the pages

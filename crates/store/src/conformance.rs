@@ -509,7 +509,8 @@ pub async fn expired_cases_are_found_across_tenants(store: &dyn Store) {
     assert_eq!(store.cases_to_expire(a.expires_at, 1).await.unwrap().len(), 1);
 }
 
-struct TestSigner;
+/// Signs checkpoints for the conformance checks with a plain, unsigned stand-in note.
+pub struct TestSigner;
 
 impl CheckpointSigner for TestSigner {
     fn sign(&self, size: u64, root: &[u8; 32]) -> Result<String, String> {

@@ -18,6 +18,15 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// How many migrations the binary embeds (both backends have the same, in lockstep).
+fn migrations_count() -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../store-sqlite/migrations");
+    std::fs::read_dir(dir)
+        .expect("migrations")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql")))
+        .count()
+}
+
 /// A scratch directory to run `regain` in, with its own SQLite data directory.
 struct Sandbox {
     dir: tempfile::TempDir,

@@ -17,3 +17,4 @@ regain_store::conformance_tests!(fresh_store);
 
 mod erasure;
 mod lockstep;
+mod tiles;
