@@ -95,7 +95,7 @@ fn rotation_replaces_the_key_and_keeps_every_record() {
 }
 
 #[test]
-fn customer_erase_needs_confirmation_and_a_real_customer() {
+fn customer_erase_confirms_erases_and_leaves_a_log_that_verifies() {
     let sandbox = with_customer();
     let missing = "0190f1f4-0000-7000-8000-000000000001";
     let err = sandbox.run(&["customer", "erase", "--tenant", "acme", missing]).expect_code(1).stderr();
@@ -105,4 +105,21 @@ fn customer_erase_needs_confirmation_and_a_real_customer() {
     let err = sandbox.run(&["customer", "erase", "--tenant", "acme", "--yes", missing]).expect_code(1).stderr();
     assert!(err.contains("no such customer") || err.contains("not found"), "{err}");
     jane_is_there(&sandbox);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let jane: String = runtime.block_on(async {
+        use sqlx::Connection as _;
+        let path = sandbox.path().join("data").join("regain.db");
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        sqlx::query_scalar("SELECT id FROM customers").fetch_one(&mut conn).await.unwrap()
+    });
+    let out = sandbox.run(&["customer", "erase", "--tenant", "acme", "--yes", &jane]).expect_code(0).stderr();
+    assert!(out.contains("erased") && out.contains("still verifies"), "{out}");
+    sandbox.run(&["customer", "erase", "--tenant", "acme", "--yes", &jane]).expect_code(1);
+    // The log, with the erasure in it, verifies end to end; jane's identifiers are free again.
+    sandbox.run(&["audit", "checkpoint"]).expect_code(0);
+    let verified = sandbox.run(&["audit", "verify"]).expect_code(0).stdout();
+    assert!(verified.contains("audit log verified"), "{verified}");
+    let file = sandbox.file("again.csv", JANE);
+    sandbox.run(&["customer", "import", "--tenant", "acme", file.to_str().unwrap()]).expect_code(0);
 }
