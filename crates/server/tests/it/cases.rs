@@ -223,3 +223,52 @@ async fn staff_work_cases_of_their_tier_and_agents_their_own() {
     let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
     app.post_ok(&analyst, &path("start-identification"), json!({}), StatusCode::OK).await;
 }
+
+#[tokio::test]
+async fn closed_cases_are_purged_after_the_tenants_retention_period() {
+    // Issue 3 item 7: retention, each purge an audit entry.
+    let app = TestApp::sqlite().await;
+    let acme = app.tenant("acme").await;
+    let admin = app.api_key(&acme, "tenant_admin").await;
+    let bad = app
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/tenant",
+            Some(&admin),
+            Some(json!({"settings": {"closed_case_retention_days": 0}})),
+        )
+        .await;
+    expect_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
+    let patched = app
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/tenant",
+            Some(&admin),
+            Some(json!({"settings": {"closed_case_retention_days": 30}})),
+        )
+        .await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    let key = app.api_key(&acme, "integration").await;
+    let open = |summary: &str| json!({"kind": "password_reset", "channel": "web", "summary": summary});
+    let closed = app.post_ok(&key, "/api/v1/cases", open("closed"), StatusCode::CREATED).await;
+    let closed_id = closed["id"].as_str().expect("id").to_owned();
+    app.post_ok(&key, &format!("/api/v1/cases/{closed_id}/cancel"), json!({"reason": "duplicate"}), StatusCode::OK)
+        .await;
+    let still_open = app.post_ok(&key, "/api/v1/cases", open("open"), StatusCode::CREATED).await;
+
+    app.clock.advance(chrono::Duration::days(29));
+    assert_eq!(regain_server::sweeper::purge(&app.state).await.expect("purge"), 0, "not yet");
+    app.clock.advance(chrono::Duration::days(2));
+    assert_eq!(regain_server::sweeper::purge(&app.state).await.expect("purge"), 1);
+    expect_problem(app.get(&key, &format!("/api/v1/cases/{closed_id}")).await, StatusCode::NOT_FOUND, "not-found")
+        .await;
+    app.get_ok(&key, &format!("/api/v1/cases/{}", still_open["id"].as_str().expect("id"))).await;
+    regain_server::audit::sequence_all(&app.state).await.expect("sequence");
+    let auditor = app.token(Some(&acme), Role::Auditor).await;
+    let size = app.get_ok(&auditor, "/api/v1/audit/checkpoint").await["size"].as_u64().expect("size");
+    let last = app.get_ok(&auditor, &format!("/api/v1/audit/entries/{}", size - 1)).await;
+    assert_eq!(
+        (last["action"].as_str(), last["case_id"].as_str()),
+        (Some("retention.case_purged"), Some(closed_id.as_str()))
+    );
+}
