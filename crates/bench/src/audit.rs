@@ -56,7 +56,13 @@ pub async fn run(entries: u64, proofs: usize) -> anyhow::Result<Vec<String>> {
     for chunk in texts[1..].chunks(BATCH as usize) {
         let mut tx = pool.begin().await?;
         for text in chunk {
-            sqlx::query("INSERT INTO audit_entries (tenant_id, at, action, entry) VALUES (NULL, 0, 'bench.entry', $1)")
+            // The statement the store writes every entry with.
+            sqlx::query(regain_store_sql::AUDIT_INSERT_POSITIONED)
+                .bind(None::<String>)
+                .bind(0i64)
+                .bind("bench.entry")
+                .bind(None::<String>)
+                .bind(None::<String>)
                 .bind(text)
                 .execute(&mut *tx)
                 .await?;

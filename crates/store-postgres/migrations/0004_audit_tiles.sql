@@ -12,3 +12,9 @@ CREATE TABLE audit_tiles (
     hashes BYTEA NOT NULL,
     PRIMARY KEY (level, idx)
 );
+
+-- Entries without a case or a customer need no place in those indexes.
+DROP INDEX audit_entries_case_idx;
+DROP INDEX audit_entries_customer_idx;
+CREATE INDEX audit_entries_case_idx ON audit_entries (case_id, seq) WHERE case_id IS NOT NULL;
+CREATE INDEX audit_entries_customer_idx ON audit_entries (customer_id, seq) WHERE customer_id IS NOT NULL;

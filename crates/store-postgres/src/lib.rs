@@ -103,4 +103,4 @@ impl PostgresStore {
     }
 }
 
-regain_store_sql::impl_sql_store!(PostgresStore, sqlx::Postgres, "postgres");
+regain_store_sql::impl_sql_store!(PostgresStore, sqlx::Postgres, "postgres", positions_at_write = false);

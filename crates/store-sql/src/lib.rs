@@ -62,10 +62,23 @@ where
     Ok(())
 }
 
-/// Implements `regain_store::Store` for `$store`, whose database is `$db`.
+/// Writes an audit entry that takes its position in the log as it is written: for a database
+/// with one writer at a time (SQLite), where no two transactions can take the same position.
+/// Binds: tenant, at, action, case, customer, entry.
+pub const AUDIT_INSERT_POSITIONED: &str =
+    "INSERT INTO audit_entries (seq, tenant_id, at, action, case_id, customer_id, entry) \
+     VALUES ((SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries), $1, $2, $3, $4, $5, $6)";
+/// Writes an audit entry for the sequencer to place later (PostgreSQL, with concurrent writers).
+pub const AUDIT_INSERT_WAITING: &str =
+    "INSERT INTO audit_entries (tenant_id, at, action, case_id, customer_id, entry) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Implements `regain_store::Store` for `$store`, whose database is `$db`. With
+/// `positions_at_write = true` an audit entry takes its log position in the transaction that
+/// writes it (only sound with one writer at a time); otherwise the sequencer assigns positions.
 #[macro_export]
 macro_rules! impl_sql_store {
-    ($store:ty, $db:ty, $backend:literal) => {
+    ($store:ty, $db:ty, $backend:literal, positions_at_write = $at_write:literal) => {
         const _: () = {
             use $crate::regain_core::case::{CaseEvent, CaseState};
             use $crate::regain_core::customer::{Customer, CustomerLookup, CustomerStatus};
@@ -209,10 +222,7 @@ macro_rules! impl_sql_store {
 
                 /// Writes one audit entry in the caller's transaction (SECURITY.md L1).
                 async fn insert_audit(tx: &mut Tx, record: &AuditRecord) -> StoreResult<()> {
-                    sqlx::query(
-                        "INSERT INTO audit_entries (tenant_id, at, action, case_id, customer_id, entry) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
+                    sqlx::query(if $at_write { $crate::AUDIT_INSERT_POSITIONED } else { $crate::AUDIT_INSERT_WAITING })
                     .bind(record.tenant_id.map(|t| t.to_string()))
                     .bind(micros(record.at))
                     .bind(&record.action)
@@ -1369,21 +1379,29 @@ macro_rules! impl_sql_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(Self::map_err)?;
-                    let pending: Vec<(i64, String)> =
-                        sqlx::query_as("SELECT id, entry FROM audit_entries WHERE seq IS NULL ORDER BY id LIMIT $1")
-                            .bind(i64::from(batch_max.max(1)))
-                            .fetch_all(&mut *tx)
-                            .await
-                            .map_err(Self::map_err)?;
-                    if pending.is_empty() {
-                        tx.rollback().await.map_err(Self::map_err)?;
-                        return Ok(None);
-                    }
                     let size: Option<i64> = sqlx::query_scalar("SELECT MAX(size) FROM audit_checkpoints")
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(Self::map_err)?;
                     let size = u64::try_from(size.unwrap_or(0)).unwrap_or(0);
+                    let base = i64::try_from(size).unwrap_or(i64::MAX);
+                    // (id, or the position already taken; the entry's text), in log order.
+                    let batch = i64::from(batch_max.max(1));
+                    let pending: Vec<(i64, String)> = if $at_write {
+                        sqlx::query_as("SELECT seq, entry FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2").bind(base).bind(batch)
+                    } else {
+                        sqlx::query_as("SELECT id, entry FROM audit_entries WHERE seq IS NULL ORDER BY id LIMIT $1").bind(batch)
+                    }
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    if pending.is_empty() {
+                        tx.rollback().await.map_err(Self::map_err)?;
+                        return Ok(None);
+                    }
+                    if $at_write && pending.iter().enumerate().any(|(i, (seq, _))| *seq != base + i as i64) {
+                        return Err(StoreError::Corrupt(format!("audit_entries: positions after {size} are not contiguous")));
+                    }
                     let frontier_ids = $crate::regain_merkle::frontier(size);
                     let stored = Self::read_nodes(&mut *tx, &frontier_ids).await?;
                     let frontier = frontier_ids
@@ -1393,27 +1411,28 @@ macro_rules! impl_sql_store {
                     let leaves: Vec<[u8; 32]> = pending.iter().map(|(_, entry)| $crate::regain_merkle::leaf_hash(entry.as_bytes())).collect();
                     let appended = $crate::regain_merkle::append(size, &frontier, &leaves)
                         .map_err(|e| StoreError::Corrupt(format!("audit tree: {e}")))?;
-                    // Positions: one ranged statement when the batch's ids are contiguous (the
-                    // usual case), one per entry otherwise.
-                    let first_id = pending.first().map_or(0, |(id, _)| *id);
-                    let last_id = pending.last().map_or(0, |(id, _)| *id);
-                    let base = i64::try_from(size).unwrap_or(i64::MAX);
-                    if usize::try_from(last_id - first_id + 1).ok() == Some(pending.len()) {
-                        sqlx::query("UPDATE audit_entries SET seq = id - $1 + $2 WHERE id >= $1 AND id <= $3")
-                            .bind(first_id)
-                            .bind(base)
-                            .bind(last_id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(Self::map_err)?;
-                    } else {
-                        for (offset, (id, _)) in pending.iter().enumerate() {
-                            sqlx::query("UPDATE audit_entries SET seq = $2 WHERE id = $1")
-                                .bind(id)
-                                .bind(base + offset as i64)
+                    // Positions (unless taken at write): one ranged statement when the batch's
+                    // ids are contiguous (the usual case), one per entry otherwise.
+                    if !$at_write {
+                        let first_id = pending.first().map_or(0, |(id, _)| *id);
+                        let last_id = pending.last().map_or(0, |(id, _)| *id);
+                        if usize::try_from(last_id - first_id + 1).ok() == Some(pending.len()) {
+                            sqlx::query("UPDATE audit_entries SET seq = id - $1 + $2 WHERE id >= $1 AND id <= $3")
+                                .bind(first_id)
+                                .bind(base)
+                                .bind(last_id)
                                 .execute(&mut *tx)
                                 .await
                                 .map_err(Self::map_err)?;
+                        } else {
+                            for (offset, (id, _)) in pending.iter().enumerate() {
+                                sqlx::query("UPDATE audit_entries SET seq = $2 WHERE id = $1")
+                                    .bind(id)
+                                    .bind(base + offset as i64)
+                                    .execute(&mut *tx)
+                                    .await
+                                    .map_err(Self::map_err)?;
+                            }
                         }
                     }
                     Self::write_tiles(&mut tx, &appended.nodes).await?;
@@ -1470,7 +1489,8 @@ macro_rules! impl_sql_store {
 
                 async fn audit_entry(&self, seq: u64) -> StoreResult<Option<AuditEntry>> {
                     let row: Option<AuditEntryRow> = sqlx::query_as(
-                        "SELECT seq, tenant_id, at, action, case_id, customer_id, entry FROM audit_entries WHERE seq = $1",
+                        "SELECT seq, tenant_id, at, action, case_id, customer_id, entry FROM audit_entries \
+                         WHERE seq = $1 AND seq < (SELECT COALESCE(MAX(size), 0) FROM audit_checkpoints)",
                     )
                     .bind(i64::try_from(seq).unwrap_or(i64::MAX))
                     .fetch_optional(self.read_pool())
@@ -1482,7 +1502,8 @@ macro_rules! impl_sql_store {
                 async fn audit_entries(&self, from_seq: u64, limit: u32) -> StoreResult<Vec<AuditEntry>> {
                     let rows: Vec<AuditEntryRow> = sqlx::query_as(
                         "SELECT seq, tenant_id, at, action, case_id, customer_id, entry FROM audit_entries \
-                         WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                         WHERE seq >= $1 AND seq < (SELECT COALESCE(MAX(size), 0) FROM audit_checkpoints) \
+                         ORDER BY seq LIMIT $2",
                     )
                     .bind(i64::try_from(from_seq).unwrap_or(i64::MAX))
                     .bind(i64::from(limit))
@@ -1518,7 +1539,10 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn unsequenced_audit_entries(&self) -> StoreResult<u64> {
-                    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries WHERE seq IS NULL")
+                    let count: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM audit_entries \
+                         WHERE seq IS NULL OR seq >= (SELECT COALESCE(MAX(size), 0) FROM audit_checkpoints)",
+                    )
                         .fetch_one(self.read_pool())
                         .await
                         .map_err(Self::map_err)?;

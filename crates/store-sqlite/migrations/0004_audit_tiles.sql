@@ -12,3 +12,22 @@ CREATE TABLE audit_tiles (
     hashes BLOB NOT NULL,
     PRIMARY KEY (level, idx)
 );
+
+-- Entries without a case or a customer need no place in those indexes.
+DROP INDEX audit_entries_case_idx;
+DROP INDEX audit_entries_customer_idx;
+CREATE INDEX audit_entries_case_idx ON audit_entries (case_id, seq) WHERE case_id IS NOT NULL;
+CREATE INDEX audit_entries_customer_idx ON audit_entries (customer_id, seq) WHERE customer_id IS NOT NULL;
+
+-- SQLite has one writer at a time, so an entry takes its position in the log as it is written
+-- (the sequencer then only hashes, tiles and signs). Entries still waiting from before this
+-- migration are numbered now, in the order they were written.
+UPDATE audit_entries
+SET seq = numbered.seq
+FROM (
+    SELECT id, (SELECT COALESCE(MAX(seq), -1) FROM audit_entries) + ROW_NUMBER() OVER (ORDER BY id) AS seq
+    FROM audit_entries
+    WHERE seq IS NULL
+) AS numbered
+WHERE audit_entries.id = numbered.id;
+DROP INDEX audit_entries_unsequenced_idx;
