@@ -33,7 +33,7 @@ pub struct TileSpan {
 
 /// Whether the tiles store this node's hash as it is.
 pub fn is_stored(node: NodeId) -> bool {
-    node.level % TILE_HEIGHT == 0
+    node.level.is_multiple_of(TILE_HEIGHT)
 }
 
 pub fn span(node: NodeId) -> TileSpan {
