@@ -13,12 +13,6 @@ CREATE TABLE audit_tiles (
     PRIMARY KEY (level, idx)
 );
 
--- Entries without a case or a customer need no place in those indexes.
-DROP INDEX audit_entries_case_idx;
-DROP INDEX audit_entries_customer_idx;
-CREATE INDEX audit_entries_case_idx ON audit_entries (case_id, seq) WHERE case_id IS NOT NULL;
-CREATE INDEX audit_entries_customer_idx ON audit_entries (customer_id, seq) WHERE customer_id IS NOT NULL;
-
 -- SQLite has one writer at a time, so an entry takes its position in the log as it is written
 -- (the sequencer then only hashes, tiles and signs). Entries still waiting from before this
 -- migration are numbered now, in the order they were written.
@@ -30,4 +24,25 @@ FROM (
     WHERE seq IS NULL
 ) AS numbered
 WHERE audit_entries.id = numbered.id;
-DROP INDEX audit_entries_unsequenced_idx;
+
+-- The table again without AUTOINCREMENT (entries are never deleted, so ids are never reused,
+-- and it cost a write to sqlite_sequence per entry), without the queue index (nothing waits
+-- unplaced now), and with the case and customer indexes partial: entries without a case or a
+-- customer need no place in them.
+CREATE TABLE audit_entries_new (
+    id          INTEGER PRIMARY KEY,
+    seq         INTEGER NOT NULL,
+    tenant_id   TEXT,
+    at          INTEGER NOT NULL,
+    action      TEXT NOT NULL,
+    case_id     TEXT,
+    customer_id TEXT,
+    entry       TEXT NOT NULL,
+    CONSTRAINT audit_entries_seq_uq UNIQUE (seq)
+);
+INSERT INTO audit_entries_new (id, seq, tenant_id, at, action, case_id, customer_id, entry)
+    SELECT id, seq, tenant_id, at, action, case_id, customer_id, entry FROM audit_entries;
+DROP TABLE audit_entries;
+ALTER TABLE audit_entries_new RENAME TO audit_entries;
+CREATE INDEX audit_entries_case_idx ON audit_entries (case_id, seq) WHERE case_id IS NOT NULL;
+CREATE INDEX audit_entries_customer_idx ON audit_entries (customer_id, seq) WHERE customer_id IS NOT NULL;
