@@ -25,23 +25,22 @@ FROM (
 ) AS numbered
 WHERE audit_entries.id = numbered.id;
 
--- The table again without AUTOINCREMENT (entries are never deleted, so ids are never reused,
--- and it cost a write to sqlite_sequence per entry), without the queue index (nothing waits
--- unplaced now), and with the case and customer indexes partial: entries without a case or a
--- customer need no place in them.
+-- The table again, keyed by position: the entry's place in the log is its rowid, so writing an
+-- entry is one B-tree append (no AUTOINCREMENT bookkeeping, no separate index of positions,
+-- no queue of unplaced entries). `id` stays, as another name for the position. The case and
+-- customer indexes are partial: entries without a case or a customer need no place in them.
 CREATE TABLE audit_entries_new (
-    id          INTEGER PRIMARY KEY,
-    seq         INTEGER NOT NULL,
+    seq         INTEGER PRIMARY KEY,
+    id          INTEGER GENERATED ALWAYS AS (seq) VIRTUAL,
     tenant_id   TEXT,
     at          INTEGER NOT NULL,
     action      TEXT NOT NULL,
     case_id     TEXT,
     customer_id TEXT,
-    entry       TEXT NOT NULL,
-    CONSTRAINT audit_entries_seq_uq UNIQUE (seq)
+    entry       TEXT NOT NULL
 );
-INSERT INTO audit_entries_new (id, seq, tenant_id, at, action, case_id, customer_id, entry)
-    SELECT id, seq, tenant_id, at, action, case_id, customer_id, entry FROM audit_entries;
+INSERT INTO audit_entries_new (seq, tenant_id, at, action, case_id, customer_id, entry)
+    SELECT seq, tenant_id, at, action, case_id, customer_id, entry FROM audit_entries;
 DROP TABLE audit_entries;
 ALTER TABLE audit_entries_new RENAME TO audit_entries;
 CREATE INDEX audit_entries_case_idx ON audit_entries (case_id, seq) WHERE case_id IS NOT NULL;
