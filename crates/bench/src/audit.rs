@@ -33,19 +33,39 @@ pub async fn run(entries: u64, proofs: usize) -> anyhow::Result<Vec<String>> {
         created_at: regain_store::conformance::t0(),
     };
 
-    // Raw baseline: the same entry texts, inserted in transactions of BATCH rows.
-    let pool = store.writer_pool().clone();
-    sqlx::query("CREATE TABLE raw_entries (id INTEGER PRIMARY KEY, entry TEXT NOT NULL)").execute(&pool).await?;
+    // Raw baseline: the same entries (the same columns and values), inserted in transactions of
+    // BATCH rows into a plain table of a fresh database with the same settings, so neither run
+    // starts on a file the other has grown.
+    let raw_store = SqliteStore::connect(&SqliteConfig::for_file(&dir.path().join("raw.db"))).await?;
+    let pool = raw_store.writer_pool().clone();
+    sqlx::query(
+        "CREATE TABLE raw_entries (id INTEGER PRIMARY KEY, tenant_id TEXT, at INTEGER NOT NULL, action TEXT NOT NULL, \
+         case_id TEXT, customer_id TEXT, entry TEXT NOT NULL)",
+    )
+    .execute(&pool)
+    .await?;
     let texts: Vec<String> = (0..entries).map(|n| regain_store::codec::audit_entry_text(&entry(n))).collect();
     let started = Instant::now();
     for chunk in texts.chunks(BATCH as usize) {
         let mut tx = pool.begin().await?;
         for text in chunk {
-            sqlx::query("INSERT INTO raw_entries (entry) VALUES ($1)").bind(text).execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO raw_entries (tenant_id, at, action, case_id, customer_id, entry) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(None::<String>)
+            .bind(0i64)
+            .bind("bench.entry")
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(text)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
     }
     let raw = started.elapsed();
+    raw_store.close().await;
+    std::fs::remove_file(dir.path().join("raw.db")).ok();
 
     // The log: the same entries written (one per change is what the product does; here in
     // BATCH-row transactions like the baseline, through tenant creation's audit path), then
