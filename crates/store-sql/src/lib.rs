@@ -56,7 +56,7 @@ where
         return Err(regain_store::StoreError::Other(format!(
             "this database holds {records} customer record(s) and case(s) written by a pre-release build that \
              stored personal data unencrypted; this version encrypts it and will not convert them. \
-             Export what you need and start from a new database"
+             Export what you need and start from a new database (for the demo: `regain demo --fresh`)"
         )));
     }
     Ok(())
