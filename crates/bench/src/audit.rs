@@ -19,6 +19,27 @@ fn entry(n: u64) -> AuditRecord {
         .data(serde_json::json!({"n": n, "note": "an audit entry of typical size"}))
 }
 
+/// Writes `texts` as audit rows with `insert` (binds: tenant, at, action, case, customer,
+/// entry), BATCH rows per transaction.
+async fn write_rows(pool: &sqlx::SqlitePool, insert: &str, texts: &[String]) -> anyhow::Result<()> {
+    for chunk in texts.chunks(BATCH as usize) {
+        let mut tx = pool.begin().await?;
+        for text in chunk {
+            sqlx::query(insert)
+                .bind(None::<String>)
+                .bind(0i64)
+                .bind("bench.entry")
+                .bind(None::<String>)
+                .bind(None::<String>)
+                .bind(text)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
 pub async fn run(entries: u64, proofs: usize) -> anyhow::Result<Vec<String>> {
     let dir = tempfile::tempdir()?;
     let store = SqliteStore::connect(&SqliteConfig::for_file(&dir.path().join("audit.db"))).await?;
@@ -46,49 +67,22 @@ pub async fn run(entries: u64, proofs: usize) -> anyhow::Result<Vec<String>> {
     .await?;
     let texts: Vec<String> = (0..entries).map(|n| regain_store::codec::audit_entry_text(&entry(n))).collect();
     let started = Instant::now();
-    for chunk in texts.chunks(BATCH as usize) {
-        let mut tx = pool.begin().await?;
-        for text in chunk {
-            sqlx::query(
-                "INSERT INTO raw_entries (tenant_id, at, action, case_id, customer_id, entry) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(None::<String>)
-            .bind(0i64)
-            .bind("bench.entry")
-            .bind(None::<String>)
-            .bind(None::<String>)
-            .bind(text)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-    }
+    write_rows(
+        &pool,
+        "INSERT INTO raw_entries (tenant_id, at, action, case_id, customer_id, entry) VALUES ($1, $2, $3, $4, $5, $6)",
+        &texts,
+    )
+    .await?;
     let raw = started.elapsed();
     raw_store.close().await;
     std::fs::remove_file(dir.path().join("raw.db")).ok();
 
-    // The log: the same entries written (one per change is what the product does; here in
-    // BATCH-row transactions like the baseline, through tenant creation's audit path), then
-    // sequenced BATCH at a time with nodes and a signed checkpoint.
+    // The log: the same entries written with the statement the store writes every entry with
+    // (one per change is what the product does; here in BATCH-row transactions like the
+    // baseline), then placed in the tree with tiles and signed checkpoints.
     let started = Instant::now();
     store.create_tenant(&tenant, &entry(0)).await?;
-    let pool = store.writer_pool().clone();
-    for chunk in texts[1..].chunks(BATCH as usize) {
-        let mut tx = pool.begin().await?;
-        for text in chunk {
-            // The statement the store writes every entry with.
-            sqlx::query(regain_store_sql::AUDIT_INSERT_POSITIONED)
-                .bind(None::<String>)
-                .bind(0i64)
-                .bind("bench.entry")
-                .bind(None::<String>)
-                .bind(None::<String>)
-                .bind(text)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-    }
+    write_rows(store.writer_pool(), regain_store_sql::AUDIT_INSERT_POSITIONED, &texts[1..]).await?;
     let written = started.elapsed();
     let now = regain_store::conformance::t0();
     // Placed as `serve` places them: up to its batch size per checkpoint.
