@@ -91,6 +91,7 @@ pub async fn serve(store: Arc<dyn Store>) -> anyhow::Result<(String, AppState)> 
         entropy: Arc::new(regain_server::sys::OsEntropy),
         config: Arc::new(config),
         audit: regain_server::audit::ephemeral("bench.regain/audit").map_err(anyhow::Error::msg)?,
+        delivery: Arc::new(regain_delivery::Router::new(None, None)),
     };
     let app = Application::build(state.clone()).await?;
     let base = format!("http://{}", app.local_addr()?);

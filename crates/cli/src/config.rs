@@ -29,6 +29,152 @@ pub struct Config {
     pub log: LogSection,
     pub audit: AuditSection,
     pub crypto: CryptoSection,
+    pub delivery: DeliverySection,
+}
+
+/// Where outgoing messages (verification codes, links, notifications) go. `file` appends them
+/// to `sink_file` as JSON lines: for the demo and tests only, since codes are written there in
+/// the clear. `none` leaves them undelivered (the delivery log shows why).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySection {
+    /// `none`, `smtp` or `file`.
+    pub email: String,
+    /// `none`, `webhook` (a generic JSON provider), `twilio` (or a Twilio-compatible API) or `file`.
+    pub sms: String,
+    /// Empty: `<data_dir>/messages.jsonl`.
+    pub sink_file: Option<PathBuf>,
+    /// How often the outbox is checked; 0 turns the worker off in this process.
+    pub outbox_interval_ms: u64,
+    /// Limit on each SMTP command or provider request.
+    pub timeout_seconds: u64,
+    pub smtp_host: String,
+    /// 0: the usual port for `smtp_security` (25, 587 or 465).
+    pub smtp_port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub smtp_security: String,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<SecretString>,
+    /// The sender mailbox: `ACME Support <support@acme.example>`.
+    pub smtp_from: String,
+    pub sms_webhook_url: String,
+    pub sms_webhook_token: Option<SecretString>,
+    /// Empty: https://api.twilio.com.
+    pub twilio_base_url: Option<String>,
+    pub twilio_account_sid: String,
+    pub twilio_auth_token: Option<SecretString>,
+    pub twilio_from: Option<String>,
+    pub twilio_messaging_service_sid: Option<String>,
+}
+
+impl Default for DeliverySection {
+    fn default() -> Self {
+        Self {
+            email: "none".into(),
+            sms: "none".into(),
+            sink_file: None,
+            outbox_interval_ms: ServerConfig::default().outbox_interval_ms,
+            timeout_seconds: 30,
+            smtp_host: String::new(),
+            smtp_port: 0,
+            smtp_security: "starttls".into(),
+            smtp_username: None,
+            smtp_password: None,
+            smtp_from: String::new(),
+            sms_webhook_url: String::new(),
+            sms_webhook_token: None,
+            twilio_base_url: None,
+            twilio_account_sid: String::new(),
+            twilio_auth_token: None,
+            twilio_from: None,
+            twilio_messaging_service_sid: None,
+        }
+    }
+}
+
+impl Config {
+    /// Where the `file` transport writes, for a database in `data_dir`.
+    pub fn sink_file(&self, data_dir: &Path) -> PathBuf {
+        self.delivery.sink_file.clone().unwrap_or_else(|| data_dir.join("messages.jsonl"))
+    }
+
+    /// The transports for outgoing messages, as configured.
+    pub fn transports(&self, data_dir: &Path) -> anyhow::Result<regain_delivery::Router> {
+        use std::sync::Arc;
+
+        use regain_delivery::{
+            FileSink, JsonWebhookConfig, JsonWebhookSms, SmtpConfig, SmtpSecurity, SmtpTransport, Transport,
+            TwilioConfig, TwilioSender, TwilioSms,
+        };
+        let d = &self.delivery;
+        let mut sink: Option<Arc<dyn Transport>> = None;
+        let mut file = || -> anyhow::Result<Arc<dyn Transport>> {
+            if let Some(s) = &sink {
+                return Ok(s.clone());
+            }
+            let path = self.sink_file(data_dir);
+            let s: Arc<dyn Transport> =
+                Arc::new(FileSink::open(&path).with_context(|| format!("delivery.sink_file {}", path.display()))?);
+            sink = Some(s.clone());
+            Ok(s)
+        };
+        let email: Option<Arc<dyn Transport>> = match d.email.as_str() {
+            "none" => None,
+            "file" => Some(file()?),
+            "smtp" => {
+                let security = match d.smtp_security.as_str() {
+                    "none" => SmtpSecurity::None,
+                    "starttls" => SmtpSecurity::StartTls,
+                    "tls" => SmtpSecurity::Tls,
+                    other => bail!("delivery.smtp_security must be none, starttls or tls (got {other:?})"),
+                };
+                let port = if d.smtp_port == 0 { security.default_port() } else { d.smtp_port };
+                let config = SmtpConfig {
+                    host: d.smtp_host.clone(),
+                    port,
+                    security,
+                    username: d.smtp_username.clone(),
+                    password: d.smtp_password.clone(),
+                    from: d.smtp_from.clone(),
+                    timeout_seconds: d.timeout_seconds,
+                };
+                Some(Arc::new(SmtpTransport::new(config).context("delivery (smtp)")?))
+            }
+            other => bail!("delivery.email must be none, smtp or file (got {other:?})"),
+        };
+        let sms: Option<Arc<dyn Transport>> = match d.sms.as_str() {
+            "none" => None,
+            "file" => Some(file()?),
+            "webhook" => {
+                let config = JsonWebhookConfig {
+                    url: d.sms_webhook_url.clone(),
+                    token: d.sms_webhook_token.clone(),
+                    timeout_seconds: d.timeout_seconds,
+                };
+                Some(Arc::new(JsonWebhookSms::new(config).context("delivery (sms webhook)")?))
+            }
+            "twilio" => {
+                let sender = match (&d.twilio_from, &d.twilio_messaging_service_sid) {
+                    (Some(from), None) => TwilioSender::From(from.clone()),
+                    (None, Some(sid)) => TwilioSender::MessagingServiceSid(sid.clone()),
+                    _ => bail!("delivery: set exactly one of twilio_from and twilio_messaging_service_sid"),
+                };
+                let Some(token) = d.twilio_auth_token.clone() else {
+                    bail!("delivery.twilio_auth_token is required for sms = \"twilio\"");
+                };
+                let config = TwilioConfig {
+                    base_url: d.twilio_base_url.clone(),
+                    account_sid: d.twilio_account_sid.clone(),
+                    auth_token: token,
+                    sender,
+                    timeout_seconds: d.timeout_seconds,
+                };
+                Some(Arc::new(TwilioSms::new(config).context("delivery (twilio)")?))
+            }
+            other => bail!("delivery.sms must be none, webhook, twilio or file (got {other:?})"),
+        };
+        Ok(regain_delivery::Router::new(email, sms))
+    }
 }
 
 /// The master key that wraps every customer's and case's data key (personal data at rest).
@@ -234,6 +380,9 @@ impl Config {
         if s.expiry_sweep_interval_ms > DAY_MS {
             bail!("server.expiry_sweep_interval_ms must be at most {DAY_MS} (one day), or 0 to turn the sweeper off");
         }
+        if self.delivery.outbox_interval_ms > 60_000 {
+            bail!("delivery.outbox_interval_ms must be at most 60000, or 0 to turn the worker off in this process");
+        }
         if self.log.level.trim().is_empty() {
             bail!("log.level must not be empty (try \"info\")");
         }
@@ -255,6 +404,7 @@ impl Config {
             customer_session_minutes: s.customer_session_minutes,
             expiry_sweep_interval_ms: s.expiry_sweep_interval_ms,
             audit_sequence_interval_ms: self.audit.sequence_interval_ms,
+            outbox_interval_ms: self.delivery.outbox_interval_ms,
         }
     }
 
@@ -284,7 +434,7 @@ impl Config {
         let format = Value::try_from(self.log.format).context("log.format")?;
         let a = &self.audit;
         let c = &self.crypto;
-        let sections: [(&str, Vec<Entry>); 6] = [
+        let sections: [(&str, Vec<Entry>); 7] = [
             (
                 "server",
                 vec![
@@ -357,6 +507,36 @@ impl Config {
                     ),
                 ],
             ),
+            ("delivery", {
+                let v = &self.delivery;
+                let secret =
+                    |s: &Option<SecretString>| text(if s.is_some() { REDACTED.to_owned() } else { String::new() });
+                let opt = |s: &Option<String>| text(s.clone().unwrap_or_default());
+                vec![
+                    ("email", text(v.email.clone()), "none, smtp or file".to_owned()),
+                    ("sms", text(v.sms.clone()), "none, webhook, twilio or file".to_owned()),
+                    (
+                        "sink_file",
+                        text(v.sink_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+                        format!("in use: {}", self.sink_file(&d.data_dir).display()),
+                    ),
+                    ("outbox_interval_ms", int(v.outbox_interval_ms), String::new()),
+                    ("timeout_seconds", int(v.timeout_seconds), String::new()),
+                    ("smtp_host", text(v.smtp_host.clone()), String::new()),
+                    ("smtp_port", int(v.smtp_port.into()), "0: the usual port for smtp_security".to_owned()),
+                    ("smtp_security", text(v.smtp_security.clone()), "none, starttls or tls".to_owned()),
+                    ("smtp_username", opt(&v.smtp_username), String::new()),
+                    ("smtp_password", secret(&v.smtp_password), String::new()),
+                    ("smtp_from", text(v.smtp_from.clone()), String::new()),
+                    ("sms_webhook_url", text(v.sms_webhook_url.clone()), String::new()),
+                    ("sms_webhook_token", secret(&v.sms_webhook_token), String::new()),
+                    ("twilio_base_url", opt(&v.twilio_base_url), "empty: https://api.twilio.com".to_owned()),
+                    ("twilio_account_sid", text(v.twilio_account_sid.clone()), String::new()),
+                    ("twilio_auth_token", secret(&v.twilio_auth_token), String::new()),
+                    ("twilio_from", opt(&v.twilio_from), String::new()),
+                    ("twilio_messaging_service_sid", opt(&v.twilio_messaging_service_sid), String::new()),
+                ]
+            }),
             (
                 "log",
                 vec![

@@ -84,6 +84,7 @@ impl Context {
             clock: Arc::new(SystemClock),
             entropy: Arc::new(OsEntropy),
             config: Arc::new(server),
+            delivery: Arc::new(config.transports(&database.data_dir)?),
         };
         Ok(Self { state, backend, locked })
     }

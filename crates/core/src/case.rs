@@ -24,7 +24,9 @@ use chrono::Duration;
 
 use crate::access::Role;
 use crate::env::Timestamp;
+use crate::identify::{FieldMatch, IdField};
 use crate::ids::{ApiKeyId, CaseId, CustomerId, StaffId, TenantId};
+use crate::policy::Method;
 use crate::tenant::TenantSettings;
 use crate::validation::{bounded_text, ValidationError};
 
@@ -288,14 +290,64 @@ impl CaseCommand {
 /// One entry of a case's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaseEvent {
-    Opened { kind: CaseKind, channel: Channel, tier: Tier },
-    Assigned { assignee: Option<StaffId> },
-    Escalated { from: Tier, to: Tier, reason: String },
-    ChannelChanged { from: Channel, to: Channel },
-    NoteAdded { text: String },
-    StateChanged { from: CaseState, to: CaseState, command: &'static str, reason: Option<String> },
-    CustomerIdentified { customer_id: CustomerId },
-    CoolingOffStarted { until: Timestamp },
+    Opened {
+        kind: CaseKind,
+        channel: Channel,
+        tier: Tier,
+    },
+    Assigned {
+        assignee: Option<StaffId>,
+    },
+    Escalated {
+        from: Tier,
+        to: Tier,
+        reason: String,
+    },
+    ChannelChanged {
+        from: Channel,
+        to: Channel,
+    },
+    NoteAdded {
+        text: String,
+    },
+    StateChanged {
+        from: CaseState,
+        to: CaseState,
+        command: &'static str,
+        reason: Option<String>,
+    },
+    CustomerIdentified {
+        customer_id: CustomerId,
+    },
+    CoolingOffStarted {
+        until: Timestamp,
+    },
+    /// The claimed identifiers were compared with the records: the outcome (`identified`,
+    /// `ambiguous`, `no_match`) and match / no match per field, never a value.
+    IdentificationChecked {
+        outcome: String,
+        fields: Vec<(IdField, FieldMatch)>,
+    },
+    /// A code or a confirmation link went to a registered contact point, shown masked.
+    VerificationSent {
+        method: Method,
+        link: bool,
+        destination: String,
+        expires_at: Timestamp,
+    },
+    /// A proof was checked: its method, whether it passed and, when not, why (`wrong_code`,
+    /// `expired`, `replay`, …). Never the secret.
+    VerificationChecked {
+        method: Method,
+        passed: bool,
+        detail: Option<String>,
+        destination: Option<String>,
+    },
+    /// Too many failures for the customer: recovery stops until then (SECURITY.md T7).
+    RecoveryHeld {
+        until: Timestamp,
+        failures: u32,
+    },
 }
 
 impl CaseEvent {
@@ -310,6 +362,10 @@ impl CaseEvent {
             Self::StateChanged { .. } => "case.state_changed",
             Self::CustomerIdentified { .. } => "case.customer_identified",
             Self::CoolingOffStarted { .. } => "case.cooling_off_started",
+            Self::IdentificationChecked { .. } => "case.identification_checked",
+            Self::VerificationSent { .. } => "case.verification_sent",
+            Self::VerificationChecked { .. } => "case.verification_checked",
+            Self::RecoveryHeld { .. } => "case.recovery_held",
         }
     }
 }

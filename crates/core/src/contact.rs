@@ -47,9 +47,15 @@ impl EmailAddress {
         &self.0
     }
 
-    /// The form used to look an address up: entirely lower-cased.
+    /// The form used to look an address up and to compare addresses: the local part lower-cased
+    /// and the domain in its IDNA ASCII form, so `Jane@Bücher.Example` and
+    /// `jane@xn--bcher-kva.example` are the same address. A domain IDNA rejects is only
+    /// lower-cased, so a stored address always has a normalized form.
     pub fn normalized(&self) -> String {
-        self.0.to_lowercase()
+        let Some((local, domain)) = self.0.rsplit_once('@') else {
+            return self.0.to_lowercase();
+        };
+        format!("{}@{}", local.to_lowercase(), ascii_domain(domain).unwrap_or_else(|| domain.to_lowercase()))
     }
 
     /// `j***@e***.com`: first character of the local part and of the domain, and the top-level
@@ -128,6 +134,11 @@ impl fmt::Display for PhoneE164 {
     }
 }
 
+/// A domain's IDNA ASCII form (lower-case), or `None` when IDNA rejects it.
+fn ascii_domain(domain: &str) -> Option<String> {
+    idna::domain_to_ascii(domain).ok().filter(|ascii| !ascii.is_empty()).map(|ascii| ascii.to_lowercase())
+}
+
 /// Whether `region` is an ISO 3166-1 alpha-2 code libphonenumber knows.
 pub fn is_known_region(region: &str) -> bool {
     region.len() == 2 && region.parse::<phonenumber::country::Id>().is_ok()
@@ -146,6 +157,19 @@ mod tests {
         for bad in ["", "jane", "jane@", "@example.com", "jane@localhost", "Jane <j@example.com>"] {
             assert!(EmailAddress::parse("email", bad).is_err(), "{bad:?} should not parse");
         }
+    }
+
+    #[test]
+    fn international_domains_normalize_to_their_ascii_form() {
+        let unicode = EmailAddress::parse("email", "Jane@Bücher.Example").unwrap();
+        assert_eq!(unicode.as_str(), "Jane@bücher.example");
+        let ascii = EmailAddress::parse("email", "jane@XN--BCHER-KVA.example").unwrap();
+        assert_eq!(unicode.normalized(), "jane@xn--bcher-kva.example");
+        assert_eq!(ascii.normalized(), unicode.normalized());
+        assert_eq!(EmailAddress::parse("email", "JOSÉ@Example.COM").unwrap().normalized(), "josé@example.com");
+        // Stored addresses always normalize, even with a domain IDNA rejects.
+        let odd = EmailAddress::from_stored("email", "Jo@XN--ZZ.Example").unwrap();
+        assert_eq!(odd.normalized(), "jo@xn--zz.example");
     }
 
     #[test]

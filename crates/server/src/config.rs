@@ -23,6 +23,9 @@ pub struct ServerConfig {
     /// How often waiting audit entries are placed in the log and a checkpoint is signed;
     /// 0 turns the sequencer off in this process.
     pub audit_sequence_interval_ms: u64,
+    /// How often the outbox is checked for messages to send; 0 turns the worker off in this
+    /// process.
+    pub outbox_interval_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +41,7 @@ impl Default for ServerConfig {
             customer_session_minutes: 60,
             expiry_sweep_interval_ms: 60_000,
             audit_sequence_interval_ms: 500,
+            outbox_interval_ms: 1000,
         }
     }
 }

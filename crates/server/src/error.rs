@@ -38,6 +38,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("too many requests; try again later")]
     TooManyRequests,
+    /// A refusal with its own status and problem code (a rejected code: 422, an expired one:
+    /// 410, a customer whose recovery is on hold: 423).
+    #[error("{detail}")]
+    Refused { status: StatusCode, code: &'static str, detail: String },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -94,6 +98,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
             }
             Self::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many requests"),
+            Self::Refused { status, code, .. } => (*status, code, status.canonical_reason().unwrap_or("Refused")),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }

@@ -10,6 +10,8 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod outbox;
+pub mod pages;
 pub mod passwords;
 pub mod periodic;
 pub mod routes;
@@ -17,6 +19,7 @@ pub mod state;
 pub mod sweeper;
 pub mod sys;
 pub mod telemetry;
+pub mod verification;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,7 +44,8 @@ use error::ApiError;
 pub use state::AppState;
 
 use routes::{
-    api_keys, audit as audit_routes, auth as auth_routes, cases, commands, customers, directory, health, staff, tenants,
+    api_keys, audit as audit_routes, auth as auth_routes, cases, commands, customers, directory, factors, health,
+    policy, staff, tenants, verification as verification_routes,
 };
 
 /// Bodies the bulk import accepts; every other route takes `ServerConfig::body_max_bytes`.
@@ -90,8 +94,22 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit_routes::entry))
         .routes(routes!(audit_routes::inclusion))
         .routes(routes!(audit_routes::consistency))
+        .routes(routes!(verification_routes::identification))
+        .routes(routes!(verification_routes::status))
+        .routes(routes!(verification_routes::send))
+        .routes(routes!(verification_routes::code))
+        .routes(routes!(verification_routes::totp))
+        .routes(routes!(verification_routes::recovery_code))
+        .routes(routes!(verification_routes::knowledge))
+        .routes(routes!(policy::current, policy::update))
+        .routes(routes!(policy::versions))
+        .routes(routes!(policy::version))
+        .routes(routes!(factors::set_knowledge))
         .routes(routes!(directory::login))
         .routes(routes!(directory::me))
+        .routes(routes!(factors::begin_totp))
+        .routes(routes!(factors::confirm_totp))
+        .routes(routes!(factors::recovery_codes))
         .split_for_parts();
     let mut doc = doc;
     openapi::complete_error_responses(&mut doc);
@@ -115,7 +133,8 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(telemetry::REQUEST_ID_HEADER);
     let timeout = Duration::from_millis(state.config.request_timeout_ms);
     let body_max = state.config.body_max_bytes;
-    api.fallback(|| async { ApiError::not_found("route") })
+    api.merge(pages::router())
+        .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(Extension(doc))
         .layer(DefaultBodyLimit::max(body_max))
@@ -171,10 +190,11 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let sweeper = sweeper::spawn(self.state.clone());
         let sequencer = audit::spawn_sequencer(self.state.clone());
+        let outbox = outbox::spawn(self.state.clone());
         let self_state = self.state.clone();
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
-        for handle in [sweeper, sequencer].into_iter().flatten() {
+        for handle in [sweeper, sequencer, outbox].into_iter().flatten() {
             handle.abort();
         }
         // What the last requests wrote goes into the log before the process ends.

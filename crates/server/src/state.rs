@@ -17,6 +17,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// The audit log's identity and signing key.
     pub audit: Arc<crate::audit::AuditLog>,
+    /// Where outgoing messages go: SMTP, an SMS provider, or the demo's file sink.
+    pub delivery: Arc<regain_delivery::Router>,
 }
 
 impl AppState {

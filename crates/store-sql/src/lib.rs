@@ -11,6 +11,7 @@
 
 pub mod rows;
 pub mod sealing;
+pub mod verification;
 
 #[doc(hidden)]
 pub use {async_trait, regain_core, regain_crypto, regain_merkle, regain_store, serde_json, sqlx, uuid};
@@ -1553,7 +1554,76 @@ macro_rules! impl_sql_store {
                     let mut conn = self.read_pool().acquire().await.map_err(Self::map_err)?;
                     Self::read_nodes(&mut *conn, ids).await
                 }
+
+                async fn assurance_policy(&self, tenant: TenantId, version: Option<i64>) -> StoreResult<Option<StoredPolicy>> {
+                    self.v_assurance_policy(tenant, version).await
+                }
+                async fn assurance_policy_versions(&self, tenant: TenantId) -> StoreResult<Vec<StoredPolicy>> {
+                    self.v_assurance_policy_versions(tenant).await
+                }
+                async fn save_assurance_policy(&self, tenant: TenantId, document: &str, base_version: Option<i64>, actor: &Actor, at: Timestamp) -> StoreResult<StoredPolicy> {
+                    self.v_save_assurance_policy(tenant, document, base_version, actor, at).await
+                }
+                async fn issue_challenge(&self, case: &Case, challenge: &NewChallenge, secret: &str, message: &NewMessage, events: &[CaseEvent], actor: &Actor) -> StoreResult<()> {
+                    self.v_issue_challenge(case, challenge, secret, message, events, actor).await
+                }
+                async fn redeem_code(&self, case: &Case, code: &str, ctx: &AttemptContext, limit: &FailureLimit) -> StoreResult<Redeemed> {
+                    self.v_redeem_code(case, code, ctx, limit).await
+                }
+                async fn link_challenge(&self, token: &str) -> StoreResult<Option<LinkChallenge>> {
+                    self.v_link_challenge(token).await
+                }
+                async fn answer_link(&self, case: &Case, token: &str, approve: bool, ctx: &AttemptContext) -> StoreResult<Option<LinkChallenge>> {
+                    self.v_answer_link(case, token, approve, ctx).await
+                }
+                async fn record_attempt(&self, case: &Case, customer: Option<CustomerId>, attempt: &NewAttempt, ctx: &AttemptContext, events: &[CaseEvent], messages: &[NewMessage], limit: &FailureLimit) -> StoreResult<AttemptRecorded> {
+                    self.v_record_attempt(case, customer, attempt, ctx, events, messages, limit).await
+                }
+                async fn verification_attempts(&self, tenant: TenantId, case: CaseId) -> StoreResult<Vec<VerificationAttempt>> {
+                    self.v_verification_attempts(tenant, case).await
+                }
+                async fn recovery_hold(&self, tenant: TenantId, customer: CustomerId, now: Timestamp) -> StoreResult<Option<RecoveryHold>> {
+                    self.v_recovery_hold(tenant, customer, now).await
+                }
+                async fn failures_since(&self, tenant: TenantId, customer: CustomerId, since: Timestamp) -> StoreResult<u32> {
+                    self.v_failures_since(tenant, customer, since).await
+                }
+                async fn begin_totp_enrollment(&self, tenant: TenantId, customer: CustomerId, secret: &[u8], audit: &AuditRecord) -> StoreResult<()> {
+                    self.v_begin_totp_enrollment(tenant, customer, secret, audit).await
+                }
+                async fn customer_totp(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<Option<CustomerTotp>> {
+                    self.v_customer_totp(tenant, customer).await
+                }
+                async fn claim_customer_totp_step(&self, tenant: TenantId, customer: CustomerId, step: i64, audit: Option<&AuditRecord>) -> StoreResult<bool> {
+                    self.v_claim_customer_totp_step(tenant, customer, step, audit).await
+                }
+                async fn replace_recovery_codes(&self, tenant: TenantId, customer: CustomerId, codes: &[String], audit: &AuditRecord) -> StoreResult<()> {
+                    self.v_replace_recovery_codes(tenant, customer, codes, audit).await
+                }
+                async fn use_recovery_code(&self, tenant: TenantId, customer: CustomerId, code: &str, at: Timestamp) -> StoreResult<Option<u32>> {
+                    self.v_use_recovery_code(tenant, customer, code, at).await
+                }
+                async fn set_knowledge_answer(&self, tenant: TenantId, customer: CustomerId, question: &str, answer_hash: &str, audit: &AuditRecord) -> StoreResult<()> {
+                    self.v_set_knowledge_answer(tenant, customer, question, answer_hash, audit).await
+                }
+                async fn knowledge_answers(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<Vec<(String, String)>> {
+                    self.v_knowledge_answers(tenant, customer).await
+                }
+                async fn enqueue_message(&self, message: &NewMessage) -> StoreResult<()> {
+                    self.v_enqueue_message(message).await
+                }
+                async fn claim_messages(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<OutboxMessage>> {
+                    self.v_claim_messages(now, lease_until, limit).await
+                }
+                async fn finish_message(&self, id: &str, result: &DeliveryResult, now: Timestamp) -> StoreResult<()> {
+                    self.v_finish_message(id, result, now).await
+                }
+                async fn outbox_for_case(&self, tenant: TenantId, case: CaseId) -> StoreResult<Vec<OutboxEntry>> {
+                    self.v_outbox_for_case(tenant, case).await
+                }
             }
+
+            $crate::impl_sql_verification!($store, $at_write);
 
             fn codec_parse<T>(
                 what: &str,

@@ -130,7 +130,7 @@ impl OpenedCustomer {
     }
 }
 
-fn undecryptable(what: &str) -> StoreError {
+pub fn undecryptable(what: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} does not decrypt under its key"))
 }
 

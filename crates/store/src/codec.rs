@@ -5,6 +5,8 @@
 use chrono::DateTime;
 use regain_core::case::{CaseEvent, CaseKind, CaseState, Channel, Tier};
 use regain_core::env::{from_micros, to_micros};
+use regain_core::identify::{FieldMatch, IdField};
+use regain_core::policy::Method;
 use regain_core::{Actor, ApiKeyId, CustomerId, Role, StaffId, TenantSettings, Timestamp};
 use serde_json::{json, Value};
 
@@ -82,6 +84,24 @@ pub fn event_to_json(event: &CaseEvent) -> (&'static str, String) {
             json!({"customer_id": customer_id.to_string()})
         }
         CaseEvent::CoolingOffStarted { until } => json!({"until": until.to_rfc3339()}),
+        CaseEvent::IdentificationChecked { outcome, fields } => {
+            let fields: serde_json::Map<String, Value> =
+                fields.iter().map(|(f, m)| (f.as_str().to_owned(), Value::from(m.as_str()))).collect();
+            json!({"outcome": outcome, "fields": fields})
+        }
+        CaseEvent::VerificationSent { method, link, destination, expires_at } => json!({
+            "method": method.as_str(),
+            "delivery": if *link { "link" } else { "code" },
+            "destination": destination,
+            "expires_at": expires_at.to_rfc3339(),
+        }),
+        CaseEvent::VerificationChecked { method, passed, detail, destination } => json!({
+            "method": method.as_str(),
+            "passed": passed,
+            "detail": detail,
+            "destination": destination,
+        }),
+        CaseEvent::RecoveryHeld { until, failures } => json!({"until": until.to_rfc3339(), "failures": failures}),
     };
     (event.name(), data.to_string())
 }
@@ -126,6 +146,37 @@ pub fn event_from_json(name: &str, data: &str) -> StoreResult<CaseEvent> {
         },
         "case.cooling_off_started" => CaseEvent::CoolingOffStarted {
             until: DateTime::parse_from_rfc3339(text("until")?).map_err(|_| bad())?.to_utc(),
+        },
+        "case.identification_checked" => CaseEvent::IdentificationChecked {
+            outcome: text("outcome")?.to_owned(),
+            fields: v
+                .get("fields")
+                .and_then(Value::as_object)
+                .ok_or_else(bad)?
+                .iter()
+                .map(|(field, m)| {
+                    Ok((
+                        parse_column("fields", field, IdField::parse)?,
+                        parse_column("fields", m.as_str().unwrap_or(""), FieldMatch::parse)?,
+                    ))
+                })
+                .collect::<StoreResult<Vec<_>>>()?,
+        },
+        "case.verification_sent" => CaseEvent::VerificationSent {
+            method: parse_column("method", text("method")?, Method::parse)?,
+            link: text("delivery")? == "link",
+            destination: text("destination")?.to_owned(),
+            expires_at: DateTime::parse_from_rfc3339(text("expires_at")?).map_err(|_| bad())?.to_utc(),
+        },
+        "case.verification_checked" => CaseEvent::VerificationChecked {
+            method: parse_column("method", text("method")?, Method::parse)?,
+            passed: v.get("passed").and_then(Value::as_bool).ok_or_else(bad)?,
+            detail: opt_text("detail"),
+            destination: opt_text("destination"),
+        },
+        "case.recovery_held" => CaseEvent::RecoveryHeld {
+            until: DateTime::parse_from_rfc3339(text("until")?).map_err(|_| bad())?.to_utc(),
+            failures: u32::try_from(num("failures")?).map_err(|_| bad())?,
         },
         _ => return Err(bad()),
     };

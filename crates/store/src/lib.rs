@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod conformance;
 mod records;
+mod verification;
 
 use std::collections::HashMap;
 
@@ -18,6 +19,7 @@ pub use regain_crypto::MasterKey;
 pub use regain_merkle::NodeId;
 
 pub use records::*;
+pub use verification::*;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -185,6 +187,146 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<CaseId>>;
     /// Cases of every tenant, before execution, whose expiry is at or before `now`.
     async fn cases_to_expire(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<Case>>;
+
+    // Identity verification (issue 4)
+    /// The tenant's assurance policy: the latest version, or the one asked for. `None` while the
+    /// tenant has never saved one (the built-in default applies).
+    async fn assurance_policy(&self, tenant: TenantId, version: Option<i64>) -> StoreResult<Option<StoredPolicy>>;
+    /// Every saved version, newest first.
+    async fn assurance_policy_versions(&self, tenant: TenantId) -> StoreResult<Vec<StoredPolicy>>;
+    /// Saves `document` as the next version, with a `policy.updated` audit entry. `base_version`
+    /// is the version the editor started from (`None`: the default); [`StoreError::Conflict`]
+    /// when another version was saved meanwhile.
+    async fn save_assurance_policy(
+        &self,
+        tenant: TenantId,
+        document: &str,
+        base_version: Option<i64>,
+        actor: &Actor,
+        at: Timestamp,
+    ) -> StoreResult<StoredPolicy>;
+    /// Sends a code or link: closes the case's pending challenges as superseded, stores this one
+    /// with a keyed hash of `secret` (never the secret), queues `message` and appends `events`,
+    /// in one transaction.
+    async fn issue_challenge(
+        &self,
+        case: &Case,
+        challenge: &NewChallenge,
+        secret: &str,
+        message: &NewMessage,
+        events: &[CaseEvent],
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    /// Checks `code` against the case's pending code, in one transaction: each check is an
+    /// attempt on the code; the right code is used once, whatever runs concurrently (T3); a
+    /// wrong one is a failure counted against the customer (T6, T7), and reaching `limit` holds
+    /// the customer's recovery. Timeline and audit entries name the method, the result and the
+    /// masked destination, never the code.
+    async fn redeem_code(
+        &self,
+        case: &Case,
+        code: &str,
+        ctx: &AttemptContext,
+        limit: &FailureLimit,
+    ) -> StoreResult<Redeemed>;
+    /// The confirmation link with this token, in any tenant.
+    async fn link_challenge(&self, token: &str) -> StoreResult<Option<LinkChallenge>>;
+    /// Answers a pending, unexpired link once: `approve` makes it evidence for the case; a
+    /// refusal ("this wasn't me") closes it as repudiated. `None` when the link is no longer
+    /// pending or has expired.
+    async fn answer_link(
+        &self,
+        case: &Case,
+        token: &str,
+        approve: bool,
+        ctx: &AttemptContext,
+    ) -> StoreResult<Option<LinkChallenge>>;
+    /// Records an attempt made without a stored challenge (identification, TOTP, a recovery
+    /// code, a knowledge answer) against `customer`, with `events` and `messages`, in one
+    /// transaction; a counted failure that reaches `limit` holds the customer's recovery. With no
+    /// customer (claimed identifiers that match nobody) only the events are written.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_attempt(
+        &self,
+        case: &Case,
+        customer: Option<CustomerId>,
+        attempt: &NewAttempt,
+        ctx: &AttemptContext,
+        events: &[CaseEvent],
+        messages: &[NewMessage],
+        limit: &FailureLimit,
+    ) -> StoreResult<AttemptRecorded>;
+    /// The case's attempts, oldest first: its evidence and its failures.
+    async fn verification_attempts(&self, tenant: TenantId, case: CaseId) -> StoreResult<Vec<VerificationAttempt>>;
+    /// The customer's hold, if one runs at `now`.
+    async fn recovery_hold(
+        &self,
+        tenant: TenantId,
+        customer: CustomerId,
+        now: Timestamp,
+    ) -> StoreResult<Option<RecoveryHold>>;
+    /// The customer's counted failures since `since`, across every case and channel.
+    async fn failures_since(&self, tenant: TenantId, customer: CustomerId, since: Timestamp) -> StoreResult<u32>;
+
+    // The built-in directory's second factors (issue 4 item 3)
+    /// Starts (or restarts) a TOTP enrollment with `secret`, sealed at rest. Refused
+    /// ([`StoreError::Precondition`]) when a confirmed one exists.
+    async fn begin_totp_enrollment(
+        &self,
+        tenant: TenantId,
+        customer: CustomerId,
+        secret: &[u8],
+        audit: &AuditRecord,
+    ) -> StoreResult<()>;
+    async fn customer_totp(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<Option<CustomerTotp>>;
+    /// Marks TOTP `step` used (confirming a pending enrollment, with `audit`). `false` when it or
+    /// a later step was already used: a replay (M3).
+    async fn claim_customer_totp_step(
+        &self,
+        tenant: TenantId,
+        customer: CustomerId,
+        step: i64,
+        audit: Option<&AuditRecord>,
+    ) -> StoreResult<bool>;
+    /// Replaces the customer's recovery codes with these (normalized); only keyed hashes are kept.
+    async fn replace_recovery_codes(
+        &self,
+        tenant: TenantId,
+        customer: CustomerId,
+        codes: &[String],
+        audit: &AuditRecord,
+    ) -> StoreResult<()>;
+    /// Uses a recovery code once: how many remain, or `None` when it is not an unused code.
+    async fn use_recovery_code(
+        &self,
+        tenant: TenantId,
+        customer: CustomerId,
+        code: &str,
+        at: Timestamp,
+    ) -> StoreResult<Option<u32>>;
+    async fn set_knowledge_answer(
+        &self,
+        tenant: TenantId,
+        customer: CustomerId,
+        question: &str,
+        answer_hash: &str,
+        audit: &AuditRecord,
+    ) -> StoreResult<()>;
+    /// Questions and their answer hashes (PHC strings).
+    async fn knowledge_answers(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<Vec<(String, String)>>;
+
+    // The outbox (issue 4 item 7)
+    async fn enqueue_message(&self, message: &NewMessage) -> StoreResult<()>;
+    /// Up to `limit` messages due at `now`, hidden from other workers until `lease_until`.
+    async fn claim_messages(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+    /// Records a delivery attempt; a sent or dead message's address and content are deleted.
+    async fn finish_message(&self, id: &str, result: &DeliveryResult, now: Timestamp) -> StoreResult<()>;
+    async fn outbox_for_case(&self, tenant: TenantId, case: CaseId) -> StoreResult<Vec<OutboxEntry>>;
 
     // The audit log (SECURITY.md L1, L4)
     /// Places up to `batch_max` entries not yet in the log at its end, stores the new tree

@@ -12,6 +12,8 @@ use crate::demo::Demo;
 pub struct Banner<'a> {
     pub addr: SocketAddr,
     pub database: String,
+    /// The file the demo's outgoing messages (codes, links) are written to, when it uses one.
+    pub messages: Option<String>,
     pub api_key: &'a str,
     pub demo: &'a Demo,
 }
@@ -59,6 +61,9 @@ fn render(b: &Banner<'_>, program: &str) -> Result<String, std::fmt::Error> {
         "seeded just now; kept for the next run"
     };
     writeln!(s, "  Data       {} ({kept})", b.database)?;
+    if let Some(messages) = &b.messages {
+        writeln!(s, "  Messages   {messages} (codes and links the desk sends customers; one JSON line each)")?;
+    }
     writeln!(s)?;
     writeln!(s, "API key, role tenant_admin, \"{}\" (a new one each run; shown once)", roster::ADMIN_KEY_NAME)?;
     writeln!(s, "  {key}")?;

@@ -66,7 +66,18 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if server.listen.port() != 0 {
         server.public_url = format!("http://{}", server.listen);
     }
-    let ctx = Context::open_with(&database, config, server, Schema::Migrate).await?;
+    let mut ctx = Context::open_with(&database, config, server, Schema::Migrate).await?;
+    // Codes and links go to a file next to the database, so a person trying the demo can read
+    // them, unless the configuration names real transports.
+    let messages = data_dir.join("demo-messages.jsonl");
+    let sink_in_use = config.delivery.email == "none" && config.delivery.sms == "none";
+    if sink_in_use {
+        let file: std::sync::Arc<dyn regain_delivery::Transport> = std::sync::Arc::new(
+            regain_delivery::FileSink::open(&messages)
+                .with_context(|| format!("opening the demo's message file {}", messages.display()))?,
+        );
+        ctx.state.delivery = std::sync::Arc::new(regain_delivery::Router::new(Some(file.clone()), Some(file)));
+    }
     let state = &ctx.state;
 
     // Seeding makes a hundred records; their log lines would bury the banner.
@@ -79,8 +90,15 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let app =
         Application::build(state.clone()).await.with_context(|| format!("listening on {}", state.config.listen))?;
     let addr = app.local_addr().context("reading the bound address")?;
-    banner::print(&banner::Banner { addr, database: db_path.display().to_string(), api_key: &api_key, demo: &demo })
-        .context("printing the banner")?;
+    let messages = sink_in_use.then(|| messages.display().to_string());
+    banner::print(&banner::Banner {
+        addr,
+        database: db_path.display().to_string(),
+        messages,
+        api_key: &api_key,
+        demo: &demo,
+    })
+    .context("printing the banner")?;
     tracing::info!(listen = %addr, backend = ctx.backend.name(), "regain demo is serving");
     app.run_until(crate::serve::shutdown_signal()).await.context("serving")?;
     ctx.backend.close().await;

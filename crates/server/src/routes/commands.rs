@@ -104,9 +104,14 @@ pub async fn run_command(
                 Some(_) => {}
             }
         }
-        CaseCommand::Identify { customer_id } if state.store.customer(tenant, *customer_id).await?.is_none() => {
-            return Err(ValidationError::new("customer_id", "no customer with this id").into());
+        CaseCommand::Identify { customer_id } => {
+            if state.store.customer(tenant, *customer_id).await?.is_none() {
+                return Err(ValidationError::new("customer_id", "no customer with this id").into());
+            }
+            crate::verification::refuse_if_held(state, tenant, *customer_id).await?;
         }
+        // Going ahead needs the tenant's assurance policy satisfied, and no hold (issue 4).
+        CaseCommand::Decide { approve: true, .. } => crate::verification::require_verified(state, &case).await?,
         _ => {}
     }
     let name = command.name();

@@ -27,8 +27,11 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: AppState,
     pub clock: Arc<FixedClock>,
+    /// Where the test's outgoing messages land (email and SMS), as JSON lines.
+    pub sink: std::path::PathBuf,
     _shutdown: oneshot::Sender<()>,
     _dir: Option<tempfile::TempDir>,
+    _sink_dir: tempfile::TempDir,
 }
 
 pub struct TestStaff {
@@ -59,9 +62,27 @@ impl TestApp {
         Self::start(Arc::new(store), None, ServerConfig::default()).await
     }
 
-    pub async fn start(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>, mut config: ServerConfig) -> Self {
+    pub async fn start(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>, config: ServerConfig) -> Self {
+        let sink_dir = tempfile::tempdir().expect("temp dir");
+        let sink = sink_dir.path().join("messages.jsonl");
+        let file: Arc<dyn regain_delivery::Transport> = Arc::new(regain_delivery::FileSink::open(&sink).expect("sink"));
+        let delivery = regain_delivery::Router::new(Some(file.clone()), Some(file));
+        let mut app = Self::start_with(store, dir, config, delivery).await;
+        app.sink = sink;
+        app._sink_dir = sink_dir;
+        app
+    }
+
+    /// Starts with the given transports; the outbox worker is off (tests call `deliver`).
+    pub async fn start_with(
+        store: Arc<dyn Store>,
+        dir: Option<tempfile::TempDir>,
+        mut config: ServerConfig,
+        delivery: regain_delivery::Router,
+    ) -> Self {
         config.listen = "127.0.0.1:0".parse().expect("addr");
         config.expiry_sweep_interval_ms = 0;
+        config.outbox_interval_ms = 0;
         let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).single().expect("time")));
         let hasher =
             HashingPool::start(PoolConfig { workers: 2, queue_max: 256, ..PoolConfig::default() }).expect("hasher");
@@ -72,6 +93,7 @@ impl TestApp {
             entropy: Arc::new(OsEntropy),
             config: Arc::new(config),
             audit: regain_server::audit::ephemeral("test.regain/audit").expect("audit key"),
+            delivery: Arc::new(delivery),
         };
         let app = Application::build(state.clone()).await.expect("bind");
         let base = format!("http://{}", app.local_addr().expect("addr"));
@@ -80,7 +102,9 @@ impl TestApp {
             rx.await.ok();
         }));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Self { base, client, state, clock, _shutdown: tx, _dir: dir }
+        let sink_dir = tempfile::tempdir().expect("temp dir");
+        let sink = sink_dir.path().join("unused.jsonl");
+        Self { base, client, state, clock, sink, _shutdown: tx, _dir: dir, _sink_dir: sink_dir }
     }
 
     pub async fn tenant(&self, slug: &str) -> Tenant {
@@ -136,6 +160,16 @@ impl TestApp {
             request = request.json(&body);
         }
         request.send().await.expect("request")
+    }
+
+    /// Sends what the outbox holds, as the worker would.
+    pub async fn deliver(&self) {
+        regain_server::outbox::drain(&self.state, 10).await.expect("outbox");
+    }
+
+    /// The messages delivered to the sink so far.
+    pub fn sent(&self) -> Vec<regain_delivery::SinkedMessage> {
+        regain_delivery::read_sink(&self.sink).unwrap_or_default()
     }
 
     pub async fn get(&self, token: &str, path: &str) -> Response {

@@ -1,0 +1,120 @@
+//! The built-in templates: what Regain sends when a tenant has not written its own.
+//!
+//! The wording says who is writing (the tenant) and why, what to do if it was
+//! not the reader who asked, and nothing more. SMS bodies are one short line
+//! with the code first, so it shows in a phone's notification preview; an SMS
+//! template's subject is empty, as SMS has none.
+
+use crate::{Channel, Template};
+
+/// The names of the built-in templates.
+pub const BUILTIN_NAMES: &[&str] =
+    &["verification_code", "verification_link", "recovery_code_used", "recovery_blocked"];
+
+/// The placeholders a template called `name` may use, for a built-in name:
+/// what a tenant's own template of that name is parsed against.
+///
+/// - `verification_code`: `tenant`, `code`, `minutes` (validity), `purpose`
+/// - `verification_link`: `tenant`, `link`, `minutes` (validity), `purpose`
+/// - `recovery_code_used`: `tenant`, `when`, `remaining` (codes left)
+/// - `recovery_blocked`: `tenant`, `until`
+///
+/// `purpose` is a short noun phrase that completes "for …", such as
+/// "account recovery" or "confirming your new phone number".
+pub fn builtin_placeholders(name: &str) -> Option<&'static [&'static str]> {
+    match name {
+        "verification_code" => Some(&["tenant", "code", "minutes", "purpose"]),
+        "verification_link" => Some(&["tenant", "link", "minutes", "purpose"]),
+        "recovery_code_used" => Some(&["tenant", "when", "remaining"]),
+        "recovery_blocked" => Some(&["tenant", "until"]),
+        _ => None,
+    }
+}
+
+/// The built-in template `name` for `channel`, or `None` for an unknown name.
+pub fn builtin(name: &str, channel: Channel) -> Option<Template> {
+    let allowed = builtin_placeholders(name)?;
+    let (subject, body) = text(name, channel)?;
+    // The texts below are fixed and tested to parse; `ok()` keeps this free of panics.
+    Template::parse(name, subject, body, allowed).ok()
+}
+
+fn text(name: &str, channel: Channel) -> Option<(&'static str, &'static str)> {
+    let text = match (name, channel) {
+        ("verification_code", Channel::Email) => (
+            "Your {{tenant}} verification code",
+            "Hello,
+
+Your {{tenant}} verification code is:
+
+    {{code}}
+
+{{tenant}} support sent you this code for {{purpose}}. Use it only where you asked for it: \
+on the {{tenant}} page you started from, or with the {{tenant}} support agent you contacted. \
+It expires in {{minutes}} minutes.
+
+If you did not ask {{tenant}} for this, do not share the code with anyone. \
+Nothing has changed on your account, and you can ignore this message.
+",
+        ),
+        ("verification_code", Channel::Sms) => (
+            "",
+            "{{code}} is your {{tenant}} verification code for {{purpose}}. \
+It expires in {{minutes}} min. Didn't ask? Don't share it.",
+        ),
+        ("verification_link", Channel::Email) => (
+            "Continue with {{tenant}}",
+            "Hello,
+
+{{tenant}} support sent you this link for {{purpose}}. Open it to continue:
+
+{{link}}
+
+The link works once and expires in {{minutes}} minutes.
+
+If you did not ask {{tenant}} for this, do not open or forward the link. \
+Nothing has changed on your account, and you can ignore this message.
+",
+        ),
+        ("verification_link", Channel::Sms) => (
+            "",
+            "{{tenant}}: open {{link}} for {{purpose}}. It expires in {{minutes}} min. Didn't ask? Ignore this.",
+        ),
+        ("recovery_code_used", Channel::Email) => (
+            "A {{tenant}} recovery code was used",
+            "Hello,
+
+One of your {{tenant}} recovery codes was used on {{when}}. Recovery codes left: {{remaining}}.
+
+If this was you, there is nothing to do. When few codes are left, make new ones in your account settings.
+
+If this was not you, contact {{tenant}} support right away: someone may have your recovery codes.
+",
+        ),
+        ("recovery_code_used", Channel::Sms) => (
+            "",
+            "{{tenant}}: a recovery code was used on {{when}}; {{remaining}} left. Not you? Contact {{tenant}} support now.",
+        ),
+        ("recovery_blocked", Channel::Email) => (
+            "{{tenant}} account recovery is paused",
+            "Hello,
+
+Account recovery for your {{tenant}} account is paused until {{until}} \
+because of too many failed verification attempts.
+
+Your account itself has not changed: your password and sign-in work as before. \
+After {{until}} you can ask for recovery again.
+
+If you did not try to recover your account, someone else may have. \
+You do not need to do anything, but you may want to tell {{tenant}} support.
+",
+        ),
+        ("recovery_blocked", Channel::Sms) => (
+            "",
+            "{{tenant}}: account recovery is paused until {{until}} after too many failed attempts. \
+Your sign-in is unchanged. Not you? Tell {{tenant}} support.",
+        ),
+        _ => return None,
+    };
+    Some(text)
+}

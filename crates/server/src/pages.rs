@@ -1,0 +1,150 @@
+//! The pages a customer opens from a message (issue 4 item 3): a confirmation link shows who is
+//! asking and why — "ACME support is verifying you for a password reset" — with Approve and
+//! "This wasn't me". Opening the page changes nothing (mail scanners open links); only the form
+//! does. "This wasn't me" stops the case and sends it to the security team.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use regain_core::Actor;
+use regain_store::{AttemptContext, LinkChallenge};
+use serde::Deserialize;
+
+use crate::extract::ClientInfo;
+use crate::routes::verification::repudiate_from_link;
+use crate::state::AppState;
+use crate::verification::purpose;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/verify/{token}", get(show).post(answer))
+}
+
+fn escape(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><style>\
+         body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a}}\
+         h1{{font-size:1.4rem}} form{{display:inline}} button{{font-size:1rem;padding:.6rem 1.2rem;margin:.5rem .5rem 0 0;\
+         border-radius:.4rem;border:1px solid #555;cursor:pointer}} .approve{{background:#0b5;color:#fff;border-color:#0b5}}\
+         .deny{{background:#fff;color:#b00;border-color:#b00}} .muted{{color:#555;font-size:.9rem}}\
+         </style></head><body><main>{body}</main></body></html>",
+        title = escape(title),
+    );
+    let mut response = (status, Html(html)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(csp) = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'".parse()
+    {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
+
+fn gone() -> Response {
+    page(
+        StatusCode::GONE,
+        "Link no longer valid",
+        "<h1>This link is no longer valid</h1><p>It was already used, or it has expired. If you are talking to \
+         support, ask them to send a new one. If you did not ask for help, you can ignore this: nothing was changed.</p>",
+    )
+}
+
+async fn pending(state: &AppState, token: &str) -> Option<LinkChallenge> {
+    let link = state.store.link_challenge(token).await.ok().flatten()?;
+    (link.state == "pending" && link.expires_at > state.now()).then_some(link)
+}
+
+async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let Some(link) = pending(&state, &token).await else { return gone() };
+    let (Ok(Some(tenant)), Ok(Some(case))) =
+        (state.store.tenant(link.tenant_id).await, state.store.case(link.tenant_id, link.case_id).await)
+    else {
+        return gone();
+    };
+    let tenant_name = escape(&tenant.display_name);
+    let body = format!(
+        "<h1>{tenant_name} support is verifying you</h1>\
+         <p>Someone is talking to {tenant_name} support about <strong>{purpose}</strong> for your account, \
+         through {channel}. If that is you, approve below. If it is not, tell us: we will stop the request and our \
+         security team will look into it.</p>\
+         <form method=\"post\"><input type=\"hidden\" name=\"decision\" value=\"approve\">\
+         <button class=\"approve\" type=\"submit\">Approve: this is me</button></form>\
+         <form method=\"post\"><input type=\"hidden\" name=\"decision\" value=\"deny\">\
+         <button class=\"deny\" type=\"submit\">This wasn't me</button></form>\
+         <p class=\"muted\">This link was sent to {destination} and works once, until {until}.</p>",
+        purpose = purpose(case.kind),
+        channel = case.channel,
+        destination = escape(&link.destination),
+        until = link.expires_at.format("%Y-%m-%d %H:%M UTC"),
+    );
+    page(StatusCode::OK, &format!("{} verification", tenant.display_name), &body)
+}
+
+#[derive(Deserialize)]
+struct Decision {
+    decision: String,
+}
+
+async fn answer(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    client: ClientInfo,
+    Form(form): Form<Decision>,
+) -> Response {
+    let approve = match form.decision.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => return page(StatusCode::BAD_REQUEST, "Not understood", "<h1>Please use one of the buttons</h1>"),
+    };
+    let Some(link) = pending(&state, &token).await else { return gone() };
+    let Ok(Some(case)) = state.store.case(link.tenant_id, link.case_id).await else { return gone() };
+    let ctx = AttemptContext { actor: Actor::Customer { id: link.customer_id }, ip: client.ip, at: state.now() };
+    match state.store.answer_link(&case, &token, approve, &ctx).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return gone(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not record a confirmation link's answer");
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again",
+                "<h1>Something went wrong</h1><p>Nothing was recorded. Please try again in a moment.</p>",
+            );
+        }
+    }
+    if approve {
+        tracing::info!(case_id = %case.id, "confirmation link approved");
+        return page(
+            StatusCode::OK,
+            "Thank you",
+            "<h1>Thank you</h1><p>You are verified. You can go back to the support conversation.</p>",
+        );
+    }
+    tracing::warn!(case_id = %case.id, "confirmation link refused: this wasn't me");
+    // The link is already closed as repudiated; stopping the case follows, and is retried by
+    // nobody if it fails, so say so in the log loudly.
+    let refreshed = state.store.case(case.tenant_id, case.id).await.ok().flatten().unwrap_or(case);
+    if let Err(e) = repudiate_from_link(&state, &refreshed, link.customer_id).await {
+        tracing::error!(case_id = %refreshed.id, error = %e, "could not stop the case after 'this wasn't me'");
+    }
+    page(
+        StatusCode::OK,
+        "Request stopped",
+        "<h1>We stopped the request</h1><p>Thank you for telling us. Nothing was changed on your account, and our \
+         security team will look into it. Consider changing your password and turning on two-step sign-in.</p>",
+    )
+}

@@ -1,0 +1,256 @@
+//! Identity verification's rules on the server side (issue 4): the tenant's assurance policy,
+//! what counts as evidence on a case, the failure limit, and the messages verification sends.
+//! The routes are in `routes::verification`; the decisions themselves are pure functions in
+//! `regain_core::policy` and `regain_core::identify`.
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use regain_core::case::{apply, CaseCommand, CaseKind, CaseState, Tier};
+use regain_core::policy::{evaluate, Assessment, AssurancePolicy, Available, Evidence, Method};
+use regain_core::{Actor, Case, Customer, CustomerId, Tenant, TenantId, Timestamp};
+use regain_store::{CaseFilter, FailureLimit, NewMessage, PageRequest, VerificationAttempt};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The tenant's policy in force and its version (`None`: the built-in default).
+pub async fn tenant_policy(state: &AppState, tenant: TenantId) -> ApiResult<(AssurancePolicy, Option<i64>)> {
+    match state.store.assurance_policy(tenant, None).await? {
+        Some(stored) => {
+            let policy = AssurancePolicy::from_json(&stored.document).map_err(|e| {
+                ApiError::Internal(format!("stored assurance policy v{} does not parse: {e}", stored.version))
+            })?;
+            Ok((policy, Some(stored.version)))
+        }
+        None => Ok((AssurancePolicy::default(), None)),
+    }
+}
+
+pub fn failure_limit(policy: &AssurancePolicy) -> FailureLimit {
+    FailureLimit {
+        max: policy.failures.max,
+        window: Duration::minutes(i64::from(policy.failures.window_minutes)),
+        cooldown: Duration::minutes(i64::from(policy.failures.cooldown_minutes)),
+    }
+}
+
+/// Whether a contact point added at `since` is old enough for a proof sent there to count.
+pub fn settled(policy: &AssurancePolicy, since: Timestamp, now: Timestamp) -> bool {
+    since <= now - Duration::days(i64::from(policy.recent_contact_days))
+}
+
+/// What the customer can still be asked to prove, for the policy's next step.
+pub async fn available_methods(
+    state: &AppState,
+    policy: &AssurancePolicy,
+    customer: &Customer,
+    now: Timestamp,
+) -> ApiResult<Available> {
+    let mut available = Available::new();
+    if customer.emails.iter().any(|e| e.verified && settled(policy, e.added_at, now)) {
+        available.insert(Method::Email);
+    }
+    if customer.phones.iter().any(|p| p.verified && settled(policy, p.added_at, now)) {
+        available.insert(Method::Sms);
+    }
+    let totp = state.store.customer_totp(customer.tenant_id, customer.id).await?;
+    if totp.is_some_and(|t| t.confirmed) {
+        available.insert(Method::Totp);
+    }
+    if customer.factors.recovery_codes_remaining > 0 {
+        available.insert(Method::RecoveryCode);
+    }
+    Ok(available)
+}
+
+/// The case's passed proofs as the policy reads them.
+pub fn evidence(attempts: &[VerificationAttempt]) -> Vec<Evidence> {
+    attempts
+        .iter()
+        .filter(|a| a.passed)
+        .filter_map(|a| {
+            let method = Method::parse("method", &a.method).ok()?;
+            Some(Evidence { method, at: a.at, destination_since: a.destination_since, sim_swapped: false })
+        })
+        .collect()
+}
+
+/// Everything the agent's next step is computed from.
+pub struct CaseVerification {
+    pub policy: AssurancePolicy,
+    pub policy_version: Option<i64>,
+    pub customer: Option<Customer>,
+    pub attempts: Vec<VerificationAttempt>,
+    pub available: Available,
+    pub assessment: Assessment,
+}
+
+pub async fn case_verification(state: &AppState, case: &Case) -> ApiResult<CaseVerification> {
+    let now = state.now();
+    let (policy, policy_version) = tenant_policy(state, case.tenant_id).await?;
+    let customer = match case.customer_id {
+        Some(id) => state.store.customer(case.tenant_id, id).await?,
+        None => None,
+    };
+    let attempts = state.store.verification_attempts(case.tenant_id, case.id).await?;
+    let available = match &customer {
+        Some(c) => available_methods(state, &policy, c, now).await?,
+        None => Available::new(),
+    };
+    let assessment = evaluate(&policy, case.kind, &evidence(&attempts), &available, now);
+    Ok(CaseVerification { policy, policy_version, customer, attempts, available, assessment })
+}
+
+/// Refuses while the customer's recovery is on hold (SECURITY.md T7): no agent can override it.
+pub async fn refuse_if_held(state: &AppState, tenant: TenantId, customer: CustomerId) -> ApiResult<()> {
+    if let Some(hold) = state.store.recovery_hold(tenant, customer, state.now()).await? {
+        return Err(held(hold.until));
+    }
+    Ok(())
+}
+
+pub fn held(until: Timestamp) -> ApiError {
+    ApiError::Refused {
+        status: axum::http::StatusCode::LOCKED,
+        code: "recovery-held",
+        detail: format!(
+            "too many failed verification attempts for this customer: recovery is stopped until {} and open cases \
+             are with the security team",
+            until.to_rfc3339()
+        ),
+    }
+}
+
+/// Going ahead needs the policy satisfied and no hold: checked before `decide(approve)`.
+pub async fn require_verified(state: &AppState, case: &Case) -> ApiResult<()> {
+    let Some(customer) = case.customer_id else { return Ok(()) };
+    refuse_if_held(state, case.tenant_id, customer).await?;
+    let verification = case_verification(state, case).await?;
+    if !verification.assessment.satisfied {
+        return Err(ApiError::Conflict {
+            code: "verification-incomplete",
+            detail: format!(
+                "the customer is not verified for {}: {}",
+                case.kind,
+                next_step_text(&verification.assessment)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The agent's next step in words: "still needed: one proof by email, sms or totp".
+pub fn next_step_text(assessment: &Assessment) -> String {
+    let Some(best) = assessment.next.first() else {
+        return "no proof the customer can still give would satisfy the policy; escalate".to_owned();
+    };
+    let slots: Vec<String> = best
+        .iter()
+        .map(|slot| {
+            let names: Vec<&str> = slot.iter().map(|m| m.as_str()).collect();
+            match names.as_slice() {
+                [one] => format!("a proof by {one}"),
+                _ => format!("a proof by one of {}", names.join(", ")),
+            }
+        })
+        .collect();
+    format!("still needed: {}", slots.join(" and "))
+}
+
+/// After a hold starts, the customer's open cases go to the security tier (SECURITY.md T7).
+pub async fn escalate_held(state: &AppState, tenant: TenantId, customer: CustomerId, until: Timestamp) {
+    let filter = CaseFilter { customer_id: Some(customer), ..CaseFilter::default() };
+    let page = PageRequest { limit: PageRequest::LIMIT_MAX, after: None };
+    let cases = match state.store.list_cases(tenant, &filter, &page).await {
+        Ok(page) => page.items,
+        Err(e) => {
+            tracing::error!(error = %e, "could not list the held customer's cases to escalate them");
+            return;
+        }
+    };
+    for case in cases.into_iter().filter(|c| !c.state.is_terminal() && c.tier < Tier::SECURITY) {
+        let reason = format!("recovery held until {} after repeated failed verification", until.to_rfc3339());
+        let command = CaseCommand::Escalate { tier: Tier::SECURITY, reason };
+        match apply(&case, command, Actor::System, state.now()) {
+            Ok((next, events)) => {
+                if let Err(e) = state.store.update_case(&next, &events, &Actor::System).await {
+                    tracing::error!(case_id = %case.id, error = %e, "could not escalate a held customer's case");
+                }
+            }
+            Err(e) => tracing::error!(case_id = %case.id, error = %e, "could not escalate a held customer's case"),
+        }
+    }
+}
+
+/// The words a message uses for what the customer is being verified for.
+pub fn purpose(kind: CaseKind) -> &'static str {
+    match kind {
+        CaseKind::PasswordReset => "a password reset",
+        CaseKind::UsernameRecovery => "a username reminder",
+        CaseKind::AccountUnlock => "unlocking your account",
+        CaseKind::MfaRecovery => "recovering your two-step sign-in",
+        CaseKind::ContactChange => "changing your contact details",
+        CaseKind::CompromisedAccount => "securing your account",
+    }
+}
+
+/// Renders a built-in template for a channel into an outbox message.
+#[allow(clippy::too_many_arguments)]
+pub fn compose(
+    state: &AppState,
+    tenant: &Tenant,
+    case: Option<&Case>,
+    customer: CustomerId,
+    channel: &str,
+    to: &str,
+    destination: String,
+    template: &str,
+    values: BTreeMap<&str, String>,
+) -> ApiResult<NewMessage> {
+    let kind = if channel == "sms" { regain_delivery::Channel::Sms } else { regain_delivery::Channel::Email };
+    let tpl = regain_delivery::builtin(template, kind)
+        .ok_or_else(|| ApiError::Internal(format!("no built-in template {template}")))?;
+    let mut values = values;
+    values.insert("tenant", tenant.display_name.clone());
+    let (subject, body) = tpl.render(&values).map_err(|e| ApiError::Internal(format!("template {template}: {e}")))?;
+    Ok(NewMessage {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant.id,
+        case_id: case.map(|c| c.id),
+        customer_id: customer,
+        channel: channel.to_owned(),
+        to: to.to_owned(),
+        destination,
+        template: template.to_owned(),
+        subject,
+        body,
+        created_at: state.now(),
+    })
+}
+
+/// A case in the state where proofs are collected.
+pub fn require_verifying(case: &Case, what: &'static str) -> ApiResult<CustomerId> {
+    match (case.state, case.customer_id) {
+        (CaseState::Verifying, Some(customer)) => Ok(customer),
+        _ => Err(ApiError::Conflict {
+            code: "wrong-state",
+            detail: format!("a case in state {} cannot {what}: identify the customer first", case.state),
+        }),
+    }
+}
+
+/// A uniformly random code of `digits` decimal digits (SECURITY.md T1).
+pub fn random_code(entropy: &dyn regain_core::Entropy, digits: u32) -> String {
+    let modulus = 10u64.pow(digits);
+    // Rejection sampling: values in the last, partial range of u64 would bias the low codes.
+    let limit = u64::MAX - (u64::MAX % modulus);
+    loop {
+        let mut bytes = [0u8; 8];
+        entropy.fill(&mut bytes);
+        let value = u64::from_le_bytes(bytes);
+        if value < limit {
+            return format!("{:0width$}", value % modulus, width = digits as usize);
+        }
+    }
+}
