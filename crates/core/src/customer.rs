@@ -93,6 +93,9 @@ pub struct CustomerDraft {
 pub struct ContactDraft {
     pub value: String,
     pub verified: bool,
+    /// When the contact point was added to the account in the tenant's system; `None` for one
+    /// added now. A proof sent to a recently added contact point does not count.
+    pub since: Option<Timestamp>,
 }
 
 /// A validated customer record about to be stored.
@@ -102,8 +105,9 @@ pub struct NewCustomer {
     pub username: String,
     pub account_number: Option<String>,
     pub full_name: String,
-    pub emails: Vec<(EmailAddress, bool)>,
-    pub phones: Vec<(PhoneE164, bool)>,
+    /// Address, verified, added at (`None`: now).
+    pub emails: Vec<(EmailAddress, bool, Option<Timestamp>)>,
+    pub phones: Vec<(PhoneE164, bool, Option<Timestamp>)>,
     pub status: CustomerStatus,
     pub flags: CustomerFlags,
     pub totp_enrolled: bool,
@@ -128,23 +132,23 @@ impl NewCustomer {
                 format!("at most {CONTACTS_MAX} per customer"),
             ));
         }
-        let mut emails: Vec<(EmailAddress, bool)> = Vec::with_capacity(draft.emails.len());
+        let mut emails: Vec<(EmailAddress, bool, Option<Timestamp>)> = Vec::with_capacity(draft.emails.len());
         for (i, e) in draft.emails.iter().enumerate() {
             let field = format!("emails/{i}");
             let address = EmailAddress::parse(&field, &e.value)?;
-            if emails.iter().any(|(a, _)| a.normalized() == address.normalized()) {
+            if emails.iter().any(|(a, _, _)| a.normalized() == address.normalized()) {
                 return Err(ValidationError::new(field, "is listed twice"));
             }
-            emails.push((address, e.verified));
+            emails.push((address, e.verified, e.since));
         }
-        let mut phones: Vec<(PhoneE164, bool)> = Vec::with_capacity(draft.phones.len());
+        let mut phones: Vec<(PhoneE164, bool, Option<Timestamp>)> = Vec::with_capacity(draft.phones.len());
         for (i, p) in draft.phones.iter().enumerate() {
             let field = format!("phones/{i}");
             let number = PhoneE164::parse(&field, &p.value, default_region)?;
-            if phones.iter().any(|(n, _)| *n == number) {
+            if phones.iter().any(|(n, _, _)| *n == number) {
                 return Err(ValidationError::new(field, "is listed twice"));
             }
-            phones.push((number, p.verified));
+            phones.push((number, p.verified, p.since));
         }
         let status = match draft.status.as_deref() {
             Some(s) => CustomerStatus::parse("status", s)?,
@@ -183,12 +187,12 @@ impl NewCustomer {
             emails: self
                 .emails
                 .into_iter()
-                .map(|(address, verified)| ContactEmail { address, verified, added_at: now })
+                .map(|(address, verified, since)| ContactEmail { address, verified, added_at: added(since, now) })
                 .collect(),
             phones: self
                 .phones
                 .into_iter()
-                .map(|(number, verified)| ContactPhone { number, verified, added_at: now })
+                .map(|(number, verified, since)| ContactPhone { number, verified, added_at: added(since, now) })
                 .collect(),
             status: self.status,
             flags: self.flags,
@@ -202,6 +206,11 @@ impl NewCustomer {
             updated_at: now,
         }
     }
+}
+
+/// When a contact point counts as added: when the tenant says, never later than now.
+fn added(since: Option<Timestamp>, now: Timestamp) -> Timestamp {
+    since.map_or(now, |s| s.min(now))
 }
 
 /// An identifier-like field: printable, no spaces, bounded.
@@ -231,8 +240,8 @@ mod tests {
         CustomerDraft {
             username: "jdoe".into(),
             full_name: "Jane Doe".into(),
-            emails: vec![ContactDraft { value: "jane@example.com".into(), verified: true }],
-            phones: vec![ContactDraft { value: "201-555-0123".into(), verified: true }],
+            emails: vec![ContactDraft { value: "jane@example.com".into(), verified: true, since: None }],
+            phones: vec![ContactDraft { value: "201-555-0123".into(), verified: true, since: None }],
             ..CustomerDraft::default()
         }
     }

@@ -53,7 +53,9 @@ pub struct SmtpConfig {
     /// The sender mailbox, such as `ACME Support <support@acme.test>`. Its
     /// domain is also the right-hand side of every `Message-ID`.
     pub from: String,
-    /// The limit on connecting and on each SMTP command, in seconds (1 to 600).
+    /// The limit on one whole attempt, from connecting to QUIT, in seconds
+    /// (1 to 600). lettre's own timeout covers only connecting, so a server
+    /// that accepts and then stays silent would otherwise hold a worker forever.
     pub timeout_seconds: u64,
 }
 
@@ -63,7 +65,7 @@ pub struct SmtpConfig {
 /// DATA, QUIT): recovery mail is rare enough that a pool of idle connections
 /// would buy nothing, and a fresh connection never fails on a stale one.
 ///
-/// A 4xx reply, a timeout and a connection or TLS failure are
+/// A 4xx reply, a timeout (see [`SmtpConfig::timeout_seconds`]) and a connection or TLS failure are
 /// [`SendError::Retryable`]; a 5xx reply is [`SendError::Permanent`]. Every
 /// attempt for one outbox row carries the same `Message-ID`,
 /// `<{message.id}@{domain of from}>`, so a message that was accepted although
@@ -71,6 +73,7 @@ pub struct SmtpConfig {
 pub struct SmtpTransport {
     inner: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for SmtpTransport {
@@ -107,7 +110,8 @@ impl SmtpTransport {
             SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)
                 .map_err(|e| ConfigError::invalid("host", e.to_string()))?,
         };
-        let mut builder = builder.port(config.port).timeout(Some(Duration::from_secs(config.timeout_seconds)));
+        let timeout = Duration::from_secs(config.timeout_seconds);
+        let mut builder = builder.port(config.port).timeout(Some(timeout));
         match (config.username, config.password) {
             (None, None) => {}
             (Some(_), Some(_)) if config.security == SmtpSecurity::None => {
@@ -122,7 +126,7 @@ impl SmtpTransport {
             (Some(_), None) => return Err(ConfigError::invalid("password", "is required with a username")),
             (None, Some(_)) => return Err(ConfigError::invalid("username", "is required with a password")),
         }
-        Ok(SmtpTransport { inner: builder.build(), from })
+        Ok(SmtpTransport { inner: builder.build(), from, timeout })
     }
 
     fn build(&self, message: &Message) -> Result<lettre::Message, SendError> {
@@ -147,7 +151,13 @@ impl SmtpTransport {
 impl Transport for SmtpTransport {
     async fn send(&self, message: &Message) -> Result<(), SendError> {
         let email = self.build(message)?;
-        self.inner.send(email).await.map(drop).map_err(classify)
+        match tokio::time::timeout(self.timeout, self.inner.send(email)).await {
+            Ok(result) => result.map(drop).map_err(classify),
+            // Dropping the session closes the connection.
+            Err(_) => {
+                Err(SendError::Retryable(format!("smtp: no complete session within {} s", self.timeout.as_secs())))
+            }
+        }
     }
 
     fn name(&self) -> &'static str {

@@ -99,10 +99,10 @@ pub fn customer(tenant: &Tenant, n: u128, username: &str) -> Customer {
         account_number: Some(format!("ACC-{n}")),
         full_name: format!("Customer {username}"),
         emails: vec![
-            ContactDraft { value: format!("{username}@Example.com"), verified: true },
-            ContactDraft { value: format!("{username}.old@example.org"), verified: false },
+            ContactDraft { value: format!("{username}@Example.com"), verified: true, since: None },
+            ContactDraft { value: format!("{username}.old@example.org"), verified: false, since: None },
         ],
-        phones: vec![ContactDraft { value: format!("+1 201 555 {:04}", n % 10_000), verified: true }],
+        phones: vec![ContactDraft { value: format!("+1 201 555 {:04}", n % 10_000), verified: true, since: None }],
         privileged: n.is_multiple_of(2),
         totp_enrolled: true,
         recovery_codes_remaining: 8,

@@ -5,12 +5,14 @@
 use std::collections::HashMap;
 
 use anyhow::Context as _;
-use regain_core::case::{CaseCommand, Channel, NewCase, Tier};
+use regain_core::case::{CaseCommand, CaseEvent, Channel, NewCase, Tier};
+use regain_core::policy::Method;
 use regain_core::{CaseId, CustomerId, TenantId};
 use regain_server::auth::Principal;
 use regain_server::routes::cases::open_case;
 use regain_server::routes::commands::run_command;
 use regain_server::AppState;
+use regain_store::{AttemptContext, NewAttempt};
 
 use crate::demo::roster::Who;
 
@@ -22,6 +24,8 @@ enum Step {
     Note(&'static str),
     Escalate(i64, &'static str),
     MoveTo(&'static str),
+    /// A proof the customer gave (demo history: recorded as if it had happened).
+    Proof(&'static str),
     Decide(bool, &'static str),
     RequestApproval(&'static str),
     Approve(&'static str),
@@ -116,6 +120,7 @@ const SCRIPTS: &[Script] = &[
         steps: &[
             (Agent1, Start),
             (Agent1, Identify(1)),
+            (Agent1, Proof("sms")),
             (Agent1, Decide(true, "Verified with a one-time code to the phone on file")),
         ],
     },
@@ -128,7 +133,9 @@ const SCRIPTS: &[Script] = &[
         steps: &[
             (Agent1, Start),
             (Agent1, Identify(3)),
-            (Agent1, Decide(true, "Verified with a recovery code and recent transactions")),
+            (Agent1, Proof("totp")),
+            (Agent1, Proof("email")),
+            (Agent1, Decide(true, "Verified with the authenticator app and a code to the registered email")),
             (Agent1, RequestApproval("Removing the second factor needs a second pair of eyes")),
         ],
     },
@@ -141,7 +148,8 @@ const SCRIPTS: &[Script] = &[
         steps: &[
             (Agent2, Start),
             (Agent2, Identify(15)),
-            (Agent2, Decide(true, "Old and new numbers both confirmed by code")),
+            (Agent2, Proof("email")),
+            (Agent2, Decide(true, "Confirmed by a code to the registered email")),
             (Agent2, RequestApproval("Contact change on a verified account")),
             (Supervisor2, Approve("Callback to the number on file confirmed it")),
         ],
@@ -155,7 +163,9 @@ const SCRIPTS: &[Script] = &[
             (Analyst, Assign(Analyst)),
             (Analyst, Start),
             (Analyst, Identify(44)),
-            (Analyst, Decide(true, "Login history shows credential stuffing")),
+            (Analyst, Proof("sms")),
+            (Analyst, Proof("email")),
+            (Analyst, Decide(true, "Codes to the phone and email on file; login history shows credential stuffing")),
             (Analyst, RequestApproval("Lock down and reset all credentials")),
             (Analyst2, Approve("Evidence is clear; approve the lockdown")),
         ],
@@ -169,6 +179,7 @@ const SCRIPTS: &[Script] = &[
         steps: &[
             (Agent1, Start),
             (Agent1, Identify(20)),
+            (Agent1, Proof("email")),
             (Agent1, Decide(true, "Verified by code to the registered email")),
             (Agent1, Execute),
             (Agent1, Complete(Some(48))),
@@ -185,7 +196,9 @@ const SCRIPTS: &[Script] = &[
             (Supervisor1, MoveTo("phone")),
             (Supervisor1, Identify(27)),
             (Supervisor1, Note("Moved to a phone call to verify by voice.")),
-            (Supervisor1, Decide(true, "Verified by callback and recovery code")),
+            (Supervisor1, Proof("email")),
+            (Supervisor1, Proof("totp")),
+            (Supervisor1, Decide(true, "Verified by a code to the registered email and the authenticator app")),
             (Supervisor1, RequestApproval("Second factor removal")),
             (Supervisor2, Approve("Checked the callback recording")),
             (Supervisor1, Complete(None)),
@@ -199,7 +212,8 @@ const SCRIPTS: &[Script] = &[
         steps: &[
             (Agent2, Start),
             (Agent2, Identify(23)),
-            (Agent2, Decide(true, "Verified by code to the phone on file")),
+            (Agent2, Proof("email")),
+            (Agent2, Decide(true, "Verified by code to the email on file")),
             (Agent2, Execute),
             (Agent2, Complete(None)),
         ],
@@ -224,7 +238,8 @@ const SCRIPTS: &[Script] = &[
         steps: &[
             (Agent2, Start),
             (Agent2, Identify(31)),
-            (Agent2, Decide(true, "Identifiers match")),
+            (Agent2, Proof("email")),
+            (Agent2, Decide(true, "Identifiers match; confirmed by a code to the registered email")),
             (Agent2, RequestApproval("Contact change")),
             (Supervisor1, Deny("The account is frozen by security; no contact changes")),
         ],
@@ -245,6 +260,7 @@ const SCRIPTS: &[Script] = &[
         steps: &[
             (Agent2, Start),
             (Agent2, Identify(40)),
+            (Agent2, Proof("sms")),
             (Agent2, Decide(true, "Verified by code to the registered phone")),
             (Agent2, Execute),
             (Agent2, Complete(Some(24))),
@@ -282,7 +298,14 @@ async fn run_script(
     let case = open_case(state, tenant, new, principal(script.opened_by)?.actor).await?;
     let id = case.id.to_string();
     for (who, step) in script.steps {
+        if let Proof(method) = step {
+            record_proof(state, tenant, principal(*who)?, &case.id, method)
+                .await
+                .with_context(|| format!("proof by {method}"))?;
+            continue;
+        }
         let command = match step {
+            Proof(_) => continue,
             Assign(to) => CaseCommand::Assign { assignee: principal(*to)?.staff_id },
             Start => CaseCommand::StartIdentification,
             Identify(i) => CaseCommand::Identify {
@@ -306,6 +329,41 @@ async fn run_script(
         run_command(state, principal(*who)?, &id, command).await.with_context(|| format!("{name} as {who:?}"))?;
     }
     Ok(case.id)
+}
+
+/// Records a proof as the demo's history has it: a passed attempt on the case, with its
+/// timeline and audit entries, to the customer's first verified contact point of that kind.
+async fn record_proof(
+    state: &AppState,
+    tenant: TenantId,
+    principal: &Principal,
+    case_id: &CaseId,
+    method: &str,
+) -> anyhow::Result<()> {
+    let method = Method::parse("method", method)?;
+    let case = state.store.case(tenant, *case_id).await?.context("the case is gone")?;
+    let customer_id = case.customer_id.context("the case has no customer yet")?;
+    let customer = state.store.customer(tenant, customer_id).await?.context("no such customer")?;
+    let contact = match method {
+        Method::Email => customer.emails.iter().find(|e| e.verified).map(|e| (e.address.masked(), e.added_at)),
+        Method::Sms => customer.phones.iter().find(|p| p.verified).map(|p| (p.number.masked(), p.added_at)),
+        _ => None,
+    };
+    let attempt = NewAttempt {
+        method: method.as_str().to_owned(),
+        passed: true,
+        counted: false,
+        detail: None,
+        destination: contact.as_ref().map(|c| c.0.clone()),
+        destination_since: contact.as_ref().map(|c| c.1),
+    };
+    let event =
+        CaseEvent::VerificationChecked { method, passed: true, detail: None, destination: attempt.destination.clone() };
+    let ctx = AttemptContext { actor: principal.actor, ip: None, at: state.now() };
+    let (policy, _) = regain_server::verification::tenant_policy(state, tenant).await?;
+    let limit = regain_server::verification::failure_limit(&policy);
+    state.store.record_attempt(&case, Some(customer_id), &attempt, &ctx, &[event], &[], &limit).await?;
+    Ok(())
 }
 
 #[cfg(test)]

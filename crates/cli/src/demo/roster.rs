@@ -143,16 +143,22 @@ pub fn customers() -> Vec<CustomerInput> {
 }
 
 fn customer(i: usize, full_name: &str, username: &str) -> CustomerInput {
+    // Customers of long standing: their contact points were registered years ago, so proofs
+    // sent there count (a recently added one would not).
+    let since = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2023, 3, 1, 9, 0, 0)
+        .single()
+        .map(|t| t + chrono::Duration::days(i as i64 * 11));
     let domain = ["example.com", "mail.example.org", "example.net"][i % 3];
-    let mut emails = vec![EmailInput { address: format!("{username}@{domain}"), verified: i % 5 != 4 }];
+    let mut emails =
+        vec![EmailInput { address: format!("{username}@{domain}"), verified: i % 5 != 4, added_at: since }];
     if i % 7 == 3 {
-        emails.push(EmailInput { address: format!("{username}@work.example.com"), verified: false });
+        emails.push(EmailInput { address: format!("{username}@work.example.com"), verified: false, added_at: since });
     }
     // A few customers in Britain; the rest in the 555-01xx range reserved for fiction.
     let number = if i % 10 == 9 { format!("+44 7400 1234{i:02}") } else { format!("(201) 555-01{i:02}") };
-    let mut phones = vec![PhoneInput { number, verified: i % 4 != 3 }];
+    let mut phones = vec![PhoneInput { number, verified: i % 4 != 3, added_at: since }];
     if i % 11 == 6 {
-        phones.push(PhoneInput { number: format!("973-555-01{:02}", 99 - i), verified: false });
+        phones.push(PhoneInput { number: format!("973-555-01{:02}", 99 - i), verified: false, added_at: None });
     }
     let status = match i {
         7 | 23 => Some("locked"),

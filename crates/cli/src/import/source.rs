@@ -124,8 +124,14 @@ fn csv_row(columns: &[String], record: &csv::StringRecord, line: u64) -> Row {
         username: cell("username").unwrap_or_default(),
         account_number: cell("account_number"),
         full_name: cell("full_name").unwrap_or_default(),
-        emails: list("email").into_iter().map(|address| EmailInput { address, verified: email_verified }).collect(),
-        phones: list("phone").into_iter().map(|number| PhoneInput { number, verified: phone_verified }).collect(),
+        emails: list("email")
+            .into_iter()
+            .map(|address| EmailInput { address, verified: email_verified, added_at: None })
+            .collect(),
+        phones: list("phone")
+            .into_iter()
+            .map(|number| PhoneInput { number, verified: phone_verified, added_at: None })
+            .collect(),
         status: cell("status"),
         privileged: flag("privileged")?,
         vip: flag("vip")?,

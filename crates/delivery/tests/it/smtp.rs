@@ -137,7 +137,8 @@ async fn sends_headers_and_body_with_a_message_id_from_the_outbox_id() {
         assert!(header_lines.iter().any(|h| h.eq_ignore_ascii_case(expected)), "missing `{expected}` in\n{headers}");
     }
     assert!(header_lines.iter().any(|h| h.starts_with("Date: ")), "{headers}");
-    assert_eq!(body, "Your ACME verification code is 493817.\r\nIt expires in 10 minutes.\r\n");
+    // lettre ends DATA with CRLF "." CRLF even after a body's own final CRLF.
+    assert_eq!(body.trim_end(), "Your ACME verification code is 493817.\r\nIt expires in 10 minutes.");
 }
 
 #[tokio::test]
@@ -205,7 +206,7 @@ async fn a_server_that_never_answers_times_out_as_retryable() {
     let started = Instant::now();
     let result = transport.send(&email("m1", "bob@example.test")).await;
     assert_eq!(outcome(&result), Outcome::Retry, "{result:?}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     held.abort();
 }
 

@@ -28,6 +28,11 @@ pub struct EmailInput {
     pub address: String,
     #[serde(default)]
     pub verified: bool,
+    /// When the address was added to the account in your system. Leave it out for one added
+    /// now: a proof sent to a contact point added within the policy's `recent_contact_days`
+    /// does not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Deserialize, Serialize, ToSchema, Clone, Default)]
@@ -37,6 +42,9 @@ pub struct PhoneInput {
     pub number: String,
     #[serde(default)]
     pub verified: bool,
+    /// When the number was added to the account in your system; as for emails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Deserialize, Serialize, ToSchema, Clone, Default)]
@@ -87,12 +95,12 @@ impl CustomerInput {
             emails: self
                 .emails
                 .iter()
-                .map(|e| ContactDraft { value: e.address.clone(), verified: e.verified })
+                .map(|e| ContactDraft { value: e.address.clone(), verified: e.verified, since: e.added_at })
                 .collect(),
             phones: self
                 .phones
                 .iter()
-                .map(|p| ContactDraft { value: p.number.clone(), verified: p.verified })
+                .map(|p| ContactDraft { value: p.number.clone(), verified: p.verified, since: p.added_at })
                 .collect(),
             status: self.status.clone(),
             privileged: self.privileged,

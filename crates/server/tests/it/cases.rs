@@ -41,6 +41,7 @@ async fn happy_path(app: &TestApp) {
         assert!(!text.contains(secret), "agent view leaks {secret}: {text}");
     }
     app.post_ok(&agent_token, &path("channel"), json!({"channel": "chat"}), StatusCode::OK).await;
+    app.verify_by_code(&agent_token, &id, "phone-0").await;
     app.post_ok(
         &agent_token,
         &path("decide"),
@@ -68,6 +69,8 @@ async fn happy_path(app: &TestApp) {
         ("case.customer_identified", "identifying"),
         ("case.state_changed", "verifying"),
         ("case.channel_changed", "verifying"),
+        ("case.verification_sent", "verifying"),
+        ("case.verification_checked", "verifying"),
         ("case.state_changed", "decided"),
         ("case.state_changed", "executing"),
         ("case.state_changed", "resolved"),
@@ -82,7 +85,8 @@ async fn happy_path(app: &TestApp) {
         (Some("staff"), Some("agent"))
     );
     assert!(first["at"].as_str().is_some_and(|t| t.ends_with('Z')), "UTC: {}", first["at"]);
-    assert_eq!(timeline["items"][6]["data"]["reason"], "code to registered phone");
+    assert_eq!(timeline["items"][8]["data"]["reason"], "code to registered phone");
+    assert_eq!(timeline["items"][6]["data"]["destination"], "*** ending 23");
 }
 
 #[tokio::test]
@@ -112,6 +116,15 @@ async fn approvals_need_a_second_supervisor() {
     let path = |c: &str| format!("/api/v1/cases/{id}/{c}");
     app.post_ok(&first, &path("start-identification"), json!({}), StatusCode::OK).await;
     app.post_ok(&first, &path("identify"), json!({"customer_id": customer["id"]}), StatusCode::OK).await;
+    // SECURITY.md M1: a lost second factor needs two proofs by different methods.
+    app.verify_by_code(&first, id, "email-0").await;
+    expect_problem(
+        app.post(&first, &path("decide"), json!({"approve": true, "reason": "one proof"})).await,
+        StatusCode::CONFLICT,
+        "verification-incomplete",
+    )
+    .await;
+    app.verify_by_code(&first, id, "phone-0").await;
     app.post_ok(&first, &path("decide"), json!({"approve": true, "reason": "two proofs"}), StatusCode::OK).await;
     expect_problem(app.post(&first, &path("execute"), json!({})).await, StatusCode::CONFLICT, "approval-required")
         .await;

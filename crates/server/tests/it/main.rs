@@ -11,3 +11,4 @@ mod database_down;
 mod directory;
 mod openapi;
 mod support;
+mod verification;

@@ -172,6 +172,35 @@ impl TestApp {
         regain_delivery::read_sink(&self.sink).unwrap_or_default()
     }
 
+    /// Sends a code to `contact` on the case, delivers it, and returns it as the customer
+    /// would read it from the message.
+    pub async fn send_code(&self, token: &str, case: &str, contact: &str) -> String {
+        let before = self.sent().len();
+        self.post_ok(
+            token,
+            &format!("/api/v1/cases/{case}/verification/send"),
+            serde_json::json!({"contact": contact}),
+            StatusCode::OK,
+        )
+        .await;
+        self.deliver().await;
+        let sent = self.sent();
+        assert_eq!(sent.len(), before + 1, "one message delivered");
+        code_in(&sent[before].body)
+    }
+
+    /// Proves possession of `contact` on the case with a code.
+    pub async fn verify_by_code(&self, token: &str, case: &str, contact: &str) -> Value {
+        let code = self.send_code(token, case, contact).await;
+        self.post_ok(
+            token,
+            &format!("/api/v1/cases/{case}/verification/code"),
+            serde_json::json!({"code": code}),
+            StatusCode::OK,
+        )
+        .await
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> Response {
         self.call(Method::GET, path, Some(token), None).await
     }
@@ -198,6 +227,17 @@ impl TestApp {
     }
 }
 
+/// The six-digit code in a message's text.
+pub fn code_in(text: &str) -> String {
+    let digits: Vec<char> = text.chars().collect();
+    for window in digits.windows(6) {
+        if window.iter().all(char::is_ascii_digit) {
+            return window.iter().collect();
+        }
+    }
+    panic!("no code in {text:?}")
+}
+
 /// Asserts a problem+json response with `status` and problem `code`; returns the problem.
 pub async fn expect_problem(response: Response, status: StatusCode, code: &str) -> Value {
     let got = response.status();
@@ -212,14 +252,17 @@ pub async fn expect_problem(response: Response, status: StatusCode, code: &str) 
     problem
 }
 
+/// When the test customers' contact points were registered: long enough ago to count.
+pub const LONG_AGO: &str = "2024-01-15T10:00:00Z";
+
 pub fn customer_json(username: &str) -> Value {
     serde_json::json!({
         "external_id": format!("crm-{username}"),
         "username": username,
         "account_number": format!("AC-{username}"),
         "full_name": "Jane Q. Doe",
-        "emails": [{"address": format!("{username}@example.com"), "verified": true}],
-        "phones": [{"number": "(201) 555-0123", "verified": true}],
+        "emails": [{"address": format!("{username}@example.com"), "verified": true, "added_at": LONG_AGO}],
+        "phones": [{"number": "(201) 555-0123", "verified": true, "added_at": LONG_AGO}],
         "factors": {"totp": true, "recovery_codes_remaining": 5},
         "password": "an initial password",
     })
