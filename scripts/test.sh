@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Regain's whole test suite on a fresh Debian machine with the Rust toolchain:
 # it finds or starts PostgreSQL (installing Debian's package where none runs), makes sure the
-# tools the tests drive are present (curl), then runs formatting, lints and every test.
+# tools the tests drive are present (curl; pyotp and aiosmtpd in a virtualenv), then runs
+# formatting, lints and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +55,17 @@ stale=$(psql "$REGAIN_TEST_POSTGRES_URL" -tAc "select datname from pg_database w
 for db in $stale; do
     psql "$REGAIN_TEST_POSTGRES_URL" -qc "drop database if exists \"$db\" with (force)" </dev/null >/dev/null 2>&1 || true
 done
+
+# Python tools the cross-checks drive (pyotp reads our otpauth URIs; aiosmtpd is the SMTP
+# server our email goes to), in a virtualenv under target/.
+venv=target/test-venv
+if ! "$venv/bin/python" -c 'import pyotp, aiosmtpd' >/dev/null 2>&1; then
+    log "installing pyotp and aiosmtpd into $venv"
+    command -v python3 >/dev/null || apt_install python3
+    python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q --disable-pip-version-check 'pyotp>=2.9,<3' 'aiosmtpd>=1.4,<2'
+fi
+export REGAIN_TEST_PYTHON="$PWD/$venv/bin/python"
 
 log "formatting"
 cargo fmt --all -- --check

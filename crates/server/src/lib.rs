@@ -101,6 +101,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(verification_routes::totp))
         .routes(routes!(verification_routes::recovery_code))
         .routes(routes!(verification_routes::knowledge))
+        .routes(routes!(verification_routes::messages))
         .routes(routes!(policy::current, policy::update))
         .routes(routes!(policy::versions))
         .routes(routes!(policy::version))

@@ -517,7 +517,82 @@ async fn after_failure(state: &AppState, case: &Case, customer: CustomerId, reco
     if let Some(until) = recorded.held_until {
         tracing::warn!(case_id = %case.id, %customer, failures = recorded.failures, "recovery held after repeated failures");
         escalate_held(state, case.tenant_id, customer, until).await;
+        if let Err(e) = notify_held(state, case, customer, until).await {
+            tracing::error!(case_id = %case.id, error = %e, "could not queue the notice that recovery is paused");
+        }
     }
+}
+
+/// Tells the customer, at every verified email, that recovery is paused and why.
+async fn notify_held(state: &AppState, case: &Case, customer_id: CustomerId, until: DateTime<Utc>) -> ApiResult<()> {
+    let tenant = state.store.tenant(case.tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    let Some(customer) = state.store.customer(case.tenant_id, customer_id).await? else { return Ok(()) };
+    for e in customer.emails.iter().filter(|e| e.verified) {
+        let values = BTreeMap::from([("until", until.format("%Y-%m-%d %H:%M UTC").to_string())]);
+        let message = compose(
+            state,
+            &tenant,
+            Some(case),
+            customer_id,
+            "email",
+            e.address.as_str(),
+            e.address.masked(),
+            "recovery_blocked",
+            values,
+        )?;
+        state.store.enqueue_message(&message).await?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageView {
+    pub id: String,
+    /// `email` or `sms`.
+    pub channel: String,
+    /// Where it goes, masked.
+    pub destination: String,
+    /// Which template: verification_code, verification_link, recovery_code_used, recovery_blocked.
+    pub template: String,
+    /// `pending` (waiting or being retried), `sent` or `dead` (given up).
+    pub state: String,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// The case's delivery log: every message sent for it, with its state; never its content.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/messages", tag = "verification",
+    params(("id" = String, Path)), security(("bearer" = []), ("cookie" = [])), responses(
+    (status = 200, body = [MessageView]),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn messages(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CasesRead>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<MessageView>>> {
+    let tenant = auth.tenant()?;
+    let case = load_case(&state, tenant, &id).await?;
+    let entries = state.store.outbox_for_case(tenant, case.id).await?;
+    Ok(Json(
+        entries
+            .into_iter()
+            .map(|m| MessageView {
+                id: m.id,
+                channel: m.channel,
+                destination: m.destination,
+                template: m.template,
+                state: m.state,
+                attempts: m.attempts,
+                last_error: m.last_error,
+                created_at: m.created_at,
+                sent_at: m.sent_at,
+            })
+            .collect(),
+    ))
 }
 
 /// Check the code the customer read out.

@@ -95,6 +95,7 @@ fn matrix() -> Vec<Route> {
             CASE_WORKERS,
         ),
         route(Method::GET, "/api/v1/cases/{case}/verification", None, TENANT_ROLES),
+        route(Method::GET, "/api/v1/cases/{case}/messages", None, TENANT_ROLES),
         route(
             Method::POST,
             "/api/v1/cases/{case}/verification/send",

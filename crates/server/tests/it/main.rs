@@ -9,6 +9,7 @@ mod bad_input;
 mod cases;
 mod database_down;
 mod directory;
+mod external;
 mod openapi;
 mod support;
 mod verification;

@@ -231,6 +231,15 @@ async fn failures_count_per_customer_until_recovery_stops() {
     }
     let status = app.get_ok(&d.key, &path(&a, "verification")).await;
     assert_eq!(status["failures"]["count"], 5);
+    // The customer hears that recovery is paused, at the registered email.
+    let before = app.sent().len();
+    app.deliver().await;
+    let notices: Vec<_> = app.sent().into_iter().skip(before).collect();
+    assert!(
+        notices.iter().any(|m| m.body.contains("paused")),
+        "{:?}",
+        notices.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
     assert!(status["failures"]["held_until"].is_string(), "{status}");
     // The cool-down ends; the count's window has passed too. (The agent's session has idled
     // out by now; the integration carries on.)
