@@ -45,7 +45,7 @@ pub use state::AppState;
 
 use routes::{
     api_keys, audit as audit_routes, auth as auth_routes, cases, commands, customers, directory, factors, health,
-    policy, staff, tenants, verification as verification_routes,
+    policy, staff, templates, tenants, verification as verification_routes,
 };
 
 /// Bodies the bulk import accepts; every other route takes `ServerConfig::body_max_bytes`.
@@ -105,6 +105,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(policy::current, policy::update))
         .routes(routes!(policy::versions))
         .routes(routes!(policy::version))
+        .routes(routes!(templates::list))
+        .routes(routes!(templates::set, templates::reset))
         .routes(routes!(factors::set_knowledge))
         .routes(routes!(directory::login))
         .routes(routes!(directory::me))

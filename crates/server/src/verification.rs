@@ -195,9 +195,31 @@ pub fn purpose(kind: CaseKind) -> &'static str {
     }
 }
 
-/// Renders a built-in template for a channel into an outbox message.
+/// The template `name` for `channel` as the tenant has it: its own wording, else the built-in.
+pub async fn template(
+    state: &AppState,
+    tenant: TenantId,
+    name: &str,
+    channel: &str,
+) -> ApiResult<regain_delivery::Template> {
+    let allowed = regain_delivery::builtin_placeholders(name)
+        .ok_or_else(|| ApiError::Internal(format!("no built-in template {name}")))?;
+    if let Some(own) = state.store.message_template(tenant, name, channel).await? {
+        match regain_delivery::Template::parse(name, &own.subject, &own.body, allowed) {
+            Ok(t) => return Ok(t),
+            // Validated when saved; a stored one that no longer parses falls back, loudly.
+            Err(e) => {
+                tracing::error!(template = name, channel, error = %e, "tenant template does not parse; using the built-in one")
+            }
+        }
+    }
+    let kind = if channel == "sms" { regain_delivery::Channel::Sms } else { regain_delivery::Channel::Email };
+    regain_delivery::builtin(name, kind).ok_or_else(|| ApiError::Internal(format!("no built-in template {name}")))
+}
+
+/// Renders the tenant's template for a channel into an outbox message.
 #[allow(clippy::too_many_arguments)]
-pub fn compose(
+pub async fn compose(
     state: &AppState,
     tenant: &Tenant,
     case: Option<&Case>,
@@ -205,15 +227,14 @@ pub fn compose(
     channel: &str,
     to: &str,
     destination: String,
-    template: &str,
+    template_name: &str,
     values: BTreeMap<&str, String>,
 ) -> ApiResult<NewMessage> {
-    let kind = if channel == "sms" { regain_delivery::Channel::Sms } else { regain_delivery::Channel::Email };
-    let tpl = regain_delivery::builtin(template, kind)
-        .ok_or_else(|| ApiError::Internal(format!("no built-in template {template}")))?;
+    let tpl = template(state, tenant.id, template_name, channel).await?;
     let mut values = values;
     values.insert("tenant", tenant.display_name.clone());
-    let (subject, body) = tpl.render(&values).map_err(|e| ApiError::Internal(format!("template {template}: {e}")))?;
+    let (subject, body) =
+        tpl.render(&values).map_err(|e| ApiError::Internal(format!("template {template_name}: {e}")))?;
     Ok(NewMessage {
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: tenant.id,
@@ -222,7 +243,7 @@ pub fn compose(
         channel: channel.to_owned(),
         to: to.to_owned(),
         destination,
-        template: template.to_owned(),
+        template: template_name.to_owned(),
         subject,
         body,
         created_at: state.now(),

@@ -115,3 +115,14 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due_idx ON outbox (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX outbox_case_idx ON outbox (case_id);
+
+-- A tenant's own wording of outgoing messages; a template not here is the built-in one.
+CREATE TABLE message_templates (
+    tenant_id  TEXT NOT NULL REFERENCES tenants (id),
+    name       TEXT NOT NULL,
+    channel    TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, name, channel)
+);

@@ -1609,6 +1609,18 @@ macro_rules! impl_sql_store {
                 async fn knowledge_answers(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<Vec<(String, String)>> {
                     self.v_knowledge_answers(tenant, customer).await
                 }
+                async fn message_templates(&self, tenant: TenantId) -> StoreResult<Vec<StoredTemplate>> {
+                    self.v_message_templates(tenant, None).await
+                }
+                async fn message_template(&self, tenant: TenantId, name: &str, channel: &str) -> StoreResult<Option<StoredTemplate>> {
+                    Ok(self.v_message_templates(tenant, Some((name, channel))).await?.pop())
+                }
+                async fn set_message_template(&self, tenant: TenantId, template: &StoredTemplate, audit: &AuditRecord) -> StoreResult<()> {
+                    self.v_set_message_template(tenant, template, audit).await
+                }
+                async fn delete_message_template(&self, tenant: TenantId, name: &str, channel: &str, audit: &AuditRecord) -> StoreResult<bool> {
+                    self.v_delete_message_template(tenant, name, channel, audit).await
+                }
                 async fn enqueue_message(&self, message: &NewMessage) -> StoreResult<()> {
                     self.v_enqueue_message(message).await
                 }

@@ -908,6 +908,70 @@ macro_rules! impl_sql_verification {
                 .map_err(Self::map_err)
             }
 
+            async fn v_message_templates(&self, tenant: TenantId, one: Option<(&str, &str)>) -> StoreResult<Vec<StoredTemplate>> {
+                let mut q: QueryBuilder<'_, Db> = QueryBuilder::new(
+                    "SELECT name, channel, subject, body, updated_at FROM message_templates WHERE tenant_id = ",
+                );
+                q.push_bind(tenant.to_string());
+                if let Some((name, channel)) = one {
+                    q.push(" AND name = ").push_bind(name.to_owned()).push(" AND channel = ").push_bind(channel.to_owned());
+                }
+                q.push(" ORDER BY name, channel");
+                let rows: Vec<(String, String, String, String, i64)> =
+                    q.build_query_as().fetch_all(self.read_pool()).await.map_err(Self::map_err)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(name, channel, subject, body, at)| StoredTemplate {
+                        name,
+                        channel,
+                        subject,
+                        body,
+                        updated_at: $crate::regain_store::codec::timestamp(at),
+                    })
+                    .collect())
+            }
+
+            async fn v_set_message_template(&self, tenant: TenantId, t: &StoredTemplate, audit: &AuditRecord) -> StoreResult<()> {
+                let mut tx = self.write_tx().await?;
+                sqlx::query(
+                    "INSERT INTO message_templates (tenant_id, name, channel, subject, body, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, name, channel) \
+                     DO UPDATE SET subject = excluded.subject, body = excluded.body, updated_at = excluded.updated_at",
+                )
+                .bind(tenant.to_string())
+                .bind(&t.name)
+                .bind(&t.channel)
+                .bind(&t.subject)
+                .bind(&t.body)
+                .bind(micros(t.updated_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(Self::map_err)?;
+                let audit = audit.clone().data($crate::serde_json::json!({
+                    "template": t.name, "channel": t.channel, "subject": t.subject, "body": t.body,
+                }));
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(Self::map_err)
+            }
+
+            async fn v_delete_message_template(&self, tenant: TenantId, name: &str, channel: &str, audit: &AuditRecord) -> StoreResult<bool> {
+                let mut tx = self.write_tx().await?;
+                let done = sqlx::query("DELETE FROM message_templates WHERE tenant_id = $1 AND name = $2 AND channel = $3")
+                    .bind(tenant.to_string())
+                    .bind(name)
+                    .bind(channel)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                let audit = audit.clone().data($crate::serde_json::json!({"template": name, "channel": channel}));
+                Self::insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(Self::map_err)?;
+                Ok(true)
+            }
+
             async fn v_enqueue_message(&self, message: &NewMessage) -> StoreResult<()> {
                 let keyring = self.keys.get()?;
                 let mut tx = self.write_tx().await?;

@@ -315,6 +315,30 @@ pub trait Store: Send + Sync + 'static {
     /// Questions and their answer hashes (PHC strings).
     async fn knowledge_answers(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<Vec<(String, String)>>;
 
+    // Message templates per tenant (issue 4 item 7)
+    async fn message_templates(&self, tenant: TenantId) -> StoreResult<Vec<StoredTemplate>>;
+    async fn message_template(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        channel: &str,
+    ) -> StoreResult<Option<StoredTemplate>>;
+    /// Sets the tenant's wording of a template (validated by the caller), with `audit`.
+    async fn set_message_template(
+        &self,
+        tenant: TenantId,
+        template: &StoredTemplate,
+        audit: &AuditRecord,
+    ) -> StoreResult<()>;
+    /// Goes back to the built-in wording; `false` when the tenant had none of its own.
+    async fn delete_message_template(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        channel: &str,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool>;
+
     // The outbox (issue 4 item 7)
     async fn enqueue_message(&self, message: &NewMessage) -> StoreResult<()>;
     /// Up to `limit` messages due at `now`, hidden from other workers until `lease_until`.

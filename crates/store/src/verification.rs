@@ -214,3 +214,14 @@ pub struct CustomerTotp {
     pub secret: Vec<u8>,
     pub confirmed: bool,
 }
+
+/// A tenant's own wording of one message template on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTemplate {
+    pub name: String,
+    /// `email` or `sms`.
+    pub channel: String,
+    pub subject: String,
+    pub body: String,
+    pub updated_at: Timestamp,
+}

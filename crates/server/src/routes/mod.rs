@@ -11,5 +11,6 @@ pub mod factors;
 pub mod health;
 pub mod policy;
 pub mod staff;
+pub mod templates;
 pub mod tenants;
 pub mod verification;

@@ -430,7 +430,8 @@ pub async fn send(
     values.insert("minutes", minutes.to_string());
     values.insert("purpose", purpose(case.kind).to_owned());
     let channel = if method == Method::Sms { "sms" } else { "email" };
-    let message = compose(&state, &tenant, Some(&case), customer_id, channel, &to, masked.clone(), template, values)?;
+    let message =
+        compose(&state, &tenant, Some(&case), customer_id, channel, &to, masked.clone(), template, values).await?;
     let challenge = NewChallenge {
         id: challenge_id,
         tenant_id,
@@ -539,7 +540,8 @@ async fn notify_held(state: &AppState, case: &Case, customer_id: CustomerId, unt
             e.address.masked(),
             "recovery_blocked",
             values,
-        )?;
+        )
+        .await?;
         state.store.enqueue_message(&message).await?;
     }
     Ok(())
@@ -795,17 +797,20 @@ pub async fn recovery_code(
                     ("when", ctx.at.format("%Y-%m-%d %H:%M UTC").to_string()),
                     ("remaining", remaining.to_string()),
                 ]);
-                messages.push(compose(
-                    &state,
-                    &tenant,
-                    Some(&case),
-                    customer_id,
-                    "email",
-                    e.address.as_str(),
-                    e.address.masked(),
-                    "recovery_code_used",
-                    values,
-                )?);
+                messages.push(
+                    compose(
+                        &state,
+                        &tenant,
+                        Some(&case),
+                        customer_id,
+                        "email",
+                        e.address.as_str(),
+                        e.address.masked(),
+                        "recovery_code_used",
+                        values,
+                    )
+                    .await?,
+                );
             }
             (passed_attempt("recovery_code", None, None), messages)
         }

@@ -120,6 +120,14 @@ fn matrix() -> Vec<Route> {
         route(Method::PUT, "/api/v1/policy", Some(json!({"base_version": null, "policy": {}})), TENANT_ADMIN),
         route(Method::GET, "/api/v1/policy/versions", None, TENANT_ROLES),
         route(Method::GET, "/api/v1/policy/versions/1", None, TENANT_ROLES),
+        route(Method::GET, "/api/v1/templates", None, TENANT_ROLES),
+        route(
+            Method::PUT,
+            "/api/v1/templates/verification_code/sms",
+            Some(json!({"body": "{{code}} is your code"})),
+            TENANT_ADMIN,
+        ),
+        route(Method::DELETE, "/api/v1/templates/verification_code/email", None, TENANT_ADMIN),
         route(
             Method::PUT,
             "/api/v1/customers/{customer}/knowledge",

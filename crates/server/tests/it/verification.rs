@@ -640,3 +640,46 @@ async fn no_table_holds_a_plaintext_secret() {
     }
     assert!(tables.contains(&"verification_challenges".to_owned()) && tables.contains(&"outbox".to_owned()));
 }
+
+/// Templates per tenant: the tenant's wording is used; a broken one is refused with where.
+#[tokio::test]
+async fn tenants_word_their_own_messages() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let acme_admin = {
+        let tenant = app.state.store.tenant_by_slug("acme").await.expect("store").expect("acme");
+        app.api_key(&tenant, "tenant_admin").await
+    };
+    let put = |path: &'static str, body: Value| app.call(Method::PUT, path, Some(&acme_admin), Some(body));
+    for (body, field, says) in [
+        (json!({"body": "Your code: {{cod}}"}), "body", "unknown placeholder `cod`"),
+        (json!({"body": "Your code: {{code"}), "body", "never closed"),
+        (json!({"body": "Call us for your code"}), "body", "{{code}}"),
+    ] {
+        let problem = expect_problem(
+            put("/api/v1/templates/verification_code/sms", body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        )
+        .await;
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        assert!(problem["errors"][0]["message"].as_str().unwrap_or("").contains(says), "{problem}");
+    }
+    let missing = put("/api/v1/templates/no_such/sms", json!({"body": "x"})).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let saved =
+        put("/api/v1/templates/verification_code/sms", json!({"body": "ACME code {{code}} ({{minutes}} min)"})).await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let list = app.get_ok(&acme_admin, "/api/v1/templates").await;
+    let sms = list.as_array().expect("list").iter().find(|t| t["name"] == "verification_code" && t["channel"] == "sms");
+    assert_eq!(sms.map(|t| t["custom"].clone()), Some(json!(true)));
+
+    let id = d.identified(&app, "password_reset").await;
+    let code = app.send_code(&d.agent, &id, "phone-0").await;
+    let sent = app.sent();
+    assert_eq!(sent.last().map(|m| m.body.clone()), Some(format!("ACME code {code} (10 min)")));
+    let reset = app.call(Method::DELETE, "/api/v1/templates/verification_code/sms", Some(&acme_admin), None).await;
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    app.send_code(&d.agent, &id, "phone-0").await;
+    assert!(app.sent().last().expect("sms").body.contains("is your acme Inc. verification code"));
+}
