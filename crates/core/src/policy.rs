@@ -16,7 +16,6 @@
 use std::collections::BTreeSet;
 
 use chrono::Duration;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 use crate::case::CaseKind;
@@ -46,19 +45,6 @@ impl Ord for Method {
 impl PartialOrd for Method {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
-    }
-}
-
-impl Serialize for Method {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Method {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse("method", &text).map_err(|e| serde::de::Error::custom(e.message))
     }
 }
 
@@ -111,15 +97,13 @@ pub struct Assessment {
 
 /// The rule for one kind of recovery: any one alternative suffices; once executed, the change
 /// waits `cooling_off_hours`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KindRule {
     pub any_of: Vec<Alternative>,
     pub cooling_off_hours: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alternative {
     /// Each slot is the set of methods that may fill it; slots are filled by evidence of
     /// pairwise different methods.

@@ -287,11 +287,6 @@ fn the_default_policy_is_valid_and_its_json_shape_is_stable() {
     assert_eq!(policy.to_value(), expected);
     assert_eq!(AssurancePolicy::from_json(&policy.to_json()), Ok(policy.clone()));
     assert_eq!(policy.to_json(), policy.clone().to_json(), "canonical");
-    // The derived serde form of a rule is the same shape.
-    for (kind, rule) in policy.kinds.iter() {
-        assert_eq!(serde_json::to_value(rule).unwrap(), expected["kinds"][kind.as_str()], "{kind}");
-        assert_eq!(&serde_json::from_value::<KindRule>(expected["kinds"][kind.as_str()].clone()).unwrap(), rule);
-    }
 }
 
 #[test]
@@ -450,9 +445,6 @@ fn validate_accepts_the_edges_of_every_range() {
 fn methods_read_and_write_by_name() {
     assert_eq!(Method::parse("method", "recovery_code"), Ok(RecoveryCode));
     assert!(Method::parse("method", "Email").is_err());
-    assert_eq!(serde_json::to_value(RecoveryCode).unwrap(), json!("recovery_code"));
-    assert_eq!(serde_json::from_value::<Method>(json!("totp")).unwrap(), Totp);
-    assert!(serde_json::from_value::<Method>(json!("password")).is_err());
     let sorted: Vec<Method> = set(&[Knowledge, Document, Sms, Email]).into_iter().collect();
     assert_eq!(sorted, vec![Email, Sms, Document, Knowledge]);
 }

@@ -58,7 +58,8 @@ pub async fn available_methods(
     if totp.is_some_and(|t| t.confirmed) {
         available.insert(Method::Totp);
     }
-    if customer.factors.recovery_codes_remaining > 0 {
+    // What Regain can check, not what an imported record says the customer has elsewhere.
+    if state.store.recovery_codes_left(customer.tenant_id, customer.id).await? > 0 {
         available.insert(Method::RecoveryCode);
     }
     Ok(available)

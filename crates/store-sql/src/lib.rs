@@ -1600,6 +1600,17 @@ macro_rules! impl_sql_store {
                 async fn replace_recovery_codes(&self, tenant: TenantId, customer: CustomerId, codes: &[String], audit: &AuditRecord) -> StoreResult<()> {
                     self.v_replace_recovery_codes(tenant, customer, codes, audit).await
                 }
+                async fn recovery_codes_left(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<u32> {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM customer_recovery_codes WHERE tenant_id = $1 AND customer_id = $2 AND used_at IS NULL",
+                    )
+                    .bind(tenant.to_string())
+                    .bind(customer.to_string())
+                    .fetch_one(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+                }
                 async fn use_recovery_code(&self, tenant: TenantId, customer: CustomerId, code: &str, at: Timestamp) -> StoreResult<Option<u32>> {
                     self.v_use_recovery_code(tenant, customer, code, at).await
                 }

@@ -296,6 +296,9 @@ pub trait Store: Send + Sync + 'static {
         codes: &[String],
         audit: &AuditRecord,
     ) -> StoreResult<()>;
+    /// Unused recovery codes Regain holds for the customer (an imported record's count of codes
+    /// kept elsewhere is not this).
+    async fn recovery_codes_left(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<u32>;
     /// Uses a recovery code once: how many remain, or `None` when it is not an unused code.
     async fn use_recovery_code(
         &self,
