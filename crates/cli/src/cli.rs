@@ -222,10 +222,13 @@ pub enum CustomerCommand {
     ///
     /// CSV: a header row naming any of these columns, in any order (username and full_name
     /// are required): external_id, username, account_number, full_name, email,
-    /// email_verified, phone, phone_verified, status, privileged, vip, totp,
-    /// recovery_codes_remaining, password. Several emails or phones go in one cell separated
-    /// by ';'. Booleans are true/false, 1/0 or yes/no. An empty cell means absent. Line
-    /// numbers in reports count the header as line 1.
+    /// email_verified, email_added_at, phone, phone_verified, phone_added_at, status,
+    /// privileged, vip, totp, recovery_codes_remaining, password. Several emails or phones go
+    /// in one cell separated by ';'. Booleans are true/false, 1/0 or yes/no. *_added_at is when
+    /// the contact points were registered with you (2024-01-31 or an RFC 3339 time); without
+    /// it they count as new, and a proof sent to a new contact point does not count for
+    /// recovery until the policy's recent_contact_days have passed. An empty cell means
+    /// absent. Line numbers in reports count the header as line 1.
     ///
     /// JSON lines: one object per line, as the API's POST /api/v1/customers takes it.
     ///

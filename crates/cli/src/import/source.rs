@@ -10,15 +10,17 @@ use anyhow::{bail, Context as _};
 use regain_server::routes::customers::{CustomerInput, EmailInput, FactorsInput, PhoneInput};
 
 /// The columns a CSV file may have.
-pub const CSV_COLUMNS: [&str; 14] = [
+pub const CSV_COLUMNS: [&str; 16] = [
     "external_id",
     "username",
     "account_number",
     "full_name",
     "email",
     "email_verified",
+    "email_added_at",
     "phone",
     "phone_verified",
+    "phone_added_at",
     "status",
     "privileged",
     "vip",
@@ -113,6 +115,22 @@ fn csv_row(columns: &[String], record: &csv::StringRecord, line: u64) -> Row {
     };
     let email_verified = flag("email_verified")?;
     let phone_verified = flag("phone_verified")?;
+    // When the contact points were registered in the tenant's system: a date or an RFC 3339
+    // time. Left out, they count as added now, and proofs sent there wait out the policy's
+    // recent_contact_days.
+    let since = |name: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, RowError> {
+        let Some(v) = cell(name) else { return Ok(None) };
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&v) {
+            return Ok(Some(t.to_utc()));
+        }
+        chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| Some(t.and_utc()))
+            .ok_or_else(|| RowError::new(line, name, "must be a date (2024-01-31) or an RFC 3339 time"))
+    };
+    let email_added_at = since("email_added_at")?;
+    let phone_added_at = since("phone_added_at")?;
     let recovery_codes_remaining = match cell("recovery_codes_remaining") {
         None => 0,
         Some(v) => v
@@ -126,11 +144,11 @@ fn csv_row(columns: &[String], record: &csv::StringRecord, line: u64) -> Row {
         full_name: cell("full_name").unwrap_or_default(),
         emails: list("email")
             .into_iter()
-            .map(|address| EmailInput { address, verified: email_verified, added_at: None })
+            .map(|address| EmailInput { address, verified: email_verified, added_at: email_added_at })
             .collect(),
         phones: list("phone")
             .into_iter()
-            .map(|number| PhoneInput { number, verified: phone_verified, added_at: None })
+            .map(|number| PhoneInput { number, verified: phone_verified, added_at: phone_added_at })
             .collect(),
         status: cell("status"),
         privileged: flag("privileged")?,
@@ -197,4 +215,30 @@ pub fn count_rows(path: &Path, csv: bool) -> anyhow::Result<u64> {
         }
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn row(header: &str, line: &str) -> Row {
+        let columns: Vec<String> = header.split(',').map(str::to_owned).collect();
+        let record = csv::StringRecord::from(line.split(',').collect::<Vec<_>>());
+        csv_row(&columns, &record, 2)
+    }
+
+    #[test]
+    fn contact_points_carry_when_they_were_registered() {
+        let header = "username,full_name,email,email_added_at,phone,phone_added_at";
+        let (_, input) =
+            row(header, "ann,Ann Lee,ann@example.com,2024-01-31,+12015550100,2023-05-01T08:30:00+02:00").unwrap();
+        assert_eq!(input.emails[0].added_at.map(|t| t.to_rfc3339()), Some("2024-01-31T00:00:00+00:00".into()));
+        assert_eq!(input.phones[0].added_at.map(|t| t.to_rfc3339()), Some("2023-05-01T06:30:00+00:00".into()));
+        let (_, bare) = row("username,full_name,email", "ann,Ann Lee,ann@example.com").unwrap();
+        assert_eq!(bare.emails[0].added_at, None, "left out: added now");
+        let Err(bad) = row(header, "ann,Ann Lee,ann@example.com,last year,,") else { panic!("a bad date is refused") };
+        assert_eq!((bad.field.as_str(), bad.line), ("email_added_at", 2));
+    }
 }
