@@ -380,6 +380,10 @@ impl Config {
         if s.expiry_sweep_interval_ms > DAY_MS {
             bail!("server.expiry_sweep_interval_ms must be at most {DAY_MS} (one day), or 0 to turn the sweeper off");
         }
+        // The outbox's lease covers a batch of 20 sends; each is limited by this.
+        if !(1..=40).contains(&self.delivery.timeout_seconds) {
+            bail!("delivery.timeout_seconds must be between 1 and 40 (got {})", self.delivery.timeout_seconds);
+        }
         if self.delivery.outbox_interval_ms > 60_000 {
             bail!("delivery.outbox_interval_ms must be at most 60000, or 0 to turn the worker off in this process");
         }

@@ -586,6 +586,12 @@ pub fn apply(
     Ok((next, events))
 }
 
+/// Whether `actor` may work the case beyond adding notes — the tier and assignment rules every
+/// state command applies — for work that is not a state command (collecting proofs).
+pub fn may_work(case: &Case, actor: Actor) -> Result<(), CaseError> {
+    check_worker(case, &CaseCommand::StartIdentification, actor)
+}
+
 /// Who may work the case: staff below the case's tier may only add notes, and an agent may not
 /// act on a case assigned to someone else (supervisors and analysts oversee every case).
 /// Machines, customers and the system are governed by their permissions and the states alone.

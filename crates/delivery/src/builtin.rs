@@ -9,7 +9,7 @@ use crate::{Channel, Template};
 
 /// The names of the built-in templates.
 pub const BUILTIN_NAMES: &[&str] =
-    &["verification_code", "verification_link", "recovery_code_used", "recovery_blocked"];
+    &["verification_code", "verification_link", "recovery_code_used", "recovery_blocked", "factor_added"];
 
 /// The placeholders a template called `name` may use, for a built-in name:
 /// what a tenant's own template of that name is parsed against.
@@ -18,6 +18,7 @@ pub const BUILTIN_NAMES: &[&str] =
 /// - `verification_link`: `tenant`, `link`, `minutes` (validity), `purpose`
 /// - `recovery_code_used`: `tenant`, `when`, `remaining` (codes left)
 /// - `recovery_blocked`: `tenant`, `until`
+/// - `factor_added`: `tenant`, `factor` (what was set up, e.g. "an authenticator app"), `when`
 ///
 /// `purpose` is a short noun phrase that completes "for …", such as
 /// "account recovery" or "confirming your new phone number".
@@ -27,6 +28,7 @@ pub fn builtin_placeholders(name: &str) -> Option<&'static [&'static str]> {
         "verification_link" => Some(&["tenant", "link", "minutes", "purpose"]),
         "recovery_code_used" => Some(&["tenant", "when", "remaining"]),
         "recovery_blocked" => Some(&["tenant", "until"]),
+        "factor_added" => Some(&["tenant", "factor", "when"]),
         _ => None,
     }
 }
@@ -113,6 +115,22 @@ You do not need to do anything, but you may want to tell {{tenant}} support.
             "",
             "{{tenant}}: account recovery is paused until {{until}} after too many failed attempts. \
 Your sign-in is unchanged. Not you? Tell {{tenant}} support.",
+        ),
+        ("factor_added", Channel::Email) => (
+            "New sign-in method on your {{tenant}} account",
+            "Hello,
+
+{{factor}} was set up on your {{tenant}} account on {{when}}.
+
+If this was you, there is nothing to do.
+
+If this was not you, contact {{tenant}} support right away: someone may know your password. \
+Until you do, a new sign-in method cannot be used to recover your account for several days.
+",
+        ),
+        ("factor_added", Channel::Sms) => (
+            "",
+            "{{tenant}}: {{factor}} was set up on your account on {{when}}. Not you? Contact {{tenant}} support now.",
         ),
         _ => return None,
     };

@@ -15,8 +15,10 @@ use regain_store::{DeliveryResult, OutboxMessage};
 
 use crate::state::AppState;
 
-/// How long a claimed message stays out of other workers' reach.
-pub const LEASE_SECONDS: i64 = 120;
+/// How long a claimed message stays out of other workers' reach: longer than a whole batch can
+/// take (20 sends, each limited by `delivery.timeout_seconds`), so no message of a slow batch is
+/// claimed again while it is still being sent.
+pub const LEASE_SECONDS: i64 = 15 * 60;
 /// Messages claimed per round.
 pub const BATCH: u32 = 20;
 

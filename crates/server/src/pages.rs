@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Form, Router};
 use regain_core::Actor;
-use regain_store::{AttemptContext, LinkChallenge};
+use regain_store::{AttemptContext, LinkAnswer, LinkChallenge};
 use serde::Deserialize;
 
 use crate::extract::ClientInfo;
@@ -112,20 +112,40 @@ async fn answer(
         _ => return page(StatusCode::BAD_REQUEST, "Not understood", "<h1>Please use one of the buttons</h1>"),
     };
     let Some(link) = pending(&state, &token).await else { return gone() };
-    let Ok(Some(case)) = state.store.case(link.tenant_id, link.case_id).await else { return gone() };
     let ctx = AttemptContext { actor: Actor::Customer { id: link.customer_id }, ip: client.ip, at: state.now() };
-    match state.store.answer_link(&case, &token, approve, &ctx).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return gone(),
-        Err(e) => {
-            tracing::error!(error = %e, "could not record a confirmation link's answer");
-            return page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again",
-                "<h1>Something went wrong</h1><p>Nothing was recorded. Please try again in a moment.</p>",
-            );
+    // The case is read again if it changes between reading and answering.
+    let mut answered = None;
+    for _ in 0..5 {
+        let Ok(Some(case)) = state.store.case(link.tenant_id, link.case_id).await else { return gone() };
+        match state.store.answer_link(&case, &token, approve, &ctx).await {
+            Ok(LinkAnswer::Answered(_)) => {
+                answered = Some(case);
+                break;
+            }
+            Ok(LinkAnswer::Closed) => return gone(),
+            Ok(LinkAnswer::Held { .. }) => {
+                return page(
+                    StatusCode::LOCKED,
+                    "Recovery paused",
+                    "<h1>Account recovery is paused</h1><p>There were too many failed attempts to verify you, \
+                     so account recovery is paused for now and our security team has the request. Nothing was \
+                     changed on your account.</p>",
+                )
+            }
+            Err(regain_store::StoreError::Conflict) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "could not record a confirmation link's answer");
+                break;
+            }
         }
     }
+    let Some(case) = answered else {
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again",
+            "<h1>Something went wrong</h1><p>Nothing was recorded. Please try again in a moment.</p>",
+        );
+    };
     if approve {
         tracing::info!(case_id = %case.id, "confirmation link approved");
         return page(
@@ -135,8 +155,8 @@ async fn answer(
         );
     }
     tracing::warn!(case_id = %case.id, "confirmation link refused: this wasn't me");
-    // The link is already closed as repudiated; stopping the case follows, and is retried by
-    // nobody if it fails, so say so in the log loudly.
+    // The link is closed as repudiated; stopping the case follows (retried on conflicts). If it
+    // still fails, the timeline holds the repudiation for the security team, and the log says so.
     let refreshed = state.store.case(case.tenant_id, case.id).await.ok().flatten().unwrap_or(case);
     if let Err(e) = repudiate_from_link(&state, &refreshed, link.customer_id).await {
         tracing::error!(case_id = %refreshed.id, error = %e, "could not stop the case after 'this wasn't me'");

@@ -57,7 +57,17 @@ pub fn sanitize_request_id<B>(mut request: axum::http::Request<B>) -> axum::http
 
 pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let request_id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
-    tracing::info_span!("request", request_id, method = %request.method(), path = %request.uri().path())
+    let path = loggable_path(request.uri().path());
+    tracing::info_span!("request", request_id, method = %request.method(), path = %path)
+}
+
+/// The path as logs may show it: a path that carries a secret (a confirmation link's token) has
+/// it replaced, so no log line can replay the link (SECURITY.md L2, T2).
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/verify/") {
+        Some(_) => std::borrow::Cow::Borrowed("/verify/<token>"),
+        None => std::borrow::Cow::Borrowed(path),
+    }
 }
 
 /// Counts and times every request by route, and logs the request's outcome once: errors with
@@ -88,4 +98,15 @@ pub async fn observe(request: Request, next: Next) -> Response {
         None => tracing::info!(status = status.as_u16(), elapsed_ms, "request served"),
     }
     response
+}
+
+#[cfg(test)]
+mod loggable_path_tests {
+    use super::loggable_path;
+
+    #[test]
+    fn a_confirmation_link_token_never_reaches_a_log_line() {
+        assert_eq!(loggable_path("/verify/Zm9vYmFyYmF6cXV4"), "/verify/<token>");
+        assert_eq!(loggable_path("/api/v1/cases/01a2/verification"), "/api/v1/cases/01a2/verification");
+    }
 }

@@ -54,12 +54,15 @@ pub async fn available_methods(
     if customer.phones.iter().any(|p| p.verified && settled(policy, p.added_at, now)) {
         available.insert(Method::Sms);
     }
+    // Second factors count like contact points: only once they have been there a while, so a
+    // password alone cannot set one up and use it at once.
     let totp = state.store.customer_totp(customer.tenant_id, customer.id).await?;
-    if totp.is_some_and(|t| t.confirmed) {
+    if totp.and_then(|t| t.confirmed_at).is_some_and(|at| settled(policy, at, now)) {
         available.insert(Method::Totp);
     }
     // What Regain can check, not what an imported record says the customer has elsewhere.
-    if state.store.recovery_codes_left(customer.tenant_id, customer.id).await? > 0 {
+    let settled_before = now - Duration::days(i64::from(policy.recent_contact_days));
+    if state.store.recovery_codes_left(customer.tenant_id, customer.id, settled_before).await? > 0 {
         available.insert(Method::RecoveryCode);
     }
     Ok(available)
@@ -159,29 +162,57 @@ pub fn next_step_text(assessment: &Assessment) -> String {
     format!("still needed: {}", slots.join(" and "))
 }
 
-/// After a hold starts, the customer's open cases go to the security tier (SECURITY.md T7).
+/// After a hold starts, the customer's open cases go to the security tier (SECURITY.md T7). A
+/// case changed meanwhile is read again and retried.
 pub async fn escalate_held(state: &AppState, tenant: TenantId, customer: CustomerId, until: Timestamp) {
     let filter = CaseFilter { customer_id: Some(customer), ..CaseFilter::default() };
-    let page = PageRequest { limit: PageRequest::LIMIT_MAX, after: None };
-    let cases = match state.store.list_cases(tenant, &filter, &page).await {
-        Ok(page) => page.items,
-        Err(e) => {
-            tracing::error!(error = %e, "could not list the held customer's cases to escalate them");
-            return;
-        }
-    };
-    for case in cases.into_iter().filter(|c| !c.state.is_terminal() && c.tier < Tier::SECURITY) {
-        let reason = format!("recovery held until {} after repeated failed verification", until.to_rfc3339());
-        let command = CaseCommand::Escalate { tier: Tier::SECURITY, reason };
-        match apply(&case, command, Actor::System, state.now()) {
-            Ok((next, events)) => {
-                if let Err(e) = state.store.update_case(&next, &events, &Actor::System).await {
-                    tracing::error!(case_id = %case.id, error = %e, "could not escalate a held customer's case");
-                }
+    let mut after = None;
+    loop {
+        let page = PageRequest { limit: PageRequest::LIMIT_MAX, after };
+        let page = match state.store.list_cases(tenant, &filter, &page).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::error!(error = %e, "could not list the held customer's cases to escalate them");
+                return;
             }
-            Err(e) => tracing::error!(case_id = %case.id, error = %e, "could not escalate a held customer's case"),
+        };
+        for case in page.items.iter().filter(|c| !c.state.is_terminal() && c.tier < Tier::SECURITY) {
+            escalate_one(state, case.clone(), until).await;
+        }
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return,
         }
     }
+}
+
+async fn escalate_one(state: &AppState, mut case: Case, until: Timestamp) {
+    for _ in 0..5 {
+        if case.state.is_terminal() || case.tier >= Tier::SECURITY {
+            return;
+        }
+        let reason = format!("recovery held until {} after repeated failed verification", until.to_rfc3339());
+        let command = CaseCommand::Escalate { tier: Tier::SECURITY, reason };
+        let result = match apply(&case, command, Actor::System, state.now()) {
+            Ok((next, events)) => state.store.update_case(&next, &events, &Actor::System).await,
+            Err(e) => {
+                tracing::error!(case_id = %case.id, error = %e, "could not escalate a held customer's case");
+                return;
+            }
+        };
+        match result {
+            Ok(()) => return,
+            Err(regain_store::StoreError::Conflict) => match state.store.case(case.tenant_id, case.id).await {
+                Ok(Some(fresh)) => case = fresh,
+                _ => return,
+            },
+            Err(e) => {
+                tracing::error!(case_id = %case.id, error = %e, "could not escalate a held customer's case");
+                return;
+            }
+        }
+    }
+    tracing::error!(case_id = %case.id, "gave up escalating a held customer's case after repeated conflicts");
 }
 
 /// The words a message uses for what the customer is being verified for.
@@ -237,7 +268,7 @@ pub async fn compose(
     let (subject, body) =
         tpl.render(&values).map_err(|e| ApiError::Internal(format!("template {template_name}: {e}")))?;
     Ok(NewMessage {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: new_id(state),
         tenant_id: tenant.id,
         case_id: case.map(|c| c.id),
         customer_id: customer,
@@ -251,15 +282,31 @@ pub async fn compose(
     })
 }
 
-/// A case in the state where proofs are collected.
-pub fn require_verifying(case: &Case, what: &'static str) -> ApiResult<CustomerId> {
-    match (case.state, case.customer_id) {
-        (CaseState::Verifying, Some(customer)) => Ok(customer),
-        _ => Err(ApiError::Conflict {
-            code: "wrong-state",
-            detail: format!("a case in state {} cannot {what}: identify the customer first", case.state),
-        }),
-    }
+/// A case in the state where proofs are collected, that `actor` may work (its tier, its
+/// assignee).
+pub fn require_verifying(case: &Case, actor: Actor, what: &'static str) -> ApiResult<CustomerId> {
+    let customer = match (case.state, case.customer_id) {
+        (CaseState::Verifying, Some(customer)) => customer,
+        (CaseState::Identifying | CaseState::Open, _) => {
+            return Err(ApiError::Conflict {
+                code: "wrong-state",
+                detail: format!("a case in state {} cannot {what}: identify the customer first", case.state),
+            })
+        }
+        _ => {
+            return Err(ApiError::Conflict {
+                code: "wrong-state",
+                detail: format!("a case in state {} cannot {what}: verification is over", case.state),
+            })
+        }
+    };
+    regain_core::case::may_work(case, actor)?;
+    Ok(customer)
+}
+
+/// A new id from the injected clock and entropy, as text.
+pub fn new_id(state: &AppState) -> String {
+    regain_core::ids::new_v7(state.clock.as_ref(), state.entropy.as_ref()).to_string()
 }
 
 /// A uniformly random code of `digits` decimal digits (SECURITY.md T1).

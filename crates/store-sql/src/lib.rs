@@ -1573,7 +1573,7 @@ macro_rules! impl_sql_store {
                 async fn link_challenge(&self, token: &str) -> StoreResult<Option<LinkChallenge>> {
                     self.v_link_challenge(token).await
                 }
-                async fn answer_link(&self, case: &Case, token: &str, approve: bool, ctx: &AttemptContext) -> StoreResult<Option<LinkChallenge>> {
+                async fn answer_link(&self, case: &Case, token: &str, approve: bool, ctx: &AttemptContext) -> StoreResult<LinkAnswer> {
                     self.v_answer_link(case, token, approve, ctx).await
                 }
                 async fn record_attempt(&self, case: &Case, customer: Option<CustomerId>, attempt: &NewAttempt, ctx: &AttemptContext, events: &[CaseEvent], messages: &[NewMessage], limit: &FailureLimit) -> StoreResult<AttemptRecorded> {
@@ -1600,18 +1600,20 @@ macro_rules! impl_sql_store {
                 async fn replace_recovery_codes(&self, tenant: TenantId, customer: CustomerId, codes: &[String], audit: &AuditRecord) -> StoreResult<()> {
                     self.v_replace_recovery_codes(tenant, customer, codes, audit).await
                 }
-                async fn recovery_codes_left(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<u32> {
+                async fn recovery_codes_left(&self, tenant: TenantId, customer: CustomerId, issued_by: Timestamp) -> StoreResult<u32> {
                     let n: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM customer_recovery_codes WHERE tenant_id = $1 AND customer_id = $2 AND used_at IS NULL",
+                        "SELECT COUNT(*) FROM customer_recovery_codes \
+                         WHERE tenant_id = $1 AND customer_id = $2 AND used_at IS NULL AND created_at <= $3",
                     )
                     .bind(tenant.to_string())
                     .bind(customer.to_string())
+                    .bind(micros(issued_by))
                     .fetch_one(self.read_pool())
                     .await
                     .map_err(Self::map_err)?;
                     Ok(u32::try_from(n).unwrap_or(u32::MAX))
                 }
-                async fn use_recovery_code(&self, tenant: TenantId, customer: CustomerId, code: &str, at: Timestamp) -> StoreResult<Option<u32>> {
+                async fn use_recovery_code(&self, tenant: TenantId, customer: CustomerId, code: &str, at: Timestamp) -> StoreResult<Option<RecoveryCodeUsed>> {
                     self.v_use_recovery_code(tenant, customer, code, at).await
                 }
                 async fn set_knowledge_answer(&self, tenant: TenantId, customer: CustomerId, question: &str, answer_hash: &str, audit: &AuditRecord) -> StoreResult<()> {

@@ -144,17 +144,33 @@ macro_rules! impl_sql_verification {
     ($store:ty, $at_write:literal) => {
         impl $store {
             /// Serializes writers of one case's timeline (a row lock on PostgreSQL; SQLite has
-            /// one writer) without changing the case.
+            /// one writer) without changing the case — and only while the case is as the caller
+            /// read it: a case that moved on meanwhile (cancelled, escalated, decided) is a
+            /// conflict, so no proof lands on a case in a state it was not meant for.
             async fn lock_case(tx: &mut Tx, case: &Case) -> StoreResult<()> {
-                let done = sqlx::query("UPDATE cases SET version = version WHERE id = $1 AND tenant_id = $2")
+                let done = sqlx::query("UPDATE cases SET version = version WHERE id = $1 AND tenant_id = $2 AND version = $3")
                     .bind(case.id.to_string())
                     .bind(case.tenant_id.to_string())
+                    .bind(case.version)
                     .execute(&mut **tx)
                     .await
                     .map_err(Self::map_err)?;
                 if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
+                    return Err(StoreError::Conflict);
                 }
+                Ok(())
+            }
+
+            /// Serializes attempts on one customer, across cases: the failure count and the
+            /// hold are read and written under this lock (on PostgreSQL, where writers run
+            /// concurrently, two failures on two cases could otherwise both miss the limit).
+            async fn lock_customer(tx: &mut Tx, tenant: TenantId, customer: CustomerId) -> StoreResult<()> {
+                sqlx::query("UPDATE customers SET updated_at = updated_at WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.to_string())
+                    .bind(customer.to_string())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(Self::map_err)?;
                 Ok(())
             }
 
@@ -295,7 +311,7 @@ macro_rules! impl_sql_verification {
                     Self::append_at(tx, keyring, case, ctx.at, &[event], &Actor::System).await?;
                     held_until = Some(until);
                 }
-                Ok(AttemptRecorded { failures, held_until })
+                Ok(AttemptRecorded { failures, held_until, refused: false })
             }
 
             async fn v_assurance_policy(&self, tenant: TenantId, version: Option<i64>) -> StoreResult<Option<StoredPolicy>> {
@@ -449,6 +465,7 @@ macro_rules! impl_sql_verification {
                 let keyring = self.keys.get()?;
                 let mut tx = self.write_tx().await?;
                 Self::lock_case(&mut tx, case).await?;
+                Self::lock_customer(&mut tx, case.tenant_id, customer).await?;
                 if let Some(hold) = Self::hold_in(&mut tx, case.tenant_id, customer, ctx.at).await? {
                     return Ok(Redeemed::Held { until: hold.until });
                 }
@@ -573,11 +590,22 @@ macro_rules! impl_sql_verification {
                 token: &str,
                 approve: bool,
                 ctx: &AttemptContext,
-            ) -> StoreResult<Option<LinkChallenge>> {
+            ) -> StoreResult<LinkAnswer> {
                 let keyring = self.keys.get()?;
                 let hash = $crate::verification::link_hash(&keyring, token);
                 let mut tx = self.write_tx().await?;
                 Self::lock_case(&mut tx, case).await?;
+                if approve {
+                    if case.state != CaseState::Verifying {
+                        return Ok(LinkAnswer::Closed);
+                    }
+                    if let Some(customer) = case.customer_id {
+                        Self::lock_customer(&mut tx, case.tenant_id, customer).await?;
+                        if let Some(hold) = Self::hold_in(&mut tx, case.tenant_id, customer, ctx.at).await? {
+                            return Ok(LinkAnswer::Held { until: hold.until });
+                        }
+                    }
+                }
                 let row: Option<$crate::verification::ChallengeRow> = sqlx::query_as(&format!(
                     "UPDATE verification_challenges SET state = $2, closed_at = $3 \
                      WHERE secret_hash = $1 AND delivery = 'link' AND state = 'pending' AND expires_at > $3 \
@@ -592,7 +620,7 @@ macro_rules! impl_sql_verification {
                 .await
                 .map_err(Self::map_err)?;
                 let Some(row) = row else {
-                    return Ok(None);
+                    return Ok(LinkAnswer::Closed);
                 };
                 let link = Self::link_from_row(row)?;
                 let event = CaseEvent::VerificationChecked {
@@ -620,7 +648,7 @@ macro_rules! impl_sql_verification {
                 let never = FailureLimit { max: u32::MAX, window: $crate::regain_core::chrono::Duration::zero(), cooldown: $crate::regain_core::chrono::Duration::zero() };
                 Self::insert_attempt(&mut tx, &keyring, case, link.customer_id, &attempt, ctx, &never).await?;
                 tx.commit().await.map_err(Self::map_err)?;
-                Ok(Some(link))
+                Ok(LinkAnswer::Answered(link))
             }
 
             #[allow(clippy::too_many_arguments)]
@@ -637,13 +665,21 @@ macro_rules! impl_sql_verification {
                 let keyring = self.keys.get()?;
                 let mut tx = self.write_tx().await?;
                 Self::lock_case(&mut tx, case).await?;
+                if let Some(customer) = customer {
+                    // Checked under the customer's lock: past the stop, even the right answer
+                    // fails, and nothing is recorded.
+                    Self::lock_customer(&mut tx, case.tenant_id, customer).await?;
+                    if let Some(hold) = Self::hold_in(&mut tx, case.tenant_id, customer, ctx.at).await? {
+                        return Ok(AttemptRecorded { failures: hold.failures, held_until: Some(hold.until), refused: true });
+                    }
+                }
                 Self::append_at(&mut tx, &keyring, case, ctx.at, events, &ctx.actor).await?;
                 for m in messages {
                     Self::insert_message(&mut tx, &keyring, m).await?;
                 }
                 let recorded = match customer {
                     Some(customer) => Self::insert_attempt(&mut tx, &keyring, case, customer, attempt, ctx, limit).await?,
-                    None => AttemptRecorded { failures: 0, held_until: None },
+                    None => AttemptRecorded { failures: 0, held_until: None, refused: false },
                 };
                 tx.commit().await.map_err(Self::map_err)?;
                 Ok(recorded)
@@ -755,7 +791,11 @@ macro_rules! impl_sql_verification {
                 let Some((sealed, confirmed_at, wrapped)) = row else { return Ok(None) };
                 let wrapped = wrapped.ok_or(StoreError::NotFound)?;
                 let key = keyring.data_key(&customer.to_string(), &wrapped).map_err(|_| $crate::sealing::undecryptable("data_keys"))?;
-                Ok(Some(CustomerTotp { secret: $crate::verification::open_totp(&key, customer, &sealed)?, confirmed: confirmed_at.is_some() }))
+                Ok(Some(CustomerTotp {
+                    secret: $crate::verification::open_totp(&key, customer, &sealed)?,
+                    confirmed: confirmed_at.is_some(),
+                    confirmed_at: confirmed_at.map($crate::regain_store::codec::timestamp),
+                }))
             }
 
             async fn v_claim_customer_totp_step(
@@ -839,24 +879,24 @@ macro_rules! impl_sql_verification {
                 tx.commit().await.map_err(Self::map_err)
             }
 
-            async fn v_use_recovery_code(&self, tenant: TenantId, customer: CustomerId, code: &str, at: Timestamp) -> StoreResult<Option<u32>> {
+            async fn v_use_recovery_code(&self, tenant: TenantId, customer: CustomerId, code: &str, at: Timestamp) -> StoreResult<Option<RecoveryCodeUsed>> {
                 let keyring = self.keys.get()?;
                 let hash = $crate::verification::recovery_code_hash(&keyring, tenant, customer, code);
                 let mut tx = self.write_tx().await?;
-                let done = sqlx::query(
+                let issued: Option<i64> = sqlx::query_scalar(
                     "UPDATE customer_recovery_codes SET used_at = $4 \
-                     WHERE tenant_id = $1 AND customer_id = $2 AND code_hash = $3 AND used_at IS NULL",
+                     WHERE tenant_id = $1 AND customer_id = $2 AND code_hash = $3 AND used_at IS NULL RETURNING created_at",
                 )
                 .bind(tenant.to_string())
                 .bind(customer.to_string())
                 .bind(&hash)
                 .bind(micros(at))
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(Self::map_err)?;
-                if done.rows_affected() == 0 {
+                let Some(issued) = issued else {
                     return Ok(None);
-                }
+                };
                 let remaining: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM customer_recovery_codes WHERE customer_id = $1 AND used_at IS NULL",
                 )
@@ -873,7 +913,10 @@ macro_rules! impl_sql_verification {
                     .await
                     .map_err(Self::map_err)?;
                 tx.commit().await.map_err(Self::map_err)?;
-                Ok(Some(u32::try_from(remaining).unwrap_or(0)))
+                Ok(Some(RecoveryCodeUsed {
+                    remaining: u32::try_from(remaining).unwrap_or(0),
+                    issued_at: $crate::regain_store::codec::timestamp(issued),
+                }))
             }
 
             async fn v_set_knowledge_answer(&self, tenant: TenantId, customer: CustomerId, question: &str, answer_hash: &str, audit: &AuditRecord) -> StoreResult<()> {
@@ -1008,8 +1051,19 @@ macro_rules! impl_sql_verification {
                         self.v_finish_message(&row.id, &DeliveryResult::Dead { error: "the customer's data was erased".into() }, now).await?;
                         continue;
                     };
-                    let key = keyring.data_key(&customer.to_string(), wrapped).map_err(|_| $crate::sealing::undecryptable("data_keys"))?;
-                    let (to, subject, body) = $crate::verification::open_message(&key, &row.id, sealed)?;
+                    // A message that does not open is given up, not retried forever, and does
+                    // not hold up the others.
+                    let opened = keyring
+                        .data_key(&customer.to_string(), wrapped)
+                        .map_err(|_| $crate::sealing::undecryptable("data_keys"))
+                        .and_then(|key| $crate::verification::open_message(&key, &row.id, sealed));
+                    let (to, subject, body) = match opened {
+                        Ok(opened) => opened,
+                        Err(e) => {
+                            self.v_finish_message(&row.id, &DeliveryResult::Dead { error: e.to_string() }, now).await?;
+                            continue;
+                        }
+                    };
                     messages.push(OutboxMessage {
                         id: row.id,
                         tenant_id: parse_column("outbox.tenant_id", &row.tenant_id, TenantId::parse)?,
@@ -1027,18 +1081,19 @@ macro_rules! impl_sql_verification {
                 let mut tx = self.write_tx().await?;
                 let query = match result {
                     DeliveryResult::Sent => sqlx::query(
-                        "UPDATE outbox SET state = 'sent', sealed = NULL, attempts = attempts + 1, sent_at = $2, last_error = NULL WHERE id = $1",
+                        "UPDATE outbox SET state = 'sent', sealed = NULL, attempts = attempts + 1, sent_at = $2, last_error = NULL \
+                         WHERE id = $1 AND state = 'pending'",
                     )
                     .bind(id)
                     .bind(micros(now)),
                     DeliveryResult::Retry { at, error } => sqlx::query(
-                        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1",
+                        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1 AND state = 'pending'",
                     )
                     .bind(id)
                     .bind(micros(*at))
                     .bind(error.clone()),
                     DeliveryResult::Dead { error } => sqlx::query(
-                        "UPDATE outbox SET state = 'dead', sealed = NULL, attempts = attempts + 1, last_error = $2 WHERE id = $1",
+                        "UPDATE outbox SET state = 'dead', sealed = NULL, attempts = attempts + 1, last_error = $2 WHERE id = $1 AND state = 'pending'",
                     )
                     .bind(id)
                     .bind(error.clone()),

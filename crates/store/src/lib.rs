@@ -231,16 +231,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Redeemed>;
     /// The confirmation link with this token, in any tenant.
     async fn link_challenge(&self, token: &str) -> StoreResult<Option<LinkChallenge>>;
-    /// Answers a pending, unexpired link once: `approve` makes it evidence for the case; a
-    /// refusal ("this wasn't me") closes it as repudiated. `None` when the link is no longer
-    /// pending or has expired.
+    /// Answers a pending, unexpired link once: `approve` makes it evidence for the case (only
+    /// while the case is verifying and the customer not on hold); a refusal ("this wasn't me")
+    /// closes it as repudiated, whatever the case's state.
     async fn answer_link(
         &self,
         case: &Case,
         token: &str,
         approve: bool,
         ctx: &AttemptContext,
-    ) -> StoreResult<Option<LinkChallenge>>;
+    ) -> StoreResult<LinkAnswer>;
     /// Records an attempt made without a stored challenge (identification, TOTP, a recovery
     /// code, a knowledge answer) against `customer`, with `events` and `messages`, in one
     /// transaction; a counted failure that reaches `limit` holds the customer's recovery. With no
@@ -296,17 +296,22 @@ pub trait Store: Send + Sync + 'static {
         codes: &[String],
         audit: &AuditRecord,
     ) -> StoreResult<()>;
-    /// Unused recovery codes Regain holds for the customer (an imported record's count of codes
-    /// kept elsewhere is not this).
-    async fn recovery_codes_left(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<u32>;
-    /// Uses a recovery code once: how many remain, or `None` when it is not an unused code.
+    /// Unused recovery codes Regain holds for the customer, issued at or before `issued_by` (an
+    /// imported record's count of codes kept elsewhere is not this).
+    async fn recovery_codes_left(
+        &self,
+        tenant: TenantId,
+        customer: CustomerId,
+        issued_by: Timestamp,
+    ) -> StoreResult<u32>;
+    /// Uses a recovery code once; `None` when it is not an unused code.
     async fn use_recovery_code(
         &self,
         tenant: TenantId,
         customer: CustomerId,
         code: &str,
         at: Timestamp,
-    ) -> StoreResult<Option<u32>>;
+    ) -> StoreResult<Option<RecoveryCodeUsed>>;
     async fn set_knowledge_answer(
         &self,
         tenant: TenantId,

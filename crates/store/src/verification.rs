@@ -165,8 +165,10 @@ pub struct VerificationAttempt {
 pub struct AttemptRecorded {
     /// Counted failures within the window, this one included.
     pub failures: u32,
-    /// Set when this attempt started a hold (or one was already running).
+    /// Set when this attempt started a hold, or one was already running.
     pub held_until: Option<Timestamp>,
+    /// A hold was already running: nothing was recorded, and a right answer does not count.
+    pub refused: bool,
 }
 
 /// What a presented code came to.
@@ -201,6 +203,18 @@ pub struct LinkChallenge {
     pub expires_at: Timestamp,
 }
 
+/// What answering a confirmation link did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkAnswer {
+    Answered(LinkChallenge),
+    /// The link is used, expired, replaced, or its case has moved on.
+    Closed,
+    /// Recovery for the customer is on hold: an approval does not count (a refusal still does).
+    Held {
+        until: Timestamp,
+    },
+}
+
 /// A recovery hold on a customer (SECURITY.md T7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecoveryHold {
@@ -209,10 +223,29 @@ pub struct RecoveryHold {
 }
 
 /// The built-in directory's TOTP enrollment of a customer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CustomerTotp {
     pub secret: Vec<u8>,
     pub confirmed: bool,
+    /// When the enrollment was confirmed: a factor set up recently does not count for recovery
+    /// until the policy's `recent_contact_days` have passed.
+    pub confirmed_at: Option<Timestamp>,
+}
+
+/// Never the secret.
+impl std::fmt::Debug for CustomerTotp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomerTotp").field("confirmed_at", &self.confirmed_at).finish_non_exhaustive()
+    }
+}
+
+/// A recovery code that was just used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryCodeUsed {
+    /// Unused codes left.
+    pub remaining: u32,
+    /// When the set it belongs to was issued.
+    pub issued_at: Timestamp,
 }
 
 /// A tenant's own wording of one message template on one channel.

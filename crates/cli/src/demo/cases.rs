@@ -6,15 +6,17 @@ use std::collections::HashMap;
 
 use anyhow::Context as _;
 use regain_core::case::{CaseCommand, CaseEvent, Channel, NewCase, Tier};
+use regain_core::identify::ClaimedIdentity;
 use regain_core::policy::Method;
-use regain_core::{CaseId, CustomerId, TenantId};
+use regain_core::{CaseId, TenantId};
 use regain_server::auth::Principal;
 use regain_server::routes::cases::open_case;
 use regain_server::routes::commands::run_command;
+use regain_server::routes::verification::identify_caller;
 use regain_server::AppState;
 use regain_store::{AttemptContext, NewAttempt};
 
-use crate::demo::roster::Who;
+use crate::demo::roster::{self, Who};
 
 /// One step of a script, with the staff and customers named by their place in the roster.
 enum Step {
@@ -274,11 +276,10 @@ pub async fn seed(
     state: &AppState,
     tenant: TenantId,
     principals: &HashMap<Who, Principal>,
-    customers: &[CustomerId],
 ) -> anyhow::Result<Vec<CaseId>> {
     let mut ids = Vec::with_capacity(SCRIPTS.len());
     for (n, script) in SCRIPTS.iter().enumerate() {
-        let id = run_script(state, tenant, principals, customers, script)
+        let id = run_script(state, tenant, principals, script)
             .await
             .with_context(|| format!("seeding demo case {} ({})", n + 1, script.summary))?;
         ids.push(id);
@@ -290,7 +291,6 @@ async fn run_script(
     state: &AppState,
     tenant: TenantId,
     principals: &HashMap<Who, Principal>,
-    customers: &[CustomerId],
     script: &Script,
 ) -> anyhow::Result<CaseId> {
     let principal = |who: Who| principals.get(&who).with_context(|| format!("no demo principal for {who:?}"));
@@ -298,6 +298,21 @@ async fn run_script(
     let case = open_case(state, tenant, new, principal(script.opened_by)?.actor).await?;
     let id = case.id.to_string();
     for (who, step) in script.steps {
+        if let Identify(i) = step {
+            // As an agent does it: from what the caller claims (their name and username).
+            let claimed = ClaimedIdentity {
+                full_name: Some(roster::customer_full_name(*i).to_owned()),
+                username: Some(roster::customer_username(*i).to_owned()),
+                ..ClaimedIdentity::default()
+            };
+            let answer = identify_caller(state, tenant, &id, claimed, principal(*who)?.actor, None)
+                .await
+                .with_context(|| format!("identification of demo customer {i}"))?;
+            if answer.outcome != "identified" {
+                anyhow::bail!("demo customer {i} was not identified ({})", answer.outcome);
+            }
+            continue;
+        }
         if let Proof(method) = step {
             record_proof(state, tenant, principal(*who)?, &case.id, method)
                 .await
@@ -305,12 +320,9 @@ async fn run_script(
             continue;
         }
         let command = match step {
-            Proof(_) => continue,
             Assign(to) => CaseCommand::Assign { assignee: principal(*to)?.staff_id },
             Start => CaseCommand::StartIdentification,
-            Identify(i) => CaseCommand::Identify {
-                customer_id: *customers.get(*i).with_context(|| format!("no demo customer {i}"))?,
-            },
+            Identify(_) | Proof(_) => continue,
             Note(text) => CaseCommand::AddNote { text: (*text).to_owned() },
             Escalate(tier, reason) => {
                 CaseCommand::Escalate { tier: Tier::new("tier", *tier)?, reason: (*reason).to_owned() }

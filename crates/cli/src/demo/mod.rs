@@ -203,14 +203,12 @@ async fn seed(state: &AppState) -> anyhow::Result<Demo> {
         },
     );
 
-    let mut customers = Vec::new();
     for input in roster::customers() {
-        let customer = create_customer_record(state, tenant.id, &tenant.settings.default_region, &input, Actor::System)
+        create_customer_record(state, tenant.id, &tenant.settings.default_region, &input, Actor::System)
             .await
             .with_context(|| format!("creating demo customer {}", input.username))?;
-        customers.push(customer.id);
     }
 
-    let case_ids = cases::seed(state, tenant.id, &principals, &customers).await?;
+    let case_ids = cases::seed(state, tenant.id, &principals).await?;
     Ok(Demo { tenant, staff, timeline_case: case_ids.get(cases::TIMELINE_CASE).copied(), reused: false })
 }

@@ -134,6 +134,11 @@ pub fn customer_username(index: usize) -> &'static str {
     NAMES.get(index).map_or("", |(_, username)| username)
 }
 
+/// The full name of customer `index`.
+pub fn customer_full_name(index: usize) -> &'static str {
+    NAMES.get(index).map_or("", |(full_name, _)| full_name)
+}
+
 /// The customers the banner offers for a directory sign-in.
 pub const SAMPLE_CUSTOMERS: [usize; 2] = [0, 5];
 

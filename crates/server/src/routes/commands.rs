@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::cases::{case_detail, load_case, CaseView};
 use crate::auth::{perm, Authorized, Principal};
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 
@@ -105,6 +105,17 @@ pub async fn run_command(
             }
         }
         CaseCommand::Identify { customer_id } => {
+            // Staff identify a caller from what they claim, never by naming a record; a client
+            // system that has already authenticated the customer (its own signed-in pages) may.
+            if !matches!(principal.actor, regain_core::Actor::ApiKey { .. }) {
+                return Err(ApiError::Refused {
+                    status: axum::http::StatusCode::FORBIDDEN,
+                    code: "use-identification",
+                    detail: "staff identify the customer from what the caller claims: \
+                             POST /api/v1/cases/{id}/identification"
+                        .into(),
+                });
+            }
             if state.store.customer(tenant, *customer_id).await?.is_none() {
                 return Err(ValidationError::new("customer_id", "no customer with this id").into());
             }
@@ -112,8 +123,23 @@ pub async fn run_command(
         }
         // Going ahead needs the tenant's assurance policy satisfied, and no hold (issue 4).
         CaseCommand::Decide { approve: true, .. } => crate::verification::require_verified(state, &case).await?,
+        // A hold stops every step toward an action, whoever takes it (SECURITY.md T7).
+        CaseCommand::RequestApproval { .. } | CaseCommand::Approve { .. } | CaseCommand::Execute => {
+            if let Some(customer) = case.customer_id {
+                crate::verification::refuse_if_held(state, tenant, customer).await?;
+            }
+        }
         _ => {}
     }
+    // The policy's cooling-off for the kind is a minimum the caller can lengthen, not shorten.
+    let command = match command {
+        CaseCommand::Complete { cooling_off_hours } => {
+            let (policy, _) = crate::verification::tenant_policy(state, tenant).await?;
+            let floor = policy.rule(case.kind).cooling_off_hours;
+            CaseCommand::Complete { cooling_off_hours: Some(cooling_off_hours.unwrap_or(0).max(floor)) }
+        }
+        other => other,
+    };
     let name = command.name();
     let (next, events) = apply(&case, command, principal.actor, state.now())?;
     if events.is_empty() {

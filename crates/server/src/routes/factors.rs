@@ -102,6 +102,7 @@ pub async fn confirm_totp(
     if !state.store.claim_customer_totp_step(tenant, id, step, Some(&audit)).await? {
         return Err(wrong());
     }
+    notify_factor(&state, tenant, id, "An authenticator app").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -128,7 +129,36 @@ pub async fn recovery_codes(
     let normalized: Vec<String> = codes.iter().map(|c| c.replace('-', "")).collect();
     let audit = AuditRecord::new(Some(tenant), Actor::Customer { id }, "customer.recovery_codes_issued", state.now());
     state.store.replace_recovery_codes(tenant, id, &normalized, &audit).await?;
+    notify_factor(&state, tenant, id, "A new set of recovery codes").await?;
     Ok(Json(RecoveryCodesView { codes }))
+}
+
+/// Tells every verified email that a sign-in method was set up: the customer hears of it even
+/// when someone else, with their password, did it (and such a factor does not count for
+/// recovery until the policy's `recent_contact_days` have passed).
+async fn notify_factor(state: &AppState, tenant_id: TenantId, customer_id: CustomerId, factor: &str) -> ApiResult<()> {
+    let tenant = state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    let Some(customer) = state.store.customer(tenant_id, customer_id).await? else { return Ok(()) };
+    for e in customer.emails.iter().filter(|e| e.verified) {
+        let values = std::collections::BTreeMap::from([
+            ("factor", factor.to_owned()),
+            ("when", state.now().format("%Y-%m-%d %H:%M UTC").to_string()),
+        ]);
+        let message = crate::verification::compose(
+            state,
+            &tenant,
+            None,
+            customer_id,
+            "email",
+            e.address.as_str(),
+            e.address.masked(),
+            "factor_added",
+            values,
+        )
+        .await?;
+        state.store.enqueue_message(&message).await?;
+    }
+    Ok(())
 }
 
 /// `ABCD-EFGH-IJKL-MNOP`: 16 characters of RFC 4648 base32 from the CSPRNG.

@@ -78,14 +78,6 @@ pub async fn identification(
     ApiJson(req): ApiJson<IdentificationBody>,
 ) -> ApiResult<Json<IdentificationView>> {
     let tenant_id = auth.tenant()?;
-    let tenant = state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
-    let case = load_case(&state, tenant_id, &id).await?;
-    if case.state != CaseState::Identifying {
-        return Err(ApiError::Conflict {
-            code: "wrong-state",
-            detail: format!("a case in state {} cannot take identification; start identification first", case.state),
-        });
-    }
     let claimed = ClaimedIdentity {
         full_name: req.full_name,
         username: req.username,
@@ -93,6 +85,29 @@ pub async fn identification(
         email: req.email,
         phone: req.phone,
     };
+    Ok(Json(identify_caller(&state, tenant_id, &id, claimed, auth.actor, client.ip).await?))
+}
+
+/// Identification for the API and the command line (the demo's history): compares the claim,
+/// records the answer, and moves the case to verification when one customer fits.
+pub async fn identify_caller(
+    state: &AppState,
+    tenant_id: regain_core::TenantId,
+    id: &str,
+    claimed: ClaimedIdentity,
+    actor: regain_core::Actor,
+    ip: Option<String>,
+) -> ApiResult<IdentificationView> {
+    let state = state.clone();
+    let tenant = state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    let case = load_case(&state, tenant_id, id).await?;
+    if case.state != CaseState::Identifying {
+        return Err(ApiError::Conflict {
+            code: "wrong-state",
+            detail: format!("a case in state {} cannot take identification; start identification first", case.state),
+        });
+    }
+    regain_core::case::may_work(&case, actor)?;
     let claim = Claim::parse(&claimed, &tenant.settings.default_region)?;
     let mut candidates: Vec<Customer> = Vec::new();
     for lookup in claim.lookups() {
@@ -111,13 +126,13 @@ pub async fn identification(
     };
     let checked = CaseEvent::IdentificationChecked { outcome: outcome.to_owned(), fields: fields.clone() };
     let (policy, _) = tenant_policy(&state, tenant_id).await?;
-    let ctx = AttemptContext { actor: auth.actor, ip: client.ip.clone(), at: state.now() };
+    let ctx = AttemptContext { actor: actor, ip: ip.clone(), at: state.now() };
     let case_after = match result.outcome {
         Outcome::Identified(customer) => {
             refuse_if_held(&state, tenant_id, customer).await?;
-            let (next, mut events) = apply(&case, CaseCommand::Identify { customer_id: customer }, auth.actor, ctx.at)?;
+            let (next, mut events) = apply(&case, CaseCommand::Identify { customer_id: customer }, actor, ctx.at)?;
             events.insert(0, checked);
-            state.store.update_case(&next, &events, &auth.actor).await?;
+            state.store.update_case(&next, &events, &actor).await?;
             let attempt = passed_attempt("identification", None, None);
             state
                 .store
@@ -138,6 +153,9 @@ pub async fn identification(
                 .store
                 .record_attempt(&case, result.mismatched, &attempt, &ctx, &[checked], &[], &failure_limit(&policy))
                 .await?;
+            if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
+                return Err(held(until));
+            }
             if let Some(customer) = result.mismatched {
                 after_failure(&state, &case, customer, recorded).await;
             }
@@ -145,11 +163,11 @@ pub async fn identification(
         }
     };
     tracing::info!(case_id = %case_after.id, outcome, "identification checked");
-    Ok(Json(IdentificationView {
+    Ok(IdentificationView {
         outcome,
         fields: fields.into_iter().map(|(f, m)| (f.as_str().to_owned(), m.as_str().to_owned())).collect(),
         case: case_detail(&state, &case_after).await?,
-    }))
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -379,7 +397,7 @@ pub async fn send(
     let tenant_id = auth.tenant()?;
     let tenant = state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     let case = load_case(&state, tenant_id, &id).await?;
-    let customer_id = require_verifying(&case, "send a code")?;
+    let customer_id = require_verifying(&case, auth.actor, "send a code")?;
     let delivery = match req.delivery.as_deref() {
         None | Some("code") => Delivery::Code,
         Some("link") => Delivery::Link,
@@ -414,7 +432,7 @@ pub async fn send(
         (Delivery::Code, _) => policy.codes.email_ttl_minutes,
     };
     let expires_at = now + Duration::minutes(i64::from(minutes));
-    let challenge_id = uuid::Uuid::now_v7().to_string();
+    let challenge_id = crate::verification::new_id(&state);
     let (secret, template, mut values) = match delivery {
         Delivery::Code => {
             let code = random_code(state.entropy.as_ref(), CODE_DIGITS);
@@ -616,7 +634,7 @@ pub async fn code(
 ) -> ApiResult<Json<ProofView>> {
     let tenant = auth.tenant()?;
     let case = load_case(&state, tenant, &id).await?;
-    let customer = require_verifying(&case, "check a code")?;
+    let customer = require_verifying(&case, auth.actor, "check a code")?;
     let code = digits(&req.code, CODE_DIGITS)?;
     let (policy, _) = tenant_policy(&state, tenant).await?;
     let ctx = AttemptContext { actor: auth.actor, ip: client.ip, at: state.now() };
@@ -725,7 +743,7 @@ pub async fn totp(
 ) -> ApiResult<Json<ProofView>> {
     let tenant = auth.tenant()?;
     let case = load_case(&state, tenant, &id).await?;
-    let customer = require_verifying(&case, "check an authenticator code")?;
+    let customer = require_verifying(&case, auth.actor, "check an authenticator code")?;
     let code = digits(&req.code, TotpParams::default().digits)?;
     refuse_if_held(&state, tenant, customer).await?;
     let enrolled = state.store.customer_totp(tenant, customer).await?.filter(|t| t.confirmed).ok_or_else(|| {
@@ -738,7 +756,8 @@ pub async fn totp(
         Some(step) => {
             let step = i64::try_from(step).unwrap_or(i64::MAX);
             if state.store.claim_customer_totp_step(tenant, customer, step, None).await? {
-                passed_attempt("totp", None, None)
+                // Since when the app has been set up: a recent one does not count yet.
+                passed_attempt("totp", None, enrolled.confirmed_at)
             } else {
                 failed_attempt("totp", "replay")
             }
@@ -750,6 +769,9 @@ pub async fn totp(
         .store
         .record_attempt(&case, Some(customer), &attempt, &ctx, &events, &[], &failure_limit(&policy))
         .await?;
+    if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
+        return Err(held(until));
+    }
     if attempt.passed {
         return proof_view(&state, &case, "totp", None).await;
     }
@@ -781,14 +803,14 @@ pub async fn recovery_code(
     let tenant_id = auth.tenant()?;
     let tenant = state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     let case = load_case(&state, tenant_id, &id).await?;
-    let customer_id = require_verifying(&case, "check a recovery code")?;
+    let customer_id = require_verifying(&case, auth.actor, "check a recovery code")?;
     let code = crate::routes::factors::normalize_recovery_code(&req.code)?;
     refuse_if_held(&state, tenant_id, customer_id).await?;
     let (policy, _) = tenant_policy(&state, tenant_id).await?;
     let ctx = AttemptContext { actor: auth.actor, ip: client.ip, at: state.now() };
     let used = state.store.use_recovery_code(tenant_id, customer_id, &code, ctx.at).await?;
     let (attempt, messages) = match used {
-        Some(remaining) => {
+        Some(regain_store::RecoveryCodeUsed { remaining, issued_at }) => {
             let customer =
                 state.store.customer(tenant_id, customer_id).await?.ok_or_else(|| ApiError::not_found("customer"))?;
             let mut messages = Vec::new();
@@ -812,7 +834,7 @@ pub async fn recovery_code(
                     .await?,
                 );
             }
-            (passed_attempt("recovery_code", None, None), messages)
+            (passed_attempt("recovery_code", None, Some(issued_at)), messages)
         }
         None => (failed_attempt("recovery_code", "not_an_unused_code"), Vec::new()),
     };
@@ -821,6 +843,9 @@ pub async fn recovery_code(
         .store
         .record_attempt(&case, Some(customer_id), &attempt, &ctx, &events, &messages, &failure_limit(&policy))
         .await?;
+    if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
+        return Err(held(until));
+    }
     if attempt.passed {
         return proof_view(&state, &case, "recovery_code", None).await;
     }
@@ -855,7 +880,7 @@ pub async fn knowledge(
 ) -> ApiResult<Json<ProofView>> {
     let tenant = auth.tenant()?;
     let case = load_case(&state, tenant, &id).await?;
-    let customer = require_verifying(&case, "check a knowledge answer")?;
+    let customer = require_verifying(&case, auth.actor, "check a knowledge answer")?;
     refuse_if_held(&state, tenant, customer).await?;
     let answers = state.store.knowledge_answers(tenant, customer).await?;
     let Some((_, hash)) = answers.iter().find(|(q, _)| *q == req.question) else {
@@ -872,6 +897,9 @@ pub async fn knowledge(
         .store
         .record_attempt(&case, Some(customer), &attempt, &ctx, &events, &[], &failure_limit(&policy))
         .await?;
+    if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
+        return Err(held(until));
+    }
     if matched {
         return proof_view(&state, &case, "knowledge", None).await;
     }
@@ -879,32 +907,49 @@ pub async fn knowledge(
     Err(rejected("the answer does not match the one on file".into(), &recorded))
 }
 
-/// Applies "this wasn't me" from a confirmation link: the case stops and goes to security.
+/// Applies "this wasn't me" from a confirmation link: the case stops and goes to security —
+/// escalated and cancelled before anything ran, repudiated in cooling-off, escalated while it
+/// executes. A case changed meanwhile is read again and retried.
 pub async fn repudiate_from_link(state: &AppState, case: &Case, customer: CustomerId) -> ApiResult<()> {
+    use regain_core::case::Tier;
+
     let actor = regain_core::Actor::Customer { id: customer };
-    let now = state.now();
     let reason = "the customer said this wasn't them, from a confirmation link".to_owned();
-    let mut current = case.clone();
-    let mut events = Vec::new();
-    if current.tier < regain_core::case::Tier::SECURITY {
-        let (next, e) = apply(
-            &current,
-            CaseCommand::Escalate { tier: regain_core::case::Tier::SECURITY, reason: reason.clone() },
-            actor,
-            now,
-        )?;
-        current = next;
-        events.extend(e);
-    }
-    if current.state.is_before_execution() {
-        let (next, e) = apply(&current, CaseCommand::Cancel { reason }, actor, now)?;
-        current = next;
-        events.extend(e);
-    }
-    if !events.is_empty() {
+    let mut case = case.clone();
+    for _ in 0..5 {
+        let now = state.now();
+        let mut current = case.clone();
+        let mut events = Vec::new();
+        if current.state == CaseState::CoolingOff {
+            // Repudiation escalates to security itself.
+            let (next, e) = apply(&current, CaseCommand::Repudiate { reason: reason.clone() }, actor, now)?;
+            current = next;
+            events.extend(e);
+        } else if !current.state.is_terminal() {
+            if current.tier < Tier::SECURITY {
+                let escalate = CaseCommand::Escalate { tier: Tier::SECURITY, reason: reason.clone() };
+                let (next, e) = apply(&current, escalate, actor, now)?;
+                current = next;
+                events.extend(e);
+            }
+            if current.state.is_before_execution() {
+                let (next, e) = apply(&current, CaseCommand::Cancel { reason: reason.clone() }, actor, now)?;
+                current = next;
+                events.extend(e);
+            }
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
         // One change, one version: the escalation and the cancellation land together.
         current.version = case.version + 1;
-        state.store.update_case(&current, &events, &actor).await?;
+        match state.store.update_case(&current, &events, &actor).await {
+            Ok(()) => return Ok(()),
+            Err(regain_store::StoreError::Conflict) => {
+                case = state.store.case(case.tenant_id, case.id).await?.ok_or_else(|| ApiError::not_found("case"))?;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    Ok(())
+    Err(ApiError::Conflict { code: "concurrent-update", detail: "the case kept changing; try again".into() })
 }

@@ -78,7 +78,8 @@ fn matrix() -> Vec<Route> {
         route(Method::POST, "/api/v1/cases/{case}/escalate", Some(json!({"tier": 2, "reason": "x"})), CASE_WORKERS),
         route(Method::POST, "/api/v1/cases/{case}/channel", Some(json!({"channel": "chat"})), CASE_WORKERS),
         route(Method::POST, "/api/v1/cases/{case}/start-identification", None, CASE_WORKERS),
-        route(Method::POST, "/api/v1/cases/{case}/identify", Some(json!({"customer_id": "{customer}"})), CASE_WORKERS),
+        // Staff identify from claims (`identification`); naming a record is for client systems.
+        route(Method::POST, "/api/v1/cases/{case}/identify", Some(json!({"customer_id": "{customer}"})), INTEGRATION),
         route(Method::POST, "/api/v1/cases/{case}/decide", Some(json!({"approve": true, "reason": "x"})), CASE_WORKERS),
         route(Method::POST, "/api/v1/cases/{case}/request-approval", reason(), CASE_WORKERS),
         route(Method::POST, "/api/v1/cases/{case}/approve", reason(), SUPERVISOR | ANALYST),

@@ -31,8 +31,17 @@ async fn happy_path(app: &TestApp) {
     let mine = app.get_ok(&agent_token, "/api/v1/cases?assignee=me").await;
     assert_eq!(mine["items"].as_array().map(Vec::len), Some(1));
     app.post_ok(&agent_token, &path("start-identification"), json!({}), StatusCode::OK).await;
-    let identified =
-        app.post_ok(&agent_token, &path("identify"), json!({"customer_id": customer["id"]}), StatusCode::OK).await;
+    // Staff identify from what the caller claims; naming a record is for client systems.
+    expect_problem(
+        app.post(&agent_token, &path("identify"), json!({"customer_id": customer["id"]})).await,
+        StatusCode::FORBIDDEN,
+        "use-identification",
+    )
+    .await;
+    let claim = json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201-555-0123"});
+    let identified = app.post_ok(&agent_token, &path("identification"), claim, StatusCode::OK).await;
+    assert_eq!(identified["outcome"], "identified");
+    let identified = &identified["case"];
     // SECURITY.md G2: the agent sees masked contact points, never the stored values.
     assert_eq!(identified["customer"]["emails"][0], "j***@e***.com");
     assert_eq!(identified["customer"]["phones"][0], "*** ending 23");
@@ -66,6 +75,7 @@ async fn happy_path(app: &TestApp) {
         ("case.opened", "open"),
         ("case.assigned", "open"),
         ("case.state_changed", "identifying"),
+        ("case.identification_checked", "identifying"),
         ("case.customer_identified", "identifying"),
         ("case.state_changed", "verifying"),
         ("case.channel_changed", "verifying"),
@@ -85,8 +95,8 @@ async fn happy_path(app: &TestApp) {
         (Some("staff"), Some("agent"))
     );
     assert!(first["at"].as_str().is_some_and(|t| t.ends_with('Z')), "UTC: {}", first["at"]);
-    assert_eq!(timeline["items"][8]["data"]["reason"], "code to registered phone");
-    assert_eq!(timeline["items"][6]["data"]["destination"], "*** ending 23");
+    assert_eq!(timeline["items"][9]["data"]["reason"], "code to registered phone");
+    assert_eq!(timeline["items"][7]["data"]["destination"], "*** ending 23");
 }
 
 #[tokio::test]
@@ -115,7 +125,9 @@ async fn approvals_need_a_second_supervisor() {
     let id = case["id"].as_str().expect("id");
     let path = |c: &str| format!("/api/v1/cases/{id}/{c}");
     app.post_ok(&first, &path("start-identification"), json!({}), StatusCode::OK).await;
-    app.post_ok(&first, &path("identify"), json!({"customer_id": customer["id"]}), StatusCode::OK).await;
+    let claim = json!({"full_name": "Jane Q. Doe", "email": "jane@example.com"});
+    app.post_ok(&first, &path("identification"), claim, StatusCode::OK).await;
+    let _ = &customer;
     // SECURITY.md M1: a lost second factor needs two proofs by different methods.
     app.verify_by_code(&first, id, "email-0").await;
     expect_problem(

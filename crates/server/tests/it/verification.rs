@@ -175,12 +175,11 @@ async fn one_code_is_redeemed_once_on_postgres() {
 /// SECURITY.md T5, T6, T7: a code from case A fails in case B; failures count per customer
 /// across cases, agents and addresses; a new code does not reset them; past the limit even the
 /// right code fails, and the customer's open cases go to the security tier.
-#[tokio::test]
-async fn failures_count_per_customer_until_recovery_stops() {
-    let app = TestApp::sqlite().await;
-    let d = desk(&app).await;
-    let a = d.identified(&app, "password_reset").await;
-    let b = d.identified(&app, "account_unlock").await;
+async fn failures_count_per_customer_until_recovery_stops(app: TestApp) {
+    let app = &app;
+    let d = desk(app).await;
+    let a = d.identified(app, "password_reset").await;
+    let b = d.identified(app, "account_unlock").await;
     // Identification already counted nothing; the clock is fixed.
     let code_a = app.send_code(&d.agent, &a, "email-0").await;
     app.send_code(&d.agent, &b, "email-0").await;
@@ -211,15 +210,23 @@ async fn failures_count_per_customer_until_recovery_stops() {
     let held = app.post(&d.agent, &path(&a, "verification/code"), json!({"code": wrong(7)})).await;
     let held = expect_problem(held, StatusCode::LOCKED, "recovery-held").await;
     assert!(held["detail"].as_str().unwrap_or("").contains("security team"), "{held}");
-    // Past the stop, even the right code fails, and nothing else can be sent or checked.
+    // Past the stop, even the right code fails, and nothing else can be sent or checked —
+    // whoever asks (the agent's tier no longer reaches the escalated case; the client system's
+    // key does, and is stopped by the hold).
     expect_problem(
         app.post(&d.agent, &path(&a, "verification/code"), json!({"code": code_a})).await,
+        StatusCode::CONFLICT,
+        "beyond-tier",
+    )
+    .await;
+    expect_problem(
+        app.post(&d.key, &path(&a, "verification/code"), json!({"code": code_a})).await,
         StatusCode::LOCKED,
         "recovery-held",
     )
     .await;
     expect_problem(
-        app.post(&d.agent, &path(&a, "verification/send"), json!({"contact": "email-0"})).await,
+        app.post(&d.key, &path(&a, "verification/send"), json!({"contact": "email-0"})).await,
         StatusCode::LOCKED,
         "recovery-held",
     )
@@ -245,9 +252,19 @@ async fn failures_count_per_customer_until_recovery_stops() {
     // out by now; the integration carries on.)
     app.clock.advance(Duration::hours(25));
     let d = Desk { agent: d.key.clone(), ..d };
-    let analyst_case = d.identified(&app, "password_reset").await;
+    let analyst_case = d.identified(app, "password_reset").await;
     let view = app.get_ok(&d.key, &path(&analyst_case, "verification")).await;
     assert!(view["failures"]["held_until"].is_null(), "{view}");
+}
+
+#[tokio::test]
+async fn failures_count_per_customer_until_recovery_stops_on_sqlite() {
+    failures_count_per_customer_until_recovery_stops(TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn failures_count_per_customer_until_recovery_stops_on_postgres() {
+    failures_count_per_customer_until_recovery_stops(TestApp::postgres().await).await;
 }
 
 /// SECURITY.md T4 on a fixed clock: a code is accepted at its limit − 1 s, refused at + 1 s.
@@ -439,15 +456,33 @@ async fn authenticator_and_recovery_codes_prove_possession_once() {
         codes["codes"].as_array().expect("codes").iter().filter_map(|c| c.as_str().map(str::to_owned)).collect();
     assert_eq!(codes.len(), 10);
 
+    // The customer hears of both, at the registered email (the password alone set them up).
+    app.deliver().await;
+    let added: Vec<_> = app.sent().into_iter().filter(|m| m.subject.contains("New sign-in method")).collect();
+    assert_eq!(added.len(), 2, "{:?}", app.sent().iter().map(|m| &m.subject).collect::<Vec<_>>());
+
+    // Set up just now, they do not count yet: a password thief could have done it.
+    let id = d.identified(&app, "mfa_recovery").await;
+    let view = app.get_ok(&d.agent, &path(&id, "verification")).await;
+    assert_eq!(view["available"], json!(["email", "sms"]), "{view}");
+    app.clock.advance(Duration::seconds(30));
+    let early =
+        app.post_ok(&d.agent, &path(&id, "verification/totp"), json!({"code": code(&app)}), StatusCode::OK).await;
+    assert_eq!(early["verification"]["assessment"]["not_counted"], json!(["totp: recent_contact"]), "{early}");
+
+    // A week and a day later they count. (The agent's session has idled out; the integration
+    // carries on.)
+    app.clock.advance(Duration::days(8));
+    let d = Desk { agent: d.key.clone(), ..d };
     let id = d.identified(&app, "mfa_recovery").await;
     let view = app.get_ok(&d.agent, &path(&id, "verification")).await;
     assert_eq!(view["available"], json!(["email", "sms", "totp", "recovery_code"]), "{view}");
-    // The step the enrollment confirmed is used: the same code now is a replay.
-    let replay = app.post(&d.agent, &path(&id, "verification/totp"), json!({"code": code(&app)})).await;
+    let now_code = code(&app);
+    app.post_ok(&d.agent, &path(&id, "verification/totp"), json!({"code": now_code}), StatusCode::OK).await;
+    // M3: the same step again is a replay, refused and counted.
+    let replay = app.post(&d.agent, &path(&id, "verification/totp"), json!({"code": now_code})).await;
     let replay = expect_problem(replay, StatusCode::UNPROCESSABLE_ENTITY, "proof-rejected").await;
     assert!(replay["detail"].as_str().unwrap_or("").contains("already used"), "{replay}");
-    app.clock.advance(Duration::seconds(30));
-    app.post_ok(&d.agent, &path(&id, "verification/totp"), json!({"code": code(&app)}), StatusCode::OK).await;
 
     let before = app.sent().len();
     let typed = codes[0].to_lowercase();
