@@ -126,7 +126,7 @@ pub async fn identify_caller(
     };
     let checked = CaseEvent::IdentificationChecked { outcome: outcome.to_owned(), fields: fields.clone() };
     let (policy, _) = tenant_policy(&state, tenant_id).await?;
-    let ctx = AttemptContext { actor: actor, ip: ip.clone(), at: state.now() };
+    let ctx = AttemptContext { actor, ip: ip.clone(), at: state.now() };
     let case_after = match result.outcome {
         Outcome::Identified(customer) => {
             refuse_if_held(&state, tenant_id, customer).await?;
