@@ -368,7 +368,7 @@ impl AssurancePolicy {
 }
 
 /// Whether `evidence` satisfies the policy's rule for `kind`, and if not, what could finish it.
-/// Pure; `now` is for the recent-contact floor. The floors hold here too, whatever the policy
+/// Pure; the recent-contact floor is judged at each proof's time (never after `now`). The floors hold here too, whatever the policy
 /// says: knowledge, SMS after a SIM swap and proofs to recent contact points are ignored, and
 /// an alternative never counts when what fills it is email alone or SMS alone for a second
 /// factor, SMS alone for a contact change, or nothing at all.
@@ -461,7 +461,9 @@ fn default_rule(kind: CaseKind) -> KindRule {
 fn ignored_because(policy: &AssurancePolicy, item: &Evidence, now: Timestamp) -> Option<IgnoredBecause> {
     if item.method == Method::Knowledge {
         Some(IgnoredBecause::KnowledgeNeverCounts)
-    } else if item.destination_since.is_some_and(|since| policy.is_recent_contact(since, now)) {
+    } else if item.destination_since.is_some_and(|since| policy.is_recent_contact(since, item.at.min(now))) {
+        // Judged when the proof was given: a proof to a contact point (or a factor) that was new
+        // then never starts counting later, however long the case stays open.
         Some(IgnoredBecause::RecentContact)
     } else if item.method == Method::Sms && item.sim_swapped {
         Some(IgnoredBecause::SimSwap)

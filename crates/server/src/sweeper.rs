@@ -1,5 +1,6 @@
-//! Expires cases whose deadline passed before anything was executed, and purges closed cases
-//! past their tenant's retention period. Runs in every `serve` process: the optimistic
+//! Expires cases whose deadline passed before anything was executed, sends the open cases of
+//! customers whose recovery is on hold to the security tier, and purges closed cases past their
+//! tenant's retention period. Runs in every `serve` process: the optimistic
 //! version check makes two sweepers racing for one case harmless, and a purge deletes only
 //! what is still there.
 
@@ -19,6 +20,16 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "expired cases swept"),
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
+        }
+        // A hold's escalation runs right after the failure that starts it; this makes it
+        // certain (a crash or a conflict in between, a case opened during the hold).
+        match state.store.recovery_holds(state.now()).await {
+            Ok(holds) => {
+                for (tenant, customer, until) in holds {
+                    crate::verification::escalate_held(&state, tenant, customer, until).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read recovery holds; will retry"),
         }
         match purge(&state).await {
             Ok(0) => {}

@@ -1576,14 +1576,32 @@ macro_rules! impl_sql_store {
                 async fn answer_link(&self, case: &Case, token: &str, approve: bool, ctx: &AttemptContext) -> StoreResult<LinkAnswer> {
                     self.v_answer_link(case, token, approve, ctx).await
                 }
-                async fn record_attempt(&self, case: &Case, customer: Option<CustomerId>, attempt: &NewAttempt, ctx: &AttemptContext, events: &[CaseEvent], messages: &[NewMessage], limit: &FailureLimit) -> StoreResult<AttemptRecorded> {
-                    self.v_record_attempt(case, customer, attempt, ctx, events, messages, limit).await
+                async fn record_attempt(&self, case: &Case, customer: Option<CustomerId>, attempt: &NewAttempt, ctx: &AttemptContext, events: &[CaseEvent], messages: &[NewMessage], limit: &FailureLimit, consume: Option<&Consume>) -> StoreResult<AttemptRecorded> {
+                    self.v_record_attempt(case, customer, attempt, ctx, events, messages, limit, consume).await
                 }
                 async fn verification_attempts(&self, tenant: TenantId, case: CaseId) -> StoreResult<Vec<VerificationAttempt>> {
                     self.v_verification_attempts(tenant, case).await
                 }
                 async fn recovery_hold(&self, tenant: TenantId, customer: CustomerId, now: Timestamp) -> StoreResult<Option<RecoveryHold>> {
                     self.v_recovery_hold(tenant, customer, now).await
+                }
+                async fn recovery_holds(&self, now: Timestamp) -> StoreResult<Vec<(TenantId, CustomerId, Timestamp)>> {
+                    use $crate::regain_store::codec::{parse_column, timestamp};
+                    let rows: Vec<(String, String, i64)> =
+                        sqlx::query_as("SELECT tenant_id, customer_id, until FROM recovery_holds WHERE until > $1 ORDER BY until")
+                            .bind(micros(now))
+                            .fetch_all(self.read_pool())
+                            .await
+                            .map_err(Self::map_err)?;
+                    rows.into_iter()
+                        .map(|(t, c, until)| {
+                            Ok((
+                                parse_column("recovery_holds.tenant_id", &t, TenantId::parse)?,
+                                parse_column("recovery_holds.customer_id", &c, CustomerId::parse)?,
+                                timestamp(until),
+                            ))
+                        })
+                        .collect()
                 }
                 async fn failures_since(&self, tenant: TenantId, customer: CustomerId, since: Timestamp) -> StoreResult<u32> {
                     self.v_failures_since(tenant, customer, since).await
@@ -1613,8 +1631,20 @@ macro_rules! impl_sql_store {
                     .map_err(Self::map_err)?;
                     Ok(u32::try_from(n).unwrap_or(u32::MAX))
                 }
-                async fn use_recovery_code(&self, tenant: TenantId, customer: CustomerId, code: &str, at: Timestamp) -> StoreResult<Option<RecoveryCodeUsed>> {
-                    self.v_use_recovery_code(tenant, customer, code, at).await
+                async fn recovery_code_issued_at(&self, tenant: TenantId, customer: CustomerId, code: &str) -> StoreResult<Option<Timestamp>> {
+                    let keyring = self.keys.get()?;
+                    let hash = $crate::verification::recovery_code_hash(&keyring, tenant, customer, code);
+                    let issued: Option<i64> = sqlx::query_scalar(
+                        "SELECT created_at FROM customer_recovery_codes \
+                         WHERE tenant_id = $1 AND customer_id = $2 AND code_hash = $3 AND used_at IS NULL",
+                    )
+                    .bind(tenant.to_string())
+                    .bind(customer.to_string())
+                    .bind(&hash)
+                    .fetch_optional(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    Ok(issued.map($crate::regain_store::codec::timestamp))
                 }
                 async fn set_knowledge_answer(&self, tenant: TenantId, customer: CustomerId, question: &str, answer_hash: &str, audit: &AuditRecord) -> StoreResult<()> {
                     self.v_set_knowledge_answer(tenant, customer, question, answer_hash, audit).await

@@ -311,7 +311,7 @@ macro_rules! impl_sql_verification {
                     Self::append_at(tx, keyring, case, ctx.at, &[event], &Actor::System).await?;
                     held_until = Some(until);
                 }
-                Ok(AttemptRecorded { failures, held_until, refused: false })
+                Ok(AttemptRecorded { failures, held_until, refused: false, not_spent: false })
             }
 
             async fn v_assurance_policy(&self, tenant: TenantId, version: Option<i64>) -> StoreResult<Option<StoredPolicy>> {
@@ -661,16 +661,27 @@ macro_rules! impl_sql_verification {
                 events: &[CaseEvent],
                 messages: &[NewMessage],
                 limit: &FailureLimit,
+                consume: Option<&Consume>,
             ) -> StoreResult<AttemptRecorded> {
                 let keyring = self.keys.get()?;
                 let mut tx = self.write_tx().await?;
                 Self::lock_case(&mut tx, case).await?;
                 if let Some(customer) = customer {
                     // Checked under the customer's lock: past the stop, even the right answer
-                    // fails, and nothing is recorded.
+                    // fails, and nothing is recorded (nor spent).
                     Self::lock_customer(&mut tx, case.tenant_id, customer).await?;
                     if let Some(hold) = Self::hold_in(&mut tx, case.tenant_id, customer, ctx.at).await? {
-                        return Ok(AttemptRecorded { failures: hold.failures, held_until: Some(hold.until), refused: true });
+                        return Ok(AttemptRecorded { failures: hold.failures, held_until: Some(hold.until), refused: true, not_spent: false });
+                    }
+                    let spent = match consume {
+                        None => true,
+                        Some(Consume::RecoveryCode(code)) => {
+                            Self::spend_recovery_code(&mut tx, &keyring, case.tenant_id, customer, code, ctx.at).await?
+                        }
+                        Some(Consume::TotpStep(step)) => Self::spend_totp_step(&mut tx, case.tenant_id, customer, *step).await?,
+                    };
+                    if !spent {
+                        return Ok(AttemptRecorded { failures: 0, held_until: None, refused: false, not_spent: true });
                     }
                 }
                 Self::append_at(&mut tx, &keyring, case, ctx.at, events, &ctx.actor).await?;
@@ -679,7 +690,7 @@ macro_rules! impl_sql_verification {
                 }
                 let recorded = match customer {
                     Some(customer) => Self::insert_attempt(&mut tx, &keyring, case, customer, attempt, ctx, limit).await?,
-                    None => AttemptRecorded { failures: 0, held_until: None, refused: false },
+                    None => AttemptRecorded { failures: 0, held_until: None, refused: false, not_spent: false },
                 };
                 tx.commit().await.map_err(Self::map_err)?;
                 Ok(recorded)
@@ -806,17 +817,7 @@ macro_rules! impl_sql_verification {
                 audit: Option<&AuditRecord>,
             ) -> StoreResult<bool> {
                 let mut tx = self.write_tx().await?;
-                let done = sqlx::query(
-                    "UPDATE customer_totp SET last_step = $3 \
-                     WHERE tenant_id = $1 AND customer_id = $2 AND (last_step IS NULL OR last_step < $3)",
-                )
-                .bind(tenant.to_string())
-                .bind(customer.to_string())
-                .bind(step)
-                .execute(&mut *tx)
-                .await
-                .map_err(Self::map_err)?;
-                if done.rows_affected() == 0 {
+                if !Self::spend_totp_step(&mut tx, tenant, customer, step).await? {
                     return Ok(false);
                 }
                 if let Some(audit) = audit {
@@ -879,44 +880,52 @@ macro_rules! impl_sql_verification {
                 tx.commit().await.map_err(Self::map_err)
             }
 
-            async fn v_use_recovery_code(&self, tenant: TenantId, customer: CustomerId, code: &str, at: Timestamp) -> StoreResult<Option<RecoveryCodeUsed>> {
-                let keyring = self.keys.get()?;
-                let hash = $crate::verification::recovery_code_hash(&keyring, tenant, customer, code);
-                let mut tx = self.write_tx().await?;
-                let issued: Option<i64> = sqlx::query_scalar(
+            /// Spends a recovery code in the caller's transaction: `false` when it is not an
+            /// unused code (any more).
+            async fn spend_recovery_code(tx: &mut Tx, keyring: &Keyring, tenant: TenantId, customer: CustomerId, code: &str, at: Timestamp) -> StoreResult<bool> {
+                let hash = $crate::verification::recovery_code_hash(keyring, tenant, customer, code);
+                let done = sqlx::query(
                     "UPDATE customer_recovery_codes SET used_at = $4 \
-                     WHERE tenant_id = $1 AND customer_id = $2 AND code_hash = $3 AND used_at IS NULL RETURNING created_at",
+                     WHERE tenant_id = $1 AND customer_id = $2 AND code_hash = $3 AND used_at IS NULL",
                 )
                 .bind(tenant.to_string())
                 .bind(customer.to_string())
                 .bind(&hash)
                 .bind(micros(at))
-                .fetch_optional(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(Self::map_err)?;
-                let Some(issued) = issued else {
-                    return Ok(None);
-                };
-                let remaining: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM customer_recovery_codes WHERE customer_id = $1 AND used_at IS NULL",
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE customers SET recovery_codes_remaining = \
+                     (SELECT COUNT(*) FROM customer_recovery_codes WHERE customer_id = $2 AND used_at IS NULL), updated_at = $3 \
+                     WHERE tenant_id = $1 AND id = $2",
                 )
+                .bind(tenant.to_string())
                 .bind(customer.to_string())
-                .fetch_one(&mut *tx)
+                .bind(micros(at))
+                .execute(&mut **tx)
                 .await
                 .map_err(Self::map_err)?;
-                sqlx::query("UPDATE customers SET recovery_codes_remaining = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.to_string())
-                    .bind(customer.to_string())
-                    .bind(remaining)
-                    .bind(micros(at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(Self::map_err)?;
-                tx.commit().await.map_err(Self::map_err)?;
-                Ok(Some(RecoveryCodeUsed {
-                    remaining: u32::try_from(remaining).unwrap_or(0),
-                    issued_at: $crate::regain_store::codec::timestamp(issued),
-                }))
+                Ok(true)
+            }
+
+            /// Claims a TOTP step in the caller's transaction: `false` when it (or a later one)
+            /// was used.
+            async fn spend_totp_step(tx: &mut Tx, tenant: TenantId, customer: CustomerId, step: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE customer_totp SET last_step = $3 \
+                     WHERE tenant_id = $1 AND customer_id = $2 AND (last_step IS NULL OR last_step < $3)",
+                )
+                .bind(tenant.to_string())
+                .bind(customer.to_string())
+                .bind(step)
+                .execute(&mut **tx)
+                .await
+                .map_err(Self::map_err)?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn v_set_knowledge_answer(&self, tenant: TenantId, customer: CustomerId, question: &str, answer_hash: &str, audit: &AuditRecord) -> StoreResult<()> {

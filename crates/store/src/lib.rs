@@ -255,6 +255,7 @@ pub trait Store: Send + Sync + 'static {
         events: &[CaseEvent],
         messages: &[NewMessage],
         limit: &FailureLimit,
+        consume: Option<&Consume>,
     ) -> StoreResult<AttemptRecorded>;
     /// The case's attempts, oldest first: its evidence and its failures.
     async fn verification_attempts(&self, tenant: TenantId, case: CaseId) -> StoreResult<Vec<VerificationAttempt>>;
@@ -265,6 +266,8 @@ pub trait Store: Send + Sync + 'static {
         customer: CustomerId,
         now: Timestamp,
     ) -> StoreResult<Option<RecoveryHold>>;
+    /// Every hold running at `now`, of every tenant: (tenant, customer, until).
+    async fn recovery_holds(&self, now: Timestamp) -> StoreResult<Vec<(TenantId, CustomerId, Timestamp)>>;
     /// The customer's counted failures since `since`, across every case and channel.
     async fn failures_since(&self, tenant: TenantId, customer: CustomerId, since: Timestamp) -> StoreResult<u32>;
 
@@ -304,14 +307,14 @@ pub trait Store: Send + Sync + 'static {
         customer: CustomerId,
         issued_by: Timestamp,
     ) -> StoreResult<u32>;
-    /// Uses a recovery code once; `None` when it is not an unused code.
-    async fn use_recovery_code(
+    /// When the unused recovery code `code` (normalized) was issued; `None` when it is not one
+    /// of the customer's unused codes. Spending it is [`Consume::RecoveryCode`].
+    async fn recovery_code_issued_at(
         &self,
         tenant: TenantId,
         customer: CustomerId,
         code: &str,
-        at: Timestamp,
-    ) -> StoreResult<Option<RecoveryCodeUsed>>;
+    ) -> StoreResult<Option<Timestamp>>;
     async fn set_knowledge_answer(
         &self,
         tenant: TenantId,

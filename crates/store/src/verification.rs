@@ -160,6 +160,27 @@ pub struct VerificationAttempt {
     pub at: Timestamp,
 }
 
+/// A single-use secret an attempt spends, in the attempt's own transaction: if it cannot be
+/// spent (used meanwhile, a replayed step), nothing is recorded and the caller records the
+/// failure instead.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Consume {
+    /// A recovery code, normalized.
+    RecoveryCode(String),
+    /// A TOTP time step.
+    TotpStep(i64),
+}
+
+/// Never the code.
+impl std::fmt::Debug for Consume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::RecoveryCode(_) => f.write_str("RecoveryCode(..)"),
+            Self::TotpStep(step) => write!(f, "TotpStep({step})"),
+        }
+    }
+}
+
 /// What recording a failure did to the customer's count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptRecorded {
@@ -169,6 +190,8 @@ pub struct AttemptRecorded {
     pub held_until: Option<Timestamp>,
     /// A hold was already running: nothing was recorded, and a right answer does not count.
     pub refused: bool,
+    /// The secret to spend could not be spent: nothing was recorded.
+    pub not_spent: bool,
 }
 
 /// What a presented code came to.
@@ -237,15 +260,6 @@ impl std::fmt::Debug for CustomerTotp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CustomerTotp").field("confirmed_at", &self.confirmed_at).finish_non_exhaustive()
     }
-}
-
-/// A recovery code that was just used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecoveryCodeUsed {
-    /// Unused codes left.
-    pub remaining: u32,
-    /// When the set it belongs to was issued.
-    pub issued_at: Timestamp,
 }
 
 /// A tenant's own wording of one message template on one channel.

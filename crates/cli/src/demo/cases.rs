@@ -374,7 +374,7 @@ async fn record_proof(
     let ctx = AttemptContext { actor: principal.actor, ip: None, at: state.now() };
     let (policy, _) = regain_server::verification::tenant_policy(state, tenant).await?;
     let limit = regain_server::verification::failure_limit(&policy);
-    state.store.record_attempt(&case, Some(customer_id), &attempt, &ctx, &[event], &[], &limit).await?;
+    state.store.record_attempt(&case, Some(customer_id), &attempt, &ctx, &[event], &[], &limit, None).await?;
     Ok(())
 }
 

@@ -102,7 +102,11 @@ pub async fn confirm_totp(
     if !state.store.claim_customer_totp_step(tenant, id, step, Some(&audit)).await? {
         return Err(wrong());
     }
-    notify_factor(&state, tenant, id, "An authenticator app").await?;
+    // The enrollment stands; a notice that cannot be queued is logged, not turned into a
+    // failure the customer would retry.
+    if let Err(e) = notify_factor(&state, tenant, id, "An authenticator app").await {
+        tracing::error!(error = %e, "could not queue the notice of a new authenticator app");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -129,7 +133,9 @@ pub async fn recovery_codes(
     let normalized: Vec<String> = codes.iter().map(|c| c.replace('-', "")).collect();
     let audit = AuditRecord::new(Some(tenant), Actor::Customer { id }, "customer.recovery_codes_issued", state.now());
     state.store.replace_recovery_codes(tenant, id, &normalized, &audit).await?;
-    notify_factor(&state, tenant, id, "A new set of recovery codes").await?;
+    if let Err(e) = notify_factor(&state, tenant, id, "A new set of recovery codes").await {
+        tracing::error!(error = %e, "could not queue the notice of new recovery codes");
+    }
     Ok(Json(RecoveryCodesView { codes }))
 }
 

@@ -19,7 +19,7 @@ use regain_core::identify::{self, Claim, ClaimedIdentity, Outcome};
 use regain_core::policy::{Assessment, IgnoredBecause, Method};
 use regain_core::totp::{verify_totp, TotpParams};
 use regain_core::{Case, Customer, CustomerId, ValidationError};
-use regain_store::{AttemptContext, AttemptRecorded, Delivery, NewAttempt, NewChallenge, Redeemed};
+use regain_store::{AttemptContext, AttemptRecorded, Consume, Delivery, NewAttempt, NewChallenge, Redeemed};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -134,10 +134,13 @@ pub async fn identify_caller(
             events.insert(0, checked);
             state.store.update_case(&next, &events, &actor).await?;
             let attempt = passed_attempt("identification", None, None);
-            state
+            let recorded = state
                 .store
-                .record_attempt(&next, Some(customer), &attempt, &ctx, &[], &[], &failure_limit(&policy))
+                .record_attempt(&next, Some(customer), &attempt, &ctx, &[], &[], &failure_limit(&policy), None)
                 .await?;
+            if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
+                return Err(held(until));
+            }
             next
         }
         _ => {
@@ -151,7 +154,16 @@ pub async fn identify_caller(
             };
             let recorded = state
                 .store
-                .record_attempt(&case, result.mismatched, &attempt, &ctx, &[checked], &[], &failure_limit(&policy))
+                .record_attempt(
+                    &case,
+                    result.mismatched,
+                    &attempt,
+                    &ctx,
+                    &[checked],
+                    &[],
+                    &failure_limit(&policy),
+                    None,
+                )
                 .await?;
             if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
                 return Err(held(until));
@@ -752,32 +764,38 @@ pub async fn totp(
     let (policy, _) = tenant_policy(&state, tenant).await?;
     let ctx = AttemptContext { actor: auth.actor, ip: client.ip, at: state.now() };
     let params = TotpParams::default();
-    let attempt = match verify_totp(&enrolled.secret, &code, ctx.at, &params, 1, None) {
-        Some(step) => {
-            let step = i64::try_from(step).unwrap_or(i64::MAX);
-            if state.store.claim_customer_totp_step(tenant, customer, step, None).await? {
-                // Since when the app has been set up: a recent one does not count yet.
-                passed_attempt("totp", None, enrolled.confirmed_at)
-            } else {
-                failed_attempt("totp", "replay")
-            }
+    let limit = failure_limit(&policy);
+    let step =
+        verify_totp(&enrolled.secret, &code, ctx.at, &params, 1, None).map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+    if let Some(step) = step {
+        // Since when the app has been set up: a recent one does not count yet. The step is
+        // spent in the attempt's own transaction, or not at all.
+        let attempt = passed_attempt("totp", None, enrolled.confirmed_at);
+        let events = [checked(Method::Totp, &attempt)];
+        let spend = Consume::TotpStep(step);
+        let r = state
+            .store
+            .record_attempt(&case, Some(customer), &attempt, &ctx, &events, &[], &limit, Some(&spend))
+            .await?;
+        if let (true, Some(until)) = (r.refused, r.held_until) {
+            return Err(held(until));
         }
-        None => failed_attempt("totp", "wrong_code"),
-    };
+        if !r.not_spent {
+            return proof_view(&state, &case, "totp", None).await;
+        }
+    }
+    // A right code whose step was already used is a replay (M3), counted like a wrong one.
+    let detail = if step.is_some() { "replay" } else { "wrong_code" };
+    let attempt = failed_attempt("totp", detail);
     let events = [checked(Method::Totp, &attempt)];
-    let recorded = state
-        .store
-        .record_attempt(&case, Some(customer), &attempt, &ctx, &events, &[], &failure_limit(&policy))
-        .await?;
+    let recorded =
+        state.store.record_attempt(&case, Some(customer), &attempt, &ctx, &events, &[], &limit, None).await?;
     if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
         return Err(held(until));
     }
-    if attempt.passed {
-        return proof_view(&state, &case, "totp", None).await;
-    }
     after_failure(&state, &case, customer, recorded).await;
-    let detail = match attempt.detail.as_deref() {
-        Some("replay") => "this authenticator code was already used; wait for the next one".to_owned(),
+    let detail = match detail {
+        "replay" => "this authenticator code was already used; wait for the next one".to_owned(),
         _ => "the authenticator code is not right".to_owned(),
     };
     Err(rejected(detail, &recorded))
@@ -808,46 +826,55 @@ pub async fn recovery_code(
     refuse_if_held(&state, tenant_id, customer_id).await?;
     let (policy, _) = tenant_policy(&state, tenant_id).await?;
     let ctx = AttemptContext { actor: auth.actor, ip: client.ip, at: state.now() };
-    let used = state.store.use_recovery_code(tenant_id, customer_id, &code, ctx.at).await?;
-    let (attempt, messages) = match used {
-        Some(regain_store::RecoveryCodeUsed { remaining, issued_at }) => {
-            let customer =
-                state.store.customer(tenant_id, customer_id).await?.ok_or_else(|| ApiError::not_found("customer"))?;
-            let mut messages = Vec::new();
-            for e in customer.emails.iter().filter(|e| e.verified) {
-                let values = BTreeMap::from([
-                    ("when", ctx.at.format("%Y-%m-%d %H:%M UTC").to_string()),
-                    ("remaining", remaining.to_string()),
-                ]);
-                messages.push(
-                    compose(
-                        &state,
-                        &tenant,
-                        Some(&case),
-                        customer_id,
-                        "email",
-                        e.address.as_str(),
-                        e.address.masked(),
-                        "recovery_code_used",
-                        values,
-                    )
-                    .await?,
-                );
-            }
-            (passed_attempt("recovery_code", None, Some(issued_at)), messages)
+    let limit = failure_limit(&policy);
+    if let Some(issued_at) = state.store.recovery_code_issued_at(tenant_id, customer_id, &code).await? {
+        // Spent in the attempt's own transaction, with the notice to every verified email
+        // (SECURITY.md M2): all three happen, or none.
+        let left = state.store.recovery_codes_left(tenant_id, customer_id, ctx.at).await?.saturating_sub(1);
+        let customer =
+            state.store.customer(tenant_id, customer_id).await?.ok_or_else(|| ApiError::not_found("customer"))?;
+        let mut messages = Vec::new();
+        for e in customer.emails.iter().filter(|e| e.verified) {
+            let values = BTreeMap::from([
+                ("when", ctx.at.format("%Y-%m-%d %H:%M UTC").to_string()),
+                ("remaining", left.to_string()),
+            ]);
+            let to = e.address.as_str();
+            let message = compose(
+                &state,
+                &tenant,
+                Some(&case),
+                customer_id,
+                "email",
+                to,
+                e.address.masked(),
+                "recovery_code_used",
+                values,
+            )
+            .await?;
+            messages.push(message);
         }
-        None => (failed_attempt("recovery_code", "not_an_unused_code"), Vec::new()),
-    };
+        // Since when the set has existed: codes issued recently do not count yet.
+        let attempt = passed_attempt("recovery_code", None, Some(issued_at));
+        let events = [checked(Method::RecoveryCode, &attempt)];
+        let spend = Consume::RecoveryCode(code.clone());
+        let r = state
+            .store
+            .record_attempt(&case, Some(customer_id), &attempt, &ctx, &events, &messages, &limit, Some(&spend))
+            .await?;
+        if let (true, Some(until)) = (r.refused, r.held_until) {
+            return Err(held(until));
+        }
+        if !r.not_spent {
+            return proof_view(&state, &case, "recovery_code", None).await;
+        }
+    }
+    let attempt = failed_attempt("recovery_code", "not_an_unused_code");
     let events = [checked(Method::RecoveryCode, &attempt)];
-    let recorded = state
-        .store
-        .record_attempt(&case, Some(customer_id), &attempt, &ctx, &events, &messages, &failure_limit(&policy))
-        .await?;
+    let recorded =
+        state.store.record_attempt(&case, Some(customer_id), &attempt, &ctx, &events, &[], &limit, None).await?;
     if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
         return Err(held(until));
-    }
-    if attempt.passed {
-        return proof_view(&state, &case, "recovery_code", None).await;
     }
     after_failure(&state, &case, customer_id, recorded).await;
     Err(rejected("that is not one of the customer's unused recovery codes".into(), &recorded))
@@ -895,7 +922,7 @@ pub async fn knowledge(
     let events = [checked(Method::Knowledge, &attempt)];
     let recorded = state
         .store
-        .record_attempt(&case, Some(customer), &attempt, &ctx, &events, &[], &failure_limit(&policy))
+        .record_attempt(&case, Some(customer), &attempt, &ctx, &events, &[], &failure_limit(&policy), None)
         .await?;
     if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
         return Err(held(until));
