@@ -718,3 +718,40 @@ async fn tenants_word_their_own_messages() {
     app.send_code(&d.agent, &id, "phone-0").await;
     assert!(app.sent().last().expect("sms").body.contains("is your acme Inc. verification code"));
 }
+
+/// SECURITY.md T7 under concurrency: five wrong codes at once, on five cases of one customer —
+/// the limit is reached exactly once, whatever order they commit in.
+async fn concurrent_failures_on_several_cases_reach_the_limit(app: TestApp) {
+    let app = &app;
+    let d = desk(app).await;
+    let d = Desk { agent: d.key.clone(), ..d };
+    let mut cases = Vec::new();
+    for _ in 0..5 {
+        let id = d.identified(app, "password_reset").await;
+        let code = app.send_code(&d.key, &id, "email-0").await;
+        let wrong = format!("{:06}", (code.parse::<u32>().unwrap_or(0) + 1) % 1_000_000);
+        cases.push((path(&id, "verification/code"), wrong));
+    }
+    let attempts = cases.iter().map(|(target, wrong)| app.post(&d.key, target, json!({"code": wrong})));
+    let mut statuses: Vec<StatusCode> = futures::future::join_all(attempts).await.iter().map(|r| r.status()).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::UNPROCESSABLE_ENTITY; 4].into_iter().chain([StatusCode::LOCKED]).collect::<Vec<_>>(),
+        "four counted failures, and the fifth starts the hold"
+    );
+    let case = cases[0].0.trim_end_matches("/code").to_owned();
+    let view = app.get_ok(&d.key, &case).await;
+    assert_eq!(view["failures"]["count"], 5, "{view}");
+    assert!(view["failures"]["held_until"].is_string(), "{view}");
+}
+
+#[tokio::test]
+async fn concurrent_failures_on_several_cases_reach_the_limit_on_sqlite() {
+    concurrent_failures_on_several_cases_reach_the_limit(TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn concurrent_failures_on_several_cases_reach_the_limit_on_postgres() {
+    concurrent_failures_on_several_cases_reach_the_limit(TestApp::postgres().await).await;
+}
