@@ -133,6 +133,22 @@ pub struct OutboxLogRow {
     pub sent_at: Option<i64>,
 }
 
+/// Claims due messages where one writer runs at a time (SQLite). Binds: now, lease end, limit.
+pub const OUTBOX_CLAIM_ONE_WRITER: &str = "UPDATE outbox SET next_attempt_at = $2 WHERE id IN \
+     (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3) \
+     AND state = 'pending' AND next_attempt_at <= $1 \
+     RETURNING id, tenant_id, customer_id, channel, sealed, attempts, \
+     (SELECT wrapped FROM data_keys WHERE subject = outbox.customer_id) AS wrapped_key";
+
+/// Claims due messages among concurrent claimers (PostgreSQL): rows another claimer holds are
+/// skipped, never waited on.
+pub const OUTBOX_CLAIM_SKIP_LOCKED: &str = "UPDATE outbox SET next_attempt_at = $2 WHERE id IN \
+     (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3 \
+      FOR UPDATE SKIP LOCKED) \
+     AND state = 'pending' AND next_attempt_at <= $1 \
+     RETURNING id, tenant_id, customer_id, channel, sealed, attempts, \
+     (SELECT wrapped FROM data_keys WHERE subject = outbox.customer_id) AS wrapped_key";
+
 pub const CHALLENGE_COLUMNS: &str = "id, tenant_id, case_id, customer_id, method, destination, destination_since, \
      secret_hash, attempts, attempts_max, state, expires_at";
 
@@ -1038,13 +1054,13 @@ macro_rules! impl_sql_verification {
                 // The lease moves the message out of reach of other workers until it ends; a
                 // worker that dies mid-send leaves it to be sent again then (at least once; the
                 // message id is the transport's idempotency key).
-                let rows: Vec<$crate::verification::OutboxRow> = sqlx::query_as(
-                    "UPDATE outbox SET next_attempt_at = $2 WHERE id IN \
-                     (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3) \
-                     AND state = 'pending' AND next_attempt_at <= $1 \
-                     RETURNING id, tenant_id, customer_id, channel, sealed, attempts, \
-                     (SELECT wrapped FROM data_keys WHERE subject = outbox.customer_id) AS wrapped_key",
-                )
+                // PostgreSQL: concurrent claimers skip rows another one is taking instead of
+                // waiting on them (which deadlocked two claimers locking in different orders).
+                let rows: Vec<$crate::verification::OutboxRow> = sqlx::query_as(if $at_write {
+                    $crate::verification::OUTBOX_CLAIM_ONE_WRITER
+                } else {
+                    $crate::verification::OUTBOX_CLAIM_SKIP_LOCKED
+                })
                 .bind(micros(now))
                 .bind(micros(lease_until))
                 .bind(i64::from(limit))

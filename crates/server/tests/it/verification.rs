@@ -755,3 +755,26 @@ async fn concurrent_failures_on_several_cases_reach_the_limit_on_sqlite() {
 async fn concurrent_failures_on_several_cases_reach_the_limit_on_postgres() {
     concurrent_failures_on_several_cases_reach_the_limit(TestApp::postgres().await).await;
 }
+
+/// Several outbox workers at once (several `serve` processes on one PostgreSQL): every message
+/// is sent exactly once, and the claimers never deadlock.
+#[tokio::test]
+async fn concurrent_outbox_workers_send_each_message_once_on_postgres() {
+    let app = TestApp::postgres().await;
+    let d = desk(&app).await;
+    for _ in 0..4 {
+        let id = d.identified(&app, "password_reset").await;
+        for contact in ["email-0", "phone-0", "email-0", "phone-0", "email-0"] {
+            app.post_ok(&d.key, &path(&id, "verification/send"), json!({"contact": contact}), StatusCode::OK).await;
+        }
+    }
+    let workers = (0..4).map(|_| regain_server::outbox::drain(&app.state, 20));
+    for result in futures::future::join_all(workers).await {
+        result.expect("a worker failed");
+    }
+    let sent = app.sent();
+    let mut ids: Vec<&str> = sent.iter().map(|m| m.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((sent.len(), ids.len()), (20, 20), "each of the 20 messages once");
+}
