@@ -42,6 +42,21 @@ where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send,
 {
+    closed_loop_while(clients, window, move |n| {
+        let done = op(n);
+        async move { Some(done.await) }
+    })
+    .await
+}
+
+/// [`closed_loop`] over a limited supply: `op` returns `None` when there is nothing left to do,
+/// which ends that client's loop. The measurement ends when the window has passed or every
+/// client has stopped, whichever comes first; `elapsed` is the time until then.
+pub async fn closed_loop_while<F, Fut>(clients: usize, window: Duration, op: F) -> Measured
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<bool>> + Send,
+{
     let op = Arc::new(op);
     let started = Instant::now();
     let deadline = started + window;
@@ -53,11 +68,13 @@ where
             while Instant::now() < deadline {
                 let t = Instant::now();
                 n += 1;
-                if op(n).await {
-                    ok += 1;
-                    latencies.push(t.elapsed().as_micros() as u64);
-                } else {
-                    failed += 1;
+                match op(n).await {
+                    Some(true) => {
+                        ok += 1;
+                        latencies.push(t.elapsed().as_micros() as u64);
+                    }
+                    Some(false) => failed += 1,
+                    None => break,
                 }
             }
             (ok, failed, latencies)
@@ -74,10 +91,91 @@ where
     measured
 }
 
+/// What an open-loop run measured: latencies from each request's *scheduled* start (corrected
+/// for coordinated omission: a request the generator or the server held up counts its wait) and,
+/// beside them, from when it was actually sent.
+#[derive(Debug, Clone)]
+pub struct OpenLoop {
+    /// The schedule's rate, requests per second.
+    pub target_rate: f64,
+    /// Successful requests, with latencies from the scheduled start.
+    pub corrected: Measured,
+    /// The same requests, latencies from the actual send.
+    pub uncorrected: Measured,
+    /// The largest delay between a request's scheduled and actual start, in microseconds.
+    pub late_max_us: u64,
+}
+
+/// Issues `count` requests on a fixed schedule, one every 1/`rate` s, whatever the earlier ones
+/// are doing (open loop), each as its own task. `op(i)` performs request `i`. The schedule is
+/// kept by a thread of its own with the OS's timers (tokio's timer wheel rounds to whole
+/// milliseconds, which would count up to a millisecond of the generator's slack as latency).
+pub async fn open_loop<F, Fut>(rate: f64, count: usize, op: F) -> OpenLoop
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let interval = Duration::from_secs_f64(1.0 / rate.max(f64::MIN_POSITIVE));
+    let runtime = tokio::runtime::Handle::current();
+    let started = Instant::now();
+    let dispatch = tokio::task::spawn_blocking(move || {
+        let mut tasks = Vec::with_capacity(count);
+        for i in 0..count {
+            let scheduled = started + interval.mul_f64(i as f64);
+            if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let request = op(i);
+            tasks.push(runtime.spawn(async move {
+                let sent = Instant::now();
+                let ok = request.await;
+                let done = Instant::now();
+                (ok, done - scheduled, done - sent, sent - scheduled, done)
+            }));
+        }
+        tasks
+    });
+    let tasks = dispatch.await.unwrap_or_default();
+    let mut corrected = Measured { ok: 0, failed: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() };
+    let mut uncorrected = corrected.clone();
+    let (mut late_max, mut last) = (Duration::ZERO, started);
+    for (ok, from_schedule, from_send, late, done) in futures::future::join_all(tasks).await.into_iter().flatten() {
+        late_max = late_max.max(late);
+        last = last.max(done);
+        if ok {
+            corrected.ok += 1;
+            corrected.latencies_us.push(from_schedule.as_micros() as u64);
+            uncorrected.latencies_us.push(from_send.as_micros() as u64);
+        } else {
+            corrected.failed += 1;
+        }
+    }
+    corrected.elapsed = last - started;
+    corrected.latencies_us.sort_unstable();
+    uncorrected.latencies_us.sort_unstable();
+    uncorrected.ok = corrected.ok;
+    uncorrected.failed = corrected.failed;
+    uncorrected.elapsed = corrected.elapsed;
+    OpenLoop { target_rate: rate, corrected, uncorrected, late_max_us: late_max.as_micros() as u64 }
+}
+
 /// A real server on a free loopback port; returns its base URL and state.
 pub async fn serve(store: Arc<dyn Store>) -> anyhow::Result<(String, AppState)> {
-    let config =
+    serve_with(store, regain_delivery::Router::new(None, None), true).await
+}
+
+/// [`serve`] with the given message transports, and with or without the outbox worker (without
+/// it, the caller sends what is due with `regain_server::outbox::drain`).
+pub async fn serve_with(
+    store: Arc<dyn Store>,
+    delivery: regain_delivery::Router,
+    outbox_worker: bool,
+) -> anyhow::Result<(String, AppState)> {
+    let mut config =
         ServerConfig { listen: "127.0.0.1:0".parse()?, expiry_sweep_interval_ms: 0, ..ServerConfig::default() };
+    if !outbox_worker {
+        config.outbox_interval_ms = 0;
+    }
     let workers = cores();
     let hasher = regain_hashing::HashingPool::start(regain_hashing::PoolConfig {
         workers,
@@ -91,7 +189,7 @@ pub async fn serve(store: Arc<dyn Store>) -> anyhow::Result<(String, AppState)> 
         entropy: Arc::new(regain_server::sys::OsEntropy),
         config: Arc::new(config),
         audit: regain_server::audit::ephemeral("bench.regain/audit").map_err(anyhow::Error::msg)?,
-        delivery: Arc::new(regain_delivery::Router::new(None, None)),
+        delivery: Arc::new(delivery),
     };
     let app = Application::build(state.clone()).await?;
     let base = format!("http://{}", app.local_addr()?);

@@ -7,6 +7,7 @@
 //! ```
 
 mod audit;
+mod code;
 mod harness;
 mod scenarios;
 
@@ -20,12 +21,21 @@ struct Args {
     /// How long each measurement runs.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
-    /// Concurrent HTTP clients for the case-creation scenario.
+    /// Concurrent HTTP clients for the case-creation scenario and code verification's closed loop.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Which scenarios: case-create, login, audit, or all.
+    /// Which scenarios: case-create, login, code, audit, or all.
     #[arg(long, default_value = "all")]
     scenario: String,
+    /// Code verification's open-loop rate, as a fraction of the closed loop's maximum (B3 asks
+    /// for 0.8).
+    #[arg(long, default_value_t = code::LOAD_FRACTION)]
+    code_load: f64,
+    /// Code verification on PostgreSQL without refreshing the statistics after setup (for a
+    /// server with autovacuum off, as here, the server's cached plans then stay as they were made
+    /// on near-empty tables).
+    #[arg(long)]
+    code_pg_no_analyze: bool,
     /// Entries in the audit-log scenario's log (B4 asks for 10 million).
     #[arg(long, default_value_t = 1_000_000)]
     audit_entries: u64,
@@ -49,6 +59,15 @@ async fn main() -> anyhow::Result<()> {
     }
     if run("login") {
         println!("{}", scenarios::login(window).await?);
+    }
+    if run("code") {
+        println!("{}", code::code_sqlite(window, args.concurrency, args.code_load).await?);
+        if let Some(url) = &args.postgres {
+            println!(
+                "{}",
+                code::code_postgres(url, window, args.concurrency, args.code_load, !args.code_pg_no_analyze).await?
+            );
+        }
     }
     if run("audit") {
         for line in audit::run(args.audit_entries.max(2), 1_000).await? {

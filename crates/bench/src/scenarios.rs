@@ -16,7 +16,7 @@ use sqlx::Connection;
 
 use crate::harness::{closed_loop, cores, peak_rss_mib, serve, Measured};
 
-async fn sqlite_store(dir: &tempfile::TempDir, name: &str) -> anyhow::Result<SqliteStore> {
+pub(crate) async fn sqlite_store(dir: &tempfile::TempDir, name: &str) -> anyhow::Result<SqliteStore> {
     let store = SqliteStore::connect(&SqliteConfig::for_file(&dir.path().join(name))).await?;
     store.migrate().await?;
     store.unlock(regain_store::MasterKey::generate(), regain_store::conformance::t0()).await?;
@@ -129,7 +129,7 @@ pub async fn case_create_postgres(admin_url: &str, window: Duration, clients: us
     Ok(line("B0 case creation, HTTP, PostgreSQL", "cases", &measured, "single-row commits", &baseline))
 }
 
-async fn pool_close(admin: &mut sqlx::PgConnection, name: &str) {
+pub(crate) async fn pool_close(admin: &mut sqlx::PgConnection, name: &str) {
     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin).await;
 }
 
