@@ -295,6 +295,10 @@ macro_rules! impl_sql_verification {
                 .execute(&mut **tx)
                 .await
                 .map_err(Self::map_err)?;
+                if !(attempt.counted && !attempt.passed) {
+                    // Nothing to count: the caller already found no hold under the customer's lock.
+                    return Ok(AttemptRecorded { failures: 0, held_until: None, refused: false, not_spent: false });
+                }
                 let failures: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM verification_attempts \
                      WHERE tenant_id = $1 AND customer_id = $2 AND counted = $3 AND at > $4",
@@ -741,10 +745,19 @@ macro_rules! impl_sql_verification {
             }
 
             async fn v_recovery_hold(&self, tenant: TenantId, customer: CustomerId, now: Timestamp) -> StoreResult<Option<RecoveryHold>> {
-                let mut tx = self.read_pool().begin().await.map_err(Self::map_err)?;
-                let hold = Self::hold_in(&mut tx, tenant, customer, now).await?;
-                tx.rollback().await.map_err(Self::map_err)?;
-                Ok(hold)
+                let row: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT until, failures FROM recovery_holds WHERE tenant_id = $1 AND customer_id = $2 AND until > $3",
+                )
+                .bind(tenant.to_string())
+                .bind(customer.to_string())
+                .bind(micros(now))
+                .fetch_optional(self.read_pool())
+                .await
+                .map_err(Self::map_err)?;
+                Ok(row.map(|(until, failures)| RecoveryHold {
+                    until: $crate::regain_store::codec::timestamp(until),
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                }))
             }
 
             async fn v_failures_since(&self, tenant: TenantId, customer: CustomerId, since: Timestamp) -> StoreResult<u32> {
