@@ -96,6 +96,7 @@ fn sample(name: &str) -> BTreeMap<&'static str, String> {
         ("when", "2025-03-04 14:05 UTC"),
         ("remaining", "7"),
         ("until", "2025-03-05 14:05 UTC"),
+        ("factor", "An authenticator app"),
     ];
     let allowed = builtin_placeholders(name).unwrap();
     all.iter().filter(|(k, _)| allowed.contains(k)).map(|&(k, v)| (k, v.to_owned())).collect()
