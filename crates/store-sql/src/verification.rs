@@ -247,20 +247,42 @@ macro_rules! impl_sql_verification {
                 Ok(())
             }
 
-            async fn hold_in(tx: &mut Tx, tenant: TenantId, customer: CustomerId, now: Timestamp) -> StoreResult<Option<RecoveryHold>> {
+            /// The customer's hold running at `now`, read in a transaction or from the pool.
+            async fn hold_in<'e, E>(exec: E, tenant: TenantId, customer: CustomerId, now: Timestamp) -> StoreResult<Option<RecoveryHold>>
+            where
+                E: sqlx::Executor<'e, Database = Db>,
+            {
                 let row: Option<(i64, i64)> = sqlx::query_as(
                     "SELECT until, failures FROM recovery_holds WHERE tenant_id = $1 AND customer_id = $2 AND until > $3",
                 )
                 .bind(tenant.to_string())
                 .bind(customer.to_string())
                 .bind(micros(now))
-                .fetch_optional(&mut **tx)
+                .fetch_optional(exec)
                 .await
                 .map_err(Self::map_err)?;
                 Ok(row.map(|(until, failures)| RecoveryHold {
                     until: $crate::regain_store::codec::timestamp(until),
                     failures: u32::try_from(failures).unwrap_or(u32::MAX),
                 }))
+            }
+
+            /// The customer's counted failures since `since`, in a transaction or from the pool.
+            async fn failures_in<'e, E>(exec: E, tenant: TenantId, customer: CustomerId, since: Timestamp) -> StoreResult<u32>
+            where
+                E: sqlx::Executor<'e, Database = Db>,
+            {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM verification_attempts WHERE tenant_id = $1 AND customer_id = $2 AND counted = $3 AND at > $4",
+                )
+                .bind(tenant.to_string())
+                .bind(customer.to_string())
+                .bind(true)
+                .bind(micros(since))
+                .fetch_one(exec)
+                .await
+                .map_err(Self::map_err)?;
+                Ok(u32::try_from(n).unwrap_or(u32::MAX))
             }
 
             /// Writes an attempt; a counted failure that brings the customer to `limit` starts a
@@ -299,19 +321,8 @@ macro_rules! impl_sql_verification {
                     // Nothing to count: the caller already found no hold under the customer's lock.
                     return Ok(AttemptRecorded { failures: 0, held_until: None, refused: false, not_spent: false });
                 }
-                let failures: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM verification_attempts \
-                     WHERE tenant_id = $1 AND customer_id = $2 AND counted = $3 AND at > $4",
-                )
-                .bind(tenant.to_string())
-                .bind(customer.to_string())
-                .bind(true)
-                .bind(micros(ctx.at - limit.window))
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(Self::map_err)?;
-                let failures = u32::try_from(failures).unwrap_or(u32::MAX);
-                let mut held_until = Self::hold_in(tx, tenant, customer, ctx.at).await?.map(|h| h.until);
+                let failures = Self::failures_in(&mut **tx, tenant, customer, ctx.at - limit.window).await?;
+                let mut held_until = Self::hold_in(&mut **tx, tenant, customer, ctx.at).await?.map(|h| h.until);
                 if attempt.counted && !attempt.passed && failures >= limit.max && held_until.is_none() {
                     let until = ctx.at + limit.cooldown;
                     sqlx::query(
@@ -486,7 +497,7 @@ macro_rules! impl_sql_verification {
                 let mut tx = self.write_tx().await?;
                 Self::lock_case(&mut tx, case).await?;
                 Self::lock_customer(&mut tx, case.tenant_id, customer).await?;
-                if let Some(hold) = Self::hold_in(&mut tx, case.tenant_id, customer, ctx.at).await? {
+                if let Some(hold) = Self::hold_in(&mut *tx, case.tenant_id, customer, ctx.at).await? {
                     return Ok(Redeemed::Held { until: hold.until });
                 }
                 // Every check is an attempt on the code, right or wrong: the increment takes the
@@ -621,7 +632,7 @@ macro_rules! impl_sql_verification {
                     }
                     if let Some(customer) = case.customer_id {
                         Self::lock_customer(&mut tx, case.tenant_id, customer).await?;
-                        if let Some(hold) = Self::hold_in(&mut tx, case.tenant_id, customer, ctx.at).await? {
+                        if let Some(hold) = Self::hold_in(&mut *tx, case.tenant_id, customer, ctx.at).await? {
                             return Ok(LinkAnswer::Held { until: hold.until });
                         }
                     }
@@ -690,7 +701,7 @@ macro_rules! impl_sql_verification {
                     // Checked under the customer's lock: past the stop, even the right answer
                     // fails, and nothing is recorded (nor spent).
                     Self::lock_customer(&mut tx, case.tenant_id, customer).await?;
-                    if let Some(hold) = Self::hold_in(&mut tx, case.tenant_id, customer, ctx.at).await? {
+                    if let Some(hold) = Self::hold_in(&mut *tx, case.tenant_id, customer, ctx.at).await? {
                         return Ok(AttemptRecorded { failures: hold.failures, held_until: Some(hold.until), refused: true, not_spent: false });
                     }
                     let spent = match consume {
@@ -745,33 +756,11 @@ macro_rules! impl_sql_verification {
             }
 
             async fn v_recovery_hold(&self, tenant: TenantId, customer: CustomerId, now: Timestamp) -> StoreResult<Option<RecoveryHold>> {
-                let row: Option<(i64, i64)> = sqlx::query_as(
-                    "SELECT until, failures FROM recovery_holds WHERE tenant_id = $1 AND customer_id = $2 AND until > $3",
-                )
-                .bind(tenant.to_string())
-                .bind(customer.to_string())
-                .bind(micros(now))
-                .fetch_optional(self.read_pool())
-                .await
-                .map_err(Self::map_err)?;
-                Ok(row.map(|(until, failures)| RecoveryHold {
-                    until: $crate::regain_store::codec::timestamp(until),
-                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                }))
+                Self::hold_in(self.read_pool(), tenant, customer, now).await
             }
 
             async fn v_failures_since(&self, tenant: TenantId, customer: CustomerId, since: Timestamp) -> StoreResult<u32> {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM verification_attempts WHERE tenant_id = $1 AND customer_id = $2 AND counted = $3 AND at > $4",
-                )
-                .bind(tenant.to_string())
-                .bind(customer.to_string())
-                .bind(true)
-                .bind(micros(since))
-                .fetch_one(self.read_pool())
-                .await
-                .map_err(Self::map_err)?;
-                Ok(u32::try_from(n).unwrap_or(u32::MAX))
+                Self::failures_in(self.read_pool(), tenant, customer, since).await
             }
 
             async fn customer_exists(tx: &mut Tx, tenant: TenantId, customer: CustomerId) -> StoreResult<()> {

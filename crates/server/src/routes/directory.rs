@@ -46,6 +46,15 @@ async fn tenant(state: &AppState, slug: &str) -> ApiResult<Tenant> {
     state.store.tenant_by_slug(slug).await?.ok_or_else(|| ApiError::not_found("tenant"))
 }
 
+/// The tenant `slug` names, when the signed-in customer belongs to it (else 401).
+pub(crate) async fn signed_in_tenant(state: &AppState, slug: &str, customer: &CustomerPrincipal) -> ApiResult<Tenant> {
+    let tenant = tenant(state, slug).await?;
+    if customer.0.tenant_id != tenant.id {
+        return Err(ApiError::Unauthenticated);
+    }
+    Ok(tenant)
+}
+
 /// Sign a customer in to the built-in directory.
 #[utoipa::path(post, path = "/api/v1/directory/{tenant}/login", tag = "directory", request_body = CustomerLogin,
     params(("tenant" = String, Path, description = "The tenant's slug")), responses(
@@ -134,10 +143,7 @@ pub async fn me(
     Path(slug): Path<String>,
     customer: CustomerPrincipal,
 ) -> ApiResult<Json<CustomerMe>> {
-    let tenant_id: TenantId = tenant(&state, &slug).await?.id;
-    if customer.0.tenant_id != tenant_id {
-        return Err(ApiError::Unauthenticated);
-    }
+    let tenant_id: TenantId = signed_in_tenant(&state, &slug, &customer).await?.id;
     let record = state.store.customer(tenant_id, customer.0.customer_id).await?.ok_or(ApiError::Unauthenticated)?;
     Ok(Json(CustomerMe {
         customer_id: record.id.to_string(),

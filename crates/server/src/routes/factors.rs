@@ -25,10 +25,7 @@ pub const RECOVERY_CODES: usize = 10;
 const RECOVERY_CODE_CHARS: usize = 16;
 
 async fn signed_in(state: &AppState, slug: &str, customer: &CustomerPrincipal) -> ApiResult<(TenantId, String)> {
-    let tenant = state.store.tenant_by_slug(slug).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
-    if customer.0.tenant_id != tenant.id {
-        return Err(ApiError::Unauthenticated);
-    }
+    let tenant = super::directory::signed_in_tenant(state, slug, customer).await?;
     Ok((tenant.id, tenant.display_name))
 }
 

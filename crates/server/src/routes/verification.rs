@@ -138,9 +138,7 @@ pub async fn identify_caller(
                 .store
                 .record_attempt(&next, Some(customer), &attempt, &ctx, &[], &[], &failure_limit(&policy), None)
                 .await?;
-            if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
-                return Err(held(until));
-            }
+            refused_by_hold(&recorded)?;
             next
         }
         _ => {
@@ -165,9 +163,7 @@ pub async fn identify_caller(
                     None,
                 )
                 .await?;
-            if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
-                return Err(held(until));
-            }
+            refused_by_hold(&recorded)?;
             if let Some(customer) = result.mismatched {
                 after_failure(&state, &case, customer, recorded).await;
             }
@@ -537,6 +533,14 @@ fn refused(status: StatusCode, code: &'static str, detail: String) -> ApiError {
     ApiError::Refused { status, code, detail }
 }
 
+/// A hold already running when the attempt came: 423, and nothing was recorded.
+fn refused_by_hold(recorded: &AttemptRecorded) -> ApiResult<()> {
+    match (recorded.refused, recorded.held_until) {
+        (true, Some(until)) => Err(held(until)),
+        _ => Ok(()),
+    }
+}
+
 fn rejected(detail: String, recorded: &AttemptRecorded) -> ApiError {
     match recorded.held_until {
         Some(until) => held(until),
@@ -777,9 +781,7 @@ pub async fn totp(
             .store
             .record_attempt(&case, Some(customer), &attempt, &ctx, &events, &[], &limit, Some(&spend))
             .await?;
-        if let (true, Some(until)) = (r.refused, r.held_until) {
-            return Err(held(until));
-        }
+        refused_by_hold(&r)?;
         if !r.not_spent {
             return proof_view(&state, &case, "totp", None).await;
         }
@@ -790,9 +792,7 @@ pub async fn totp(
     let events = [checked(Method::Totp, &attempt)];
     let recorded =
         state.store.record_attempt(&case, Some(customer), &attempt, &ctx, &events, &[], &limit, None).await?;
-    if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
-        return Err(held(until));
-    }
+    refused_by_hold(&recorded)?;
     after_failure(&state, &case, customer, recorded).await;
     let detail = match detail {
         "replay" => "this authenticator code was already used; wait for the next one".to_owned(),
@@ -862,9 +862,7 @@ pub async fn recovery_code(
             .store
             .record_attempt(&case, Some(customer_id), &attempt, &ctx, &events, &messages, &limit, Some(&spend))
             .await?;
-        if let (true, Some(until)) = (r.refused, r.held_until) {
-            return Err(held(until));
-        }
+        refused_by_hold(&r)?;
         if !r.not_spent {
             return proof_view(&state, &case, "recovery_code", None).await;
         }
@@ -873,9 +871,7 @@ pub async fn recovery_code(
     let events = [checked(Method::RecoveryCode, &attempt)];
     let recorded =
         state.store.record_attempt(&case, Some(customer_id), &attempt, &ctx, &events, &[], &limit, None).await?;
-    if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
-        return Err(held(until));
-    }
+    refused_by_hold(&recorded)?;
     after_failure(&state, &case, customer_id, recorded).await;
     Err(rejected("that is not one of the customer's unused recovery codes".into(), &recorded))
 }
@@ -924,9 +920,7 @@ pub async fn knowledge(
         .store
         .record_attempt(&case, Some(customer), &attempt, &ctx, &events, &[], &failure_limit(&policy), None)
         .await?;
-    if let (true, Some(until)) = (recorded.refused, recorded.held_until) {
-        return Err(held(until));
-    }
+    refused_by_hold(&recorded)?;
     if matched {
         return proof_view(&state, &case, "knowledge", None).await;
     }

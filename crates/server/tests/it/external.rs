@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use regain_core::{Clock, Role};
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::support::{code_in, customer_json, TestApp};
 
@@ -43,16 +43,7 @@ async fn pyotp_reads_the_otpauth_uri_and_its_codes_are_accepted() {
     let acme = app.tenant("acme").await;
     let key = app.api_key(&acme, "integration").await;
     app.post_ok(&key, "/api/v1/customers", customer_json("jane"), StatusCode::CREATED).await;
-    let login = app
-        .call(
-            Method::POST,
-            "/api/v1/directory/acme/login",
-            None,
-            Some(json!({"username": "jane", "password": "an initial password"})),
-        )
-        .await;
-    let me: Value = login.json().await.expect("json");
-    let me = me["token"].as_str().expect("token").to_owned();
+    let me = app.customer_session("jane", "an initial password").await;
     let enrollment = app.post_ok(&me, "/api/v1/directory/acme/me/totp", json!({}), StatusCode::OK).await;
     let uri = enrollment["otpauth_uri"].as_str().expect("uri").to_owned();
     let now = || app.clock.now().timestamp();

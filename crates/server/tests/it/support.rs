@@ -162,6 +162,15 @@ impl TestApp {
         request.send().await.expect("request")
     }
 
+    /// Signs a customer in to the built-in directory of tenant `acme`: their bearer token.
+    pub async fn customer_session(&self, username: &str, password: &str) -> String {
+        let body = serde_json::json!({"username": username, "password": password});
+        let login = self.call(Method::POST, "/api/v1/directory/acme/login", None, Some(body)).await;
+        assert_eq!(login.status(), StatusCode::OK, "customer sign-in of {username}");
+        let json: Value = login.json().await.expect("json");
+        json["token"].as_str().expect("token").to_owned()
+    }
+
     /// Sends what the outbox holds, as the worker would.
     pub async fn deliver(&self) {
         regain_server::outbox::drain(&self.state, 10).await.expect("outbox");

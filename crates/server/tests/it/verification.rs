@@ -418,21 +418,6 @@ async fn knowledge_alone_never_reaches_a_decision() {
     .await;
 }
 
-/// Signs Jane in to the built-in directory.
-async fn customer_session(app: &TestApp) -> String {
-    let login = app
-        .call(
-            Method::POST,
-            "/api/v1/directory/acme/login",
-            None,
-            Some(json!({"username": "jane", "password": "an initial password"})),
-        )
-        .await;
-    assert_eq!(login.status(), StatusCode::OK);
-    let json: Value = login.json().await.expect("json");
-    json["token"].as_str().expect("token").to_owned()
-}
-
 /// SECURITY.md M2, M3: recovery codes are single use and their use notifies; TOTP codes are
 /// one use per step, a replay refused and counted.
 #[tokio::test]
@@ -441,7 +426,7 @@ async fn authenticator_and_recovery_codes_prove_possession_once() {
 
     let app = TestApp::sqlite().await;
     let d = desk(&app).await;
-    let me = customer_session(&app).await;
+    let me = app.customer_session("jane", "an initial password").await;
     let enrollment = app.post_ok(&me, "/api/v1/directory/acme/me/totp", json!({}), StatusCode::OK).await;
     assert!(enrollment["otpauth_uri"].as_str().unwrap_or("").starts_with("otpauth://totp/"), "{enrollment}");
     assert!(enrollment["qr_svg"].as_str().unwrap_or("").contains("<svg"), "an SVG QR code");
@@ -633,7 +618,7 @@ async fn no_table_holds_a_plaintext_secret() {
     let body = app.sent().last().expect("link").body.clone();
     let token = body.split("/verify/").nth(1).and_then(|t| t.split_whitespace().next()).expect("token").to_owned();
     secrets.push(token);
-    let me = customer_session(&app).await;
+    let me = app.customer_session("jane", "an initial password").await;
     let enrollment = app.post_ok(&me, "/api/v1/directory/acme/me/totp", json!({}), StatusCode::OK).await;
     secrets.push(enrollment["secret"].as_str().expect("secret").to_owned());
     let codes = app.post_ok(&me, "/api/v1/directory/acme/me/recovery-codes", json!({}), StatusCode::OK).await;
