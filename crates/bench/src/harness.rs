@@ -190,6 +190,7 @@ pub async fn serve_with(
         config: Arc::new(config),
         audit: regain_server::audit::ephemeral("bench.regain/audit").map_err(anyhow::Error::msg)?,
         delivery: Arc::new(delivery),
+        risk: Arc::new(regain_server::risk::RiskEngine::without_providers()),
     };
     let app = Application::build(state.clone()).await?;
     let base = format!("http://{}", app.local_addr()?);

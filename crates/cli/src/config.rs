@@ -30,6 +30,32 @@ pub struct Config {
     pub audit: AuditSection,
     pub crypto: CryptoSection,
     pub delivery: DeliverySection,
+    pub risk: RiskSection,
+}
+
+/// The risk engine's lists and providers (issue 5). Weights and thresholds are in the tenant's
+/// policy (`PUT /api/v1/policy`, section `risk`), not here.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RiskSection {
+    /// A folder of list files: `NAME.deny.txt`, `NAME.allow.txt` (IPs and CIDR blocks) and
+    /// `NAME.domains.txt` (disposable-email domains) for every tenant, and the same in a
+    /// subfolder named by a tenant's slug for that tenant. Empty: `<data_dir>/risk-lists` if it
+    /// exists, else no lists.
+    pub lists_dir: Option<PathBuf>,
+    /// How often the folder is checked for changes; 0 turns reloading off (`POST
+    /// /api/v1/risk/lists/reload` still works).
+    pub lists_reload_interval_ms: u64,
+    /// A CAMARA SIM Swap API root (`https://operator.example/sim-swap/v1`); empty: no SIM-swap
+    /// signal.
+    pub sim_swap_url: String,
+    pub sim_swap_token: Option<SecretString>,
+}
+
+impl Default for RiskSection {
+    fn default() -> Self {
+        Self { lists_dir: None, lists_reload_interval_ms: 10_000, sim_swap_url: String::new(), sim_swap_token: None }
+    }
 }
 
 /// Where outgoing messages (verification codes, links, notifications) go. `file` appends them
@@ -387,6 +413,14 @@ impl Config {
         if self.delivery.outbox_interval_ms > 60_000 {
             bail!("delivery.outbox_interval_ms must be at most 60000, or 0 to turn the worker off in this process");
         }
+        if self.risk.lists_reload_interval_ms > DAY_MS {
+            bail!("risk.lists_reload_interval_ms must be at most {DAY_MS} (one day), or 0 to turn reloading off");
+        }
+        if !self.risk.sim_swap_url.is_empty()
+            && !(self.risk.sim_swap_url.starts_with("https://") || self.risk.sim_swap_url.starts_with("http://"))
+        {
+            bail!("risk.sim_swap_url must start with https:// (or http:// for a local provider)");
+        }
         if self.log.level.trim().is_empty() {
             bail!("log.level must not be empty (try \"info\")");
         }
@@ -409,7 +443,34 @@ impl Config {
             expiry_sweep_interval_ms: s.expiry_sweep_interval_ms,
             audit_sequence_interval_ms: self.audit.sequence_interval_ms,
             outbox_interval_ms: self.delivery.outbox_interval_ms,
+            risk_lists_reload_interval_ms: self.risk.lists_reload_interval_ms,
         }
+    }
+
+    /// The lists folder in use: the configured one, else `<data_dir>/risk-lists` when it exists.
+    pub fn risk_lists_dir(&self, data_dir: &Path) -> Option<PathBuf> {
+        match &self.risk.lists_dir {
+            Some(dir) => Some(dir.clone()),
+            None => Some(data_dir.join("risk-lists")).filter(|d| d.is_dir()),
+        }
+    }
+
+    /// The risk engine: the lists loaded now (a file that does not parse stops the start, with
+    /// its name and line) and the SIM-swap provider, if configured.
+    pub fn risk_engine(&self, data_dir: &Path) -> anyhow::Result<regain_server::risk::RiskEngine> {
+        use regain_server::risk::{lists::Lists, simswap::HttpSimSwap, RiskEngine};
+        let lists = Lists::load(self.risk_lists_dir(data_dir), chrono::Utc::now())
+            .map_err(|e| anyhow::anyhow!("risk lists: {e}"))?;
+        let sim_swap: Option<std::sync::Arc<dyn regain_server::risk::simswap::SimSwapProvider>> =
+            if self.risk.sim_swap_url.is_empty() {
+                None
+            } else {
+                // A backstop: the policy's deadline (at most 5 s) is what bounds an assessment.
+                let provider = HttpSimSwap::new(&self.risk.sim_swap_url, self.risk.sim_swap_token.clone(), 5_000)
+                    .map_err(|e| anyhow::anyhow!("risk.sim_swap_url: {e}"))?;
+                Some(std::sync::Arc::new(provider))
+            };
+        Ok(RiskEngine::new(lists, sim_swap))
     }
 
     /// The hashing pool's settings with the zeros resolved; refuses parameters below the floor.
@@ -438,7 +499,8 @@ impl Config {
         let format = Value::try_from(self.log.format).context("log.format")?;
         let a = &self.audit;
         let c = &self.crypto;
-        let sections: [(&str, Vec<Entry>); 7] = [
+        let r = &self.risk;
+        let sections: [(&str, Vec<Entry>); 8] = [
             (
                 "server",
                 vec![
@@ -541,6 +603,26 @@ impl Config {
                     ("twilio_messaging_service_sid", opt(&v.twilio_messaging_service_sid), String::new()),
                 ]
             }),
+            (
+                "risk",
+                vec![
+                    (
+                        "lists_dir",
+                        text(r.lists_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+                        match self.risk_lists_dir(&d.data_dir) {
+                            Some(dir) => format!("in use: {}", dir.display()),
+                            None => "none: no lists".to_owned(),
+                        },
+                    ),
+                    ("lists_reload_interval_ms", int(r.lists_reload_interval_ms), String::new()),
+                    ("sim_swap_url", text(r.sim_swap_url.clone()), "empty: no SIM-swap signal".to_owned()),
+                    (
+                        "sim_swap_token",
+                        text(if r.sim_swap_token.is_some() { REDACTED.to_owned() } else { String::new() }),
+                        String::new(),
+                    ),
+                ],
+            ),
             (
                 "log",
                 vec![

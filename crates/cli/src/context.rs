@@ -85,6 +85,7 @@ impl Context {
             entropy: Arc::new(OsEntropy),
             config: Arc::new(server),
             delivery: Arc::new(config.transports(&database.data_dir)?),
+            risk: Arc::new(config.risk_engine(&database.data_dir)?),
         };
         Ok(Self { state, backend, locked })
     }

@@ -20,6 +20,8 @@
 //! time, and returns the new case and the events for its timeline — or a [`CaseError`] that
 //! says why not, with nothing changed.
 
+use std::collections::BTreeSet;
+
 use chrono::Duration;
 
 use crate::access::Role;
@@ -27,6 +29,7 @@ use crate::env::Timestamp;
 use crate::identify::{FieldMatch, IdField};
 use crate::ids::{ApiKeyId, CaseId, CustomerId, StaffId, TenantId};
 use crate::policy::Method;
+use crate::risk::{self, Observation, RiskBand, RouteAction};
 use crate::tenant::TenantSettings;
 use crate::validation::{bounded_text, ValidationError};
 
@@ -159,6 +162,11 @@ pub struct Case {
     /// Who closed verification with a decision: they cannot approve their own decision either.
     pub decided_by: Option<Actor>,
     pub cooling_off_until: Option<Timestamp>,
+    /// The latest risk assessment's score, with the highest band any assessment of this case
+    /// gave: a band never goes down, so a hold or an approval the risk asked for stays.
+    pub risk: Option<CaseRisk>,
+    /// What the agent noticed on the call or chat (social-engineering tells), for the risk.
+    pub observed: BTreeSet<Observation>,
     pub first_response_due: Timestamp,
     pub resolution_due: Timestamp,
     pub first_response_at: Option<Timestamp>,
@@ -168,6 +176,29 @@ pub struct Case {
     pub updated_at: Timestamp,
     /// Incremented by every change; stores use it for optimistic concurrency.
     pub version: i64,
+}
+
+/// The risk on a case: the latest score and the band in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseRisk {
+    pub score: u8,
+    pub band: RiskBand,
+}
+
+impl Case {
+    /// What the case's risk band means for it (none yet: proceed).
+    pub fn risk_route(&self) -> risk::Route {
+        risk::route(self.risk.map_or(RiskBand::Low, |r| r.band), self.kind)
+    }
+}
+
+/// One reason of an assessment as the timeline keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReasonNote {
+    pub code: String,
+    pub points: i32,
+    pub detail: String,
+    pub source: String,
 }
 
 /// A case about to be opened, already validated.
@@ -242,10 +273,22 @@ pub enum CaseCommand {
     },
     /// The case's deadline passed before anything was executed (the system's sweeper).
     Expire,
+    /// Record a risk assessment (Regain itself, before any step toward an action): the band
+    /// in force rises to it, and the route's tier and approval apply.
+    AssessRisk {
+        score: u8,
+        band: RiskBand,
+        reasons: Vec<ReasonNote>,
+        policy_version: Option<i64>,
+    },
+    /// The agent noticed social-engineering tells; the next assessment counts them.
+    Observe {
+        tells: Vec<Observation>,
+    },
 }
 
 /// Every command's name, as [`CaseCommand::name`] gives it.
-pub const COMMAND_NAMES: [&str; 16] = [
+pub const COMMAND_NAMES: [&str; 18] = [
     "assign",
     "escalate",
     "change_channel",
@@ -262,6 +305,8 @@ pub const COMMAND_NAMES: [&str; 16] = [
     "repudiate",
     "cancel",
     "expire",
+    "assess_risk",
+    "observe",
 ];
 
 impl CaseCommand {
@@ -283,6 +328,8 @@ impl CaseCommand {
             Self::Repudiate { .. } => "repudiate",
             Self::Cancel { .. } => "cancel",
             Self::Expire => "expire",
+            Self::AssessRisk { .. } => "assess_risk",
+            Self::Observe { .. } => "observe",
         }
     }
 }
@@ -348,6 +395,20 @@ pub enum CaseEvent {
         until: Timestamp,
         failures: u32,
     },
+    /// A risk assessment: the score and its band, the band in force on the case (the highest
+    /// so far), the route that follows from it, and the reasons with their points.
+    RiskAssessed {
+        score: u8,
+        band: RiskBand,
+        band_in_force: RiskBand,
+        route: RouteAction,
+        reasons: Vec<ReasonNote>,
+        policy_version: Option<i64>,
+    },
+    /// Tells the agent recorded.
+    Observed {
+        tells: Vec<Observation>,
+    },
 }
 
 impl CaseEvent {
@@ -366,6 +427,8 @@ impl CaseEvent {
             Self::VerificationSent { .. } => "case.verification_sent",
             Self::VerificationChecked { .. } => "case.verification_checked",
             Self::RecoveryHeld { .. } => "case.recovery_held",
+            Self::RiskAssessed { .. } => "case.risk_assessed",
+            Self::Observed { .. } => "case.observed",
         }
     }
 }
@@ -390,6 +453,8 @@ pub enum CaseError {
     BeyondTier { case_tier: u8, worker_tier: u8 },
     #[error("the case is assigned to someone else; ask a supervisor to reassign it")]
     AssignedElsewhere,
+    #[error("the risk on this case is critical (score {score}): no action until the security team has reviewed it")]
+    RiskHold { score: u8 },
     #[error(transparent)]
     Invalid(#[from] ValidationError),
 }
@@ -422,6 +487,8 @@ impl Case {
             approval_requested_by: None,
             decided_by: None,
             cooling_off_until: None,
+            risk: None,
+            observed: BTreeSet::new(),
             first_response_due: now + Duration::minutes(i64::from(settings.sla_first_response_minutes)),
             resolution_due: now + Duration::minutes(i64::from(settings.sla_resolution_minutes)),
             first_response_at: None,
@@ -452,6 +519,12 @@ pub fn apply(
         return Err(wrong_state());
     }
     check_worker(case, &command, actor)?;
+    // A critical risk stops every step toward an action, whoever takes it (issue 5).
+    let toward_action =
+        matches!(command, C::Decide { approve: true, .. } | C::RequestApproval { .. } | C::Approve { .. } | C::Execute);
+    if toward_action && case.risk_route().hold {
+        return Err(CaseError::RiskHold { score: case.risk.map_or(0, |r| r.score) });
+    }
     let mut next = case.clone();
     let mut events = Vec::new();
     let transition = |next: &mut Case, events: &mut Vec<CaseEvent>, to: CaseState, reason: Option<String>| {
@@ -565,6 +638,48 @@ pub fn apply(
             let reason = bounded_text("reason", &reason, 1, 2000)?;
             transition(&mut next, &mut events, S::Cancelled, Some(reason));
         }
+        (state, C::AssessRisk { score, band, reasons, policy_version }) if state.is_before_execution() => {
+            let band_in_force = case.risk.map_or(band, |r| r.band.max(band));
+            let risk = CaseRisk { score, band: band_in_force };
+            if case.risk == Some(risk) {
+                // The same answer again: nothing to record.
+                return Ok((case.clone(), events));
+            }
+            let route = risk::route(band_in_force, case.kind);
+            next.risk = Some(risk);
+            events.push(CaseEvent::RiskAssessed {
+                score,
+                band,
+                band_in_force,
+                route: route.action,
+                reasons,
+                policy_version,
+            });
+            if route.approval {
+                next.approval_required = true;
+            }
+            if route.tier > case.tier {
+                let reason = format!("risk {band_in_force} (score {score}): {}", route.action);
+                events.push(CaseEvent::Escalated { from: case.tier, to: route.tier, reason });
+                next.tier = route.tier;
+                next.assignee = None;
+            }
+        }
+        (_, C::Observe { tells }) => {
+            if tells.is_empty() {
+                return Err(ValidationError::new("tells", "must name at least one observation").into());
+            }
+            let mut new_tells: Vec<Observation> = Vec::new();
+            for tell in tells {
+                if !case.observed.contains(&tell) && !new_tells.contains(&tell) {
+                    new_tells.push(tell);
+                }
+            }
+            if !new_tells.is_empty() {
+                next.observed.extend(new_tells.iter().copied());
+                events.push(CaseEvent::Observed { tells: new_tells });
+            }
+        }
         (state, C::Expire) if state.is_before_execution() => {
             if now < case.expires_at {
                 return Err(CaseError::NotExpired { expires_at: case.expires_at });
@@ -597,7 +712,7 @@ pub fn may_work(case: &Case, actor: Actor) -> Result<(), CaseError> {
 /// Machines, customers and the system are governed by their permissions and the states alone.
 fn check_worker(case: &Case, command: &CaseCommand, actor: Actor) -> Result<(), CaseError> {
     let Actor::Staff { id, role } = actor else { return Ok(()) };
-    if matches!(command, CaseCommand::AddNote { .. }) {
+    if matches!(command, CaseCommand::AddNote { .. } | CaseCommand::Observe { .. }) {
         return Ok(());
     }
     let worker_tier = role.tier().unwrap_or(1);

@@ -73,6 +73,16 @@ pub struct Claim {
 }
 
 impl Claim {
+    /// The email address claimed, if any (the risk engine counts requests per address).
+    pub fn email(&self) -> Option<&EmailAddress> {
+        self.email.as_ref()
+    }
+
+    /// The phone number claimed, if any.
+    pub fn phone(&self) -> Option<&PhoneE164> {
+        self.phone.as_ref()
+    }
+
     /// Parses every given field. A malformed value is a [`ValidationError`] naming the field;
     /// phone numbers without a `+` country code are read in `region` (the tenant's). At least
     /// one key identifier (username, account number, email, phone) must be given.

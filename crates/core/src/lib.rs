@@ -18,6 +18,7 @@ pub mod env;
 pub mod identify;
 pub mod ids;
 pub mod policy;
+pub mod risk;
 pub mod staff;
 pub mod tenant;
 pub mod totp;

@@ -20,6 +20,7 @@ use serde_json::{json, Map, Value};
 
 use crate::case::CaseKind;
 use crate::env::Timestamp;
+use crate::risk::RiskPolicy;
 use crate::validation::ValidationError;
 
 string_enum!(
@@ -101,6 +102,24 @@ pub struct Assessment {
 pub struct KindRule {
     pub any_of: Vec<Alternative>,
     pub cooling_off_hours: u32,
+}
+
+impl KindRule {
+    /// The rule with one more proof in every alternative, by any method that counts and not
+    /// already used in it: what a medium risk band asks for (issue 5, step-up).
+    pub fn stepped_up(&self) -> Self {
+        let any: BTreeSet<Method> = COUNTING.iter().copied().collect();
+        let any_of = self
+            .any_of
+            .iter()
+            .map(|alternative| {
+                let mut proofs = alternative.proofs.clone();
+                proofs.push(any.clone());
+                Alternative { proofs }
+            })
+            .collect();
+        Self { any_of, cooling_off_hours: self.cooling_off_hours }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +229,8 @@ pub struct AssurancePolicy {
     pub sim_swap_hours: u32,
     pub codes: CodeRules,
     pub failures: FailureRules,
+    /// How requests are scored and routed (issue 5): versioned with the rest of the policy.
+    pub risk: RiskPolicy,
 }
 
 /// The sensible default: see [`default_rule`] for the rules; contact points count after 7 days,
@@ -222,6 +243,7 @@ impl Default for AssurancePolicy {
             sim_swap_hours: Self::SIM_SWAP_HOURS_MIN,
             codes: CodeRules::default(),
             failures: FailureRules::default(),
+            risk: RiskPolicy::default(),
         }
     }
 }
@@ -249,7 +271,7 @@ impl AssurancePolicy {
     pub fn from_value(value: &Value) -> Result<Self, ValidationError> {
         let defaults = Self::default();
         let map = object(value, "")?;
-        known_fields(map, "", &["kinds", "recent_contact_days", "sim_swap_hours", "codes", "failures"])?;
+        known_fields(map, "", &["kinds", "recent_contact_days", "sim_swap_hours", "codes", "failures", "risk"])?;
         let mut kinds = KindRules::default();
         if let Some(value) = map.get("kinds") {
             for (key, rule) in object(value, "kinds")? {
@@ -290,12 +312,17 @@ impl AssurancePolicy {
                 }
             }
         };
+        let risk = match map.get("risk") {
+            None => defaults.risk,
+            Some(value) => RiskPolicy::from_value(value, "risk")?,
+        };
         Self {
             kinds,
             recent_contact_days: number(map, "", "recent_contact_days", defaults.recent_contact_days)?,
             sim_swap_hours: number(map, "", "sim_swap_hours", defaults.sim_swap_hours)?,
             codes,
             failures,
+            risk,
         }
         .validate()
     }
@@ -323,6 +350,7 @@ impl AssurancePolicy {
                 "window_minutes": self.failures.window_minutes,
                 "cooldown_minutes": self.failures.cooldown_minutes,
             },
+            "risk": self.risk.to_value(),
         })
     }
 
@@ -345,11 +373,20 @@ impl AssurancePolicy {
         for (kind, rule) in self.kinds.iter() {
             validate_rule(kind, rule).map_err(|e| e.within(&format!("kinds/{kind}")))?;
         }
-        Ok(self)
+        let risk = self.risk.clone().validate().map_err(|e| e.within("risk"))?;
+        Ok(Self { risk, ..self })
     }
 
     pub fn rule(&self, kind: CaseKind) -> &KindRule {
         self.kinds.get(kind)
+    }
+
+    /// The same policy with `kind`'s rule [stepped up](KindRule::stepped_up).
+    pub fn with_step_up(&self, kind: CaseKind) -> Self {
+        let mut policy = self.clone();
+        let stepped = policy.rule(kind).stepped_up();
+        policy.kinds.set(kind, stepped);
+        policy
     }
 
     /// Whether a contact point added or changed at `since` is too recent for a proof sent to it
@@ -556,7 +593,7 @@ fn validate_alternative(kind: CaseKind, alternative: &Alternative) -> Result<(),
     }
 }
 
-fn range(field: &str, value: u32, min: u32, max: u32) -> Result<(), ValidationError> {
+pub(crate) fn range(field: &str, value: u32, min: u32, max: u32) -> Result<(), ValidationError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
@@ -613,15 +650,15 @@ fn parse_alternative(value: &Value, path: &str) -> Result<Alternative, Validatio
     Ok(Alternative { proofs: slots })
 }
 
-fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ValidationError> {
+pub(crate) fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ValidationError> {
     value.as_object().ok_or_else(|| ValidationError::new(path, "must be an object"))
 }
 
-fn list<'a>(value: &'a Value, path: &str) -> Result<&'a Vec<Value>, ValidationError> {
+pub(crate) fn list<'a>(value: &'a Value, path: &str) -> Result<&'a Vec<Value>, ValidationError> {
     value.as_array().ok_or_else(|| ValidationError::new(path, "must be a list"))
 }
 
-fn known_fields(map: &Map<String, Value>, path: &str, known: &[&str]) -> Result<(), ValidationError> {
+pub(crate) fn known_fields(map: &Map<String, Value>, path: &str, known: &[&str]) -> Result<(), ValidationError> {
     match map.keys().find(|key| !known.contains(&key.as_str())) {
         Some(key) => Err(ValidationError::new(
             at(path, key),
@@ -632,7 +669,7 @@ fn known_fields(map: &Map<String, Value>, path: &str, known: &[&str]) -> Result<
 }
 
 /// A whole number; anything past `u32::MAX` reads as `u32::MAX`, which every range refuses.
-fn number(map: &Map<String, Value>, path: &str, key: &str, default: u32) -> Result<u32, ValidationError> {
+pub(crate) fn number(map: &Map<String, Value>, path: &str, key: &str, default: u32) -> Result<u32, ValidationError> {
     match map.get(key) {
         None => Ok(default),
         Some(value) => value
@@ -643,7 +680,7 @@ fn number(map: &Map<String, Value>, path: &str, key: &str, default: u32) -> Resu
 }
 
 /// The path of `key` in the object at `path`.
-fn at(path: &str, key: &str) -> String {
+pub(crate) fn at(path: &str, key: &str) -> String {
     let key = escape(key);
     if path.is_empty() {
         key
@@ -653,7 +690,7 @@ fn at(path: &str, key: &str) -> String {
 }
 
 /// A key as a JSON-pointer segment.
-fn escape(key: &str) -> String {
+pub(crate) fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 

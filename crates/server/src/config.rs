@@ -26,6 +26,8 @@ pub struct ServerConfig {
     /// How often the outbox is checked for messages to send; 0 turns the worker off in this
     /// process.
     pub outbox_interval_ms: u64,
+    /// How often the risk lists' folder is checked for changes; 0 turns reloading off.
+    pub risk_lists_reload_interval_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +44,7 @@ impl Default for ServerConfig {
             expiry_sweep_interval_ms: 60_000,
             audit_sequence_interval_ms: 500,
             outbox_interval_ms: 1000,
+            risk_lists_reload_interval_ms: 10_000,
         }
     }
 }

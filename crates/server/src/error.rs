@@ -189,6 +189,10 @@ impl From<CaseError> for ApiError {
             CaseError::NotAnEscalation { .. } => "not-an-escalation",
             CaseError::BeyondTier { .. } => "beyond-tier",
             CaseError::AssignedElsewhere => "assigned-elsewhere",
+            // Like a recovery hold: nothing proceeds until the security team has looked.
+            CaseError::RiskHold { .. } => {
+                return Self::Refused { status: StatusCode::LOCKED, code: "risk-hold", detail: e.to_string() }
+            }
         };
         Self::Conflict { code, detail: e.to_string() }
     }

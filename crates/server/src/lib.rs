@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod pages;
 pub mod passwords;
 pub mod periodic;
+pub mod risk;
 pub mod routes;
 pub mod state;
 pub mod sweeper;
@@ -45,7 +46,7 @@ pub use state::AppState;
 
 use routes::{
     api_keys, audit as audit_routes, auth as auth_routes, cases, commands, customers, directory, factors, health,
-    policy, staff, templates, tenants, verification as verification_routes,
+    policy, risk as risk_routes, staff, templates, tenants, verification as verification_routes,
 };
 
 /// Bodies the bulk import accepts; every other route takes `ServerConfig::body_max_bytes`.
@@ -102,6 +103,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(verification_routes::recovery_code))
         .routes(routes!(verification_routes::knowledge))
         .routes(routes!(verification_routes::messages))
+        .routes(routes!(risk_routes::get, risk_routes::assess))
+        .routes(routes!(risk_routes::observe))
+        .routes(routes!(risk_routes::lists))
+        .routes(routes!(risk_routes::reload_lists))
+        .routes(routes!(risk_routes::score))
         .routes(routes!(policy::current, policy::update))
         .routes(routes!(policy::versions))
         .routes(routes!(policy::version))
@@ -194,10 +200,11 @@ impl Application {
         let sweeper = sweeper::spawn(self.state.clone());
         let sequencer = audit::spawn_sequencer(self.state.clone());
         let outbox = outbox::spawn(self.state.clone());
+        let lists = risk::spawn_list_reloader(self.state.clone());
         let self_state = self.state.clone();
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
-        for handle in [sweeper, sequencer, outbox].into_iter().flatten() {
+        for handle in [sweeper, sequencer, outbox, lists].into_iter().flatten() {
             handle.abort();
         }
         // What the last requests wrote goes into the log before the process ends.

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         (name = "api keys", description = "Tenant API keys"),
         (name = "tenants", description = "Client companies"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "risk", description = "Risk scoring and routing: a case's assessment reason by reason, observations, lists"),
     )
 )]
 pub struct ApiDoc;

@@ -19,6 +19,8 @@ pub struct AppState {
     pub audit: Arc<crate::audit::AuditLog>,
     /// Where outgoing messages go: SMTP, an SMS provider, or the demo's file sink.
     pub delivery: Arc<regain_delivery::Router>,
+    /// The risk engine's lists and providers (issue 5).
+    pub risk: Arc<crate::risk::RiskEngine>,
 }
 
 impl AppState {

@@ -102,7 +102,9 @@ pub async fn case_verification(state: &AppState, case: &Case) -> ApiResult<CaseV
         Some(c) => available_methods(state, &policy, c, now).await?,
         None => Available::new(),
     };
-    let assessment = evaluate(&policy, case.kind, &evidence(&attempts), &available, now);
+    // A medium risk band asks for one more proof than the policy alone (issue 5, step-up).
+    let required = if case.risk_route().step_up { policy.with_step_up(case.kind) } else { policy.clone() };
+    let assessment = evaluate(&required, case.kind, &evidence(&attempts), &available, now);
     Ok(CaseVerification { policy, policy_version, customer, attempts, available, assessment })
 }
 
@@ -132,10 +134,11 @@ pub async fn require_verified(state: &AppState, case: &Case) -> ApiResult<()> {
     refuse_if_held(state, case.tenant_id, customer).await?;
     let verification = case_verification(state, case).await?;
     if !verification.assessment.satisfied {
+        let step_up = if case.risk_route().step_up { " (the risk is medium: one more proof than usual)" } else { "" };
         return Err(ApiError::Conflict {
             code: "verification-incomplete",
             detail: format!(
-                "the customer is not verified for {}: {}",
+                "the customer is not verified for {}{step_up}: {}",
                 case.kind,
                 next_step_text(&verification.assessment)
             ),

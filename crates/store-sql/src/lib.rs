@@ -9,6 +9,7 @@
 //! - `async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Db>>`
 //! - `fn map_err(error: sqlx::Error) -> StoreError`
 
+pub mod risk;
 pub mod rows;
 pub mod sealing;
 pub mod verification;
@@ -31,7 +32,7 @@ pub const CUSTOMER_KEY: &str = "(SELECT wrapped FROM data_keys WHERE subject = c
 pub const CASE_KEY: &str = "(SELECT wrapped FROM data_keys WHERE subject = cases.id) AS wrapped_key";
 pub const CASE_COLUMNS: &str = "id, tenant_id, kind, channel, state, tier, assignee, customer_id, summary, \
      approval_required, approval_requested_by, decided_by, cooling_off_until, first_response_due, resolution_due, \
-     first_response_at, expires_at, created_by, created_at, updated_at, version";
+     first_response_at, expires_at, created_by, created_at, updated_at, version, risk_score, risk_band, observed";
 
 /// Refuses to migrate a database that holds customer records or cases written before personal
 /// data was encrypted (migration 3): that migration rebuilds their tables, and a pre-release
@@ -443,6 +444,9 @@ macro_rules! impl_sql_store {
                         .bind(micros(case.created_at))
                         .bind(micros(case.updated_at))
                         .bind(case.version)
+                        .bind($crate::regain_store::codec::risk_to_columns(case.risk).0)
+                        .bind($crate::regain_store::codec::risk_to_columns(case.risk).1)
+                        .bind($crate::regain_store::codec::observed_to_text(&case.observed))
                 }
             }
 
@@ -1153,6 +1157,13 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(Self::map_err)?
                     .rows_affected();
+                    // The blind indexes of the requests' IPs, phones and emails go too.
+                    sqlx::query("DELETE FROM risk_requests WHERE tenant_id = $1 AND customer_id = $2")
+                        .bind(&tenant_text)
+                        .bind(&id_text)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
                     sqlx::query("UPDATE cases SET summary = NULL WHERE tenant_id = $1 AND customer_id = $2")
                         .bind(&tenant_text)
                         .bind(&id_text)
@@ -1186,7 +1197,7 @@ macro_rules! impl_sql_store {
                     let mut tx = self.write_tx().await?;
                     let insert = format!(
                         "INSERT INTO cases ({CASE_COLUMNS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
                     );
                     Self::bind_case(sqlx::query(&insert), case, Some(&key)).execute(&mut *tx).await.map_err(Self::map_err)?;
                     Self::insert_data_key(&mut tx, &keyring.master().id(), &case.id.to_string(), "case", case.tenant_id, &wrapped, case.created_at).await?;
@@ -1265,8 +1276,8 @@ macro_rules! impl_sql_store {
                     };
                     let update = format!(
                         "UPDATE cases SET ({CASE_COLUMNS}) = \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
-                         WHERE id = $1 AND tenant_id = $2 AND version = $22"
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
+                         WHERE id = $1 AND tenant_id = $2 AND version = $25"
                     );
                     let done = Self::bind_case(sqlx::query(&update), case, Some(&key))
                         .bind(case.version - 1)
@@ -1606,6 +1617,32 @@ macro_rules! impl_sql_store {
                 async fn failures_since(&self, tenant: TenantId, customer: CustomerId, since: Timestamp) -> StoreResult<u32> {
                     self.v_failures_since(tenant, customer, since).await
                 }
+
+                async fn record_request(
+                    &self,
+                    tenant: TenantId,
+                    case: CaseId,
+                    at: Timestamp,
+                    customer: Option<CustomerId>,
+                    context: &RequestContext,
+                ) -> StoreResult<()> {
+                    self.r_record_request(tenant, case, at, customer, context).await
+                }
+
+                async fn risk_history(
+                    &self,
+                    tenant: TenantId,
+                    case: CaseId,
+                    customer: Option<CustomerId>,
+                    windows: &RiskWindows,
+                    now: Timestamp,
+                ) -> StoreResult<RiskHistory> {
+                    self.r_risk_history(tenant, case, customer, windows, now).await
+                }
+
+                async fn request_hours(&self, tenant: TenantId, since: Timestamp) -> StoreResult<[u32; 24]> {
+                    self.r_request_hours(tenant, since).await
+                }
                 async fn begin_totp_enrollment(&self, tenant: TenantId, customer: CustomerId, secret: &[u8], audit: &AuditRecord) -> StoreResult<()> {
                     self.v_begin_totp_enrollment(tenant, customer, secret, audit).await
                 }
@@ -1679,6 +1716,7 @@ macro_rules! impl_sql_store {
             }
 
             $crate::impl_sql_verification!($store, $at_write);
+            $crate::impl_sql_risk!($store);
 
             fn codec_parse<T>(
                 what: &str,

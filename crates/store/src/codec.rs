@@ -3,10 +3,11 @@
 //! not parse is [`StoreError::Corrupt`], never a default.
 
 use chrono::DateTime;
-use regain_core::case::{CaseEvent, CaseKind, CaseState, Channel, Tier};
+use regain_core::case::{CaseEvent, CaseKind, CaseRisk, CaseState, Channel, ReasonNote, Tier};
 use regain_core::env::{from_micros, to_micros};
 use regain_core::identify::{FieldMatch, IdField};
 use regain_core::policy::Method;
+use regain_core::risk::{Observation, RiskBand, RouteAction};
 use regain_core::{Actor, ApiKeyId, CustomerId, Role, StaffId, TenantSettings, Timestamp};
 use serde_json::{json, Value};
 
@@ -102,6 +103,17 @@ pub fn event_to_json(event: &CaseEvent) -> (&'static str, String) {
             "destination": destination,
         }),
         CaseEvent::RecoveryHeld { until, failures } => json!({"until": until.to_rfc3339(), "failures": failures}),
+        CaseEvent::RiskAssessed { score, band, band_in_force, route, reasons, policy_version } => json!({
+            "score": score,
+            "band": band.as_str(),
+            "band_in_force": band_in_force.as_str(),
+            "route": route.as_str(),
+            "reasons": reasons.iter().map(|r| json!({
+                "code": r.code, "points": r.points, "detail": r.detail, "source": r.source,
+            })).collect::<Vec<_>>(),
+            "policy_version": policy_version,
+        }),
+        CaseEvent::Observed { tells } => json!({"tells": tells.iter().map(|t| t.as_str()).collect::<Vec<_>>()}),
     };
     (event.name(), data.to_string())
 }
@@ -177,6 +189,44 @@ pub fn event_from_json(name: &str, data: &str) -> StoreResult<CaseEvent> {
         "case.recovery_held" => CaseEvent::RecoveryHeld {
             until: DateTime::parse_from_rfc3339(text("until")?).map_err(|_| bad())?.to_utc(),
             failures: u32::try_from(num("failures")?).map_err(|_| bad())?,
+        },
+        "case.risk_assessed" => {
+            let reasons = v
+                .get("reasons")
+                .and_then(Value::as_array)
+                .ok_or_else(bad)?
+                .iter()
+                .map(|r| {
+                    let field = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(bad);
+                    Ok(ReasonNote {
+                        code: field("code")?,
+                        points: r
+                            .get("points")
+                            .and_then(Value::as_i64)
+                            .and_then(|p| i32::try_from(p).ok())
+                            .ok_or_else(bad)?,
+                        detail: field("detail")?,
+                        source: field("source")?,
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            CaseEvent::RiskAssessed {
+                score: u8::try_from(num("score")?).map_err(|_| bad())?,
+                band: parse_column("band", text("band")?, RiskBand::parse)?,
+                band_in_force: parse_column("band_in_force", text("band_in_force")?, RiskBand::parse)?,
+                route: parse_column("route", text("route")?, RouteAction::parse)?,
+                reasons,
+                policy_version: v.get("policy_version").and_then(Value::as_i64),
+            }
+        }
+        "case.observed" => CaseEvent::Observed {
+            tells: v
+                .get("tells")
+                .and_then(Value::as_array)
+                .ok_or_else(bad)?
+                .iter()
+                .map(|t| parse_column("tells", t.as_str().unwrap_or(""), Observation::parse))
+                .collect::<StoreResult<Vec<_>>>()?,
         },
         _ => return Err(bad()),
     };
@@ -280,4 +330,32 @@ mod tests {
         }
         assert!(event_from_json("case.unknown", "{}").is_err());
     }
+}
+
+/// The case's risk as its two columns: `risk_score`, `risk_band`.
+pub fn risk_to_columns(risk: Option<CaseRisk>) -> (Option<i64>, Option<&'static str>) {
+    match risk {
+        Some(r) => (Some(i64::from(r.score)), Some(r.band.as_str())),
+        None => (None, None),
+    }
+}
+
+pub fn risk_from_columns(score: Option<i64>, band: Option<&str>) -> StoreResult<Option<CaseRisk>> {
+    match (score, band) {
+        (None, None) => Ok(None),
+        (Some(score), Some(band)) => Ok(Some(CaseRisk {
+            score: u8::try_from(score).ok().filter(|s| *s <= 100).ok_or_else(|| corrupt("cases.risk_score", ""))?,
+            band: parse_column("cases.risk_band", band, RiskBand::parse)?,
+        })),
+        _ => Err(corrupt("cases.risk_score", "")),
+    }
+}
+
+/// Observations as one column: comma-separated names, in order.
+pub fn observed_to_text(observed: &std::collections::BTreeSet<Observation>) -> String {
+    observed.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(",")
+}
+
+pub fn observed_from_text(text: &str) -> StoreResult<std::collections::BTreeSet<Observation>> {
+    text.split(',').filter(|t| !t.is_empty()).map(|t| parse_column("cases.observed", t, Observation::parse)).collect()
 }

@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod conformance;
 mod records;
+mod risk;
 mod verification;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ pub use regain_crypto::MasterKey;
 pub use regain_merkle::NodeId;
 
 pub use records::*;
+pub use risk::*;
 pub use verification::*;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -270,6 +272,31 @@ pub trait Store: Send + Sync + 'static {
     async fn recovery_holds(&self, now: Timestamp) -> StoreResult<Vec<(TenantId, CustomerId, Timestamp)>>;
     /// The customer's counted failures since `since`, across every case and channel.
     async fn failures_since(&self, tenant: TenantId, customer: CustomerId, since: Timestamp) -> StoreResult<u32>;
+
+    // --- Risk (issue 5) ---
+
+    /// Records (or replaces) the case's recovery request for velocity: when it came, the
+    /// customer once identified, and its context, sealed under the case's key with blind
+    /// indexes of its IP, device, phone and email.
+    async fn record_request(
+        &self,
+        tenant: TenantId,
+        case: CaseId,
+        at: Timestamp,
+        customer: Option<CustomerId>,
+        context: &RequestContext,
+    ) -> StoreResult<()>;
+    /// The history one assessment of `case` compares with, at `now`, in one read.
+    async fn risk_history(
+        &self,
+        tenant: TenantId,
+        case: CaseId,
+        customer: Option<CustomerId>,
+        windows: &RiskWindows,
+        now: Timestamp,
+    ) -> StoreResult<RiskHistory>;
+    /// The tenant's recovery requests since `since`, per hour of the day (UTC).
+    async fn request_hours(&self, tenant: TenantId, since: Timestamp) -> StoreResult<[u32; 24]>;
 
     // The built-in directory's second factors (issue 4 item 3)
     /// Starts (or restarts) a TOTP enrollment with `secret`, sealed at rest. Refused

@@ -14,6 +14,7 @@ use regain_server::routes::cases::open_case;
 use regain_server::routes::commands::run_command;
 use regain_server::routes::verification::identify_caller;
 use regain_server::AppState;
+use regain_store::RequestContext;
 use regain_store::{AttemptContext, NewAttempt};
 
 use crate::demo::roster::{self, Who};
@@ -295,7 +296,7 @@ async fn run_script(
 ) -> anyhow::Result<CaseId> {
     let principal = |who: Who| principals.get(&who).with_context(|| format!("no demo principal for {who:?}"));
     let new = NewCase::parse(script.kind, script.channel, Some(script.summary))?;
-    let case = open_case(state, tenant, new, principal(script.opened_by)?.actor).await?;
+    let case = open_case(state, tenant, new, principal(script.opened_by)?.actor, &RequestContext::default()).await?;
     let id = case.id.to_string();
     for (who, step) in script.steps {
         if let Identify(i) = step {

@@ -7,7 +7,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use regain_core::case::{CaseKind, CaseState, Channel, NewCase, Tier};
 use regain_core::{Actor, Case, CaseId, Customer, CustomerId, StaffId, TenantId, ValidationError};
-use regain_store::{AssigneeFilter, CaseFilter, PageRequest, TimelineEntry};
+use regain_store::{AssigneeFilter, CaseFilter, PageRequest, RequestContext, TimelineEntry};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -25,6 +25,76 @@ pub struct CreateCase {
     pub channel: String,
     /// What the customer says they need, in a sentence.
     pub summary: Option<String>,
+    /// Where the request came from, for the risk assessment: what the intake knows of the
+    /// customer's side (a client system passes on its visitor's IP and device; a phone system
+    /// its caller ID). Never the agent's own address.
+    pub context: Option<RequestContextBody>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RequestContextBody {
+    /// The customer's IP address (IPv4 or IPv6).
+    pub ip: Option<String>,
+    #[schema(max_length = 512)]
+    pub user_agent: Option<String>,
+    /// The client system's own identifier for the device.
+    #[schema(max_length = 256)]
+    pub device_id: Option<String>,
+    /// The number the customer calls or texts from (caller ID).
+    pub phone: Option<String>,
+    /// The address the customer writes from.
+    pub email: Option<String>,
+}
+
+impl RequestContextBody {
+    /// Validates and normalizes the context: the IP canonical, the phone in E.164 (in the
+    /// tenant's region), the email normalized.
+    pub fn parse(&self, region: &str) -> Result<RequestContext, ValidationError> {
+        let field = |name: &str, value: &Option<String>, max: usize| -> Result<Option<String>, ValidationError> {
+            value.as_deref().map(|v| regain_core::validation::bounded_text(name, v, 1, max)).transpose()
+        };
+        let ip = match self.ip.as_deref() {
+            None => None,
+            Some(ip) => Some(
+                ip.trim()
+                    .parse::<std::net::IpAddr>()
+                    .map_err(|_| ValidationError::new("context/ip", "is not an IPv4 or IPv6 address"))?
+                    .to_string(),
+            ),
+        };
+        let phone = match self.phone.as_deref() {
+            None => None,
+            Some(p) => Some(regain_core::PhoneE164::parse("context/phone", p, region)?.as_str().to_owned()),
+        };
+        let email = match self.email.as_deref() {
+            None => None,
+            Some(e) => Some(regain_core::EmailAddress::parse("context/email", e)?.normalized()),
+        };
+        Ok(RequestContext {
+            ip,
+            user_agent: field("context/user_agent", &self.user_agent, 512)?,
+            device_id: field("context/device_id", &self.device_id, 256)?,
+            phone,
+            email,
+        })
+    }
+}
+
+/// The case's risk as the agent console shows it: the score, the band in force and what it
+/// means.
+#[derive(Serialize, ToSchema)]
+pub struct CaseRiskView {
+    #[schema(minimum = 0, maximum = 100)]
+    pub score: u8,
+    /// low, medium, high or critical: the highest band any assessment of this case gave.
+    pub band: String,
+    /// proceed, step_up, supervisor_approval or hold.
+    pub route: String,
+    /// One more proof is needed before deciding.
+    pub step_up: bool,
+    /// The security team should consider a lockdown.
+    pub lockdown_offered: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -107,6 +177,10 @@ pub struct CaseView {
     pub customer: Option<MaskedCustomer>,
     pub summary: Option<String>,
     pub approval_required: bool,
+    /// The risk assessment in force; absent before the first one. Reasons: `GET …/risk`.
+    pub risk: Option<CaseRiskView>,
+    /// What the agent noticed (social-engineering tells).
+    pub observed: Vec<String>,
     pub cooling_off_until: Option<DateTime<Utc>>,
     pub sla: SlaView,
     pub expires_at: DateTime<Utc>,
@@ -138,6 +212,17 @@ impl CaseView {
             customer: customer.map(MaskedCustomer::from),
             summary: case.summary.clone(),
             approval_required: case.approval_required,
+            risk: case.risk.map(|r| {
+                let route = case.risk_route();
+                CaseRiskView {
+                    score: r.score,
+                    band: r.band.to_string(),
+                    route: route.action.to_string(),
+                    step_up: route.step_up,
+                    lockdown_offered: route.lockdown_offered,
+                }
+            }),
+            observed: case.observed.iter().map(|o| o.to_string()).collect(),
             cooling_off_until: case.cooling_off_until,
             sla: SlaView {
                 first_response_due: case.first_response_due,
@@ -173,13 +258,22 @@ pub async fn load_case(state: &AppState, tenant: TenantId, id: &str) -> ApiResul
 }
 
 /// Opens a case for `tenant`.
-pub async fn open_case(state: &AppState, tenant: TenantId, new: NewCase, actor: Actor) -> ApiResult<Case> {
+///
+/// The request is recorded for velocity and assessed at once (issue 5): a request from a
+/// denied address, or one of a wave, is flagged before anyone works it.
+pub async fn open_case(
+    state: &AppState,
+    tenant: TenantId,
+    new: NewCase,
+    actor: Actor,
+    context: &RequestContext,
+) -> ApiResult<Case> {
     let settings = state.store.tenant(tenant).await?.ok_or_else(|| ApiError::not_found("tenant"))?.settings;
     let id = CaseId::generate(state.clock.as_ref(), state.entropy.as_ref());
     let (case, events) = Case::open(id, tenant, &settings, new, actor, state.now());
     state.store.create_case(&case, &events, &actor).await?;
     tracing::info!(case_id = %case.id, kind = %case.kind, channel = %case.channel, "case opened");
-    Ok(case)
+    crate::risk::record_and_assess(state, case, context).await
 }
 
 /// Open a recovery case.
@@ -193,7 +287,9 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateCase>,
 ) -> ApiResult<(StatusCode, Json<CaseView>)> {
     let new = NewCase::parse(&req.kind, &req.channel, req.summary.as_deref())?;
-    let case = open_case(&state, auth.tenant()?, new, auth.actor).await?;
+    let tenant = state.store.tenant(auth.tenant()?).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    let context = req.context.unwrap_or_default().parse(&tenant.settings.default_region)?;
+    let case = open_case(&state, tenant.id, new, auth.actor, &context).await?;
     Ok((StatusCode::CREATED, Json(CaseView::new(&case, None, state.now()))))
 }
 

@@ -85,7 +85,19 @@ pub async fn run_command(
     command: CaseCommand,
 ) -> ApiResult<CaseView> {
     let tenant = principal.tenant()?;
-    let case = load_case(state, tenant, id).await?;
+    let mut case = load_case(state, tenant, id).await?;
+    // Every step toward an action is preceded by a fresh risk assessment (issue 5): its route
+    // (tier, approval, hold) is on the case before `apply` judges the step.
+    let toward_action = matches!(
+        command,
+        CaseCommand::Decide { approve: true, .. }
+            | CaseCommand::RequestApproval { .. }
+            | CaseCommand::Approve { .. }
+            | CaseCommand::Execute
+    );
+    if toward_action {
+        case = crate::risk::assess_and_record(state, case).await?;
+    }
     match &command {
         CaseCommand::Assign { assignee: Some(staff_id) } => {
             let staff = state.store.staff(*staff_id).await?.map(|r| r.staff);

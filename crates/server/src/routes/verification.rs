@@ -170,6 +170,19 @@ pub async fn identify_caller(
             case
         }
     };
+    // The phone and email the caller named count toward their velocity whatever the outcome;
+    // once identified, the request is the customer's, and it is assessed (issue 5).
+    let named = regain_store::RequestContext {
+        phone: claim.phone().map(|p| p.as_str().to_owned()),
+        email: claim.email().map(|e| e.normalized()),
+        ..Default::default()
+    };
+    let case_after = if case_after.customer_id.is_some() {
+        crate::risk::record_and_assess(&state, case_after, &named).await?
+    } else {
+        state.store.record_request(tenant_id, case_after.id, case_after.created_at, None, &named).await?;
+        case_after
+    };
     tracing::info!(case_id = %case_after.id, outcome, "identification checked");
     Ok(IdentificationView {
         outcome,

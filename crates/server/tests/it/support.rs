@@ -63,11 +63,29 @@ impl TestApp {
     }
 
     pub async fn start(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>, config: ServerConfig) -> Self {
+        Self::start_with_risk(store, dir, config, regain_server::risk::RiskEngine::without_providers()).await
+    }
+
+    /// A SQLite app whose risk engine has these lists and providers.
+    pub async fn sqlite_with_risk(risk: regain_server::risk::RiskEngine) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::connect(&SqliteConfig::for_file(&dir.path().join("regain.db"))).await.expect("sqlite");
+        store.migrate().await.expect("migrate");
+        regain_store::conformance::unlock(&store).await;
+        Self::start_with_risk(Arc::new(store), Some(dir), ServerConfig::default(), risk).await
+    }
+
+    pub async fn start_with_risk(
+        store: Arc<dyn Store>,
+        dir: Option<tempfile::TempDir>,
+        config: ServerConfig,
+        risk: regain_server::risk::RiskEngine,
+    ) -> Self {
         let sink_dir = tempfile::tempdir().expect("temp dir");
         let sink = sink_dir.path().join("messages.jsonl");
         let file: Arc<dyn regain_delivery::Transport> = Arc::new(regain_delivery::FileSink::open(&sink).expect("sink"));
         let delivery = regain_delivery::Router::new(Some(file.clone()), Some(file));
-        let mut app = Self::start_with(store, dir, config, delivery).await;
+        let mut app = Self::start_with_engines(store, dir, config, delivery, risk).await;
         app.sink = sink;
         app._sink_dir = sink_dir;
         app
@@ -77,8 +95,19 @@ impl TestApp {
     pub async fn start_with(
         store: Arc<dyn Store>,
         dir: Option<tempfile::TempDir>,
+        config: ServerConfig,
+        delivery: regain_delivery::Router,
+    ) -> Self {
+        Self::start_with_engines(store, dir, config, delivery, regain_server::risk::RiskEngine::without_providers())
+            .await
+    }
+
+    pub async fn start_with_engines(
+        store: Arc<dyn Store>,
+        dir: Option<tempfile::TempDir>,
         mut config: ServerConfig,
         delivery: regain_delivery::Router,
+        risk: regain_server::risk::RiskEngine,
     ) -> Self {
         config.listen = "127.0.0.1:0".parse().expect("addr");
         config.expiry_sweep_interval_ms = 0;
@@ -94,6 +123,7 @@ impl TestApp {
             config: Arc::new(config),
             audit: regain_server::audit::ephemeral("test.regain/audit").expect("audit key"),
             delivery: Arc::new(delivery),
+            risk: Arc::new(risk),
         };
         let app = Application::build(state.clone()).await.expect("bind");
         let base = format!("http://{}", app.local_addr().expect("addr"));

@@ -1,0 +1,255 @@
+//! The risk engine's SQL (issue 5): recovery requests for velocity, and the history one
+//! assessment reads — three statements on one connection (the case's request with its
+//! per-IP/phone/email counts, the customer's counts and last changes, recent sign-ins).
+
+use regain_core::CaseId;
+use regain_crypto::DataKey;
+use regain_store::{RequestContext, StoreError, StoreResult};
+use serde_json::{json, Value};
+
+use crate::sealing::undecryptable;
+
+fn context_aad(case: CaseId) -> String {
+    format!("risk_request:{case}")
+}
+
+pub fn seal_context(key: &DataKey, case: CaseId, context: &RequestContext) -> String {
+    let value = json!({
+        "ip": context.ip,
+        "user_agent": context.user_agent,
+        "device_id": context.device_id,
+        "phone": context.phone,
+        "email": context.email,
+    });
+    key.seal_text(&context_aad(case), &value.to_string())
+}
+
+pub fn open_context(key: &DataKey, case: CaseId, sealed: &str) -> StoreResult<RequestContext> {
+    let text = key.open_text(&context_aad(case), sealed).map_err(|_| undecryptable("risk_requests.context"))?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|_| StoreError::Corrupt("risk_requests.context does not parse".into()))?;
+    let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    Ok(RequestContext {
+        ip: field("ip"),
+        user_agent: field("user_agent"),
+        device_id: field("device_id"),
+        phone: field("phone"),
+        email: field("email"),
+    })
+}
+
+/// The blind-index fields of a request's context.
+pub mod fields {
+    pub const IP: &str = "risk_ip";
+    pub const DEVICE: &str = "risk_device";
+    pub const PHONE: &str = "risk_phone";
+    pub const EMAIL: &str = "risk_email";
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RequestRow {
+    pub context: Option<String>,
+    pub wrapped_key: Option<Vec<u8>>,
+    pub requests_ip: Option<i64>,
+    pub requests_phone: Option<i64>,
+    pub requests_email: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct CustomerRiskRow {
+    pub requests_customer: i64,
+    pub failures: i64,
+    pub password_changed_at: Option<i64>,
+    pub totp_at: Option<i64>,
+    pub codes_at: Option<i64>,
+    pub email_at: Option<i64>,
+    pub phone_at: Option<i64>,
+    pub login_successes: i64,
+}
+
+/// The inherent methods behind the `Store`'s risk operations (`r_*`), for `$store`. Expanded
+/// inside [`crate::impl_sql_store!`], which brings the names it uses into scope.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! impl_sql_risk {
+    ($store:ty) => {
+        impl $store {
+            async fn r_record_request(
+                &self,
+                tenant: TenantId,
+                case: CaseId,
+                at: Timestamp,
+                customer: Option<CustomerId>,
+                context: &RequestContext,
+            ) -> StoreResult<()> {
+                use $crate::risk::{fields, seal_context};
+                let keyring = self.keys.get()?;
+                let blind = |field: &str, value: &Option<String>| {
+                    value.as_deref().map(|v| sealing::blind(&keyring, tenant, field, v))
+                };
+                let mut tx = self.write_tx().await?;
+                let Some(key) = Self::case_key_in(&mut tx, &keyring, case).await? else {
+                    return Err(StoreError::NotFound);
+                };
+                // What is given replaces, what is not keeps what the request already had.
+                let existing: Option<(Option<String>, Option<String>)> =
+                    sqlx::query_as("SELECT context, customer_id FROM risk_requests WHERE case_id = $1 AND tenant_id = $2")
+                        .bind(case.to_string())
+                        .bind(tenant.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                let (context, customer, at) = match existing {
+                    Some((sealed, stored_customer)) => {
+                        let before = match sealed.as_deref() {
+                            Some(sealed) => $crate::risk::open_context(&key, case, sealed)?,
+                            None => RequestContext::default(),
+                        };
+                        let stored_customer = stored_customer
+                            .as_deref()
+                            .map(|c| $crate::regain_store::codec::parse_column("risk_requests.customer_id", c, CustomerId::parse))
+                            .transpose()?;
+                        (context.clone().or(&before), customer.or(stored_customer), at)
+                    }
+                    None => (context.clone(), customer, at),
+                };
+                let context = &context;
+                let device = context.device().map(str::to_owned);
+                let done = sqlx::query(
+                    "INSERT INTO risk_requests \
+                     (case_id, tenant_id, at, customer_id, ip_bidx, device_bidx, phone_bidx, email_bidx, context) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM cases WHERE id = $1 AND tenant_id = $2 \
+                     ON CONFLICT (case_id) DO UPDATE SET customer_id = excluded.customer_id, ip_bidx = excluded.ip_bidx, \
+                     device_bidx = excluded.device_bidx, phone_bidx = excluded.phone_bidx, \
+                     email_bidx = excluded.email_bidx, context = excluded.context",
+                )
+                .bind(case.to_string())
+                .bind(tenant.to_string())
+                .bind(micros(at))
+                .bind(customer.map(|c| c.to_string()))
+                .bind(blind(fields::IP, &context.ip))
+                .bind(blind(fields::DEVICE, &device))
+                .bind(blind(fields::PHONE, &context.phone))
+                .bind(blind(fields::EMAIL, &context.email))
+                .bind(seal_context(&key, case, context))
+                .execute(&mut *tx)
+                .await
+                .map_err(Self::map_err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                tx.commit().await.map_err(Self::map_err)
+            }
+
+            async fn r_risk_history(
+                &self,
+                tenant: TenantId,
+                case: CaseId,
+                customer: Option<CustomerId>,
+                windows: &RiskWindows,
+                now: Timestamp,
+            ) -> StoreResult<RiskHistory> {
+                use $crate::risk::{open_context, CustomerRiskRow, RequestRow};
+                let keyring = self.keys.get()?;
+                let mut conn = self.read_pool().acquire().await.map_err(Self::map_err)?;
+                let since = |window: $crate::regain_core::chrono::Duration| micros(now - window);
+                let request: Option<RequestRow> = sqlx::query_as(
+                    "SELECT r.context, k.wrapped AS wrapped_key, \
+                     CASE WHEN r.ip_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
+                       WHERE x.tenant_id = r.tenant_id AND x.ip_bidx = r.ip_bidx AND x.at > $3 AND x.at <= $6) END AS requests_ip, \
+                     CASE WHEN r.phone_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
+                       WHERE x.tenant_id = r.tenant_id AND x.phone_bidx = r.phone_bidx AND x.at > $4 AND x.at <= $6) END AS requests_phone, \
+                     CASE WHEN r.email_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
+                       WHERE x.tenant_id = r.tenant_id AND x.email_bidx = r.email_bidx AND x.at > $5 AND x.at <= $6) END AS requests_email \
+                     FROM risk_requests r LEFT JOIN data_keys k ON k.subject = r.case_id \
+                     WHERE r.case_id = $1 AND r.tenant_id = $2",
+                )
+                .bind(case.to_string())
+                .bind(tenant.to_string())
+                .bind(since(windows.ip))
+                .bind(since(windows.phone))
+                .bind(since(windows.email))
+                .bind(micros(now))
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(Self::map_err)?;
+                let mut history = RiskHistory::default();
+                if let Some(row) = request {
+                    let key = sealing::case_key(&keyring, case, row.wrapped_key.as_deref())?;
+                    if let (Some(key), Some(sealed)) = (key, row.context.as_deref()) {
+                        history.context = open_context(&key, case, sealed)?;
+                    }
+                    let count = |n: Option<i64>| n.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+                    history.requests_ip = count(row.requests_ip);
+                    history.requests_phone = count(row.requests_phone);
+                    history.requests_email = count(row.requests_email);
+                }
+                let Some(customer) = customer else { return Ok(history) };
+                let customer_text = customer.to_string();
+                let row: CustomerRiskRow = sqlx::query_as(
+                    "SELECT \
+                     (SELECT COUNT(*) FROM risk_requests WHERE tenant_id = $1 AND customer_id = $2 AND at > $3 AND at <= $6) AS requests_customer, \
+                     (SELECT COUNT(*) FROM verification_attempts WHERE tenant_id = $1 AND customer_id = $2 AND counted = $4 AND at > $5) AS failures, \
+                     (SELECT updated_at FROM customer_credentials WHERE customer_id = $2) AS password_changed_at, \
+                     (SELECT MAX(confirmed_at) FROM customer_totp WHERE customer_id = $2) AS totp_at, \
+                     (SELECT MAX(created_at) FROM customer_recovery_codes WHERE customer_id = $2) AS codes_at, \
+                     (SELECT MAX(added_at) FROM customer_emails WHERE customer_id = $2) AS email_at, \
+                     (SELECT MAX(added_at) FROM customer_phones WHERE customer_id = $2) AS phone_at, \
+                     (SELECT COUNT(*) FROM customer_logins WHERE customer_id = $2 AND success = $4) AS login_successes",
+                )
+                .bind(tenant.to_string())
+                .bind(&customer_text)
+                .bind(since(windows.customer))
+                .bind(true)
+                .bind(since(windows.failures))
+                .bind(micros(now))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(Self::map_err)?;
+                let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+                history.requests_customer = Some(count(row.requests_customer));
+                history.failures = Some(count(row.failures));
+                history.password_changed_at = row.password_changed_at.map($crate::regain_store::codec::timestamp);
+                history.factor_changed_at = row.totp_at.max(row.codes_at).map($crate::regain_store::codec::timestamp);
+                history.contact_changed_at = row.email_at.max(row.phone_at).map($crate::regain_store::codec::timestamp);
+                history.login_successes = count(row.login_successes);
+                let logins: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT ip, user_agent FROM customer_logins WHERE customer_id = $1 AND success = $2 \
+                     ORDER BY at DESC LIMIT $3",
+                )
+                .bind(&customer_text)
+                .bind(true)
+                .bind(i64::from(windows.logins_max))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(Self::map_err)?;
+                for (ip, user_agent) in logins {
+                    let login = PastLogin { ip, user_agent };
+                    if !history.logins.contains(&login) {
+                        history.logins.push(login);
+                    }
+                }
+                Ok(history)
+            }
+
+            async fn r_request_hours(&self, tenant: TenantId, since: Timestamp) -> StoreResult<[u32; 24]> {
+                let rows: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT (at / 3600000000) % 24 AS hour, COUNT(*) AS n FROM risk_requests \
+                     WHERE tenant_id = $1 AND at > $2 GROUP BY (at / 3600000000) % 24",
+                )
+                .bind(tenant.to_string())
+                .bind(micros(since))
+                .fetch_all(self.read_pool())
+                .await
+                .map_err(Self::map_err)?;
+                let mut hours = [0u32; 24];
+                for (hour, n) in rows {
+                    if let Some(slot) = usize::try_from(hour).ok().and_then(|h| hours.get_mut(h)) {
+                        *slot = u32::try_from(n).unwrap_or(u32::MAX);
+                    }
+                }
+                Ok(hours)
+            }
+        }
+    };
+}
