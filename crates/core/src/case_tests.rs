@@ -56,6 +56,13 @@ fn every_command() -> Vec<CaseCommand> {
         CaseCommand::Repudiate { reason: "r".into() },
         CaseCommand::Cancel { reason: "r".into() },
         CaseCommand::Expire,
+        CaseCommand::AssessRisk {
+            score: 60,
+            band: crate::risk::RiskBand::High,
+            reasons: Vec::new(),
+            policy_version: None,
+        },
+        CaseCommand::Observe { tells: vec![crate::risk::Observation::Urgency] },
     ]
 }
 
@@ -68,7 +75,8 @@ fn expected(state: CaseState, command: &str) -> Option<CaseState> {
         return None;
     }
     match (state, command) {
-        (_, "assign" | "escalate" | "change_channel" | "add_note") => Some(state),
+        (_, "assign" | "escalate" | "change_channel" | "add_note" | "observe") => Some(state),
+        (s, "assess_risk") if s.is_before_execution() => Some(state),
         (S::Open, "start_identification") => Some(S::Identifying),
         (S::Identifying, "identify") => Some(S::Verifying),
         (S::Verifying, "decide") => Some(S::Decided),

@@ -283,6 +283,7 @@ fn the_default_policy_is_valid_and_its_json_shape_is_stable() {
         "sim_swap_hours": 72,
         "codes": { "sms_ttl_minutes": 10, "email_ttl_minutes": 10, "link_ttl_minutes": 30, "attempts_max": 5 },
         "failures": { "max": 5, "window_minutes": 1440, "cooldown_minutes": 1440 },
+        "risk": crate::risk::RiskPolicy::default().to_value(),
     });
     assert_eq!(policy.to_value(), expected);
     assert_eq!(AssurancePolicy::from_json(&policy.to_json()), Ok(policy.clone()));

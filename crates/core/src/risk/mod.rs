@@ -148,6 +148,7 @@ string_enum!(
         IpDenied = "ip_denied",
         IpAllowed = "ip_allowed",
         DisposableEmail = "disposable_email",
+        SimSwapFresh = "sim_swap_fresh",
         SimSwapRecent = "sim_swap_recent",
         PrivilegedAccount = "privileged_account",
         VipAccount = "vip_account",
@@ -527,9 +528,15 @@ pub fn score(policy: &RiskPolicy, snapshot: &Snapshot) -> RiskAssessment {
             Fact::SimSwap { changed_at: Some(at) } => {
                 let hours = i64::from(policy.sim_swap_hours);
                 if *at <= now && now - *at < Duration::hours(hours) {
+                    // A swap within the day is the SIM swapper's signature: worth more.
+                    let code = if now - *at < Duration::hours(24) {
+                        ReasonCode::SimSwapFresh
+                    } else {
+                        ReasonCode::SimSwapRecent
+                    };
                     push(
-                        ReasonCode::SimSwapRecent,
-                        policy.weight(ReasonCode::SimSwapRecent),
+                        code,
+                        policy.weight(code),
                         format!("the SIM card of the phone on file was changed {} ago", ago(now - *at)),
                         source,
                     );

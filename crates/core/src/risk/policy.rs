@@ -98,6 +98,7 @@ impl Default for RiskPolicy {
             (R::IpDenied, 50),
             (R::IpAllowed, -20),
             (R::DisposableEmail, 25),
+            (R::SimSwapFresh, 60),
             (R::SimSwapRecent, 45),
             (R::PrivilegedAccount, 15),
             (R::VipAccount, 10),

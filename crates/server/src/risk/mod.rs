@@ -143,7 +143,7 @@ pub async fn snapshot(
     if let Some(customer) = customer {
         add(
             Fact::Account {
-                created_at: customer.created_at,
+                created_at: account_opened(customer),
                 privileged: customer.flags.privileged,
                 vip: customer.flags.vip,
             },
@@ -219,7 +219,7 @@ fn store_signals(
         add(Fact::Failures { count, window_minutes: policy.failures.window_minutes }, "store");
     }
     let Some(customer) = customer else { return };
-    // What was set when the account was opened (or imported) is not a change.
+    // What was set when the record was made (or imported) is not a change.
     let opened = customer.created_at + Duration::minutes(1);
     for (what, at) in [
         (Change::Password, history.password_changed_at),
@@ -248,10 +248,21 @@ fn store_signals(
             Familiarity::New
         }
     });
-    add(
-        Fact::LoginHistory { successes: history.login_successes, ip: ip_familiarity, device: device_familiarity },
-        "store",
-    );
+    // Sign-in history exists only for accounts that sign in through the built-in directory;
+    // for an external directory its absence says nothing (a connector may supply it later).
+    if customer.factors.password || history.login_successes > 0 {
+        add(
+            Fact::LoginHistory { successes: history.login_successes, ip: ip_familiarity, device: device_familiarity },
+            "store",
+        );
+    }
+}
+
+/// When the account was opened, as far as Regain can tell: its record's creation, or earlier
+/// when a contact point is older (an imported customer's record is new, its addresses are not).
+pub fn account_opened(customer: &Customer) -> Timestamp {
+    let contacts = customer.emails.iter().map(|e| e.added_at).chain(customer.phones.iter().map(|p| p.added_at));
+    contacts.fold(customer.created_at, Timestamp::min)
 }
 
 enum SimOutcome {
