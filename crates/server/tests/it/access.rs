@@ -257,5 +257,6 @@ async fn another_tenants_records_are_not_found() {
     .await;
     // Beta's case is untouched by any of it; acme's case too.
     let acme_timeline = app.get_ok(&acme_key, &format!("/api/v1/cases/{case_id}/timeline")).await;
-    assert_eq!(acme_timeline["items"].as_array().map(Vec::len), Some(1));
+    // Opened, and assessed at intake (issue 5).
+    assert_eq!(acme_timeline["items"].as_array().map(Vec::len), Some(2));
 }

@@ -152,7 +152,7 @@ async fn a_customer_gets_everything_held_about_them_and_the_export_is_logged() {
     assert_eq!(export["customer"]["emails"][0]["value"], "jane@example.com");
     assert_eq!(export["cases"].as_array().map(Vec::len), Some(1));
     assert_eq!(export["cases"][0]["case"]["id"], case_id);
-    assert_eq!(export["cases"][0]["timeline"].as_array().map(Vec::len), Some(4));
+    assert_eq!(export["cases"][0]["timeline"].as_array().map(Vec::len), Some(5), "with its intake risk assessment");
     let logins: Vec<bool> =
         export["logins"].as_array().expect("logins").iter().map(|l| l["success"].as_bool().unwrap_or(true)).collect();
     assert_eq!(logins, [false, true], "newest first");

@@ -73,11 +73,13 @@ async fn happy_path(app: &TestApp) {
         .collect();
     let expected = [
         ("case.opened", "open"),
+        ("case.risk_assessed", "open"),
         ("case.assigned", "open"),
         ("case.state_changed", "identifying"),
         ("case.identification_checked", "identifying"),
         ("case.customer_identified", "identifying"),
         ("case.state_changed", "verifying"),
+        ("case.risk_assessed", "verifying"),
         ("case.channel_changed", "verifying"),
         ("case.verification_sent", "verifying"),
         ("case.verification_checked", "verifying"),
@@ -89,14 +91,17 @@ async fn happy_path(app: &TestApp) {
     assert_eq!(entries, expected);
     let first = &timeline["items"][0];
     assert_eq!(first["actor"]["kind"], "api_key");
-    let assigned = &timeline["items"][1];
+    let assessed = &timeline["items"][1];
+    assert_eq!(assessed["actor"]["kind"], "system", "Regain itself assesses the risk");
+    assert_eq!(assessed["data"]["route"], "proceed");
+    let assigned = &timeline["items"][2];
     assert_eq!(
         (assigned["actor"]["kind"].as_str(), assigned["actor"]["role"].as_str()),
         (Some("staff"), Some("agent"))
     );
     assert!(first["at"].as_str().is_some_and(|t| t.ends_with('Z')), "UTC: {}", first["at"]);
-    assert_eq!(timeline["items"][9]["data"]["reason"], "code to registered phone");
-    assert_eq!(timeline["items"][7]["data"]["destination"], "*** ending 23");
+    assert_eq!(timeline["items"][11]["data"]["reason"], "code to registered phone");
+    assert_eq!(timeline["items"][9]["data"]["destination"], "*** ending 23");
 }
 
 #[tokio::test]
@@ -203,9 +208,10 @@ async fn lists_page_by_cursor_and_concurrent_commands_never_lose_a_write() {
     let ok = responses.iter().filter(|s| **s == StatusCode::OK).count();
     assert!(responses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT), "{responses:?}");
     let timeline = app.get_ok(&key, &format!("/api/v1/cases/{id}/timeline")).await;
-    assert_eq!(timeline["items"].as_array().map(Vec::len), Some(1 + ok), "every accepted note is there, no other");
+    // Opened and assessed at intake, then the notes.
+    assert_eq!(timeline["items"].as_array().map(Vec::len), Some(2 + ok), "every accepted note is there, no other");
     let case: Value = app.get_ok(&key, &format!("/api/v1/cases/{id}")).await;
-    assert_eq!(case["version"].as_u64(), Some(1 + ok as u64));
+    assert_eq!(case["version"].as_u64(), Some(2 + ok as u64));
 }
 
 #[tokio::test]
