@@ -178,17 +178,26 @@ pub struct Case {
     pub version: i64,
 }
 
-/// The risk on a case: the latest score and the band in force.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The risk on a case: the latest score, the band in force, and the latest reasons in short
+/// (`code:points`, comma-separated), so an assessment that says the same is not recorded twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseRisk {
     pub score: u8,
     pub band: RiskBand,
+    pub reasons: String,
+}
+
+impl CaseRisk {
+    /// Reasons in short: `sim_swap_fresh:60,channel:5`.
+    pub fn summary(reasons: &[ReasonNote]) -> String {
+        reasons.iter().map(|r| format!("{}:{}", r.code, r.points)).collect::<Vec<_>>().join(",")
+    }
 }
 
 impl Case {
     /// What the case's risk band means for it (none yet: proceed).
     pub fn risk_route(&self) -> risk::Route {
-        risk::route(self.risk.map_or(RiskBand::Low, |r| r.band), self.kind)
+        risk::route(self.risk.as_ref().map_or(RiskBand::Low, |r| r.band), self.kind)
     }
 }
 
@@ -523,7 +532,7 @@ pub fn apply(
     let toward_action =
         matches!(command, C::Decide { approve: true, .. } | C::RequestApproval { .. } | C::Approve { .. } | C::Execute);
     if toward_action && case.risk_route().hold {
-        return Err(CaseError::RiskHold { score: case.risk.map_or(0, |r| r.score) });
+        return Err(CaseError::RiskHold { score: case.risk.as_ref().map_or(0, |r| r.score) });
     }
     let mut next = case.clone();
     let mut events = Vec::new();
@@ -639,9 +648,9 @@ pub fn apply(
             transition(&mut next, &mut events, S::Cancelled, Some(reason));
         }
         (state, C::AssessRisk { score, band, reasons, policy_version }) if state.is_before_execution() => {
-            let band_in_force = case.risk.map_or(band, |r| r.band.max(band));
-            let risk = CaseRisk { score, band: band_in_force };
-            if case.risk == Some(risk) {
+            let band_in_force = case.risk.as_ref().map_or(band, |r| r.band.max(band));
+            let risk = CaseRisk { score, band: band_in_force, reasons: CaseRisk::summary(&reasons) };
+            if case.risk.as_ref() == Some(&risk) {
                 // The same answer again: nothing to record.
                 return Ok((case.clone(), events));
             }

@@ -32,7 +32,7 @@ pub const CUSTOMER_KEY: &str = "(SELECT wrapped FROM data_keys WHERE subject = c
 pub const CASE_KEY: &str = "(SELECT wrapped FROM data_keys WHERE subject = cases.id) AS wrapped_key";
 pub const CASE_COLUMNS: &str = "id, tenant_id, kind, channel, state, tier, assignee, customer_id, summary, \
      approval_required, approval_requested_by, decided_by, cooling_off_until, first_response_due, resolution_due, \
-     first_response_at, expires_at, created_by, created_at, updated_at, version, risk_score, risk_band, observed";
+     first_response_at, expires_at, created_by, created_at, updated_at, version, risk_score, risk_band, risk_reasons, observed";
 
 /// Refuses to migrate a database that holds customer records or cases written before personal
 /// data was encrypted (migration 3): that migration rebuilds their tables, and a pre-release
@@ -444,8 +444,9 @@ macro_rules! impl_sql_store {
                         .bind(micros(case.created_at))
                         .bind(micros(case.updated_at))
                         .bind(case.version)
-                        .bind($crate::regain_store::codec::risk_to_columns(case.risk).0)
-                        .bind($crate::regain_store::codec::risk_to_columns(case.risk).1)
+                        .bind($crate::regain_store::codec::risk_to_columns(case.risk.as_ref()).0)
+                        .bind($crate::regain_store::codec::risk_to_columns(case.risk.as_ref()).1)
+                        .bind($crate::regain_store::codec::risk_to_columns(case.risk.as_ref()).2)
                         .bind($crate::regain_store::codec::observed_to_text(&case.observed))
                 }
             }
@@ -1197,7 +1198,7 @@ macro_rules! impl_sql_store {
                     let mut tx = self.write_tx().await?;
                     let insert = format!(
                         "INSERT INTO cases ({CASE_COLUMNS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
                     );
                     Self::bind_case(sqlx::query(&insert), case, Some(&key)).execute(&mut *tx).await.map_err(Self::map_err)?;
                     Self::insert_data_key(&mut tx, &keyring.master().id(), &case.id.to_string(), "case", case.tenant_id, &wrapped, case.created_at).await?;
@@ -1276,8 +1277,8 @@ macro_rules! impl_sql_store {
                     };
                     let update = format!(
                         "UPDATE cases SET ({CASE_COLUMNS}) = \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
-                         WHERE id = $1 AND tenant_id = $2 AND version = $25"
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) \
+                         WHERE id = $1 AND tenant_id = $2 AND version = $26"
                     );
                     let done = Self::bind_case(sqlx::query(&update), case, Some(&key))
                         .bind(case.version - 1)

@@ -277,6 +277,7 @@ pub struct CaseRow {
     pub version: i64,
     pub risk_score: Option<i64>,
     pub risk_band: Option<String>,
+    pub risk_reasons: Option<String>,
     pub observed: String,
     pub wrapped_key: Option<Vec<u8>>,
 }
@@ -307,7 +308,11 @@ impl CaseRow {
             approval_requested_by: self.approval_requested_by.as_deref().map(actor_from_text).transpose()?,
             decided_by: self.decided_by.as_deref().map(actor_from_text).transpose()?,
             cooling_off_until: self.cooling_off_until.map(timestamp),
-            risk: regain_store::codec::risk_from_columns(self.risk_score, self.risk_band.as_deref())?,
+            risk: regain_store::codec::risk_from_columns(
+                self.risk_score,
+                self.risk_band.as_deref(),
+                self.risk_reasons.as_deref(),
+            )?,
             observed: regain_store::codec::observed_from_text(&self.observed)?,
             first_response_due: timestamp(self.first_response_due),
             resolution_due: timestamp(self.resolution_due),

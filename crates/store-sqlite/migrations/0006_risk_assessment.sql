@@ -1,9 +1,11 @@
 -- Risk scoring and routing (issue 5). Kept in lockstep with the other backend's migrations.
 
 -- The case's risk: the latest score with the highest band any assessment gave (a band never
--- goes down), and the tells the agent recorded (comma-separated names).
+-- goes down) and the latest reasons in short (`code:points,…`), and the tells the agent
+-- recorded (comma-separated names).
 ALTER TABLE cases ADD COLUMN risk_score INTEGER;
 ALTER TABLE cases ADD COLUMN risk_band TEXT;
+ALTER TABLE cases ADD COLUMN risk_reasons TEXT;
 ALTER TABLE cases ADD COLUMN observed TEXT NOT NULL DEFAULT '';
 
 -- One row per recovery request (case), for velocity across channels: when it came, the

@@ -332,20 +332,25 @@ mod tests {
     }
 }
 
-/// The case's risk as its two columns: `risk_score`, `risk_band`.
-pub fn risk_to_columns(risk: Option<CaseRisk>) -> (Option<i64>, Option<&'static str>) {
+/// The case's risk as its three columns: `risk_score`, `risk_band`, `risk_reasons`.
+pub fn risk_to_columns(risk: Option<&CaseRisk>) -> (Option<i64>, Option<&'static str>, Option<String>) {
     match risk {
-        Some(r) => (Some(i64::from(r.score)), Some(r.band.as_str())),
-        None => (None, None),
+        Some(r) => (Some(i64::from(r.score)), Some(r.band.as_str()), Some(r.reasons.clone())),
+        None => (None, None, None),
     }
 }
 
-pub fn risk_from_columns(score: Option<i64>, band: Option<&str>) -> StoreResult<Option<CaseRisk>> {
+pub fn risk_from_columns(
+    score: Option<i64>,
+    band: Option<&str>,
+    reasons: Option<&str>,
+) -> StoreResult<Option<CaseRisk>> {
     match (score, band) {
         (None, None) => Ok(None),
         (Some(score), Some(band)) => Ok(Some(CaseRisk {
             score: u8::try_from(score).ok().filter(|s| *s <= 100).ok_or_else(|| corrupt("cases.risk_score", ""))?,
             band: parse_column("cases.risk_band", band, RiskBand::parse)?,
+            reasons: reasons.unwrap_or_default().to_owned(),
         })),
         _ => Err(corrupt("cases.risk_score", "")),
     }

@@ -212,7 +212,7 @@ impl CaseView {
             customer: customer.map(MaskedCustomer::from),
             summary: case.summary.clone(),
             approval_required: case.approval_required,
-            risk: case.risk.map(|r| {
+            risk: case.risk.as_ref().map(|r| {
                 let route = case.risk_route();
                 CaseRiskView {
                     score: r.score,

@@ -97,6 +97,11 @@ pub async fn run_command(
     );
     if toward_action {
         case = crate::risk::assess_and_record(state, case).await?;
+        // A critical risk answers first, as a recovery hold does: nothing else matters yet.
+        if case.risk_route().hold {
+            let score = case.risk.as_ref().map_or(0, |r| r.score);
+            return Err(regain_core::CaseError::RiskHold { score }.into());
+        }
     }
     match &command {
         CaseCommand::Assign { assignee: Some(staff_id) } => {

@@ -68,8 +68,8 @@ async fn risk_view(state: &AppState, case: &Case) -> ApiResult<RiskView> {
     let route = case.risk_route();
     Ok(RiskView {
         case_id: case.id.to_string(),
-        score: case.risk.map(|r| r.score),
-        band: case.risk.map(|r| r.band.to_string()),
+        score: case.risk.as_ref().map(|r| r.score),
+        band: case.risk.as_ref().map(|r| r.band.to_string()),
         route: RouteView {
             action: route.action.to_string(),
             tier: route.tier.get(),

@@ -11,5 +11,6 @@ mod database_down;
 mod directory;
 mod external;
 mod openapi;
+mod risk;
 mod support;
 mod verification;

@@ -75,6 +75,16 @@ impl TestApp {
         Self::start_with_risk(Arc::new(store), Some(dir), ServerConfig::default(), risk).await
     }
 
+    /// A PostgreSQL app whose risk engine has these lists and providers.
+    pub async fn postgres_with_risk(risk: regain_server::risk::RiskEngine) -> Self {
+        let mut config = PostgresConfig::new(&fresh_postgres_database().await);
+        config.acquire_timeout_ms = 1_000;
+        let store = PostgresStore::connect(&config).await.expect("postgres");
+        store.migrate().await.expect("migrate");
+        regain_store::conformance::unlock(&store).await;
+        Self::start_with_risk(Arc::new(store), None, ServerConfig::default(), risk).await
+    }
+
     pub async fn start_with_risk(
         store: Arc<dyn Store>,
         dir: Option<tempfile::TempDir>,
@@ -135,6 +145,11 @@ impl TestApp {
         let sink_dir = tempfile::tempdir().expect("temp dir");
         let sink = sink_dir.path().join("unused.jsonl");
         Self { base, client, state, clock, sink, _shutdown: tx, _dir: dir, _sink_dir: sink_dir }
+    }
+
+    /// The SQLite database file, for tests that read the rows themselves.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|d| d.path().join("regain.db"))
     }
 
     pub async fn tenant(&self, slug: &str) -> Tenant {
