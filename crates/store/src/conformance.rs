@@ -43,7 +43,8 @@ macro_rules! conformance_tests {
             personal_data_is_sealed_and_found_by_blind_index,
             erasure_destroys_the_keys_and_keeps_the_log,
             closed_cases_are_purged_after_retention,
-            master_key_rotation_keeps_every_record_readable
+            master_key_rotation_keeps_every_record_readable,
+            risk_history_counts_requests_per_subject_and_keeps_the_context_sealed
         );
     };
     (@each $factory:path, $($check:ident),+) => {
@@ -745,4 +746,101 @@ pub async fn master_key_rotation_keeps_every_record_readable(store: &dyn Store) 
     assert_eq!(store.customer(acme.id, CustomerId::from_uuid(uuid(31))).await.unwrap().unwrap().username, "joe");
     let entries = store.unsequenced_audit_entries().await.unwrap();
     assert!(entries >= 5);
+}
+
+pub async fn risk_history_counts_requests_per_subject_and_keeps_the_context_sealed(store: &dyn Store) {
+    let acme = tenant(store, 1, "acme").await;
+    let beta = tenant(store, 2, "beta").await;
+    let jane = customer(&acme, 40, "jane");
+    store.create_customer(&jane, Some("$argon2id$hash"), &audit("customer.created")).await.unwrap();
+    let windows = RiskWindows {
+        customer: Duration::hours(24),
+        ip: Duration::hours(1),
+        phone: Duration::hours(24),
+        email: Duration::hours(24),
+        failures: Duration::hours(24),
+        logins_max: 10,
+    };
+    let context = |ip: &str| RequestContext {
+        ip: Some(ip.to_owned()),
+        user_agent: Some("curl/8".into()),
+        device_id: None,
+        phone: Some("+12015550040".into()),
+        email: None,
+    };
+    // Four requests from one address in an hour; the last two are Jane's once identified.
+    let mut cases = Vec::new();
+    for n in 0..4u128 {
+        let case = open_case(store, &acme, 200 + n, CaseKind::PasswordReset).await;
+        let at = t0() + Duration::minutes(i64::try_from(n).unwrap() * 10);
+        store.record_request(acme.id, case.id, at, None, &context("203.0.113.9")).await.unwrap();
+        cases.push(case);
+    }
+    // Identification adds the customer and the email named, and keeps what the intake knew.
+    let named = RequestContext { email: Some("jane@example.com".into()), ..RequestContext::default() };
+    for case in &cases[2..] {
+        store.record_request(acme.id, case.id, t0(), Some(jane.id), &named).await.unwrap();
+    }
+    // Another tenant's requests from the same address count for nobody here.
+    let other = open_case(store, &beta, 300, CaseKind::PasswordReset).await;
+    store.record_request(beta.id, other.id, t0(), None, &context("203.0.113.9")).await.unwrap();
+    // A case of another tenant cannot be recorded under this one.
+    assert_eq!(
+        store.record_request(acme.id, other.id, t0(), None, &context("203.0.113.9")).await,
+        Err(StoreError::NotFound)
+    );
+
+    let now = t0() + Duration::minutes(40);
+    let history = store.risk_history(acme.id, cases[3].id, Some(jane.id), &windows, now).await.unwrap();
+    assert_eq!(history.requests_ip, Some(4));
+    assert_eq!(history.requests_phone, Some(4));
+    assert_eq!(history.requests_email, Some(2));
+    assert_eq!(history.requests_customer, Some(2));
+    assert_eq!(history.failures, Some(0));
+    assert_eq!(history.context.ip.as_deref(), Some("203.0.113.9"), "the intake's context is kept");
+    assert_eq!(history.context.email.as_deref(), Some("jane@example.com"), "identification's is merged in");
+    assert_eq!(history.login_successes, 0);
+    // The IP window is an hour: later, the early requests no longer count.
+    let later =
+        store.risk_history(acme.id, cases[3].id, Some(jane.id), &windows, t0() + Duration::minutes(75)).await.unwrap();
+    assert_eq!(later.requests_ip, Some(2));
+    // No customer: no customer counts; a request without an email: no email count.
+    let unknown = store.risk_history(acme.id, cases[0].id, None, &windows, now).await.unwrap();
+    assert_eq!((unknown.requests_customer, unknown.requests_email, unknown.failures), (None, None, None));
+    assert_eq!(unknown.requests_ip, Some(4));
+    // A case with no recorded request has an empty context.
+    let bare = open_case(store, &acme, 400, CaseKind::AccountUnlock).await;
+    let empty = store.risk_history(acme.id, bare.id, None, &windows, now).await.unwrap();
+    assert_eq!(empty, RiskHistory::default());
+
+    // Sign-ins: distinct recent successes, newest first.
+    for (n, ip) in [(1, "192.0.2.1"), (2, "192.0.2.1"), (3, "192.0.2.2")] {
+        let attempt = LoginAttempt {
+            tenant_id: acme.id,
+            customer_id: jane.id,
+            at: t0() + Duration::seconds(n),
+            ip: Some(ip.into()),
+            user_agent: Some("laptop".into()),
+            success: true,
+        };
+        store.record_login(&attempt, 5).await.unwrap();
+    }
+    let history = store.risk_history(acme.id, cases[3].id, Some(jane.id), &windows, now).await.unwrap();
+    assert_eq!(history.login_successes, 3);
+    let ips: Vec<Option<&str>> = history.logins.iter().map(|l| l.ip.as_deref()).collect();
+    assert_eq!(ips, [Some("192.0.2.2"), Some("192.0.2.1")]);
+
+    // Requests per hour of the day, per tenant.
+    let hours = store.request_hours(acme.id, t0() - Duration::days(28)).await.unwrap();
+    assert_eq!(hours[9], 4, "{hours:?}");
+    assert_eq!(hours.iter().sum::<u32>(), 4);
+    assert_eq!(store.request_hours(beta.id, t0() - Duration::days(28)).await.unwrap().iter().sum::<u32>(), 1);
+
+    // Erasing the customer takes their requests' blind indexes with them.
+    for case in &cases[2..] {
+        command(store, case, CaseCommand::Cancel { reason: "done".into() }).await;
+    }
+    store.erase_customer(acme.id, jane.id, &audit("customer.erased")).await.unwrap();
+    let after = store.risk_history(acme.id, cases[0].id, None, &windows, now).await.unwrap();
+    assert_eq!(after.requests_ip, Some(2), "only the unidentified requests remain");
 }

@@ -598,4 +598,10 @@ async fn bad_risk_input_is_refused_and_changes_nothing() {
     .await;
     assert_eq!(problem["errors"][0]["field"], "risk/weights/sim_swap_recent", "{problem}");
     assert_eq!(app.get(&d.agent, "/api/v1/cases/not-a-case/risk").await.status(), StatusCode::NOT_FOUND);
+    // Another tenant's case is not found, never forbidden (G6).
+    let beta = app.tenant("beta").await;
+    let beta_agent = app.token(Some(&beta), Role::Agent).await;
+    assert_eq!(app.get(&beta_agent, &path(&id, "risk")).await.status(), StatusCode::NOT_FOUND);
+    let observed = app.post(&beta_agent, &path(&id, "observations"), json!({"tells": ["urgency"]})).await;
+    assert_eq!(observed.status(), StatusCode::NOT_FOUND);
 }
