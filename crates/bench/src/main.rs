@@ -9,6 +9,7 @@
 mod audit;
 mod code;
 mod harness;
+mod risk;
 mod scenarios;
 
 use std::time::Duration;
@@ -24,7 +25,7 @@ struct Args {
     /// Concurrent HTTP clients for the case-creation scenario and code verification's closed loop.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Which scenarios: case-create, login, code, audit, or all.
+    /// Which scenarios: case-create, login, code, audit, risk, or all.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Code verification's open-loop rate, as a fraction of the closed loop's maximum (B3 asks
@@ -67,6 +68,12 @@ async fn main() -> anyhow::Result<()> {
                 "{}",
                 code::code_postgres(url, window, args.concurrency, args.code_load, !args.code_pg_no_analyze).await?
             );
+        }
+    }
+    if run("risk") {
+        println!("{}", risk::risk_sqlite(window).await?);
+        if let Some(url) = &args.postgres {
+            println!("{}", risk::risk_postgres(url, window).await?);
         }
     }
     if run("audit") {

@@ -416,9 +416,8 @@ impl Config {
         if self.risk.lists_reload_interval_ms > DAY_MS {
             bail!("risk.lists_reload_interval_ms must be at most {DAY_MS} (one day), or 0 to turn reloading off");
         }
-        if !self.risk.sim_swap_url.is_empty()
-            && !(self.risk.sim_swap_url.starts_with("https://") || self.risk.sim_swap_url.starts_with("http://"))
-        {
+        let url = &self.risk.sim_swap_url;
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             bail!("risk.sim_swap_url must start with https:// (or http:// for a local provider)");
         }
         if self.log.level.trim().is_empty() {

@@ -15,7 +15,7 @@ pub mod sealing;
 pub mod verification;
 
 #[doc(hidden)]
-pub use {async_trait, regain_core, regain_crypto, regain_merkle, regain_store, serde_json, sqlx, uuid};
+pub use {async_trait, futures, regain_core, regain_crypto, regain_merkle, regain_store, serde_json, sqlx, uuid};
 
 /// How stale a session's idle deadline or a key's last use may get before it is written again.
 pub const TOUCH_SLACK: regain_core::chrono::Duration = regain_core::chrono::Duration::seconds(60);

@@ -151,30 +151,73 @@ macro_rules! impl_sql_risk {
             ) -> StoreResult<RiskHistory> {
                 use $crate::risk::{open_context, CustomerRiskRow, RequestRow};
                 let keyring = self.keys.get()?;
-                let mut conn = self.read_pool().acquire().await.map_err(Self::map_err)?;
                 let since = |window: $crate::regain_core::chrono::Duration| micros(now - window);
-                let request: Option<RequestRow> = sqlx::query_as(
-                    "SELECT r.context, k.wrapped AS wrapped_key, \
-                     CASE WHEN r.ip_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
-                       WHERE x.tenant_id = r.tenant_id AND x.ip_bidx = r.ip_bidx AND x.at > $3 AND x.at <= $6) END AS requests_ip, \
-                     CASE WHEN r.phone_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
-                       WHERE x.tenant_id = r.tenant_id AND x.phone_bidx = r.phone_bidx AND x.at > $4 AND x.at <= $6) END AS requests_phone, \
-                     CASE WHEN r.email_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
-                       WHERE x.tenant_id = r.tenant_id AND x.email_bidx = r.email_bidx AND x.at > $5 AND x.at <= $6) END AS requests_email \
-                     FROM risk_requests r LEFT JOIN data_keys k ON k.subject = r.case_id \
-                     WHERE r.case_id = $1 AND r.tenant_id = $2",
-                )
-                .bind(case.to_string())
-                .bind(tenant.to_string())
-                .bind(since(windows.ip))
-                .bind(since(windows.phone))
-                .bind(since(windows.email))
-                .bind(micros(now))
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(Self::map_err)?;
+                let case_text = case.to_string();
+                let tenant_text = tenant.to_string();
+                let customer_text = customer.map(|c| c.to_string());
+                // Three independent statements, each on a connection of its own, side by side.
+                let request = async {
+                    sqlx::query_as::<_, RequestRow>(
+                        "SELECT r.context, k.wrapped AS wrapped_key, \
+                         CASE WHEN r.ip_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
+                           WHERE x.tenant_id = r.tenant_id AND x.ip_bidx = r.ip_bidx AND x.at > $3 AND x.at <= $6) END AS requests_ip, \
+                         CASE WHEN r.phone_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
+                           WHERE x.tenant_id = r.tenant_id AND x.phone_bidx = r.phone_bidx AND x.at > $4 AND x.at <= $6) END AS requests_phone, \
+                         CASE WHEN r.email_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
+                           WHERE x.tenant_id = r.tenant_id AND x.email_bidx = r.email_bidx AND x.at > $5 AND x.at <= $6) END AS requests_email \
+                         FROM risk_requests r LEFT JOIN data_keys k ON k.subject = r.case_id \
+                         WHERE r.case_id = $1 AND r.tenant_id = $2",
+                    )
+                    .bind(&case_text)
+                    .bind(&tenant_text)
+                    .bind(since(windows.ip))
+                    .bind(since(windows.phone))
+                    .bind(since(windows.email))
+                    .bind(micros(now))
+                    .fetch_optional(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)
+                };
+                let counts = async {
+                    let Some(customer_text) = &customer_text else { return Ok(None) };
+                    sqlx::query_as::<_, CustomerRiskRow>(
+                        "SELECT \
+                         (SELECT COUNT(*) FROM risk_requests WHERE tenant_id = $1 AND customer_id = $2 AND at > $3 AND at <= $6) AS requests_customer, \
+                         (SELECT COUNT(*) FROM verification_attempts WHERE tenant_id = $1 AND customer_id = $2 AND counted = $4 AND at > $5) AS failures, \
+                         (SELECT updated_at FROM customer_credentials WHERE customer_id = $2) AS password_changed_at, \
+                         (SELECT MAX(confirmed_at) FROM customer_totp WHERE customer_id = $2) AS totp_at, \
+                         (SELECT MAX(created_at) FROM customer_recovery_codes WHERE customer_id = $2) AS codes_at, \
+                         (SELECT MAX(added_at) FROM customer_emails WHERE customer_id = $2) AS email_at, \
+                         (SELECT MAX(added_at) FROM customer_phones WHERE customer_id = $2) AS phone_at, \
+                         (SELECT COUNT(*) FROM customer_logins WHERE customer_id = $2 AND success = $4) AS login_successes",
+                    )
+                    .bind(&tenant_text)
+                    .bind(customer_text)
+                    .bind(since(windows.customer))
+                    .bind(true)
+                    .bind(since(windows.failures))
+                    .bind(micros(now))
+                    .fetch_one(self.read_pool())
+                    .await
+                    .map(Some)
+                    .map_err(Self::map_err)
+                };
+                let logins = async {
+                    let Some(customer_text) = &customer_text else { return Ok(Vec::new()) };
+                    sqlx::query_as::<_, (Option<String>, Option<String>)>(
+                        "SELECT ip, user_agent FROM customer_logins WHERE customer_id = $1 AND success = $2 \
+                         ORDER BY at DESC LIMIT $3",
+                    )
+                    .bind(customer_text)
+                    .bind(true)
+                    .bind(i64::from(windows.logins_max))
+                    .fetch_all(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)
+                };
+                let (request, counts, logins) = $crate::futures::join!(request, counts, logins);
                 let mut history = RiskHistory::default();
-                if let Some(row) = request {
+                if let Some(row) = request? {
                     let key = sealing::case_key(&keyring, case, row.wrapped_key.as_deref())?;
                     if let (Some(key), Some(sealed)) = (key, row.context.as_deref()) {
                         history.context = open_context(&key, case, sealed)?;
@@ -184,28 +227,7 @@ macro_rules! impl_sql_risk {
                     history.requests_phone = count(row.requests_phone);
                     history.requests_email = count(row.requests_email);
                 }
-                let Some(customer) = customer else { return Ok(history) };
-                let customer_text = customer.to_string();
-                let row: CustomerRiskRow = sqlx::query_as(
-                    "SELECT \
-                     (SELECT COUNT(*) FROM risk_requests WHERE tenant_id = $1 AND customer_id = $2 AND at > $3 AND at <= $6) AS requests_customer, \
-                     (SELECT COUNT(*) FROM verification_attempts WHERE tenant_id = $1 AND customer_id = $2 AND counted = $4 AND at > $5) AS failures, \
-                     (SELECT updated_at FROM customer_credentials WHERE customer_id = $2) AS password_changed_at, \
-                     (SELECT MAX(confirmed_at) FROM customer_totp WHERE customer_id = $2) AS totp_at, \
-                     (SELECT MAX(created_at) FROM customer_recovery_codes WHERE customer_id = $2) AS codes_at, \
-                     (SELECT MAX(added_at) FROM customer_emails WHERE customer_id = $2) AS email_at, \
-                     (SELECT MAX(added_at) FROM customer_phones WHERE customer_id = $2) AS phone_at, \
-                     (SELECT COUNT(*) FROM customer_logins WHERE customer_id = $2 AND success = $4) AS login_successes",
-                )
-                .bind(tenant.to_string())
-                .bind(&customer_text)
-                .bind(since(windows.customer))
-                .bind(true)
-                .bind(since(windows.failures))
-                .bind(micros(now))
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(Self::map_err)?;
+                let Some(row) = counts? else { return Ok(history) };
                 let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
                 history.requests_customer = Some(count(row.requests_customer));
                 history.failures = Some(count(row.failures));
@@ -213,17 +235,7 @@ macro_rules! impl_sql_risk {
                 history.factor_changed_at = row.totp_at.max(row.codes_at).map($crate::regain_store::codec::timestamp);
                 history.contact_changed_at = row.email_at.max(row.phone_at).map($crate::regain_store::codec::timestamp);
                 history.login_successes = count(row.login_successes);
-                let logins: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
-                    "SELECT ip, user_agent FROM customer_logins WHERE customer_id = $1 AND success = $2 \
-                     ORDER BY at DESC LIMIT $3",
-                )
-                .bind(&customer_text)
-                .bind(true)
-                .bind(i64::from(windows.logins_max))
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(Self::map_err)?;
-                for (ip, user_agent) in logins {
+                for (ip, user_agent) in logins? {
                     let login = PastLogin { ip, user_agent };
                     if !history.logins.contains(&login) {
                         history.logins.push(login);

@@ -290,6 +290,39 @@ pub fn audit_entry_text(record: &crate::AuditRecord) -> String {
     .to_string()
 }
 
+/// The case's risk as its three columns: `risk_score`, `risk_band`, `risk_reasons`.
+pub fn risk_to_columns(risk: Option<&CaseRisk>) -> (Option<i64>, Option<&'static str>, Option<String>) {
+    match risk {
+        Some(r) => (Some(i64::from(r.score)), Some(r.band.as_str()), Some(r.reasons.clone())),
+        None => (None, None, None),
+    }
+}
+
+pub fn risk_from_columns(
+    score: Option<i64>,
+    band: Option<&str>,
+    reasons: Option<&str>,
+) -> StoreResult<Option<CaseRisk>> {
+    match (score, band) {
+        (None, None) => Ok(None),
+        (Some(score), Some(band)) => Ok(Some(CaseRisk {
+            score: u8::try_from(score).ok().filter(|s| *s <= 100).ok_or_else(|| corrupt("cases.risk_score", ""))?,
+            band: parse_column("cases.risk_band", band, RiskBand::parse)?,
+            reasons: reasons.unwrap_or_default().to_owned(),
+        })),
+        _ => Err(corrupt("cases.risk_score", "")),
+    }
+}
+
+/// Observations as one column: comma-separated names, in order.
+pub fn observed_to_text(observed: &std::collections::BTreeSet<Observation>) -> String {
+    observed.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(",")
+}
+
+pub fn observed_from_text(text: &str) -> StoreResult<std::collections::BTreeSet<Observation>> {
+    text.split(',').filter(|t| !t.is_empty()).map(|t| parse_column("cases.observed", t, Observation::parse)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,37 +363,4 @@ mod tests {
         }
         assert!(event_from_json("case.unknown", "{}").is_err());
     }
-}
-
-/// The case's risk as its three columns: `risk_score`, `risk_band`, `risk_reasons`.
-pub fn risk_to_columns(risk: Option<&CaseRisk>) -> (Option<i64>, Option<&'static str>, Option<String>) {
-    match risk {
-        Some(r) => (Some(i64::from(r.score)), Some(r.band.as_str()), Some(r.reasons.clone())),
-        None => (None, None, None),
-    }
-}
-
-pub fn risk_from_columns(
-    score: Option<i64>,
-    band: Option<&str>,
-    reasons: Option<&str>,
-) -> StoreResult<Option<CaseRisk>> {
-    match (score, band) {
-        (None, None) => Ok(None),
-        (Some(score), Some(band)) => Ok(Some(CaseRisk {
-            score: u8::try_from(score).ok().filter(|s| *s <= 100).ok_or_else(|| corrupt("cases.risk_score", ""))?,
-            band: parse_column("cases.risk_band", band, RiskBand::parse)?,
-            reasons: reasons.unwrap_or_default().to_owned(),
-        })),
-        _ => Err(corrupt("cases.risk_score", "")),
-    }
-}
-
-/// Observations as one column: comma-separated names, in order.
-pub fn observed_to_text(observed: &std::collections::BTreeSet<Observation>) -> String {
-    observed.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(",")
-}
-
-pub fn observed_from_text(text: &str) -> StoreResult<std::collections::BTreeSet<Observation>> {
-    text.split(',').filter(|t| !t.is_empty()).map(|t| parse_column("cases.observed", t, Observation::parse)).collect()
 }

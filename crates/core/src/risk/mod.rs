@@ -656,7 +656,7 @@ fn plural(n: u32) -> &'static str {
 
 /// A window in words: `60` → "1 h", `1440` → "24 h", `45` → "45 min".
 fn span(minutes: u32) -> String {
-    if minutes % 60 == 0 {
+    if minutes.is_multiple_of(60) {
         format!("{} h", minutes / 60)
     } else {
         format!("{minutes} min")

@@ -33,7 +33,7 @@ const HOURS_CACHE_SECONDS: u64 = 600;
 /// At most this many phones on file are checked for a SIM swap.
 const SIM_SWAP_PHONES_MAX: usize = 3;
 /// Distinct recent sign-ins compared with the request.
-const LOGINS_COMPARED_MAX: u32 = 200;
+const LOGINS_COMPARED_MAX: u32 = 50;
 
 /// What every assessment shares: the lists in force, the SIM-swap provider, and the tenants'
 /// learned hours.
@@ -41,11 +41,25 @@ pub struct RiskEngine {
     pub lists: Lists,
     pub sim_swap: Option<Arc<dyn SimSwapProvider>>,
     hours: Mutex<HashMap<TenantId, (Instant, [u32; 24])>>,
+    /// Tenants' slugs (which name their list folders); a slug never changes.
+    slugs: Mutex<HashMap<TenantId, String>>,
 }
 
 impl RiskEngine {
     pub fn new(lists: Lists, sim_swap: Option<Arc<dyn SimSwapProvider>>) -> Self {
-        Self { lists, sim_swap, hours: Mutex::new(HashMap::new()) }
+        Self { lists, sim_swap, hours: Mutex::new(HashMap::new()), slugs: Mutex::new(HashMap::new()) }
+    }
+
+    async fn tenant_slug(&self, state: &AppState, tenant: TenantId) -> ApiResult<String> {
+        if let Some(slug) = self.slugs.lock().ok().and_then(|m| m.get(&tenant).cloned()) {
+            return Ok(slug);
+        }
+        let found = state.store.tenant(tenant).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+        let slug = found.slug.as_str().to_owned();
+        if let Ok(mut slugs) = self.slugs.lock() {
+            slugs.insert(tenant, slug.clone());
+        }
+        Ok(slug)
     }
 
     /// No lists and no SIM-swap provider: the store's signals and the case's only.
@@ -310,13 +324,21 @@ async fn sim_swap(provider: Option<&dyn SimSwapProvider>, phones: &[String], dea
 /// Assesses `case` now and scores it, without recording anything.
 pub async fn assess(state: &AppState, case: &Case) -> ApiResult<(RiskAssessment, Option<i64>)> {
     let started = Instant::now();
-    let (policy, version) = crate::verification::tenant_policy(state, case.tenant_id).await?;
-    let tenant = state.store.tenant(case.tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
-    let customer = match case.customer_id {
-        Some(id) => state.store.customer(case.tenant_id, id).await?,
-        None => None,
+    // Independent reads, side by side: the answer waits for the slowest, not for their sum.
+    let customer = async {
+        match case.customer_id {
+            Some(id) => state.store.customer(case.tenant_id, id).await,
+            None => Ok(None),
+        }
     };
-    let snapshot = snapshot(state, case, customer.as_ref(), tenant.slug.as_str(), &policy).await;
+    let (policy, slug, customer) = tokio::join!(
+        crate::verification::tenant_policy(state, case.tenant_id),
+        state.risk.tenant_slug(state, case.tenant_id),
+        customer
+    );
+    let (policy, version) = policy?;
+    let (slug, customer) = (slug?, customer?);
+    let snapshot = snapshot(state, case, customer.as_ref(), &slug, &policy).await;
     let assessment = score(&policy.risk, &snapshot);
     metrics::histogram!("regain_risk_assessment_seconds").record(started.elapsed().as_secs_f64());
     Ok((assessment, version))
