@@ -98,13 +98,25 @@ pub async fn case_verification(state: &AppState, case: &Case) -> ApiResult<CaseV
         None => None,
     };
     let attempts = state.store.verification_attempts(case.tenant_id, case.id).await?;
-    let available = match &customer {
+    let mut available = match &customer {
         Some(c) => available_methods(state, &policy, c, now).await?,
         None => Available::new(),
     };
+    // SMS over a recently swapped SIM does not count (SECURITY.md M5), nor is it offered.
+    let sim_swapped = match &customer {
+        Some(c) => crate::risk::sms_blocked_by_sim_swap(state, &policy, c).await,
+        None => false,
+    };
+    if sim_swapped {
+        available.remove(&Method::Sms);
+    }
     // A medium risk band asks for one more proof than the policy alone (issue 5, step-up).
     let required = if case.risk_route().step_up { policy.with_step_up(case.kind) } else { policy.clone() };
-    let assessment = evaluate(&required, case.kind, &evidence(&attempts), &available, now);
+    let mut evidence = evidence(&attempts);
+    for item in evidence.iter_mut().filter(|e| e.method == Method::Sms) {
+        item.sim_swapped = sim_swapped;
+    }
+    let assessment = evaluate(&required, case.kind, &evidence, &available, now);
     Ok(CaseVerification { policy, policy_version, customer, attempts, available, assessment })
 }
 

@@ -32,6 +32,8 @@ const HOURS_LEARNED_DAYS: i64 = 28;
 const HOURS_CACHE_SECONDS: u64 = 600;
 /// At most this many phones on file are checked for a SIM swap.
 const SIM_SWAP_PHONES_MAX: usize = 3;
+/// How long the SIM-swap provider's answer for a phone is kept.
+const SIM_CACHE_SECONDS: u64 = 300;
 /// Distinct recent sign-ins compared with the request.
 const LOGINS_COMPARED_MAX: u32 = 50;
 
@@ -43,11 +45,19 @@ pub struct RiskEngine {
     hours: Mutex<HashMap<TenantId, (Instant, [u32; 24])>>,
     /// Tenants' slugs (which name their list folders); a slug never changes.
     slugs: Mutex<HashMap<TenantId, String>>,
+    /// The provider's answers per phone, for a few minutes: verification asks on every view.
+    sim_cache: Mutex<HashMap<String, (Instant, Option<Timestamp>)>>,
 }
 
 impl RiskEngine {
     pub fn new(lists: Lists, sim_swap: Option<Arc<dyn SimSwapProvider>>) -> Self {
-        Self { lists, sim_swap, hours: Mutex::new(HashMap::new()), slugs: Mutex::new(HashMap::new()) }
+        Self {
+            lists,
+            sim_swap,
+            hours: Mutex::new(HashMap::new()),
+            slugs: Mutex::new(HashMap::new()),
+            sim_cache: Mutex::new(HashMap::new()),
+        }
     }
 
     async fn tenant_slug(&self, state: &AppState, tenant: TenantId) -> ApiResult<String> {
@@ -113,17 +123,8 @@ pub async fn snapshot(
         state.store.risk_history(case.tenant_id, case.id, case.customer_id, &windows, now),
     );
     let hours = tokio::time::timeout(store_deadline, state.risk.tenant_hours(state, case.tenant_id, now));
-    let phones: Vec<String> = customer
-        .map(|c| {
-            c.phones
-                .iter()
-                .filter(|p| p.verified)
-                .map(|p| p.number.as_str().to_owned())
-                .take(SIM_SWAP_PHONES_MAX)
-                .collect()
-        })
-        .unwrap_or_default();
-    let sim = sim_swap(state.risk.sim_swap.as_deref(), &phones, sim_deadline);
+    let phones = phones_of(customer);
+    let sim = sim_swap(&state.risk, &phones, sim_deadline);
     let (history, hours, sim) = tokio::join!(history, hours, sim);
 
     let mut signals = Vec::new();
@@ -279,19 +280,43 @@ pub fn account_opened(customer: &Customer) -> Timestamp {
     contacts.fold(customer.created_at, Timestamp::min)
 }
 
-enum SimOutcome {
+/// What the SIM-swap provider says of the customer's phones.
+pub enum SimOutcome {
+    /// No provider, or no verified phone to ask about.
     NoPhone,
     /// The latest change over the phones checked (`None`: none reported).
     Known(Option<Timestamp>),
     Missing(String),
 }
 
-async fn sim_swap(provider: Option<&dyn SimSwapProvider>, phones: &[String], deadline: StdDuration) -> SimOutcome {
-    let Some(provider) = provider else { return SimOutcome::NoPhone };
+/// Asks the provider about `phones` (answers are kept for [`SIM_CACHE_SECONDS`]), within
+/// `deadline` for all of them together.
+async fn sim_swap(engine: &RiskEngine, phones: &[String], deadline: StdDuration) -> SimOutcome {
+    let Some(provider) = engine.sim_swap.as_deref() else { return SimOutcome::NoPhone };
     if phones.is_empty() {
         return SimOutcome::NoPhone;
     }
-    let calls = futures::future::join_all(phones.iter().map(|p| provider.retrieve_date(p)));
+    let cached = |phone: &String| {
+        engine.sim_cache.lock().ok().and_then(|cache| {
+            cache.get(phone).filter(|(at, _)| at.elapsed() < StdDuration::from_secs(SIM_CACHE_SECONDS)).map(|(_, v)| *v)
+        })
+    };
+    let calls = futures::future::join_all(phones.iter().map(|phone| async move {
+        match cached(phone) {
+            Some(known) => Ok(known),
+            None => {
+                let answer = match provider.retrieve_date(phone).await {
+                    // A number the operator does not know has no SIM change to report.
+                    Err(SimSwapError::UnknownNumber) => Ok(None),
+                    other => other,
+                };
+                if let (Ok(known), Ok(mut cache)) = (&answer, engine.sim_cache.lock()) {
+                    cache.insert(phone.clone(), (Instant::now(), *known));
+                }
+                answer
+            }
+        }
+    }));
     let answers = match tokio::time::timeout(deadline, calls).await {
         Ok(answers) => answers,
         Err(_) => {
@@ -302,22 +327,42 @@ async fn sim_swap(provider: Option<&dyn SimSwapProvider>, phones: &[String], dea
         }
     };
     let mut latest: Option<Timestamp> = None;
-    let mut known = false;
     for answer in answers {
         match answer {
-            Ok(at) => {
-                known = true;
-                latest = latest.max(at);
-            }
-            // A number the operator does not know has no SIM change to report.
-            Err(SimSwapError::UnknownNumber) => known = true,
-            Err(SimSwapError::Unavailable(why)) => return SimOutcome::Missing(format!("the SIM-swap provider: {why}")),
+            Ok(at) => latest = latest.max(at),
+            Err(e) => return SimOutcome::Missing(format!("the SIM-swap provider: {e}")),
         }
     }
-    if known {
-        SimOutcome::Known(latest)
-    } else {
-        SimOutcome::Missing("the SIM-swap provider gave no answer".to_owned())
+    SimOutcome::Known(latest)
+}
+
+/// The verified phones of `customer` the provider is asked about.
+fn phones_of(customer: Option<&Customer>) -> Vec<String> {
+    customer
+        .map(|c| {
+            c.phones
+                .iter()
+                .filter(|p| p.verified)
+                .map(|p| p.number.as_str().to_owned())
+                .take(SIM_SWAP_PHONES_MAX)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether SMS must not count for `customer` now (SECURITY.md M5): the phone's SIM changed
+/// within the assurance policy's `sim_swap_hours`, or the provider could not say and the policy
+/// treats a missing SIM-swap signal as fail-closed. Without a provider, SMS is judged as before.
+pub async fn sms_blocked_by_sim_swap(state: &AppState, policy: &AssurancePolicy, customer: &Customer) -> bool {
+    let deadline = StdDuration::from_millis(u64::from(policy.risk.deadline_ms(Provider::SimSwap)));
+    match sim_swap(&state.risk, &phones_of(Some(customer)), deadline).await {
+        SimOutcome::NoPhone => false,
+        SimOutcome::Known(latest) => latest.is_some_and(|at| policy.is_recent_sim_swap(at, state.now())),
+        SimOutcome::Missing(why) => {
+            let closed = policy.risk.on_missing(SignalKind::SimSwap) == regain_core::risk::OnMissing::Closed;
+            tracing::warn!(customer_id = %customer.id, why, fail_closed = closed, "SIM-swap signal missing for verification");
+            closed
+        }
     }
 }
 

@@ -403,6 +403,16 @@ async fn a_fresh_sim_swap_is_a_reason_and_the_provider_is_camara() {
     let reason = risk["reasons"].as_array().unwrap().iter().find(|r| r["code"] == "sim_swap_fresh").unwrap();
     assert_eq!(reason["source"], "sim_swap:camara");
     assert!(reason["detail"].as_str().unwrap().contains("changed 2 hours ago"), "{reason}");
+    // M5: an SMS code over the swapped SIM proves nothing, and SMS is no longer offered.
+    let reset = d.identified(&app, "password_reset", "phone", json!({})).await;
+    let supervisor = app.token(Some(&d.acme), Role::Supervisor).await;
+    let proof = app.verify_by_code(&supervisor, &reset, "phone-0").await;
+    assert_eq!(proof["result"], "passed", "{proof}");
+    let assessment = &proof["verification"]["assessment"];
+    assert_eq!(assessment["satisfied"], false, "{proof}");
+    assert!(assessment["not_counted"].as_array().unwrap().iter().any(|n| n == "sms: sim_swap"), "{proof}");
+    assert!(!proof["verification"]["available"].as_array().unwrap().iter().any(|m| m == "sms"), "{proof}");
+
     // The provider's own operations, as the interface names them.
     let provider = HttpSimSwap::new(&base, None, 1_000).unwrap();
     assert!(provider.retrieve_date(JANE_PHONE).await.unwrap().is_some());
