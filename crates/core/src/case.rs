@@ -462,7 +462,10 @@ pub enum CaseError {
     BeyondTier { case_tier: u8, worker_tier: u8 },
     #[error("the case is assigned to someone else; ask a supervisor to reassign it")]
     AssignedElsewhere,
-    #[error("the risk on this case is critical (score {score}): no action until the security team has reviewed it")]
+    #[error(
+        "the risk on this case is critical (score {score}): no action on it; the security team rejects it or opens a \
+         compromised-account case to lock the account down"
+    )]
     RiskHold { score: u8 },
     #[error(transparent)]
     Invalid(#[from] ValidationError),
@@ -721,7 +724,7 @@ pub fn may_work(case: &Case, actor: Actor) -> Result<(), CaseError> {
 /// Machines, customers and the system are governed by their permissions and the states alone.
 fn check_worker(case: &Case, command: &CaseCommand, actor: Actor) -> Result<(), CaseError> {
     let Actor::Staff { id, role } = actor else { return Ok(()) };
-    if matches!(command, CaseCommand::AddNote { .. } | CaseCommand::Observe { .. }) {
+    if matches!(command, CaseCommand::AddNote { .. }) {
         return Ok(());
     }
     let worker_tier = role.tier().unwrap_or(1);

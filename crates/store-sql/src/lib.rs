@@ -261,6 +261,31 @@ macro_rules! impl_sql_store {
                 }
 
                 /// The case's data key, read in the transaction; `None` once destroyed.
+                /// A new case, its data key and first events, and (when given) its recovery
+                /// request, in one transaction.
+                async fn create_case_in(
+                    &self,
+                    case: &Case,
+                    events: &[CaseEvent],
+                    actor: &Actor,
+                    context: Option<&RequestContext>,
+                ) -> StoreResult<()> {
+                    let keyring = self.keys.get()?;
+                    let (key, wrapped) = keyring.new_data_key(&case.id.to_string());
+                    let mut tx = self.write_tx().await?;
+                    let insert = format!(
+                        "INSERT INTO cases ({CASE_COLUMNS}) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+                    );
+                    Self::bind_case(sqlx::query(&insert), case, Some(&key)).execute(&mut *tx).await.map_err(Self::map_err)?;
+                    Self::insert_data_key(&mut tx, &keyring.master().id(), &case.id.to_string(), "case", case.tenant_id, &wrapped, case.created_at).await?;
+                    Self::append_events(&mut tx, case, &key, events, actor).await?;
+                    if let Some(context) = context {
+                        Self::write_request(&mut tx, &keyring, &key, case.tenant_id, case.id, case.created_at, case.customer_id, context).await?;
+                    }
+                    tx.commit().await.map_err(Self::map_err)
+                }
+
                 async fn case_key_in(tx: &mut Tx, keyring: &Keyring, case: CaseId) -> StoreResult<Option<DataKey>> {
                     let wrapped: Option<Vec<u8>> = sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE subject = $1")
                         .bind(case.to_string())
@@ -1193,17 +1218,17 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn create_case(&self, case: &Case, events: &[CaseEvent], actor: &Actor) -> StoreResult<()> {
-                    let keyring = self.keys.get()?;
-                    let (key, wrapped) = keyring.new_data_key(&case.id.to_string());
-                    let mut tx = self.write_tx().await?;
-                    let insert = format!(
-                        "INSERT INTO cases ({CASE_COLUMNS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
-                    );
-                    Self::bind_case(sqlx::query(&insert), case, Some(&key)).execute(&mut *tx).await.map_err(Self::map_err)?;
-                    Self::insert_data_key(&mut tx, &keyring.master().id(), &case.id.to_string(), "case", case.tenant_id, &wrapped, case.created_at).await?;
-                    Self::append_events(&mut tx, case, &key, events, actor).await?;
-                    tx.commit().await.map_err(Self::map_err)
+                    self.create_case_in(case, events, actor, None).await
+                }
+
+                async fn create_case_with_request(
+                    &self,
+                    case: &Case,
+                    events: &[CaseEvent],
+                    actor: &Actor,
+                    context: &RequestContext,
+                ) -> StoreResult<()> {
+                    self.create_case_in(case, events, actor, Some(context)).await
                 }
 
                 async fn case(&self, tenant: TenantId, id: CaseId) -> StoreResult<Option<Case>> {

@@ -74,8 +74,13 @@ pub struct CustomerRiskRow {
 macro_rules! impl_sql_risk {
     ($store:ty) => {
         impl $store {
-            async fn r_record_request(
-                &self,
+            /// Writes (or replaces) the case's `risk_requests` row: blind indexes of the
+            /// context's IP, device, phone and email, and the context sealed under the case's key.
+            #[allow(clippy::too_many_arguments)]
+            async fn write_request(
+                tx: &mut Tx,
+                keyring: &Keyring,
+                key: &DataKey,
                 tenant: TenantId,
                 case: CaseId,
                 at: Timestamp,
@@ -83,37 +88,9 @@ macro_rules! impl_sql_risk {
                 context: &RequestContext,
             ) -> StoreResult<()> {
                 use $crate::risk::{fields, seal_context};
-                let keyring = self.keys.get()?;
                 let blind = |field: &str, value: &Option<String>| {
-                    value.as_deref().map(|v| sealing::blind(&keyring, tenant, field, v))
+                    value.as_deref().map(|v| sealing::blind(keyring, tenant, field, v))
                 };
-                let mut tx = self.write_tx().await?;
-                let Some(key) = Self::case_key_in(&mut tx, &keyring, case).await? else {
-                    return Err(StoreError::NotFound);
-                };
-                // What is given replaces, what is not keeps what the request already had.
-                let existing: Option<(Option<String>, Option<String>)> =
-                    sqlx::query_as("SELECT context, customer_id FROM risk_requests WHERE case_id = $1 AND tenant_id = $2")
-                        .bind(case.to_string())
-                        .bind(tenant.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(Self::map_err)?;
-                let (context, customer, at) = match existing {
-                    Some((sealed, stored_customer)) => {
-                        let before = match sealed.as_deref() {
-                            Some(sealed) => $crate::risk::open_context(&key, case, sealed)?,
-                            None => RequestContext::default(),
-                        };
-                        let stored_customer = stored_customer
-                            .as_deref()
-                            .map(|c| $crate::regain_store::codec::parse_column("risk_requests.customer_id", c, CustomerId::parse))
-                            .transpose()?;
-                        (context.clone().or(&before), customer.or(stored_customer), at)
-                    }
-                    None => (context.clone(), customer, at),
-                };
-                let context = &context;
                 let device = context.device().map(str::to_owned);
                 let done = sqlx::query(
                     "INSERT INTO risk_requests \
@@ -131,13 +108,54 @@ macro_rules! impl_sql_risk {
                 .bind(blind(fields::DEVICE, &device))
                 .bind(blind(fields::PHONE, &context.phone))
                 .bind(blind(fields::EMAIL, &context.email))
-                .bind(seal_context(&key, case, context))
-                .execute(&mut *tx)
+                .bind(seal_context(key, case, context))
+                .execute(&mut **tx)
                 .await
                 .map_err(Self::map_err)?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
                 }
+                Ok(())
+            }
+
+            async fn r_record_request(
+                &self,
+                tenant: TenantId,
+                case: CaseId,
+                at: Timestamp,
+                customer: Option<CustomerId>,
+                context: &RequestContext,
+            ) -> StoreResult<()> {
+                let keyring = self.keys.get()?;
+                let mut tx = self.write_tx().await?;
+                let Some(key) = Self::case_key_in(&mut tx, &keyring, case).await? else {
+                    return Err(StoreError::NotFound);
+                };
+                // What the request already had stays; what it lacked is filled in.
+                let existing: Option<(Option<String>, Option<String>)> =
+                    sqlx::query_as("SELECT context, customer_id FROM risk_requests WHERE case_id = $1 AND tenant_id = $2")
+                        .bind(case.to_string())
+                        .bind(tenant.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                let (context, customer, at) = match existing {
+                    Some((sealed, stored_customer)) => {
+                        let before = match sealed.as_deref() {
+                            Some(sealed) => $crate::risk::open_context(&key, case, sealed)?,
+                            None => RequestContext::default(),
+                        };
+                        let stored_customer = stored_customer
+                            .as_deref()
+                            .map(|c| $crate::regain_store::codec::parse_column("risk_requests.customer_id", c, CustomerId::parse))
+                            .transpose()?;
+                        // What the intake saw (the caller ID, the sender) stays; identification
+                        // only fills in what it lacked.
+                        (before.or(context), customer.or(stored_customer), at)
+                    }
+                    None => (context.clone(), customer, at),
+                };
+                Self::write_request(&mut tx, &keyring, &key, tenant, case, at, customer, &context).await?;
                 tx.commit().await.map_err(Self::map_err)
             }
 
@@ -185,11 +203,11 @@ macro_rules! impl_sql_risk {
                          (SELECT COUNT(*) FROM risk_requests WHERE tenant_id = $1 AND customer_id = $2 AND at > $3 AND at <= $6) AS requests_customer, \
                          (SELECT COUNT(*) FROM verification_attempts WHERE tenant_id = $1 AND customer_id = $2 AND counted = $4 AND at > $5) AS failures, \
                          (SELECT updated_at FROM customer_credentials WHERE customer_id = $2) AS password_changed_at, \
-                         (SELECT MAX(confirmed_at) FROM customer_totp WHERE customer_id = $2) AS totp_at, \
-                         (SELECT MAX(created_at) FROM customer_recovery_codes WHERE customer_id = $2) AS codes_at, \
-                         (SELECT MAX(added_at) FROM customer_emails WHERE customer_id = $2) AS email_at, \
-                         (SELECT MAX(added_at) FROM customer_phones WHERE customer_id = $2) AS phone_at, \
-                         (SELECT COUNT(*) FROM customer_logins WHERE customer_id = $2 AND success = $4) AS login_successes",
+                         (SELECT MAX(confirmed_at) FROM customer_totp WHERE tenant_id = $1 AND customer_id = $2) AS totp_at, \
+                         (SELECT MAX(created_at) FROM customer_recovery_codes WHERE tenant_id = $1 AND customer_id = $2) AS codes_at, \
+                         (SELECT MAX(added_at) FROM customer_emails WHERE tenant_id = $1 AND customer_id = $2) AS email_at, \
+                         (SELECT MAX(added_at) FROM customer_phones WHERE tenant_id = $1 AND customer_id = $2) AS phone_at, \
+                         (SELECT COUNT(*) FROM customer_logins WHERE tenant_id = $1 AND customer_id = $2 AND success = $4) AS login_successes",
                     )
                     .bind(&tenant_text)
                     .bind(customer_text)

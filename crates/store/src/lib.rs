@@ -171,6 +171,15 @@ pub trait Store: Send + Sync + 'static {
     // Cases
     /// Stores a new case with its first timeline events, in one transaction.
     async fn create_case(&self, case: &Case, events: &[CaseEvent], actor: &Actor) -> StoreResult<()>;
+    /// [`create_case`](Self::create_case) with the case's recovery request for the risk engine
+    /// (see [`record_request`](Self::record_request)), in the same transaction.
+    async fn create_case_with_request(
+        &self,
+        case: &Case,
+        events: &[CaseEvent],
+        actor: &Actor,
+        context: &RequestContext,
+    ) -> StoreResult<()>;
     async fn case(&self, tenant: TenantId, id: CaseId) -> StoreResult<Option<Case>>;
     async fn list_cases(&self, tenant: TenantId, filter: &CaseFilter, page: &PageRequest) -> StoreResult<Page<Case>>;
     /// Replaces the case (whose version was `case.version - 1` when read) and appends its
@@ -275,9 +284,11 @@ pub trait Store: Send + Sync + 'static {
 
     // --- Risk (issue 5) ---
 
-    /// Records (or replaces) the case's recovery request for velocity: when it came, the
-    /// customer once identified, and its context, sealed under the case's key with blind
-    /// indexes of its IP, device, phone and email.
+    /// Records the case's recovery request for velocity: when it came, the customer once
+    /// identified, and its context, sealed under the case's key with blind indexes of its IP,
+    /// device, phone and email. On a request already recorded, what it had stays and what it
+    /// lacked is filled in (identification adds the phone and email named, never replacing the
+    /// caller ID the intake saw); a customer given replaces none.
     async fn record_request(
         &self,
         tenant: TenantId,

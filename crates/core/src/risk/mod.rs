@@ -370,7 +370,7 @@ pub struct RiskAssessment {
 ///
 /// - low: proceed with what the assurance policy requires;
 /// - medium: one more proof (step-up);
-/// - high: tier 2, and a supervisor's approval before any action;
+/// - high: tier 2, the step-up, and a supervisor's approval before any action;
 /// - critical: hold at the security tier and offer a lockdown. A `compromised_account` case *is*
 ///   the lockdown, so it is not held: it goes ahead at the security tier with approval.
 pub fn route(band: RiskBand, kind: CaseKind) -> Route {
@@ -385,12 +385,18 @@ pub fn route(band: RiskBand, kind: CaseKind) -> Route {
     match band {
         RiskBand::Low => base,
         RiskBand::Medium => Route { action: RouteAction::StepUp, step_up: true, ..base },
-        RiskBand::High => {
-            Route { action: RouteAction::SupervisorApproval, tier: Tier::SUPERVISOR, approval: true, ..base }
-        }
+        // Higher bands keep the step-up: a case that rose from medium never needs fewer proofs.
+        RiskBand::High => Route {
+            action: RouteAction::SupervisorApproval,
+            tier: Tier::SUPERVISOR,
+            step_up: true,
+            approval: true,
+            ..base
+        },
         RiskBand::Critical if kind == CaseKind::CompromisedAccount => Route {
             action: RouteAction::SupervisorApproval,
             tier: Tier::SECURITY,
+            step_up: true,
             approval: true,
             lockdown_offered: true,
             ..base
@@ -398,10 +404,10 @@ pub fn route(band: RiskBand, kind: CaseKind) -> Route {
         RiskBand::Critical => Route {
             action: RouteAction::Hold,
             tier: Tier::SECURITY,
+            step_up: true,
             approval: true,
             hold: true,
             lockdown_offered: true,
-            ..base
         },
     }
 }
@@ -456,11 +462,13 @@ pub fn score(policy: &RiskPolicy, snapshot: &Snapshot) -> RiskAssessment {
             Fact::Failures { .. } => {}
             Fact::Changed { what, at } => {
                 let days = i64::from(policy.recent_change_days);
-                if *at <= now && now - *at < Duration::days(days) {
+                // A time after `now` (a clock that runs ahead) counts as just now.
+                let age = (now - *at).max(Duration::zero());
+                if age < Duration::days(days) {
                     push(
                         what.reason(),
                         policy.weight(what.reason()),
-                        format!("{} {} ago", what.words(), ago(now - *at)),
+                        format!("{} {} ago", what.words(), ago(age)),
                         source,
                     );
                 }
@@ -527,17 +535,16 @@ pub fn score(policy: &RiskPolicy, snapshot: &Snapshot) -> RiskAssessment {
             ),
             Fact::SimSwap { changed_at: Some(at) } => {
                 let hours = i64::from(policy.sim_swap_hours);
-                if *at <= now && now - *at < Duration::hours(hours) {
+                // A swap reported after `now` (the operator's clock runs ahead) is just now.
+                let age = (now - *at).max(Duration::zero());
+                if age < Duration::hours(hours) {
                     // A swap within the day is the SIM swapper's signature: worth more.
-                    let code = if now - *at < Duration::hours(24) {
-                        ReasonCode::SimSwapFresh
-                    } else {
-                        ReasonCode::SimSwapRecent
-                    };
+                    let code =
+                        if age < Duration::hours(24) { ReasonCode::SimSwapFresh } else { ReasonCode::SimSwapRecent };
                     push(
                         code,
                         policy.weight(code),
-                        format!("the SIM card of the phone on file was changed {} ago", ago(now - *at)),
+                        format!("the SIM card of the phone on file was changed {} ago", ago(age)),
                         source,
                     );
                 }
@@ -560,11 +567,12 @@ pub fn score(policy: &RiskPolicy, snapshot: &Snapshot) -> RiskAssessment {
                         source,
                     );
                 }
-                if *created_at <= now && now - *created_at < Duration::days(i64::from(policy.new_account_days)) {
+                let age = (now - *created_at).max(Duration::zero());
+                if age < Duration::days(i64::from(policy.new_account_days)) {
                     push(
                         ReasonCode::NewAccount,
                         policy.weight(ReasonCode::NewAccount),
-                        format!("the account was opened {} ago", ago(now - *created_at)),
+                        format!("the account was opened {} ago", ago(age)),
                         source,
                     );
                 }

@@ -41,12 +41,12 @@ fn every_band_routes_as_the_issue_says() {
         );
         let high = route(RiskBand::High, kind);
         assert_eq!(
-            (high.action, high.tier, high.approval, high.hold),
-            (RouteAction::SupervisorApproval, Tier::SUPERVISOR, true, false)
+            (high.action, high.tier, high.step_up, high.approval, high.hold),
+            (RouteAction::SupervisorApproval, Tier::SUPERVISOR, true, true, false)
         );
         let critical = route(RiskBand::Critical, kind);
         assert_eq!(critical.tier, Tier::SECURITY, "{kind}");
-        assert!(critical.lockdown_offered && critical.approval, "{kind}");
+        assert!(critical.lockdown_offered && critical.approval && critical.step_up, "{kind}");
         // The lockdown itself is never held by the risk that calls for it.
         assert_eq!(critical.hold, kind != CaseKind::CompromisedAccount, "{kind}");
     }
@@ -108,8 +108,8 @@ fn recent_changes_count_inside_their_window_only() {
     assert_eq!(codes(&score(&policy, &changed(Change::Contact, 3))), [("recent_contact_change", 20)]);
     assert_eq!(codes(&score(&policy, &changed(Change::Factor, 13))), [("recent_factor_change", 15)]);
     assert!(score(&policy, &changed(Change::Password, 14)).reasons.is_empty(), "14 days is no longer recent");
-    // A change dated in the future (a clock skew) is no reason.
-    assert!(score(&policy, &changed(Change::Password, -1)).reasons.is_empty());
+    // A change dated after now (a clock that runs ahead) counts as just now.
+    assert_eq!(codes(&score(&policy, &changed(Change::Password, -1))), [("recent_password_change", 10)]);
 }
 
 #[test]
@@ -121,6 +121,9 @@ fn a_sim_swap_within_the_day_weighs_more_than_one_within_the_week() {
     assert_eq!(codes(&score(&policy, &swapped(167))), [("sim_swap_recent", 45)]);
     assert!(score(&policy, &swapped(168)).reasons.is_empty());
     assert!(score(&policy, &web_reset(vec![Fact::SimSwap { changed_at: None }])).reasons.is_empty());
+    // Reported a little after now (the operator's clock ahead): just now, not ignored.
+    let ahead = web_reset(vec![Fact::SimSwap { changed_at: Some(now() + Duration::seconds(30)) }]);
+    assert_eq!(codes(&score(&policy, &ahead)), [("sim_swap_fresh", 60)]);
 }
 
 #[test]
@@ -442,9 +445,8 @@ fn a_critical_risk_holds_every_step_toward_an_action_but_not_a_lockdown() {
 }
 
 #[test]
-fn observations_are_kept_once_and_allowed_at_any_tier() {
-    let mut start = case(CaseKind::PasswordReset);
-    start.tier = Tier::SECURITY;
+fn observations_are_kept_once_and_follow_the_worker_rules() {
+    let start = case(CaseKind::PasswordReset);
     let agent = Actor::Staff { id: StaffId::from_uuid(Uuid::from_u128(1)), role: Role::Agent };
     let tells = vec![Observation::Urgency, Observation::Urgency, Observation::RefusesCode];
     let (seen, events) = apply(&start, CaseCommand::Observe { tells }, agent, now()).expect("observed");
@@ -455,6 +457,17 @@ fn observations_are_kept_once_and_allowed_at_any_tier() {
     assert!(events.is_empty());
     assert_eq!(again.version, seen.version);
     assert!(matches!(apply(&seen, CaseCommand::Observe { tells: vec![] }, agent, now()), Err(CaseError::Invalid(_))));
+    // Like any work on the case: not beyond one's tier, not on a case assigned to someone else.
+    let mut higher = start.clone();
+    higher.tier = Tier::SECURITY;
+    let tells = vec![Observation::Urgency];
+    assert!(matches!(
+        apply(&higher, CaseCommand::Observe { tells: tells.clone() }, agent, now()),
+        Err(CaseError::BeyondTier { .. })
+    ));
+    let mut theirs = start.clone();
+    theirs.assignee = Some(StaffId::from_uuid(Uuid::from_u128(2)));
+    assert_eq!(apply(&theirs, CaseCommand::Observe { tells }, agent, now()), Err(CaseError::AssignedElsewhere));
 }
 
 #[test]

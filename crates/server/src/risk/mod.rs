@@ -30,10 +30,11 @@ use simswap::{SimSwapError, SimSwapProvider};
 /// How far back the tenant's usual hours are learned from, and how long they are cached.
 const HOURS_LEARNED_DAYS: i64 = 28;
 const HOURS_CACHE_SECONDS: u64 = 600;
-/// At most this many phones on file are checked for a SIM swap.
-const SIM_SWAP_PHONES_MAX: usize = 3;
+/// At most this many phones on file are checked for a SIM swap (every verified phone a customer
+/// record can hold).
+const SIM_SWAP_PHONES_MAX: usize = 10;
 /// How long the SIM-swap provider's answer for a phone is kept.
-const SIM_CACHE_SECONDS: u64 = 300;
+const SIM_CACHE_SECONDS: u64 = 30;
 /// Distinct recent sign-ins compared with the request.
 const LOGINS_COMPARED_MAX: u32 = 50;
 
@@ -167,10 +168,17 @@ pub async fn snapshot(
     }
 
     let lists = state.risk.lists.current();
-    if let Some(ip) = context.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()) {
-        for (list, action) in lists.ip_matches(tenant_slug, ip) {
-            add(Fact::IpListed { list, action }, "lists");
+    match context.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()) {
+        Some(ip) => {
+            for (list, action) in lists.ip_matches(tenant_slug, ip) {
+                add(Fact::IpListed { list, action }, "lists");
+            }
         }
+        // Online, the intake always sees an address: one it did not pass cannot be checked.
+        None if matches!(case.channel, regain_core::Channel::Web | regain_core::Channel::Chat) => {
+            add(Fact::Missing { signal: SignalKind::IpLists, why: "the intake passed no IP address".into() }, "lists")
+        }
+        None => {}
     }
     if let Some(domain) = context.email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase())
     {

@@ -27,7 +27,8 @@ pub struct CreateCase {
     pub summary: Option<String>,
     /// Where the request came from, for the risk assessment: what the intake knows of the
     /// customer's side (a client system passes on its visitor's IP and device; a phone system
-    /// its caller ID). Never the agent's own address.
+    /// its caller ID). Only a client system's API key may pass it (403 `context-from-intake`
+    /// for staff).
     pub context: Option<RequestContextBody>,
 }
 
@@ -271,9 +272,17 @@ pub async fn open_case(
     let settings = state.store.tenant(tenant).await?.ok_or_else(|| ApiError::not_found("tenant"))?.settings;
     let id = CaseId::generate(state.clock.as_ref(), state.entropy.as_ref());
     let (case, events) = Case::open(id, tenant, &settings, new, actor, state.now());
-    state.store.create_case(&case, &events, &actor).await?;
+    state.store.create_case_with_request(&case, &events, &actor, context).await?;
     tracing::info!(case_id = %case.id, kind = %case.kind, channel = %case.channel, "case opened");
-    crate::risk::record_and_assess(state, case, context).await
+    // The case exists now: an assessment that fails here is logged, not the caller's error (a
+    // retry would open a second case); every step toward an action assesses again anyway.
+    match crate::risk::assess_and_record(state, case.clone()).await {
+        Ok(assessed) => Ok(assessed),
+        Err(e) => {
+            tracing::warn!(case_id = %case.id, error = %e, "the intake risk assessment failed; it runs again before any action");
+            Ok(case)
+        }
+    }
 }
 
 /// Open a recovery case.
@@ -287,6 +296,17 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateCase>,
 ) -> ApiResult<(StatusCode, Json<CaseView>)> {
     let new = NewCase::parse(&req.kind, &req.channel, req.summary.as_deref())?;
+    // Where the customer came from is what the intake system saw, never what someone on the
+    // desk types in: an agent could otherwise name an allow-listed address to lower the risk.
+    if req.context.is_some() && !matches!(auth.actor, Actor::ApiKey { .. }) {
+        return Err(ApiError::Refused {
+            status: StatusCode::FORBIDDEN,
+            code: "context-from-intake",
+            detail: "the request's context (IP, device, caller ID) is passed by the client system's API key, \
+                     not entered by staff"
+                .into(),
+        });
+    }
     let tenant = state.store.tenant(auth.tenant()?).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     let context = req.context.unwrap_or_default().parse(&tenant.settings.default_region)?;
     let case = open_case(&state, tenant.id, new, auth.actor, &context).await?;

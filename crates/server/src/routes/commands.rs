@@ -97,7 +97,9 @@ pub async fn run_command(
     );
     if toward_action {
         case = crate::risk::assess_and_record(state, case).await?;
-        // A critical risk answers first, as a recovery hold does: nothing else matters yet.
+        // Who may work the case answers first (the assessment may just have raised its tier),
+        // then a critical risk, as a recovery hold does: nothing else matters yet.
+        regain_core::case::may_work(&case, principal.actor)?;
         if case.risk_route().hold {
             let score = case.risk.as_ref().map_or(0, |r| r.score);
             return Err(regain_core::CaseError::RiskHold { score }.into());
@@ -144,6 +146,10 @@ pub async fn run_command(
         CaseCommand::RequestApproval { .. } | CaseCommand::Approve { .. } | CaseCommand::Execute => {
             if let Some(customer) = case.customer_id {
                 crate::verification::refuse_if_held(state, tenant, customer).await?;
+            }
+            // A band that rose after the decision still asks for its extra proof (issue 5).
+            if case.risk_route().step_up {
+                crate::verification::require_verified(state, &case).await?;
             }
         }
         _ => {}

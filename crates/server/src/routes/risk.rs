@@ -210,6 +210,24 @@ pub struct ListsView {
     pub last_error: Option<String>,
 }
 
+/// A list error as `tenant_slug` may read it: its own files' and everyone's with the file (as
+/// named in the folder) and the line; another tenant's only as the fact that a reload failed.
+fn visible_error(state: &AppState, e: &crate::risk::lists::ListLoadError, tenant_slug: &str) -> String {
+    let relative = state.risk.lists.dir().and_then(|dir| e.file.strip_prefix(dir).ok()).map(std::path::Path::to_owned);
+    let ours = relative.as_ref().is_some_and(|r| {
+        let parts: Vec<_> = r.components().collect();
+        parts.len() == 1 || parts.first().is_some_and(|c| c.as_os_str() == tenant_slug)
+    });
+    match relative {
+        Some(relative) if ours => {
+            let at =
+                if e.line > 0 { format!("{}:{}", relative.display(), e.line) } else { relative.display().to_string() };
+            format!("{at}: {}", e.message)
+        }
+        _ => "another tenant's list file does not parse (the operator has been told in the log)".to_owned(),
+    }
+}
+
 fn lists_view(state: &AppState, tenant_slug: &str) -> ListsView {
     let set = state.risk.lists.current();
     let lists = set
@@ -226,7 +244,7 @@ fn lists_view(state: &AppState, tenant_slug: &str) -> ListsView {
         configured: state.risk.lists.dir().is_some(),
         loaded_at: set.loaded_at,
         lists,
-        last_error: state.risk.lists.last_error().map(|e| e.to_string()),
+        last_error: state.risk.lists.last_error().map(|e| visible_error(state, &e, tenant_slug)),
     }
 }
 
@@ -256,11 +274,9 @@ pub async fn reload_lists(
         .await
         .map_err(|e| ApiError::Internal(format!("list reload: {e}")))?;
     if let Err(e) = outcome {
-        let file = e.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let at = if e.line > 0 { format!("{file}:{}", e.line) } else { file };
-        return Err(
-            ValidationError::new("lists", format!("{at}: {}; the previous lists stay in force", e.message)).into()
-        );
+        tracing::error!(error = %e, "risk lists not reloaded; the previous lists stay in force");
+        let what = visible_error(&state, &e, tenant.slug.as_str());
+        return Err(ValidationError::new("lists", format!("{what}; the previous lists stay in force")).into());
     }
     tracing::info!("risk lists reloaded on request");
     Ok(Json(lists_view(&state, tenant.slug.as_str())))

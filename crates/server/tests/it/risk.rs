@@ -205,6 +205,9 @@ async fn every_band_routes(app: TestApp) {
     expect_problem(decide(&app, &d.agent, &high).await, StatusCode::CONFLICT, "beyond-tier").await;
     let supervisor = app.token(Some(&d.acme), Role::Supervisor).await;
     let approver = app.token(Some(&d.acme), Role::Supervisor).await;
+    // High keeps the step-up: one proof is not enough for the supervisor either.
+    expect_problem(decide(&app, &supervisor, &high).await, StatusCode::CONFLICT, "verification-incomplete").await;
+    app.verify_by_code(&supervisor, &high, "phone-0").await;
     assert_eq!(decide(&app, &supervisor, &high).await.status(), StatusCode::OK);
     expect_problem(
         app.post(&supervisor, &path(&high, "execute"), json!({})).await,
@@ -225,7 +228,15 @@ async fn every_band_routes(app: TestApp) {
 
     // Critical: a denied address at intake and pressure on the call: held at tier 3.
     let critical = d.identified_as(&app, "omar", "password_reset", "web", json!({"ip": "198.51.100.77"})).await;
-    let risk = observe(&app, &d.agent, &critical, &["urgency", "background_prompting"]).await;
+    // The denied address alone already took it to tier 2: the agent hands over.
+    expect_problem(
+        app.post(&d.agent, &path(&critical, "observations"), json!({"tells": ["urgency"]})).await,
+        StatusCode::CONFLICT,
+        "beyond-tier",
+    )
+    .await;
+    let analyst = app.token(Some(&d.acme), Role::SecurityAnalyst).await;
+    let risk = observe(&app, &supervisor, &critical, &["urgency", "background_prompting"]).await;
     assert_eq!(
         (risk["band"].as_str(), risk["route"]["action"].as_str(), risk["route"]["hold"].as_bool()),
         (Some("critical"), Some("hold"), Some(true)),
@@ -235,7 +246,6 @@ async fn every_band_routes(app: TestApp) {
     assert!(codes(&risk).contains(&"ip_denied".to_owned()), "{risk}");
     let detail = risk["reasons"][0]["detail"].as_str().unwrap();
     assert!(detail.contains("“blocked”") && !detail.contains("198.51.100.77"), "no address in a reason: {detail}");
-    let analyst = app.token(Some(&d.acme), Role::SecurityAnalyst).await;
     expect_problem(decide(&app, &analyst, &critical).await, StatusCode::LOCKED, "risk-hold").await;
     let rejected = app
         .post_ok(&analyst, &path(&critical, "decide"), json!({"approve": false, "reason": "impostor"}), StatusCode::OK)
@@ -491,10 +501,21 @@ async fn lists_reload_and_a_bad_line_keeps_the_lists_in_force() {
     let lists = app.get_ok(&admin, "/api/v1/risk/lists").await;
     assert_eq!(lists["lists"].as_array().unwrap().len(), 3, "the lists in force stay: {lists}");
     assert!(lists["last_error"].as_str().unwrap().contains(":3:"), "{lists}");
-    // Another tenant does not see acme's own list.
+    // Another tenant does not see acme's own list, nor what is wrong in acme's files.
     let beta = app.tenant("beta").await;
     let beta_admin = app.token(Some(&beta), Role::TenantAdmin).await;
     assert_eq!(app.get_ok(&beta_admin, "/api/v1/risk/lists").await["lists"].as_array().unwrap().len(), 2);
+    std::fs::write(dir.path().join("tor-exit.deny.txt"), "203.0.113.0/24\n").unwrap();
+    std::fs::write(dir.path().join("acme/office.allow.txt"), "192.0.2.0/24\n192.0.2.300 # the office\n").unwrap();
+    let refused = app.post(&beta_admin, "/api/v1/risk/lists/reload", json!({})).await.text().await.unwrap();
+    assert!(
+        !refused.contains("acme") && !refused.contains("192.0.2.300") && refused.contains("another tenant"),
+        "{refused}"
+    );
+    let own = app.post(&admin, "/api/v1/risk/lists/reload", json!({})).await.text().await.unwrap();
+    assert!(own.contains("acme/office.allow.txt:2"), "{own}");
+    std::fs::write(dir.path().join("acme/office.allow.txt"), "192.0.2.0/24\n").unwrap();
+    std::fs::write(dir.path().join("tor-exit.deny.txt"), "203.0.113.0/24\n# fine\n203.0.113.999\n").unwrap();
     // An agent may not reload them.
     assert_eq!(app.post(&d.agent, "/api/v1/risk/lists/reload", json!({})).await.status(), StatusCode::FORBIDDEN);
 
@@ -573,6 +594,10 @@ async fn bad_risk_input_is_refused_and_changes_nothing() {
     )
     .await;
     assert!(refused["detail"].as_str().unwrap().contains("zip"), "{refused}");
+    // Staff never type in where the request came from: an allow-listed address would lower it.
+    let agent_case = json!({"kind": "password_reset", "channel": "web", "context": {"ip": "192.0.2.1"}});
+    expect_problem(app.post(&d.agent, "/api/v1/cases", agent_case).await, StatusCode::FORBIDDEN, "context-from-intake")
+        .await;
     let cases = app.get_ok(&d.key, "/api/v1/cases").await;
     assert_eq!(cases["items"].as_array().unwrap().len(), 0, "nothing was opened");
 
