@@ -132,10 +132,10 @@ pub async fn snapshot(
     let mut add = |fact: Fact, source: &str| signals.push(Signal::new(fact, source, now));
     let late = |what: &str, deadline: StdDuration| format!("{what} did not answer within {} ms", deadline.as_millis());
 
-    let context = match history {
+    let (context, context_known) = match history {
         Ok(Ok(history)) => {
             store_signals(&mut add, &history, customer, policy);
-            history.context
+            (history.context, true)
         }
         outcome => {
             let why = match outcome {
@@ -150,9 +150,10 @@ pub async fn snapshot(
                 add(Fact::Missing { signal, why: why.clone() }, "store");
             }
             if customer.is_some() {
-                add(Fact::Missing { signal: SignalKind::LoginHistory, why }, "store");
+                add(Fact::Missing { signal: SignalKind::LoginHistory, why: why.clone() }, "store");
             }
-            RequestContext::default()
+            add(Fact::Missing { signal: SignalKind::IpLists, why: format!("the request's context: {why}") }, "store");
+            (RequestContext::default(), false)
         }
     };
 
@@ -175,7 +176,7 @@ pub async fn snapshot(
             }
         }
         // Online, the intake always sees an address: one it did not pass cannot be checked.
-        None if matches!(case.channel, regain_core::Channel::Web | regain_core::Channel::Chat) => {
+        None if context_known && matches!(case.channel, regain_core::Channel::Web | regain_core::Channel::Chat) => {
             add(Fact::Missing { signal: SignalKind::IpLists, why: "the intake passed no IP address".into() }, "lists")
         }
         None => {}
@@ -198,7 +199,7 @@ pub async fn snapshot(
 
     match hours {
         Ok(Ok(hours)) => {
-            let samples: u32 = hours.iter().sum();
+            let samples: u32 = hours.iter().fold(0u32, |sum, n| sum.saturating_add(*n));
             let hour = u8::try_from(now.hour()).unwrap_or(0);
             let in_hour = hours.get(usize::from(hour)).copied().unwrap_or(0);
             let share_permille = if samples == 0 {
