@@ -14,6 +14,8 @@ pub struct Banner<'a> {
     pub database: String,
     /// The file the demo's outgoing messages (codes, links) are written to, when it uses one.
     pub messages: Option<String>,
+    /// The risk engine's lists folder, when there is one.
+    pub risk_lists: Option<String>,
     pub api_key: &'a str,
     pub demo: &'a Demo,
 }
@@ -63,6 +65,9 @@ fn render(b: &Banner<'_>, program: &str) -> Result<String, std::fmt::Error> {
     writeln!(s, "  Data       {} ({kept})", b.database)?;
     if let Some(messages) = &b.messages {
         writeln!(s, "  Messages   {messages} (codes and links the desk sends customers; one JSON line each)")?;
+    }
+    if let Some(lists) = &b.risk_lists {
+        writeln!(s, "  Risk lists {lists} (IP allow/deny and disposable-email lists; reloaded when they change)")?;
     }
     writeln!(s)?;
     writeln!(s, "API key, role tenant_admin, \"{}\" (a new one each run; shown once)", roster::ADMIN_KEY_NAME)?;

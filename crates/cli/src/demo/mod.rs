@@ -51,6 +51,14 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if args.fresh {
         remove_database(&db_path)?;
     }
+    // An example deny list, so the risk panel has something to say about an address from it.
+    let risk_lists = config.risk_lists_dir(&data_dir).unwrap_or_else(|| data_dir.join("risk-lists"));
+    if config.risk.lists_dir.is_none() && !risk_lists.exists() {
+        std::fs::create_dir_all(&risk_lists)
+            .with_context(|| format!("creating the demo's risk lists {}", risk_lists.display()))?;
+        std::fs::write(risk_lists.join("example.deny.txt"), EXAMPLE_DENY_LIST)
+            .with_context(|| format!("writing the demo's example deny list in {}", risk_lists.display()))?;
+    }
     let database = DatabaseSection {
         url: Some(SecretString::from(format!("sqlite://{}", db_path.display()))),
         data_dir: data_dir.clone(),
@@ -95,6 +103,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         addr,
         database: db_path.display().to_string(),
         messages,
+        risk_lists: config.risk_lists_dir(&data_dir).map(|d| d.display().to_string()),
         api_key: &api_key,
         demo: &demo,
     })
@@ -104,6 +113,12 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     ctx.backend.close().await;
     Ok(ExitCode::SUCCESS)
 }
+
+/// The demo's example IP deny list: the documentation range, so nothing real is blocked.
+const EXAMPLE_DENY_LIST: &str = "# The demo's example deny list: requests from these addresses score as denied.\n\
+# One address or CIDR block a line; NAME.allow.txt files list trusted ones, NAME.domains.txt\n\
+# disposable-email domains, and a folder named by a tenant's slug holds that tenant's own.\n\
+203.0.113.0/24\n";
 
 fn remove_database(db_path: &Path) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm"] {

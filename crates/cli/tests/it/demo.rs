@@ -157,6 +157,10 @@ fn the_demo_serves_and_its_printed_commands_work() {
     assert_eq!(case["state"], "open");
     assert_eq!(case["kind"], "password_reset");
     let case_id = case["id"].as_str().expect("case id").to_owned();
+    // Assessed at intake (issue 5); the demo's example deny list is loaded.
+    assert_eq!(case["risk"]["route"], "proceed", "{case}");
+    assert!(data_dir.join("risk-lists/example.deny.txt").is_file());
+    assert!(demo.banner.contains("Risk lists"), "{}", demo.banner);
 
     let (status, list) = run_curl(&demo.command("List the open cases"));
     assert_eq!(status, 200, "{list}");
