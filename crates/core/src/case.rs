@@ -463,8 +463,8 @@ pub enum CaseError {
     #[error("the case is assigned to someone else; ask a supervisor to reassign it")]
     AssignedElsewhere,
     #[error(
-        "the risk on this case is critical (score {score}): no action on it; the security team rejects it or opens a \
-         compromised-account case to lock the account down"
+        "the risk on this case is critical (score {score}): no action on it; the security team rejects or cancels it, \
+         or opens a compromised-account case to lock the account down"
     )]
     RiskHold { score: u8 },
     #[error(transparent)]

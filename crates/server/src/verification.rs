@@ -146,7 +146,9 @@ pub async fn require_verified(state: &AppState, case: &Case) -> ApiResult<()> {
     refuse_if_held(state, case.tenant_id, customer).await?;
     let verification = case_verification(state, case).await?;
     if !verification.assessment.satisfied {
-        let step_up = if case.risk_route().step_up { " (the risk is medium: one more proof than usual)" } else { "" };
+        let band = case.risk.as_ref().map_or("low", |r| r.band.as_str());
+        let step_up =
+            if case.risk_route().step_up { format!(" (the risk is {band}: one more proof than usual)") } else { String::new() };
         return Err(ApiError::Conflict {
             code: "verification-incomplete",
             detail: format!(
@@ -298,10 +300,13 @@ pub async fn compose(
 }
 
 /// A case in the state where proofs are collected, that `actor` may work (its tier, its
-/// assignee).
+/// assignee). A case decided or awaiting approval still takes proofs while its risk asks for a
+/// step-up (issue 5): a band that rose after the decision asks for one more, and there must be
+/// a way to give it.
 pub fn require_verifying(case: &Case, actor: Actor, what: &'static str) -> ApiResult<CustomerId> {
     let customer = match (case.state, case.customer_id) {
         (CaseState::Verifying, Some(customer)) => customer,
+        (CaseState::Decided | CaseState::AwaitingApproval, Some(customer)) if case.risk_route().step_up => customer,
         (CaseState::Identifying | CaseState::Open, _) => {
             return Err(ApiError::Conflict {
                 code: "wrong-state",

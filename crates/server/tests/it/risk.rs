@@ -640,3 +640,32 @@ async fn bad_risk_input_is_refused_and_changes_nothing() {
     let observed = app.post(&beta_agent, &path(&id, "observations"), json!({"tells": ["urgency"]})).await;
     assert_eq!(observed.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_band_that_rises_after_the_decision_still_asks_for_its_proof() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let id = d.identified(&app, "password_reset", "phone", json!({})).await;
+    app.verify_by_code(&d.agent, &id, "email-0").await;
+    assert_eq!(decide(&app, &d.agent, &id).await.status(), StatusCode::OK);
+    // What the agent noticed after deciding raises the band: tier 2, step-up, approval.
+    let risk = observe(&app, &d.agent, &id, &["caller_id_mismatch", "refuses_code"]).await;
+    assert_eq!(risk["band"], "high", "{risk}");
+    let supervisor = app.token(Some(&d.acme), Role::Supervisor).await;
+    let refused = expect_problem(
+        app.post(&supervisor, &path(&id, "execute"), json!({})).await,
+        StatusCode::CONFLICT,
+        "verification-incomplete",
+    )
+    .await;
+    assert!(refused["detail"].as_str().unwrap().contains("the risk is high"), "{refused}");
+    // The decided case takes the extra proof, then waits for a second supervisor.
+    let proof = app.verify_by_code(&supervisor, &id, "phone-0").await;
+    assert_eq!(proof["verification"]["assessment"]["satisfied"], true, "{proof}");
+    expect_problem(app.post(&supervisor, &path(&id, "execute"), json!({})).await, StatusCode::CONFLICT, "approval-required")
+        .await;
+    let reason = json!({"reason": "second proof given after the tells"});
+    app.post_ok(&supervisor, &path(&id, "request-approval"), reason.clone(), StatusCode::OK).await;
+    let approver = app.token(Some(&d.acme), Role::Supervisor).await;
+    assert_eq!(app.post_ok(&approver, &path(&id, "approve"), reason, StatusCode::OK).await["state"], "executing");
+}
