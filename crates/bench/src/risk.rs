@@ -56,6 +56,8 @@ async fn fixture(state: &AppState) -> anyhow::Result<(Customer, Case)> {
         device_id: None,
         phone: Some("+12015550100".into()),
         email: Some("bench@example.com".into()),
+        named_phone: None,
+        named_email: None,
     };
     for i in 0..PAST_EVENTS {
         let at = now - Span::minutes(30 * 24 * 60 * i as i64 / PAST_EVENTS as i64) - Span::minutes(1);

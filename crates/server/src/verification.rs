@@ -147,8 +147,11 @@ pub async fn require_verified(state: &AppState, case: &Case) -> ApiResult<()> {
     let verification = case_verification(state, case).await?;
     if !verification.assessment.satisfied {
         let band = case.risk.as_ref().map_or("low", |r| r.band.as_str());
-        let step_up =
-            if case.risk_route().step_up { format!(" (the risk is {band}: one more proof than usual)") } else { String::new() };
+        let step_up = if case.risk_route().step_up {
+            format!(" (the risk is {band}: one more proof than usual)")
+        } else {
+            String::new()
+        };
         return Err(ApiError::Conflict {
             code: "verification-incomplete",
             detail: format!(

@@ -10,7 +10,7 @@ ALTER TABLE cases ADD COLUMN observed TEXT NOT NULL DEFAULT '';
 
 -- One row per recovery request (case), for velocity across channels: when it came, the
 -- customer once identified, and blind indexes (HMAC under the keyring's index key) of the IP,
--- device, phone and email it came from or named. The request's context itself (IP, user agent,
+-- device, phone and email it came from, and of the phone and email the caller named. The request's context itself (IP, user agent,
 -- device id) is sealed under the case's key.
 CREATE TABLE risk_requests (
     case_id     TEXT PRIMARY KEY REFERENCES cases (id) ON DELETE CASCADE,
@@ -21,6 +21,8 @@ CREATE TABLE risk_requests (
     device_bidx TEXT,
     phone_bidx  TEXT,
     email_bidx  TEXT,
+    named_phone_bidx TEXT,
+    named_email_bidx TEXT,
     context     TEXT
 );
 CREATE INDEX risk_requests_tenant_at_idx ON risk_requests (tenant_id, at);
@@ -28,6 +30,8 @@ CREATE INDEX risk_requests_customer_idx ON risk_requests (tenant_id, customer_id
 CREATE INDEX risk_requests_ip_idx ON risk_requests (tenant_id, ip_bidx, at) WHERE ip_bidx IS NOT NULL;
 CREATE INDEX risk_requests_phone_idx ON risk_requests (tenant_id, phone_bidx, at) WHERE phone_bidx IS NOT NULL;
 CREATE INDEX risk_requests_email_idx ON risk_requests (tenant_id, email_bidx, at) WHERE email_bidx IS NOT NULL;
+CREATE INDEX risk_requests_named_phone_idx ON risk_requests (tenant_id, named_phone_bidx, at) WHERE named_phone_bidx IS NOT NULL;
+CREATE INDEX risk_requests_named_email_idx ON risk_requests (tenant_id, named_email_bidx, at) WHERE named_email_bidx IS NOT NULL;
 
 -- Sign-in history is compared per customer, newest first.
 CREATE INDEX customer_logins_success_idx ON customer_logins (customer_id, success, at);

@@ -20,6 +20,8 @@ pub fn seal_context(key: &DataKey, case: CaseId, context: &RequestContext) -> St
         "device_id": context.device_id,
         "phone": context.phone,
         "email": context.email,
+        "named_phone": context.named_phone,
+        "named_email": context.named_email,
     });
     key.seal_text(&context_aad(case), &value.to_string())
 }
@@ -35,6 +37,8 @@ pub fn open_context(key: &DataKey, case: CaseId, sealed: &str) -> StoreResult<Re
         device_id: field("device_id"),
         phone: field("phone"),
         email: field("email"),
+        named_phone: field("named_phone"),
+        named_email: field("named_email"),
     })
 }
 
@@ -94,11 +98,13 @@ macro_rules! impl_sql_risk {
                 let device = context.device().map(str::to_owned);
                 let done = sqlx::query(
                     "INSERT INTO risk_requests \
-                     (case_id, tenant_id, at, customer_id, ip_bidx, device_bidx, phone_bidx, email_bidx, context) \
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM cases WHERE id = $1 AND tenant_id = $2 \
+                     (case_id, tenant_id, at, customer_id, ip_bidx, device_bidx, phone_bidx, email_bidx, \
+                      named_phone_bidx, named_email_bidx, context) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM cases WHERE id = $1 AND tenant_id = $2 \
                      ON CONFLICT (case_id) DO UPDATE SET customer_id = excluded.customer_id, ip_bidx = excluded.ip_bidx, \
                      device_bidx = excluded.device_bidx, phone_bidx = excluded.phone_bidx, \
-                     email_bidx = excluded.email_bidx, context = excluded.context",
+                     email_bidx = excluded.email_bidx, named_phone_bidx = excluded.named_phone_bidx, \
+                     named_email_bidx = excluded.named_email_bidx, context = excluded.context",
                 )
                 .bind(case.to_string())
                 .bind(tenant.to_string())
@@ -108,6 +114,8 @@ macro_rules! impl_sql_risk {
                 .bind(blind(fields::DEVICE, &device))
                 .bind(blind(fields::PHONE, &context.phone))
                 .bind(blind(fields::EMAIL, &context.email))
+                .bind(blind(fields::PHONE, &context.named_phone))
+                .bind(blind(fields::EMAIL, &context.named_email))
                 .bind(seal_context(key, case, context))
                 .execute(&mut **tx)
                 .await
@@ -151,7 +159,7 @@ macro_rules! impl_sql_risk {
                             .transpose()?;
                         // What the intake saw (the caller ID, the sender) stays; identification
                         // only fills in what it lacked.
-                        (before.or(context), customer.or(stored_customer), at)
+                        (before.updated_by(context), customer.or(stored_customer), at)
                     }
                     None => (context.clone(), customer, at),
                 };
@@ -179,10 +187,14 @@ macro_rules! impl_sql_risk {
                         "SELECT r.context, k.wrapped AS wrapped_key, \
                          CASE WHEN r.ip_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
                            WHERE x.tenant_id = r.tenant_id AND x.ip_bidx = r.ip_bidx AND x.at > $3 AND x.at <= $6) END AS requests_ip, \
-                         CASE WHEN r.phone_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
-                           WHERE x.tenant_id = r.tenant_id AND x.phone_bidx = r.phone_bidx AND x.at > $4 AND x.at <= $6) END AS requests_phone, \
-                         CASE WHEN r.email_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
-                           WHERE x.tenant_id = r.tenant_id AND x.email_bidx = r.email_bidx AND x.at > $5 AND x.at <= $6) END AS requests_email \
+                         CASE WHEN r.phone_bidx IS NULL AND r.named_phone_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
+                           WHERE x.tenant_id = r.tenant_id AND x.at > $4 AND x.at <= $6 \
+                           AND (x.phone_bidx IN (r.phone_bidx, r.named_phone_bidx) \
+                                OR x.named_phone_bidx IN (r.phone_bidx, r.named_phone_bidx))) END AS requests_phone, \
+                         CASE WHEN r.email_bidx IS NULL AND r.named_email_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
+                           WHERE x.tenant_id = r.tenant_id AND x.at > $5 AND x.at <= $6 \
+                           AND (x.email_bidx IN (r.email_bidx, r.named_email_bidx) \
+                                OR x.named_email_bidx IN (r.email_bidx, r.named_email_bidx))) END AS requests_email \
                          FROM risk_requests r LEFT JOIN data_keys k ON k.subject = r.case_id \
                          WHERE r.case_id = $1 AND r.tenant_id = $2",
                     )
@@ -202,7 +214,8 @@ macro_rules! impl_sql_risk {
                         "SELECT \
                          (SELECT COUNT(*) FROM risk_requests WHERE tenant_id = $1 AND customer_id = $2 AND at > $3 AND at <= $6) AS requests_customer, \
                          (SELECT COUNT(*) FROM verification_attempts WHERE tenant_id = $1 AND customer_id = $2 AND counted = $4 AND at > $5) AS failures, \
-                         (SELECT updated_at FROM customer_credentials WHERE customer_id = $2) AS password_changed_at, \
+                         (SELECT k.updated_at FROM customer_credentials k JOIN customers c ON c.id = k.customer_id \
+                           WHERE c.tenant_id = $1 AND k.customer_id = $2) AS password_changed_at, \
                          (SELECT MAX(confirmed_at) FROM customer_totp WHERE tenant_id = $1 AND customer_id = $2) AS totp_at, \
                          (SELECT MAX(created_at) FROM customer_recovery_codes WHERE tenant_id = $1 AND customer_id = $2) AS codes_at, \
                          (SELECT MAX(added_at) FROM customer_emails WHERE tenant_id = $1 AND customer_id = $2) AS email_at, \
@@ -224,11 +237,12 @@ macro_rules! impl_sql_risk {
                     let Some(customer_text) = &customer_text else { return Ok(Vec::new()) };
                     sqlx::query_as::<_, (Option<String>, Option<String>)>(
                         "SELECT ip, user_agent FROM customer_logins WHERE customer_id = $1 AND success = $2 \
-                         ORDER BY at DESC LIMIT $3",
+                         AND tenant_id = $4 ORDER BY at DESC LIMIT $3",
                     )
                     .bind(customer_text)
                     .bind(true)
                     .bind(i64::from(windows.logins_max))
+                    .bind(&tenant_text)
                     .fetch_all(self.read_pool())
                     .await
                     .map_err(Self::map_err)

@@ -767,6 +767,8 @@ pub async fn risk_history_counts_requests_per_subject_and_keeps_the_context_seal
         device_id: None,
         phone: Some("+12015550040".into()),
         email: None,
+        named_phone: None,
+        named_email: None,
     };
     // Four requests from one address in an hour; the last two are Jane's once identified.
     let mut cases = Vec::new();
@@ -776,11 +778,21 @@ pub async fn risk_history_counts_requests_per_subject_and_keeps_the_context_seal
         store.record_request(acme.id, case.id, at, None, &context("203.0.113.9")).await.unwrap();
         cases.push(case);
     }
-    // Identification adds the customer and the email named, and keeps what the intake knew.
-    let named = RequestContext { email: Some("jane@example.com".into()), ..RequestContext::default() };
+    // Identification adds the customer and what the caller named, and keeps what the intake
+    // saw (the caller ID): a phone named that is not the one called from counts too.
+    let named = RequestContext {
+        named_email: Some("jane@example.com".into()),
+        named_phone: Some("+12015550099".into()),
+        ..RequestContext::default()
+    };
     for case in &cases[2..] {
         store.record_request(acme.id, case.id, t0(), Some(jane.id), &named).await.unwrap();
     }
+    // Naming a throwaway first and the real number later: the latest naming is what counts.
+    let throwaway = RequestContext { named_phone: Some("+12015550001".into()), ..RequestContext::default() };
+    store.record_request(acme.id, cases[1].id, t0(), None, &throwaway).await.unwrap();
+    let target = RequestContext { named_phone: Some("+12015550099".into()), ..RequestContext::default() };
+    store.record_request(acme.id, cases[1].id, t0(), None, &target).await.unwrap();
     // Another tenant's requests from the same address count for nobody here.
     let other = open_case(store, &beta, 300, CaseKind::PasswordReset).await;
     store.record_request(beta.id, other.id, t0(), None, &context("203.0.113.9")).await.unwrap();
@@ -793,12 +805,17 @@ pub async fn risk_history_counts_requests_per_subject_and_keeps_the_context_seal
     let now = t0() + Duration::minutes(40);
     let history = store.risk_history(acme.id, cases[3].id, Some(jane.id), &windows, now).await.unwrap();
     assert_eq!(history.requests_ip, Some(4));
+    // The caller ID (all four) or the named number (three of them): every request counts once.
     assert_eq!(history.requests_phone, Some(4));
     assert_eq!(history.requests_email, Some(2));
     assert_eq!(history.requests_customer, Some(2));
     assert_eq!(history.failures, Some(0));
     assert_eq!(history.context.ip.as_deref(), Some("203.0.113.9"), "the intake's context is kept");
-    assert_eq!(history.context.email.as_deref(), Some("jane@example.com"), "identification's is merged in");
+    assert_eq!(history.context.phone.as_deref(), Some("+12015550040"), "the caller ID stays");
+    assert_eq!(history.context.named_phone.as_deref(), Some("+12015550099"), "what was named is added");
+    assert_eq!(history.context.named_email.as_deref(), Some("jane@example.com"));
+    let throwaway_row = store.risk_history(acme.id, cases[1].id, None, &windows, now).await.unwrap();
+    assert_eq!(throwaway_row.context.named_phone.as_deref(), Some("+12015550099"), "the latest naming counts");
     assert_eq!(history.login_successes, 0);
     // The IP window is an hour: later, the early requests no longer count.
     let later =

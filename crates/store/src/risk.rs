@@ -16,20 +16,32 @@ pub struct RequestContext {
     pub device_id: Option<String>,
     /// The phone number the request came from (caller ID) or named, in E.164.
     pub phone: Option<String>,
-    /// The email address the request came from or named, normalized.
+    /// The email address the request came from (the sender), normalized.
     pub email: Option<String>,
+    /// The phone number the caller named at identification, in E.164.
+    pub named_phone: Option<String>,
+    /// The email address the caller named at identification, normalized.
+    pub named_email: Option<String>,
 }
 
 impl RequestContext {
-    /// This context with what it lacks taken from `other`.
-    pub fn or(self, other: &RequestContext) -> Self {
+    /// A recorded request (`self`) updated by `later`: what the intake saw stays, and what it
+    /// lacked is filled in; what the caller named is the latest naming.
+    pub fn updated_by(self, later: &RequestContext) -> Self {
         Self {
-            ip: self.ip.or_else(|| other.ip.clone()),
-            user_agent: self.user_agent.or_else(|| other.user_agent.clone()),
-            device_id: self.device_id.or_else(|| other.device_id.clone()),
-            phone: self.phone.or_else(|| other.phone.clone()),
-            email: self.email.or_else(|| other.email.clone()),
+            ip: self.ip.or_else(|| later.ip.clone()),
+            user_agent: self.user_agent.or_else(|| later.user_agent.clone()),
+            device_id: self.device_id.or_else(|| later.device_id.clone()),
+            phone: self.phone.or_else(|| later.phone.clone()),
+            email: self.email.or_else(|| later.email.clone()),
+            named_phone: later.named_phone.clone().or(self.named_phone),
+            named_email: later.named_email.clone().or(self.named_email),
         }
+    }
+
+    /// Every email address in the request: the sender's and the one named.
+    pub fn emails(&self) -> impl Iterator<Item = &str> {
+        self.email.as_deref().into_iter().chain(self.named_email.as_deref())
     }
 
     /// The device as sign-ins know it: the client's device id, else the user agent.

@@ -176,16 +176,19 @@ pub async fn snapshot(
             }
         }
         // Online, the intake always sees an address: one it did not pass cannot be checked.
-        None if context_known && matches!(case.channel, regain_core::Channel::Web | regain_core::Channel::Chat) => {
+        // (Said only where there are lists to check, of a request a client system passed on.)
+        None if context_known
+            && state.risk.lists.dir().is_some()
+            && matches!(case.created_by, Actor::ApiKey { .. })
+            && matches!(case.channel, regain_core::Channel::Web | regain_core::Channel::Chat) =>
+        {
             add(Fact::Missing { signal: SignalKind::IpLists, why: "the intake passed no IP address".into() }, "lists")
         }
         None => {}
     }
-    if let Some(domain) = context.email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase())
-    {
-        if let Some(list) = lists.domain_match(tenant_slug, &domain) {
-            add(Fact::DisposableEmail { list }, "lists");
-        }
+    let domains = context.emails().filter_map(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
+    if let Some(list) = domains.into_iter().find_map(|domain| lists.domain_match(tenant_slug, &domain)) {
+        add(Fact::DisposableEmail { list }, "lists");
     }
 
     if let Some(provider) = state.risk.sim_swap.as_deref() {
@@ -319,8 +322,10 @@ async fn sim_swap(engine: &RiskEngine, phones: &[String], deadline: StdDuration)
                     Err(SimSwapError::UnknownNumber) => Ok(None),
                     other => other,
                 };
-                if let (Ok(known), Ok(mut cache)) = (&answer, engine.sim_cache.lock()) {
-                    cache.insert(phone.clone(), (Instant::now(), *known));
+                // Only a reported swap is kept: "no swap" is asked again every time, so nobody can
+                // have a clean answer cached and then swap the SIM before proving by SMS.
+                if let (Ok(Some(at)), Ok(mut cache)) = (&answer, engine.sim_cache.lock()) {
+                    cache.insert(phone.clone(), (Instant::now(), Some(*at)));
                 }
                 answer
             }

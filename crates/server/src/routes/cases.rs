@@ -78,6 +78,8 @@ impl RequestContextBody {
             device_id: field("context/device_id", &self.device_id, 256)?,
             phone,
             email,
+            named_phone: None,
+            named_email: None,
         })
     }
 }

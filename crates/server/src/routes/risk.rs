@@ -213,12 +213,16 @@ pub struct ListsView {
 /// A list error as `tenant_slug` may read it: its own files' and everyone's with the file (as
 /// named in the folder) and the line; another tenant's only as the fact that a reload failed.
 fn visible_error(state: &AppState, e: &crate::risk::lists::ListLoadError, tenant_slug: &str) -> String {
-    let relative = state.risk.lists.dir().and_then(|dir| e.file.strip_prefix(dir).ok()).map(std::path::Path::to_owned);
+    let dir = state.risk.lists.dir();
+    let relative = dir.and_then(|dir| e.file.strip_prefix(dir).ok()).map(std::path::Path::to_owned);
     let ours = relative.as_ref().is_some_and(|r| {
         let parts: Vec<_> = r.components().collect();
-        parts.len() == 1 || parts.first().is_some_and(|c| c.as_os_str() == tenant_slug)
+        // Shared: the folder itself, or a file directly in it (a subfolder is a tenant's).
+        let shared = parts.is_empty() || (parts.len() == 1 && !dir.is_some_and(|d| d.join(r).is_dir()));
+        shared || parts.first().is_some_and(|c| c.as_os_str() == tenant_slug)
     });
     match relative {
+        Some(relative) if relative.as_os_str().is_empty() => format!("the lists folder: {}", e.message),
         Some(relative) if ours => {
             let at =
                 if e.line > 0 { format!("{}:{}", relative.display(), e.line) } else { relative.display().to_string() };

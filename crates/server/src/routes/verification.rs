@@ -173,14 +173,25 @@ pub async fn identify_caller(
     // The phone and email the caller named count toward their velocity whatever the outcome;
     // once identified, the request is the customer's, and it is assessed (issue 5).
     let named = regain_store::RequestContext {
-        phone: claim.phone().map(|p| p.as_str().to_owned()),
-        email: claim.email().map(|e| e.normalized()),
+        named_phone: claim.phone().map(|p| p.as_str().to_owned()),
+        named_email: claim.email().map(|e| e.normalized()),
         ..Default::default()
     };
+    // The identification is stored by now: if recording the request or assessing it fails,
+    // that is logged, not the caller's error (every step toward an action assesses again).
     let case_after = if case_after.customer_id.is_some() {
-        crate::risk::record_and_assess(&state, case_after, &named).await?
+        match crate::risk::record_and_assess(&state, case_after.clone(), &named).await {
+            Ok(assessed) => assessed,
+            Err(e) => {
+                tracing::warn!(case_id = %case_after.id, error = %e, "the risk assessment after identification failed");
+                case_after
+            }
+        }
     } else {
-        state.store.record_request(tenant_id, case_after.id, case_after.created_at, None, &named).await?;
+        if let Err(e) = state.store.record_request(tenant_id, case_after.id, case_after.created_at, None, &named).await
+        {
+            tracing::warn!(case_id = %case_after.id, error = %e, "could not record the identification for velocity");
+        }
         case_after
     };
     tracing::info!(case_id = %case_after.id, outcome, "identification checked");

@@ -83,8 +83,7 @@ async fn happy_path(app: &TestApp) {
         ("case.channel_changed", "verifying"),
         ("case.verification_sent", "verifying"),
         ("case.verification_checked", "verifying"),
-        // Assessed again before the decision: the case moved to chat, so a reason changed.
-        ("case.risk_assessed", "verifying"),
+        // Assessed again before the decision, with the same answer: nothing more recorded.
         ("case.state_changed", "decided"),
         ("case.state_changed", "executing"),
         ("case.state_changed", "resolved"),
@@ -102,7 +101,7 @@ async fn happy_path(app: &TestApp) {
         (Some("staff"), Some("agent"))
     );
     assert!(first["at"].as_str().is_some_and(|t| t.ends_with('Z')), "UTC: {}", first["at"]);
-    assert_eq!(timeline["items"][12]["data"]["reason"], "code to registered phone");
+    assert_eq!(timeline["items"][11]["data"]["reason"], "code to registered phone");
     assert_eq!(timeline["items"][9]["data"]["destination"], "*** ending 23");
 }
 

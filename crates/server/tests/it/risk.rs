@@ -662,8 +662,12 @@ async fn a_band_that_rises_after_the_decision_still_asks_for_its_proof() {
     // The decided case takes the extra proof, then waits for a second supervisor.
     let proof = app.verify_by_code(&supervisor, &id, "phone-0").await;
     assert_eq!(proof["verification"]["assessment"]["satisfied"], true, "{proof}");
-    expect_problem(app.post(&supervisor, &path(&id, "execute"), json!({})).await, StatusCode::CONFLICT, "approval-required")
-        .await;
+    expect_problem(
+        app.post(&supervisor, &path(&id, "execute"), json!({})).await,
+        StatusCode::CONFLICT,
+        "approval-required",
+    )
+    .await;
     let reason = json!({"reason": "second proof given after the tells"});
     app.post_ok(&supervisor, &path(&id, "request-approval"), reason.clone(), StatusCode::OK).await;
     let approver = app.token(Some(&d.acme), Role::Supervisor).await;
