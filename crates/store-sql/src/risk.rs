@@ -50,6 +50,36 @@ pub mod fields {
     pub const EMAIL: &str = "risk_email";
 }
 
+/// Requests in the window that came from, or named, the same number or address as request `r`:
+/// a request counts once whichever of its two columns matches. Written as two index lookups
+/// (an `OR` across the columns would scan the tenant's requests).
+fn either_column_count(column: &str, named: &str, since: &str) -> String {
+    let a = format!("COALESCE(r.{column}, r.{named})");
+    let b = format!("COALESCE(r.{named}, r.{column})");
+    format!(
+        "CASE WHEN r.{column} IS NULL AND r.{named} IS NULL THEN NULL ELSE \
+         (SELECT COUNT(*) FROM risk_requests x WHERE x.tenant_id = r.tenant_id AND x.{column} IN ({a}, {b}) \
+            AND x.at > {since} AND x.at <= $6) + \
+         (SELECT COUNT(*) FROM risk_requests x WHERE x.tenant_id = r.tenant_id AND x.{named} IN ({a}, {b}) \
+            AND (x.{column} IS NULL OR x.{column} NOT IN ({a}, {b})) AND x.at > {since} AND x.at <= $6) END"
+    )
+}
+
+/// The request's row with its per-IP, per-phone and per-email counts: `$1` case, `$2` tenant,
+/// `$3`..`$5` the IP, phone and email windows' starts, `$6` now.
+pub static REQUEST_HISTORY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT r.context, k.wrapped AS wrapped_key, \
+         CASE WHEN r.ip_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
+           WHERE x.tenant_id = r.tenant_id AND x.ip_bidx = r.ip_bidx AND x.at > $3 AND x.at <= $6) END AS requests_ip, \
+         {} AS requests_phone, {} AS requests_email \
+         FROM risk_requests r LEFT JOIN data_keys k ON k.subject = r.case_id \
+         WHERE r.case_id = $1 AND r.tenant_id = $2",
+        either_column_count("phone_bidx", "named_phone_bidx", "$4"),
+        either_column_count("email_bidx", "named_email_bidx", "$5"),
+    )
+});
+
 #[derive(sqlx::FromRow)]
 pub struct RequestRow {
     pub context: Option<String>,
@@ -183,21 +213,7 @@ macro_rules! impl_sql_risk {
                 let customer_text = customer.map(|c| c.to_string());
                 // Three independent statements, each on a connection of its own, side by side.
                 let request = async {
-                    sqlx::query_as::<_, RequestRow>(
-                        "SELECT r.context, k.wrapped AS wrapped_key, \
-                         CASE WHEN r.ip_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
-                           WHERE x.tenant_id = r.tenant_id AND x.ip_bidx = r.ip_bidx AND x.at > $3 AND x.at <= $6) END AS requests_ip, \
-                         CASE WHEN r.phone_bidx IS NULL AND r.named_phone_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
-                           WHERE x.tenant_id = r.tenant_id AND x.at > $4 AND x.at <= $6 \
-                           AND (x.phone_bidx IN (r.phone_bidx, r.named_phone_bidx) \
-                                OR x.named_phone_bidx IN (r.phone_bidx, r.named_phone_bidx))) END AS requests_phone, \
-                         CASE WHEN r.email_bidx IS NULL AND r.named_email_bidx IS NULL THEN NULL ELSE (SELECT COUNT(*) FROM risk_requests x \
-                           WHERE x.tenant_id = r.tenant_id AND x.at > $5 AND x.at <= $6 \
-                           AND (x.email_bidx IN (r.email_bidx, r.named_email_bidx) \
-                                OR x.named_email_bidx IN (r.email_bidx, r.named_email_bidx))) END AS requests_email \
-                         FROM risk_requests r LEFT JOIN data_keys k ON k.subject = r.case_id \
-                         WHERE r.case_id = $1 AND r.tenant_id = $2",
-                    )
+                    sqlx::query_as::<_, RequestRow>(&$crate::risk::REQUEST_HISTORY)
                     .bind(&case_text)
                     .bind(&tenant_text)
                     .bind(since(windows.ip))
@@ -208,6 +224,9 @@ macro_rules! impl_sql_risk {
                     .await
                     .map_err(Self::map_err)
                 };
+                // Customer ids are unique across tenants and this one comes from the tenant's own
+                // case; the sign-in count stays an index-only count on (customer_id, success, at)
+                // (a tenant filter would read all of the customer's sign-in rows).
                 let counts = async {
                     let Some(customer_text) = &customer_text else { return Ok(None) };
                     sqlx::query_as::<_, CustomerRiskRow>(
@@ -220,7 +239,7 @@ macro_rules! impl_sql_risk {
                          (SELECT MAX(created_at) FROM customer_recovery_codes WHERE tenant_id = $1 AND customer_id = $2) AS codes_at, \
                          (SELECT MAX(added_at) FROM customer_emails WHERE tenant_id = $1 AND customer_id = $2) AS email_at, \
                          (SELECT MAX(added_at) FROM customer_phones WHERE tenant_id = $1 AND customer_id = $2) AS phone_at, \
-                         (SELECT COUNT(*) FROM customer_logins WHERE tenant_id = $1 AND customer_id = $2 AND success = $4) AS login_successes",
+                         (SELECT COUNT(*) FROM customer_logins WHERE customer_id = $2 AND success = $4) AS login_successes",
                     )
                     .bind(&tenant_text)
                     .bind(customer_text)

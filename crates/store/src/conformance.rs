@@ -853,6 +853,18 @@ pub async fn risk_history_counts_requests_per_subject_and_keeps_the_context_seal
     assert_eq!(hours.iter().sum::<u32>(), 4);
     assert_eq!(store.request_hours(beta.id, t0() - Duration::days(28)).await.unwrap().iter().sum::<u32>(), 1);
 
+    // A request counts once when it came from, or named, the number: the three that named it
+    // and this one, which calls from another phone and names it too.
+    let fifth = open_case(store, &acme, 210, CaseKind::PasswordReset).await;
+    let both = RequestContext {
+        phone: Some("+12015550777".into()),
+        named_phone: Some("+12015550099".into()),
+        ..RequestContext::default()
+    };
+    store.record_request(acme.id, fifth.id, t0() + Duration::minutes(30), None, &both).await.unwrap();
+    let fifth_history = store.risk_history(acme.id, fifth.id, None, &windows, now).await.unwrap();
+    assert_eq!(fifth_history.requests_phone, Some(4));
+
     // Erasing the customer takes their requests' blind indexes with them.
     for case in &cases[2..] {
         command(store, case, CaseCommand::Cancel { reason: "done".into() }).await;
