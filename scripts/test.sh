@@ -57,13 +57,14 @@ for db in $stale; do
 done
 
 # Python tools the cross-checks drive (pyotp reads our otpauth URIs; aiosmtpd is the SMTP
-# server our email goes to), in a virtualenv under target/.
+# server our email goes to; standardwebhooks verifies our webhook signatures), in a virtualenv
+# under target/.
 venv=target/test-venv
-if ! "$venv/bin/python" -c 'import pyotp, aiosmtpd' >/dev/null 2>&1; then
-    log "installing pyotp and aiosmtpd into $venv"
+if ! "$venv/bin/python" -c 'import pyotp, aiosmtpd, standardwebhooks' >/dev/null 2>&1; then
+    log "installing pyotp, aiosmtpd and standardwebhooks into $venv"
     command -v python3 >/dev/null || apt_install python3
     python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
-    "$venv/bin/pip" install -q --disable-pip-version-check 'pyotp>=2.9,<3' 'aiosmtpd>=1.4,<2'
+    "$venv/bin/pip" install -q --disable-pip-version-check 'pyotp>=2.9,<3' 'aiosmtpd>=1.4,<2' 'standardwebhooks>=1.0,<2'
 fi
 export REGAIN_TEST_PYTHON="$PWD/$venv/bin/python"
 

@@ -26,6 +26,8 @@ mod builtin;
 mod error;
 mod message;
 mod router;
+/// Standard Webhooks signatures for outgoing webhooks and vendor callbacks.
+pub mod signing;
 mod sink;
 mod sms;
 mod smtp;

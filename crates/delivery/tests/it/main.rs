@@ -4,6 +4,7 @@
 
 mod backoff;
 mod http;
+mod signing;
 mod sink;
 mod smtp;
 mod templates;
