@@ -17,6 +17,7 @@ pub mod customer;
 pub mod env;
 pub mod identify;
 pub mod ids;
+pub mod password;
 pub mod policy;
 pub mod risk;
 pub mod staff;
