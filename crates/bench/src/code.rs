@@ -22,10 +22,8 @@ use regain_server::routes::api_keys::create_api_key_record;
 use regain_server::routes::tenants::{create_tenant_record, CreateTenant};
 use regain_server::AppState;
 use regain_store::Store;
-use regain_store_postgres::{PostgresConfig, PostgresStore};
 use regain_store_sql::verification::{code_hash, hashes_equal};
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 use crate::harness::{closed_loop_while, open_loop, serve_with, Measured, OpenLoop};
 use crate::scenarios::{pool_close, sqlite_store};
@@ -391,13 +389,7 @@ pub async fn code_postgres(
     analyze_after_setup: bool,
 ) -> anyhow::Result<String> {
     let name = format!("regain_bench_code_{}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(admin_url).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
-    let (prefix, _) = admin_url.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("the URL needs a database path"))?;
-    let store = PostgresStore::connect(&PostgresConfig::new(format!("{prefix}/{name}"))).await?;
-    store.migrate().await?;
-    store.unlock(MasterKey::generate(), regain_store::conformance::t0()).await?;
+    let (store, mut admin) = crate::scenarios::scratch_postgres(admin_url, &name).await?;
     let pool = store.pool().clone();
     let measured = async {
         let figures = measure(Arc::new(store), window, clients, load, analyze_after_setup.then_some(&pool)).await?;

@@ -21,9 +21,7 @@ use regain_server::routes::customers::{create_customer_record, CustomerInput};
 use regain_server::routes::tenants::{create_tenant_record, CreateTenant};
 use regain_server::AppState;
 use regain_store::{LoginAttempt, RequestContext, Store};
-use regain_store_postgres::{PostgresConfig, PostgresStore};
 use serde_json::json;
-use sqlx::Connection;
 
 use crate::harness::{serve, Measured};
 use crate::scenarios::{pool_close, sqlite_store};
@@ -222,13 +220,7 @@ pub async fn risk_sqlite(window: Duration) -> anyhow::Result<String> {
 
 pub async fn risk_postgres(admin_url: &str, window: Duration) -> anyhow::Result<String> {
     let name = format!("regain_bench_risk_{}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(admin_url).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
-    let (prefix, _) = admin_url.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("the URL needs a database path"))?;
-    let store = PostgresStore::connect(&PostgresConfig::new(format!("{prefix}/{name}"))).await?;
-    store.migrate().await?;
-    store.unlock(regain_store::MasterKey::generate(), regain_store::conformance::t0()).await?;
+    let (store, mut admin) = crate::scenarios::scratch_postgres(admin_url, &name).await?;
     let pool = store.pool().clone();
     let since = regain_core::env::to_micros(regain_core::chrono::Utc::now() - Span::days(1));
     let count_pool = pool.clone();

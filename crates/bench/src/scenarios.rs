@@ -101,14 +101,7 @@ pub async fn case_create_sqlite(window: Duration, clients: usize) -> anyhow::Res
 /// The same on PostgreSQL, against raw single-row commits from a pool of the same size.
 pub async fn case_create_postgres(admin_url: &str, window: Duration, clients: usize) -> anyhow::Result<String> {
     let name = format!("regain_bench_{}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(admin_url).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
-    let (prefix, _) = admin_url.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("the URL needs a database path"))?;
-    let config = PostgresConfig::new(format!("{prefix}/{name}"));
-    let store = PostgresStore::connect(&config).await?;
-    store.migrate().await?;
-    store.unlock(regain_store::MasterKey::generate(), regain_store::conformance::t0()).await?;
+    let (store, mut admin) = scratch_postgres(admin_url, &name).await?;
     let pool = store.pool().clone();
     let (base, key, client) = fixture(Arc::new(store)).await?;
     let measured = create_cases(&base, &key, &client, clients, window).await;
@@ -127,6 +120,22 @@ pub async fn case_create_postgres(admin_url: &str, window: Duration, clients: us
     .await;
     pool_close(&mut admin, &name).await;
     Ok(line("B0 case creation, HTTP, PostgreSQL", "cases", &measured, "single-row commits", &baseline))
+}
+
+/// A scratch database `name` on the PostgreSQL server of `admin_url`, migrated and unlocked:
+/// the store, and the admin connection that drops it again with [`pool_close`].
+pub(crate) async fn scratch_postgres(
+    admin_url: &str,
+    name: &str,
+) -> anyhow::Result<(PostgresStore, sqlx::PgConnection)> {
+    let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
+    let (prefix, _) = admin_url.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("the URL needs a database path"))?;
+    let store = PostgresStore::connect(&PostgresConfig::new(format!("{prefix}/{name}"))).await?;
+    store.migrate().await?;
+    store.unlock(regain_store::MasterKey::generate(), regain_store::conformance::t0()).await?;
+    Ok((store, admin))
 }
 
 pub(crate) async fn pool_close(admin: &mut sqlx::PgConnection, name: &str) {
