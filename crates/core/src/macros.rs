@@ -30,3 +30,20 @@ macro_rules! string_enum {
         }
     };
 }
+
+/// `Ord` by declaration order, for [`string_enum!`] types whose order means something (severity,
+/// preference).
+macro_rules! ordered_by_declaration {
+    ($($name:ident),+) => {$(
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                (*self as u8).cmp(&(*other as u8))
+            }
+        }
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+    )+};
+}

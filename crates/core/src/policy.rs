@@ -36,18 +36,8 @@ string_enum!(
     }
 );
 
-/// Declaration order, which is also the order of preference in suggestions.
-impl Ord for Method {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (*self as u8).cmp(&(*other as u8))
-    }
-}
-
-impl PartialOrd for Method {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
+// Declaration order, which is also the order of preference in suggestions.
+ordered_by_declaration!(Method);
 
 /// One proof the case has collected (only passed proofs are evidence).
 #[derive(Debug, Clone, PartialEq, Eq)]

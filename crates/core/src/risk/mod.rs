@@ -25,22 +25,6 @@ pub use policy::{BandThresholds, OffHours, RiskPolicy, VelocityRule};
 use crate::case::{CaseKind, Channel, Tier};
 use crate::env::Timestamp;
 
-/// Declaration order is the order of severity (or of preference) for these enums.
-macro_rules! ordered_by_declaration {
-    ($($name:ident),+) => {$(
-        impl Ord for $name {
-            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-                (*self as u8).cmp(&(*other as u8))
-            }
-        }
-        impl PartialOrd for $name {
-            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-                Some(self.cmp(other))
-            }
-        }
-    )+};
-}
-
 string_enum!(
     /// How risky a recovery request looks, from the score and the policy's thresholds.
     RiskBand { Low = "low", Medium = "medium", High = "high", Critical = "critical" }

@@ -59,6 +59,19 @@ pub struct RiskView {
     pub observed: Vec<String>,
 }
 
+impl From<&regain_core::risk::Route> for RouteView {
+    fn from(route: &regain_core::risk::Route) -> Self {
+        Self {
+            action: route.action.to_string(),
+            tier: route.tier.get(),
+            step_up: route.step_up,
+            approval: route.approval,
+            hold: route.hold,
+            lockdown_offered: route.lockdown_offered,
+        }
+    }
+}
+
 async fn risk_view(state: &AppState, case: &Case) -> ApiResult<RiskView> {
     let timeline = state.store.timeline(case.tenant_id, case.id).await?;
     let latest = timeline.iter().rev().find_map(|entry| match &entry.event {
@@ -70,14 +83,7 @@ async fn risk_view(state: &AppState, case: &Case) -> ApiResult<RiskView> {
         case_id: case.id.to_string(),
         score: case.risk.as_ref().map(|r| r.score),
         band: case.risk.as_ref().map(|r| r.band.to_string()),
-        route: RouteView {
-            action: route.action.to_string(),
-            tier: route.tier.get(),
-            step_up: route.step_up,
-            approval: route.approval,
-            hold: route.hold,
-            lockdown_offered: route.lockdown_offered,
-        },
+        route: RouteView::from(&route),
         reasons: latest
             .map(|(_, reasons, _)| {
                 reasons
@@ -314,14 +320,7 @@ impl From<&RiskAssessment> for ScoreView {
         Self {
             score: a.score,
             band: a.band.to_string(),
-            route: RouteView {
-                action: a.route.action.to_string(),
-                tier: a.route.tier.get(),
-                step_up: a.route.step_up,
-                approval: a.route.approval,
-                hold: a.route.hold,
-                lockdown_offered: a.route.lockdown_offered,
-            },
+            route: RouteView::from(&a.route),
             reasons: a
                 .reasons
                 .iter()
