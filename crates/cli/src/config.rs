@@ -31,6 +31,25 @@ pub struct Config {
     pub crypto: CryptoSection,
     pub delivery: DeliverySection,
     pub risk: RiskSection,
+    pub recovery: RecoverySection,
+}
+
+/// Executing recoveries (issue 6): the action worker and the reset link.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecoverySection {
+    /// How often queued actions (reset links, unlocks, username reminders) are looked for; 0
+    /// turns the action worker off in this process.
+    pub action_interval_ms: u64,
+    /// How long a password reset link works: 5 to 1440 minutes.
+    pub reset_link_minutes: u32,
+}
+
+impl Default for RecoverySection {
+    fn default() -> Self {
+        let d = ServerConfig::default();
+        Self { action_interval_ms: d.action_interval_ms, reset_link_minutes: d.reset_link_minutes }
+    }
 }
 
 /// The risk engine's lists and providers (issue 5). Weights and thresholds are in the tenant's
@@ -413,6 +432,12 @@ impl Config {
         if self.delivery.outbox_interval_ms > 60_000 {
             bail!("delivery.outbox_interval_ms must be at most 60000, or 0 to turn the worker off in this process");
         }
+        if self.recovery.action_interval_ms > 60_000 {
+            bail!("recovery.action_interval_ms must be at most 60000, or 0 to turn the action worker off in this process");
+        }
+        if !(5..=1440).contains(&self.recovery.reset_link_minutes) {
+            bail!("recovery.reset_link_minutes must be between 5 and 1440 (got {})", self.recovery.reset_link_minutes);
+        }
         if self.risk.lists_reload_interval_ms > DAY_MS {
             bail!("risk.lists_reload_interval_ms must be at most {DAY_MS} (one day), or 0 to turn reloading off");
         }
@@ -443,6 +468,8 @@ impl Config {
             audit_sequence_interval_ms: self.audit.sequence_interval_ms,
             outbox_interval_ms: self.delivery.outbox_interval_ms,
             risk_lists_reload_interval_ms: self.risk.lists_reload_interval_ms,
+            action_interval_ms: self.recovery.action_interval_ms,
+            reset_link_minutes: self.recovery.reset_link_minutes,
         }
     }
 
@@ -499,7 +526,7 @@ impl Config {
         let a = &self.audit;
         let c = &self.crypto;
         let r = &self.risk;
-        let sections: [(&str, Vec<Entry>); 8] = [
+        let sections: [(&str, Vec<Entry>); 9] = [
             (
                 "server",
                 vec![
@@ -620,6 +647,13 @@ impl Config {
                         text(if r.sim_swap_token.is_some() { REDACTED.to_owned() } else { String::new() }),
                         String::new(),
                     ),
+                ],
+            ),
+            (
+                "recovery",
+                vec![
+                    ("action_interval_ms", int(self.recovery.action_interval_ms), String::new()),
+                    ("reset_link_minutes", int(self.recovery.reset_link_minutes.into()), String::new()),
                 ],
             ),
             (

@@ -25,6 +25,7 @@ use std::collections::BTreeSet;
 use chrono::Duration;
 
 use crate::access::Role;
+use crate::action::{ActionKind, ActionOutcome};
 use crate::env::Timestamp;
 use crate::identify::{FieldMatch, IdField};
 use crate::ids::{ApiKeyId, CaseId, CustomerId, StaffId, TenantId};
@@ -294,10 +295,18 @@ pub enum CaseCommand {
     Observe {
         tells: Vec<Observation>,
     },
+    /// A step of the case's action, recorded by Regain (the action worker) or by the customer
+    /// (the reset page), never by staff: what the account went through is not typed in.
+    RecordAction {
+        action: ActionKind,
+        outcome: ActionOutcome,
+        /// The masked destination of a link, or why the action failed. Never a secret.
+        detail: Option<String>,
+    },
 }
 
 /// Every command's name, as [`CaseCommand::name`] gives it.
-pub const COMMAND_NAMES: [&str; 18] = [
+pub const COMMAND_NAMES: [&str; 19] = [
     "assign",
     "escalate",
     "change_channel",
@@ -316,6 +325,7 @@ pub const COMMAND_NAMES: [&str; 18] = [
     "expire",
     "assess_risk",
     "observe",
+    "record_action",
 ];
 
 impl CaseCommand {
@@ -339,6 +349,7 @@ impl CaseCommand {
             Self::Expire => "expire",
             Self::AssessRisk { .. } => "assess_risk",
             Self::Observe { .. } => "observe",
+            Self::RecordAction { .. } => "record_action",
         }
     }
 }
@@ -418,6 +429,12 @@ pub enum CaseEvent {
     Observed {
         tells: Vec<Observation>,
     },
+    /// A step of the case's action: queued, link sent, performed or failed.
+    Action {
+        action: ActionKind,
+        outcome: ActionOutcome,
+        detail: Option<String>,
+    },
 }
 
 impl CaseEvent {
@@ -438,6 +455,12 @@ impl CaseEvent {
             Self::RecoveryHeld { .. } => "case.recovery_held",
             Self::RiskAssessed { .. } => "case.risk_assessed",
             Self::Observed { .. } => "case.observed",
+            Self::Action { outcome, .. } => match outcome {
+                ActionOutcome::Queued => "case.action_queued",
+                ActionOutcome::LinkSent => "case.action_link_sent",
+                ActionOutcome::Performed => "case.action_performed",
+                ActionOutcome::Failed => "case.action_failed",
+            },
         }
     }
 }
@@ -467,6 +490,8 @@ pub enum CaseError {
          or opens a compromised-account case to lock the account down"
     )]
     RiskHold { score: u8 },
+    #[error("only Regain records the steps of an action; staff execute the case and the action runs")]
+    RegainOnly,
     #[error(transparent)]
     Invalid(#[from] ValidationError),
 }
@@ -607,12 +632,16 @@ pub fn apply(
             let reason = bounded_text("reason", &reason, 1, 2000)?;
             let to = if approving { S::Executing } else { S::Rejected };
             transition(&mut next, &mut events, to, Some(reason));
+            if approving {
+                queue_action(&next, &mut events);
+            }
         }
         (S::Decided, C::Execute) => {
             if case.approval_required {
                 return Err(CaseError::ApprovalRequired);
             }
             transition(&mut next, &mut events, S::Executing, None);
+            queue_action(&next, &mut events);
         }
         (S::Executing, C::Complete { cooling_off_hours }) => match cooling_off_hours {
             Some(hours) if hours > 0 => {
@@ -692,6 +721,18 @@ pub fn apply(
                 events.push(CaseEvent::Observed { tells: new_tells });
             }
         }
+        (S::Executing, C::RecordAction { action, outcome, detail }) => {
+            let by_regain = match actor {
+                Actor::System => true,
+                Actor::Customer { id } => case.customer_id == Some(id),
+                Actor::Staff { .. } | Actor::ApiKey { .. } => false,
+            };
+            if !by_regain {
+                return Err(CaseError::RegainOnly);
+            }
+            let detail = detail.map(|d| bounded_text("detail", &d, 1, 500)).transpose()?;
+            events.push(CaseEvent::Action { action, outcome, detail });
+        }
         (state, C::Expire) if state.is_before_execution() => {
             if now < case.expires_at {
                 return Err(CaseError::NotExpired { expires_at: case.expires_at });
@@ -722,6 +763,15 @@ pub fn may_work(case: &Case, actor: Actor) -> Result<(), CaseError> {
 /// Who may work the case: staff below the case's tier may only add notes, and an agent may not
 /// act on a case assigned to someone else (supervisors and analysts oversee every case).
 /// Machines, customers and the system are governed by their permissions and the states alone.
+/// Entering `executing` queues the kind's action when Regain performs it: the store queues it
+/// for the worker in the same transaction (issue 6). The others are done by staff by hand.
+fn queue_action(case: &Case, events: &mut Vec<CaseEvent>) {
+    let action = ActionKind::for_case(case.kind);
+    if action.is_automated() && case.customer_id.is_some() {
+        events.push(CaseEvent::Action { action, outcome: ActionOutcome::Queued, detail: None });
+    }
+}
+
 fn check_worker(case: &Case, command: &CaseCommand, actor: Actor) -> Result<(), CaseError> {
     let Actor::Staff { id, role } = actor else { return Ok(()) };
     if matches!(command, CaseCommand::AddNote { .. }) {

@@ -63,6 +63,11 @@ fn every_command() -> Vec<CaseCommand> {
             policy_version: None,
         },
         CaseCommand::Observe { tells: vec![crate::risk::Observation::Urgency] },
+        CaseCommand::RecordAction {
+            action: crate::action::ActionKind::PasswordReset,
+            outcome: crate::action::ActionOutcome::LinkSent,
+            detail: None,
+        },
     ]
 }
 
@@ -109,6 +114,8 @@ fn every_command_in_every_state() {
                     assert_eq!(next.version, case.version + 1, "{state} × {name}");
                     assert!(!events.is_empty() || name == "change_channel", "{state} × {name}: no event");
                 }
+                // The right state, the wrong actor: staff never record an action's steps.
+                (None, Err(CaseError::RegainOnly)) if state == CaseState::Executing && name == "record_action" => {}
                 (None, Err(CaseError::WrongState { state: s, command: c })) => {
                     assert_eq!((s, c), (state, name));
                 }
@@ -140,6 +147,27 @@ fn the_happy_path_leaves_a_timeline() {
     assert_eq!(case.first_response_at, Some(t0()));
     assert_eq!(names.iter().filter(|n| **n == "case.state_changed").count(), 5);
     assert!(names.contains(&"case.customer_identified"));
+}
+
+#[test]
+fn only_regain_and_the_customer_record_an_actions_steps() {
+    use crate::action::{ActionKind, ActionOutcome};
+    let mut case = case_in(CaseState::Executing, CaseKind::PasswordReset);
+    let customer = CustomerId::from_uuid(Uuid::from_u128(11));
+    case.customer_id = Some(customer);
+    let step = |outcome| CaseCommand::RecordAction {
+        action: ActionKind::PasswordReset,
+        outcome,
+        detail: Some("email-0 (a***@example.com)".into()),
+    };
+    let (next, events) = apply(&case, step(ActionOutcome::LinkSent), Actor::System, t0()).unwrap();
+    assert_eq!(next.state, CaseState::Executing);
+    assert_eq!(events.iter().map(CaseEvent::name).collect::<Vec<_>>(), ["case.action_link_sent"]);
+    let (_, events) = apply(&case, step(ActionOutcome::Performed), Actor::Customer { id: customer }, t0()).unwrap();
+    assert_eq!(events[0].name(), "case.action_performed");
+    let stranger = Actor::Customer { id: CustomerId::from_uuid(Uuid::from_u128(12)) };
+    assert_eq!(apply(&case, step(ActionOutcome::Performed), stranger, t0()), Err(CaseError::RegainOnly));
+    assert_eq!(apply(&case, step(ActionOutcome::Performed), agent(), t0()), Err(CaseError::RegainOnly));
 }
 
 #[test]

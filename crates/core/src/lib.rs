@@ -11,6 +11,7 @@ pub use chrono;
 mod macros;
 
 pub mod access;
+pub mod action;
 pub mod case;
 pub mod contact;
 pub mod customer;

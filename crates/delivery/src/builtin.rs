@@ -8,8 +8,16 @@
 use crate::{Channel, Template};
 
 /// The names of the built-in templates.
-pub const BUILTIN_NAMES: &[&str] =
-    &["verification_code", "verification_link", "recovery_code_used", "recovery_blocked", "factor_added"];
+pub const BUILTIN_NAMES: &[&str] = &[
+    "verification_code",
+    "verification_link",
+    "recovery_code_used",
+    "recovery_blocked",
+    "factor_added",
+    "password_reset_link",
+    "username_reminder",
+    "account_recovered",
+];
 
 /// The placeholders a template called `name` may use, for a built-in name:
 /// what a tenant's own template of that name is parsed against.
@@ -19,6 +27,10 @@ pub const BUILTIN_NAMES: &[&str] =
 /// - `recovery_code_used`: `tenant`, `when`, `remaining` (codes left)
 /// - `recovery_blocked`: `tenant`, `until`
 /// - `factor_added`: `tenant`, `factor` (what was set up, e.g. "an authenticator app"), `when`
+/// - `password_reset_link`: `tenant`, `link`, `minutes` (validity)
+/// - `username_reminder`: `tenant`, `username`
+/// - `account_recovered`: `tenant`, `what` (e.g. "Your password was changed"), `when`,
+///   `channel` (how the request reached support), `report_link` ("this wasn't me")
 ///
 /// `purpose` is a short noun phrase that completes "for …", such as
 /// "account recovery" or "confirming your new phone number".
@@ -29,6 +41,9 @@ pub fn builtin_placeholders(name: &str) -> Option<&'static [&'static str]> {
         "recovery_code_used" => Some(&["tenant", "when", "remaining"]),
         "recovery_blocked" => Some(&["tenant", "until"]),
         "factor_added" => Some(&["tenant", "factor", "when"]),
+        "password_reset_link" => Some(&["tenant", "link", "minutes"]),
+        "username_reminder" => Some(&["tenant", "username"]),
+        "account_recovered" => Some(&["tenant", "what", "when", "channel", "report_link"]),
         _ => None,
     }
 }
@@ -131,6 +146,58 @@ Until you do, a new sign-in method cannot be used to recover your account for se
         ("factor_added", Channel::Sms) => (
             "",
             "{{tenant}}: {{factor}} was set up on your account on {{when}}. Not you? Contact {{tenant}} support now.",
+        ),
+        ("password_reset_link", Channel::Email) => (
+            "Set a new password for your {{tenant}} account",
+            "Hello,
+
+{{tenant}} support has verified you and started a password reset for your account. \
+Open this link to choose your new password:
+
+{{link}}
+
+The link works once and expires in {{minutes}} minutes. Nobody at {{tenant}} will ever ask you \
+for your new password, and support cannot see it.
+
+If you did not ask {{tenant}} for this, do not open the link, and contact {{tenant}} support: \
+your password has not changed.
+",
+        ),
+        ("password_reset_link", Channel::Sms) => (
+            "",
+            "{{tenant}}: set your new password at {{link}} (works once, {{minutes}} min). Didn't ask? Don't open it.",
+        ),
+        ("username_reminder", Channel::Email) => (
+            "Your {{tenant}} username",
+            "Hello,
+
+You asked {{tenant}} support for your username. It is:
+
+    {{username}}
+
+If you did not ask for this, you can ignore this message: nothing has changed on your account.
+",
+        ),
+        ("username_reminder", Channel::Sms) => ("", "{{tenant}}: your username is {{username}}. Didn't ask? Ignore this."),
+        ("account_recovered", Channel::Email) => (
+            "{{what}} - {{tenant}} account",
+            "Hello,
+
+{{what}} on {{when}}, after a request to {{tenant}} support by {{channel}}.
+
+If this was you, there is nothing more to do. To keep your account safe:
+  - turn on two-step sign-in (an authenticator app) if it is not on yet;
+  - make sure {{tenant}} has a second email address or phone number for you, for recovery;
+  - review the devices signed in to your account.
+
+If this was not you, tell us now. We will stop what we can and our security team will take over:
+
+{{report_link}}
+",
+        ),
+        ("account_recovered", Channel::Sms) => (
+            "",
+            "{{tenant}}: {{what}} on {{when}} ({{channel}} request). Not you? {{report_link}}",
         ),
         _ => return None,
     };

@@ -28,6 +28,11 @@ pub struct ServerConfig {
     pub outbox_interval_ms: u64,
     /// How often the risk lists' folder is checked for changes; 0 turns reloading off.
     pub risk_lists_reload_interval_ms: u64,
+    /// How often queued recovery actions are looked for; 0 turns the action worker off in this
+    /// process.
+    pub action_interval_ms: u64,
+    /// How long a password reset link works (SECURITY.md: 1 hour by default).
+    pub reset_link_minutes: u32,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +50,8 @@ impl Default for ServerConfig {
             audit_sequence_interval_ms: 500,
             outbox_interval_ms: 1000,
             risk_lists_reload_interval_ms: 10_000,
+            action_interval_ms: 1000,
+            reset_link_minutes: 60,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod pages;
 pub mod passwords;
 pub mod periodic;
+pub mod recovery;
 pub mod risk;
 pub mod routes;
 pub mod state;
@@ -143,6 +144,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_millis(state.config.request_timeout_ms);
     let body_max = state.config.body_max_bytes;
     api.merge(pages::router())
+        .merge(recovery::page::router())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(Extension(doc))
@@ -200,11 +202,12 @@ impl Application {
         let sweeper = sweeper::spawn(self.state.clone());
         let sequencer = audit::spawn_sequencer(self.state.clone());
         let outbox = outbox::spawn(self.state.clone());
+        let actions = recovery::spawn(self.state.clone());
         let lists = risk::spawn_list_reloader(self.state.clone());
         let self_state = self.state.clone();
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
-        for handle in [sweeper, sequencer, outbox, lists].into_iter().flatten() {
+        for handle in [sweeper, sequencer, outbox, actions, lists].into_iter().flatten() {
             handle.abort();
         }
         // What the last requests wrote goes into the log before the process ends.

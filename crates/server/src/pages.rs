@@ -21,7 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/verify/{token}", get(show).post(answer))
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             '&' => "&amp;".to_owned(),
@@ -34,7 +34,7 @@ fn escape(text: &str) -> String {
         .collect()
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -43,6 +43,9 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
          h1{{font-size:1.4rem}} form{{display:inline}} button{{font-size:1rem;padding:.6rem 1.2rem;margin:.5rem .5rem 0 0;\
          border-radius:.4rem;border:1px solid #555;cursor:pointer}} .approve{{background:#0b5;color:#fff;border-color:#0b5}}\
          .deny{{background:#fff;color:#b00;border-color:#b00}} .muted{{color:#555;font-size:.9rem}}\
+         label{{display:block;margin-top:1rem;font-weight:600}} .hint{{display:block;font-weight:400;color:#555;font-size:.9rem}}\
+         input[type=password]{{width:100%;box-sizing:border-box;font-size:1rem;padding:.5rem;margin-top:.3rem;border:1px solid #555;border-radius:.3rem}}\
+         .error{{border-left:4px solid #b00;background:#fdf0f0;padding:.6rem .8rem;margin:1rem 0}}\
          </style></head><body><main>{body}</main></body></html>",
         title = escape(title),
     );
@@ -55,7 +58,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     response
 }
 
-fn gone() -> Response {
+pub(crate) fn gone() -> Response {
     page(
         StatusCode::GONE,
         "Link no longer valid",

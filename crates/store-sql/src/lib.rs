@@ -9,6 +9,7 @@
 //! - `async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Db>>`
 //! - `fn map_err(error: sqlx::Error) -> StoreError`
 
+pub mod recovery;
 pub mod risk;
 pub mod rows;
 pub mod sealing;
@@ -1293,6 +1294,10 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn update_case(&self, case: &Case, events: &[CaseEvent], actor: &Actor) -> StoreResult<()> {
+                    self.commit_case_change(case, events, actor, &[]).await
+                }
+
+                async fn commit_case_change(&self, case: &Case, events: &[CaseEvent], actor: &Actor, effects: &[Effect]) -> StoreResult<()> {
                     let keyring = self.keys.get()?;
                     let mut tx = self.write_tx().await?;
                     let Some(key) = Self::case_key_in(&mut tx, &keyring, case.id).await? else {
@@ -1314,7 +1319,41 @@ macro_rules! impl_sql_store {
                         return Err(StoreError::Conflict);
                     }
                     Self::append_events(&mut tx, case, &key, events, actor).await?;
+                    for effect in effects {
+                        Self::apply_effect(&mut tx, &keyring, case.updated_at, effect).await?;
+                    }
                     tx.commit().await.map_err(Self::map_err)
+                }
+
+                async fn claim_actions(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<ClaimedAction>> {
+                    self.x_claim_actions(now, lease_until, limit).await
+                }
+                async fn retry_action(&self, id: &str, at: Timestamp, error: &str) -> StoreResult<()> {
+                    self.x_retry_action(id, at, error).await
+                }
+                async fn apply_effects(&self, at: Timestamp, effects: &[Effect]) -> StoreResult<()> {
+                    let keyring = self.keys.get()?;
+                    let mut tx = self.write_tx().await?;
+                    for effect in effects {
+                        Self::apply_effect(&mut tx, &keyring, at, effect).await?;
+                    }
+                    tx.commit().await.map_err(Self::map_err)
+                }
+                async fn fail_action(&self, id: &str, error: &str, at: Timestamp) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    let fail = Effect::FailAction { id: id.to_owned(), error: error.to_owned() };
+                    match Self::apply_effect(&mut tx, &*self.keys.get()?, at, &fail).await {
+                        // Already done or failed: nothing to give up.
+                        Ok(()) | Err(StoreError::Conflict) => {}
+                        Err(e) => return Err(e),
+                    }
+                    tx.commit().await.map_err(Self::map_err)
+                }
+                async fn case_actions(&self, tenant: TenantId, case: CaseId) -> StoreResult<Vec<ActionEntry>> {
+                    self.x_case_actions(tenant, case).await
+                }
+                async fn customer_link(&self, token: &str) -> StoreResult<Option<CustomerLink>> {
+                    self.x_customer_link(token).await
                 }
 
                 async fn timeline(&self, tenant: TenantId, id: CaseId) -> StoreResult<Vec<TimelineEntry>> {
@@ -1363,6 +1402,8 @@ macro_rules! impl_sql_store {
                     for (id, customer_id, state) in ids {
                         for statement in [
                             "DELETE FROM data_keys WHERE subject = $1",
+                            "DELETE FROM recovery_actions WHERE case_id = $1",
+                            "DELETE FROM customer_links WHERE case_id = $1",
                             "DELETE FROM case_events WHERE case_id = $1",
                             "DELETE FROM cases WHERE id = $1",
                         ] {
@@ -1743,6 +1784,7 @@ macro_rules! impl_sql_store {
 
             $crate::impl_sql_verification!($store, $at_write);
             $crate::impl_sql_risk!($store);
+            $crate::impl_sql_recovery!($store, $at_write);
 
             fn codec_parse<T>(
                 what: &str,

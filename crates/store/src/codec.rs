@@ -3,6 +3,7 @@
 //! not parse is [`StoreError::Corrupt`], never a default.
 
 use chrono::DateTime;
+use regain_core::action::{ActionKind, ActionOutcome};
 use regain_core::case::{CaseEvent, CaseKind, CaseRisk, CaseState, Channel, ReasonNote, Tier};
 use regain_core::env::{from_micros, to_micros};
 use regain_core::identify::{FieldMatch, IdField};
@@ -114,6 +115,9 @@ pub fn event_to_json(event: &CaseEvent) -> (&'static str, String) {
             "policy_version": policy_version,
         }),
         CaseEvent::Observed { tells } => json!({"tells": tells.iter().map(|t| t.as_str()).collect::<Vec<_>>()}),
+        CaseEvent::Action { action, outcome, detail } => {
+            json!({"action": action.as_str(), "outcome": outcome.as_str(), "detail": detail})
+        }
     };
     (event.name(), data.to_string())
 }
@@ -228,6 +232,17 @@ pub fn event_from_json(name: &str, data: &str) -> StoreResult<CaseEvent> {
                 .map(|t| parse_column("tells", t.as_str().unwrap_or(""), Observation::parse))
                 .collect::<StoreResult<Vec<_>>>()?,
         },
+        "case.action_queued" | "case.action_link_sent" | "case.action_performed" | "case.action_failed" => {
+            let event = CaseEvent::Action {
+                action: parse_column("action", text("action")?, ActionKind::parse)?,
+                outcome: parse_column("outcome", text("outcome")?, ActionOutcome::parse)?,
+                detail: opt_text("detail"),
+            };
+            if event.name() != name {
+                return Err(bad());
+            }
+            event
+        }
         _ => return Err(bad()),
     };
     Ok(event)

@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod conformance;
 mod records;
+mod recovery;
 mod risk;
 mod verification;
 
@@ -20,6 +21,7 @@ pub use regain_crypto::MasterKey;
 pub use regain_merkle::NodeId;
 
 pub use records::*;
+pub use recovery::*;
 pub use risk::*;
 pub use verification::*;
 
@@ -400,6 +402,34 @@ pub trait Store: Send + Sync + 'static {
     /// Records a delivery attempt; a sent or dead message's address and content are deleted.
     async fn finish_message(&self, id: &str, result: &DeliveryResult, now: Timestamp) -> StoreResult<()>;
     async fn outbox_for_case(&self, tenant: TenantId, case: CaseId) -> StoreResult<Vec<OutboxEntry>>;
+
+    // Executing recoveries (issue 6)
+    /// [`Store::update_case`] with `effects` applied in the same transaction: the case, its
+    /// timeline and audit entries, and what the step did to the account, or none of them. An
+    /// effect whose row was already spent is [`StoreError::Conflict`].
+    async fn commit_case_change(
+        &self,
+        case: &Case,
+        events: &[CaseEvent],
+        actor: &Actor,
+        effects: &[Effect],
+    ) -> StoreResult<()>;
+    /// `effects` alone, in one transaction at `at` (a "this wasn't me" after the case closed).
+    async fn apply_effects(&self, at: Timestamp, effects: &[Effect]) -> StoreResult<()>;
+    /// Up to `limit` queued actions due at `now`, hidden from other workers until `lease_until`.
+    async fn claim_actions(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedAction>>;
+    /// Records a failed attempt of a pending action, to be tried again at `at`.
+    async fn retry_action(&self, id: &str, at: Timestamp, error: &str) -> StoreResult<()>;
+    /// Gives a pending action up, with no case change (its case moved on, or is gone).
+    async fn fail_action(&self, id: &str, error: &str, at: Timestamp) -> StoreResult<()>;
+    async fn case_actions(&self, tenant: TenantId, case: CaseId) -> StoreResult<Vec<ActionEntry>>;
+    /// The link `token` opens, used or not.
+    async fn customer_link(&self, token: &str) -> StoreResult<Option<CustomerLink>>;
 
     // The audit log (SECURITY.md L1, L4)
     /// Places up to `batch_max` entries not yet in the log at its end, stores the new tree

@@ -97,6 +97,10 @@ fn sample(name: &str) -> BTreeMap<&'static str, String> {
         ("remaining", "7"),
         ("until", "2025-03-05 14:05 UTC"),
         ("factor", "An authenticator app"),
+        ("username", "wile.e"),
+        ("what", "Your password was changed"),
+        ("channel", "phone"),
+        ("report_link", "https://help.acme.test/report/Qz81"),
     ];
     let allowed = builtin_placeholders(name).unwrap();
     all.iter().filter(|(k, _)| allowed.contains(k)).map(|&(k, v)| (k, v.to_owned())).collect()

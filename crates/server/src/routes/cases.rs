@@ -192,6 +192,47 @@ pub struct CaseView {
     pub updated_at: DateTime<Utc>,
     /// Increases with every change.
     pub version: i64,
+    /// The recovery actions Regain performs for the case, with the pending step; on
+    /// single-case responses only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Vec<ActionView>>,
+}
+
+/// A recovery action and where it stands.
+#[derive(Serialize, ToSchema)]
+pub struct ActionView {
+    pub id: String,
+    /// password_reset, username_reminder, unlock, …
+    pub action: String,
+    /// Who performs it: `builtin` (the directory inside Regain).
+    pub connector: String,
+    /// `pending` (waiting, or being retried), `done` or `failed`.
+    pub state: String,
+    pub attempts: u32,
+    /// Why the last attempt failed; never a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When a pending action is tried next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+impl From<regain_store::ActionEntry> for ActionView {
+    fn from(a: regain_store::ActionEntry) -> Self {
+        Self {
+            id: a.id,
+            action: a.action.to_string(),
+            connector: a.connector,
+            state: a.state,
+            attempts: a.attempts,
+            last_error: a.last_error,
+            next_attempt_at: a.next_attempt_at,
+            created_at: a.created_at,
+            done_at: a.done_at,
+        }
+    }
 }
 
 impl CaseView {
@@ -238,6 +279,7 @@ impl CaseView {
             created_at: case.created_at,
             updated_at: case.updated_at,
             version: case.version,
+            actions: None,
         }
     }
 }
@@ -248,7 +290,10 @@ pub async fn case_detail(state: &AppState, case: &Case) -> ApiResult<CaseView> {
         Some(id) => state.store.customer(case.tenant_id, id).await?,
         None => None,
     };
-    Ok(CaseView::new(case, customer.as_ref(), state.now()))
+    let mut view = CaseView::new(case, customer.as_ref(), state.now());
+    let actions = state.store.case_actions(case.tenant_id, case.id).await?;
+    view.actions = Some(actions.into_iter().map(ActionView::from).collect());
+    Ok(view)
 }
 
 pub fn parse_case_id(id: &str) -> ApiResult<CaseId> {

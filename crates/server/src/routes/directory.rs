@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use regain_core::customer::CustomerStatus;
+use regain_core::totp::{verify_totp, TotpParams};
 use regain_core::{Tenant, TenantId};
 use regain_store::{CustomerSessionRecord, LoginAttempt};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,10 @@ const BAD_LOGIN: ApiError =
 pub struct CustomerLogin {
     pub username: String,
     pub password: String,
+    /// The authenticator app's current code, for an account that has one enrolled: a right
+    /// password alone does not sign it in (SECURITY.md P6).
+    #[serde(default)]
+    pub totp: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -59,7 +64,8 @@ pub(crate) async fn signed_in_tenant(state: &AppState, slug: &str, customer: &Cu
 #[utoipa::path(post, path = "/api/v1/directory/{tenant}/login", tag = "directory", request_body = CustomerLogin,
     params(("tenant" = String, Path, description = "The tenant's slug")), responses(
     (status = 200, body = CustomerSession),
-    (status = 401, description = "Wrong username or password, or the account is locked or disabled", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "Wrong username, password or authenticator code, or the account is locked or disabled; \
+        or (`second-factor-required`) the password was right and the account's authenticator code is needed too", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn login(
@@ -87,7 +93,10 @@ pub async fn login(
         }
     };
     let now = state.now();
-    let success = password_ok && account.status == CustomerStatus::Active;
+    let mut success = password_ok && account.status == CustomerStatus::Active;
+    if success {
+        success = second_factor(&state, tenant.id, account.customer_id, req.totp.as_deref()).await?;
+    }
     let attempt = LoginAttempt {
         tenant_id: tenant.id,
         customer_id: account.customer_id,
@@ -114,6 +123,26 @@ pub async fn login(
     };
     state.store.create_customer_session(&session).await?;
     Ok(Json(CustomerSession { token, expires_at }))
+}
+
+/// Whether the account's second factor lets the sign-in through: no factor enrolled, or a
+/// right authenticator code whose time step was not used before (a replay fails). A right
+/// password without the code asks for it and records nothing.
+async fn second_factor(state: &AppState, tenant: TenantId, customer: regain_core::CustomerId, code: Option<&str>) -> ApiResult<bool> {
+    let Some(enrolled) = state.store.customer_totp(tenant, customer).await?.filter(|t| t.confirmed) else {
+        return Ok(true);
+    };
+    let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+        return Err(ApiError::Refused {
+            status: axum::http::StatusCode::UNAUTHORIZED,
+            code: "second-factor-required",
+            detail: "this account has two-step sign-in: send the authenticator app's code as `totp`".into(),
+        });
+    };
+    let params = TotpParams::default();
+    let Some(step) = verify_totp(&enrolled.secret, code, state.now(), &params, 1, None) else { return Ok(false) };
+    let step = i64::try_from(step).unwrap_or(i64::MAX);
+    Ok(state.store.claim_customer_totp_step(tenant, customer, step, None).await?)
 }
 
 /// A signed-in customer.

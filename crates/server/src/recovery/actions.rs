@@ -1,0 +1,192 @@
+//! The built-in connector: the actions Regain performs on the directory inside it. Each one
+//! reads the case and the customer, decides, and commits the step, its effects and the
+//! action's end in one transaction.
+
+use std::collections::BTreeMap;
+
+use regain_core::action::{ActionKind, ActionOutcome};
+use regain_core::case::CaseCommand;
+use regain_core::{Actor, Case, CaseEvent, CaseState, Customer, CustomerStatus, Tenant};
+use regain_store::{ClaimedAction, Effect, LinkPurpose, NewCustomerLink, StoreError};
+
+use super::{apply_all, complete_command, new_link, recovery_notices, CONNECTOR_BUILTIN};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Why an action did not happen this time.
+#[derive(Debug)]
+pub enum ActionError {
+    /// Try again later (a database hiccup, a case changed meanwhile, a connector down).
+    Retry(String),
+    /// It will not work: say so on the case.
+    Fail(String),
+}
+
+impl From<StoreError> for ActionError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => Self::Retry("the case changed meanwhile".into()),
+            other => Self::Retry(other.to_string()),
+        }
+    }
+}
+
+impl From<ApiError> for ActionError {
+    fn from(e: ApiError) -> Self {
+        Self::Retry(e.to_string())
+    }
+}
+
+/// Performs `action` and commits it, or says why not.
+pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), ActionError> {
+    if action.connector != CONNECTOR_BUILTIN {
+        return Err(ActionError::Fail(format!("no connector called {}", action.connector)));
+    }
+    let tenant = state.store.tenant(action.tenant_id).await?.ok_or_else(|| ActionError::Fail("no such tenant".into()))?;
+    let case = state
+        .store
+        .case(action.tenant_id, action.case_id)
+        .await?
+        .ok_or_else(|| ActionError::Fail("the case is gone".into()))?;
+    if case.state != CaseState::Executing {
+        return Err(ActionError::Fail(format!("the case is {}, not executing", case.state)));
+    }
+    let customer = state
+        .store
+        .customer(action.tenant_id, action.customer_id)
+        .await?
+        .ok_or_else(|| ActionError::Fail("the customer's record was erased".into()))?;
+    let (next, events, mut effects) = match action.action {
+        ActionKind::PasswordReset => send_reset_link(state, &tenant, &case, &customer).await?,
+        ActionKind::UsernameReminder => send_username(state, &tenant, &case, &customer).await?,
+        ActionKind::Unlock => unlock(state, &tenant, &case, &customer).await?,
+        other => return Err(ActionError::Fail(format!("Regain does not perform {other} itself"))),
+    };
+    effects.push(Effect::FinishAction { id: action.id.clone() });
+    state.store.commit_case_change(&next, &events, &Actor::System, &effects).await?;
+    Ok(())
+}
+
+type Step = (Case, Vec<CaseEvent>, Vec<Effect>);
+
+fn record(action: ActionKind, outcome: ActionOutcome, detail: String) -> CaseCommand {
+    CaseCommand::RecordAction { action, outcome, detail: Some(detail) }
+}
+
+/// The verified addresses to send to: every verified email, else every verified phone.
+fn registered(customer: &Customer) -> Vec<(&'static str, String, String)> {
+    let emails: Vec<_> = customer
+        .emails
+        .iter()
+        .filter(|e| e.verified)
+        .map(|e| ("email", e.address.as_str().to_owned(), e.address.masked()))
+        .collect();
+    if !emails.is_empty() {
+        return emails;
+    }
+    customer.phones.iter().filter(|p| p.verified).map(|p| ("sms", p.number.as_str().to_owned(), p.number.masked())).collect()
+}
+
+/// A single-use link to the reset page, to one registered, verified contact (the first email,
+/// else the first phone). The case waits in `executing` for the customer to use it.
+async fn send_reset_link(state: &AppState, tenant: &Tenant, case: &Case, customer: &Customer) -> Result<Step, ActionError> {
+    let Some((channel, to, masked)) = registered(customer).into_iter().next() else {
+        return Err(ActionError::Fail("the customer has no verified email or phone to send the reset link to".into()));
+    };
+    let now = state.now();
+    let minutes = state.config.reset_link_minutes;
+    let (token, link) = new_link(state, "reset");
+    let values = BTreeMap::from([("link", link), ("minutes", minutes.to_string())]);
+    let message = crate::verification::compose(
+        state,
+        tenant,
+        Some(case),
+        customer.id,
+        channel,
+        &to,
+        masked.clone(),
+        "password_reset_link",
+        values,
+    )
+    .await?;
+    let link = NewCustomerLink {
+        id: crate::verification::new_id(state),
+        purpose: LinkPurpose::Reset,
+        tenant_id: tenant.id,
+        case_id: case.id,
+        customer_id: customer.id,
+        destination: masked.clone(),
+        expires_at: now + chrono::Duration::minutes(i64::from(minutes)),
+        created_at: now,
+    };
+    let detail = format!("reset link sent to {masked}, valid {minutes} minutes");
+    let (next, events) =
+        apply_all(case, vec![record(ActionKind::PasswordReset, ActionOutcome::LinkSent, detail)], Actor::System, now)?;
+    Ok((next, events, vec![Effect::IssueLink { link, token }, Effect::Message(message)]))
+}
+
+/// The username, to the registered contacts; the case completes.
+async fn send_username(state: &AppState, tenant: &Tenant, case: &Case, customer: &Customer) -> Result<Step, ActionError> {
+    let to = registered(customer);
+    if to.is_empty() {
+        return Err(ActionError::Fail("the customer has no verified email or phone to send the username to".into()));
+    }
+    let mut effects = Vec::new();
+    let mut sent_to = Vec::new();
+    for (channel, address, masked) in to {
+        let values = BTreeMap::from([("username", customer.username.clone())]);
+        let message = crate::verification::compose(
+            state,
+            tenant,
+            Some(case),
+            customer.id,
+            channel,
+            &address,
+            masked.clone(),
+            "username_reminder",
+            values,
+        )
+        .await?;
+        effects.push(Effect::Message(message));
+        sent_to.push(masked);
+    }
+    let detail = format!("username sent to {}", sent_to.join(", "));
+    finish(state, tenant, case, customer, ActionKind::UsernameReminder, detail, effects).await
+}
+
+/// Clears the directory's lockout; the case completes. A disabled or frozen account stays so:
+/// unlocking is not enabling, and a lockdown lifts only by re-proofing.
+async fn unlock(state: &AppState, tenant: &Tenant, case: &Case, customer: &Customer) -> Result<Step, ActionError> {
+    let (detail, effects) = match customer.status {
+        CustomerStatus::Locked => (
+            "lockout cleared".to_owned(),
+            vec![Effect::SetStatus { customer: customer.id, status: CustomerStatus::Active }],
+        ),
+        CustomerStatus::Active => ("the account was not locked; nothing to clear".to_owned(), Vec::new()),
+        CustomerStatus::Disabled => {
+            return Err(ActionError::Fail("the account is disabled by the tenant; unlocking does not enable it".into()))
+        }
+        CustomerStatus::Frozen => {
+            return Err(ActionError::Fail("the account is locked down; only re-proofing lifts that".into()))
+        }
+    };
+    finish(state, tenant, case, customer, ActionKind::Unlock, detail, effects).await
+}
+
+/// The action is done: record it, complete the case (with the policy's cooling-off) and tell
+/// every registered address.
+async fn finish(
+    state: &AppState,
+    tenant: &Tenant,
+    case: &Case,
+    customer: &Customer,
+    action: ActionKind,
+    detail: String,
+    mut effects: Vec<Effect>,
+) -> Result<Step, ActionError> {
+    let complete = complete_command(state, case).await?;
+    let commands = vec![record(action, ActionOutcome::Performed, detail), complete];
+    let (next, events) = apply_all(case, commands, Actor::System, state.now())?;
+    effects.extend(recovery_notices(state, tenant, &next, customer, action).await?);
+    Ok((next, events, effects))
+}

@@ -1,0 +1,134 @@
+//! Executing recoveries (issue 6): the action a case queues when it enters `executing`, the
+//! worker that performs it through the tenant's connector, the customer's reset page, and the
+//! notices that follow every recovery.
+//!
+//! Exactly once, from the customer's point of view: the built-in connector's effects (a reset
+//! link issued, a lockout cleared, a password set) commit in the transaction that records the
+//! step on the case and marks the action done ([`regain_store::Store::commit_case_change`]), so
+//! a worker that dies before the commit leaves nothing done and the action is performed again
+//! when its lease ends; one that dies after leaves it done. Messages go through the outbox,
+//! whose message ids are the transports' idempotency keys.
+
+mod actions;
+pub mod page;
+pub mod reset;
+mod worker;
+
+use std::collections::BTreeMap;
+
+use regain_core::action::{ActionKind, ActionOutcome};
+use regain_core::case::{apply, CaseCommand};
+use regain_core::{Actor, Case, CaseEvent, Customer, Tenant};
+use regain_store::{Effect, LinkPurpose, NewAction, NewCustomerLink};
+
+pub use worker::{perform_due, spawn, LEASE_SECONDS};
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// The only connector so far: the directory inside Regain.
+pub const CONNECTOR_BUILTIN: &str = "builtin";
+
+/// How long a "this wasn't me" link in a notice works.
+pub const REPORT_LINK_DAYS: i64 = 30;
+
+/// The effects a case change carries because of its events: an action queued on entering
+/// `executing` is written to the queue in the change's transaction.
+pub fn effects_of(state: &AppState, case: &Case, events: &[CaseEvent]) -> Vec<Effect> {
+    let Some(customer_id) = case.customer_id else { return Vec::new() };
+    events
+        .iter()
+        .filter_map(|e| match e {
+            CaseEvent::Action { action, outcome: ActionOutcome::Queued, .. } => Some(Effect::QueueAction(NewAction {
+                id: crate::verification::new_id(state),
+                tenant_id: case.tenant_id,
+                case_id: case.id,
+                customer_id,
+                action: *action,
+                connector: CONNECTOR_BUILTIN.to_owned(),
+                created_at: state.now(),
+            })),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Applies `commands` one after the other as `actor`, gathering their events.
+pub(crate) fn apply_all(
+    case: &Case,
+    commands: Vec<CaseCommand>,
+    actor: Actor,
+    now: regain_core::Timestamp,
+) -> ApiResult<(Case, Vec<CaseEvent>)> {
+    let mut next = case.clone();
+    let mut events = Vec::new();
+    for command in commands {
+        let (after, more) = apply(&next, command, actor, now)?;
+        next = after;
+        events.extend(more);
+    }
+    Ok((next, events))
+}
+
+/// `Complete` with the policy's cooling-off for the case's kind.
+pub(crate) async fn complete_command(state: &AppState, case: &Case) -> ApiResult<CaseCommand> {
+    let (policy, _) = crate::verification::tenant_policy(state, case.tenant_id).await?;
+    Ok(CaseCommand::Complete { cooling_off_hours: Some(policy.rule(case.kind).cooling_off_hours) })
+}
+
+/// A random link token (256 bits, URL-safe) and the link that carries it.
+pub(crate) fn new_link(state: &AppState, path: &str) -> (String, String) {
+    let token = crate::auth::new_token("", state.entropy.as_ref());
+    let link = format!("{}/{path}/{token}", state.config.public_url.trim_end_matches('/'));
+    (token, link)
+}
+
+/// The notice after a recovery (SECURITY.md P3): to every verified address the customer has,
+/// old ones included, each with its own "this wasn't me" link; what happened, when, through
+/// which channel, and the next steps. Never a secret.
+pub(crate) async fn recovery_notices(
+    state: &AppState,
+    tenant: &Tenant,
+    case: &Case,
+    customer: &Customer,
+    action: ActionKind,
+) -> ApiResult<Vec<Effect>> {
+    let now = state.now();
+    let mut effects = Vec::new();
+    let emails = customer.emails.iter().filter(|e| e.verified).map(|e| ("email", e.address.as_str(), e.address.masked()));
+    let phones = customer.phones.iter().filter(|p| p.verified).map(|p| ("sms", p.number.as_str(), p.number.masked()));
+    for (channel, to, masked) in emails.chain(phones) {
+        let (token, report_link) = new_link(state, "report");
+        let values = BTreeMap::from([
+            ("what", action.notice().to_owned()),
+            ("when", now.format("%Y-%m-%d %H:%M UTC").to_string()),
+            ("channel", case.channel.to_string()),
+            ("report_link", report_link),
+        ]);
+        let message = crate::verification::compose(
+            state,
+            tenant,
+            Some(case),
+            customer.id,
+            channel,
+            to,
+            masked.clone(),
+            "account_recovered",
+            values,
+        )
+        .await?;
+        let link = NewCustomerLink {
+            id: crate::verification::new_id(state),
+            purpose: LinkPurpose::Report,
+            tenant_id: tenant.id,
+            case_id: case.id,
+            customer_id: customer.id,
+            destination: masked,
+            expires_at: now + chrono::Duration::days(REPORT_LINK_DAYS),
+            created_at: now,
+        };
+        effects.push(Effect::IssueLink { link, token });
+        effects.push(Effect::Message(message));
+    }
+    Ok(effects)
+}

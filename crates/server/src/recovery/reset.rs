@@ -1,0 +1,126 @@
+//! Completing a password reset (SECURITY.md P1, P2, P5, P6, W1): the customer sets a new
+//! password through the single-use link. It is checked against the rules, hashed with Argon2id
+//! on the hashing pool, and in one transaction the link is spent, the password replaced, every
+//! session of the customer ended, the case completed and every registered address told. No
+//! session is made: the customer signs in with the new password, and an enrolled second factor
+//! is still asked for then.
+
+use regain_core::action::{ActionKind, ActionOutcome};
+use regain_core::case::CaseCommand;
+use regain_core::password::{self, PasswordRules, Refusal};
+use regain_core::{Actor, Case, CaseState, Customer, Tenant};
+use regain_hashing::HashError;
+use regain_store::{CustomerLink, Effect, LinkPurpose, StoreError};
+
+use super::{apply_all, complete_command, recovery_notices};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Why a new password was not set.
+#[derive(Debug)]
+pub enum ResetRefused {
+    /// The link was used, has expired, or its case is no longer waiting for it.
+    Gone,
+    /// The password breaks a rule; nothing was changed.
+    Rules(Refusal),
+    /// The new password and its confirmation differ.
+    Mismatch,
+    /// Hashing is at capacity, or the database is away: try again in a moment.
+    Busy,
+    Internal(String),
+}
+
+impl From<StoreError> for ResetRefused {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => Self::Busy,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ApiError> for ResetRefused {
+    fn from(e: ApiError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+/// What the reset page shows about a usable link.
+pub struct OpenLink {
+    pub link: CustomerLink,
+    pub tenant: Tenant,
+    pub case: Case,
+    pub customer: Customer,
+}
+
+/// The reset link `token` opens, while it is unused, unexpired and its case waits for it.
+pub async fn open(state: &AppState, token: &str) -> Result<OpenLink, ResetRefused> {
+    let link = state.store.customer_link(token).await?.ok_or(ResetRefused::Gone)?;
+    if link.purpose != LinkPurpose::Reset || !link.usable(state.now()) {
+        return Err(ResetRefused::Gone);
+    }
+    let tenant = state.store.tenant(link.tenant_id).await?.ok_or(ResetRefused::Gone)?;
+    let case = state.store.case(link.tenant_id, link.case_id).await?.ok_or(ResetRefused::Gone)?;
+    if case.state != CaseState::Executing {
+        return Err(ResetRefused::Gone);
+    }
+    let customer = state.store.customer(link.tenant_id, link.customer_id).await?.ok_or(ResetRefused::Gone)?;
+    Ok(OpenLink { link, tenant, case, customer })
+}
+
+/// The rules for `customer`'s new password: length, blocklist, their own words, strength.
+pub fn check_password(customer: &Customer, password: &str) -> Result<password::Strength, Refusal> {
+    let mut words: Vec<(&str, &str)> = vec![("username", customer.username.as_str()), ("name", customer.full_name.as_str())];
+    words.extend(customer.emails.iter().map(|e| ("email address", e.address.as_str())));
+    password::check(&PasswordRules::default(), password, &words)
+}
+
+/// Sets the new password through the link `token`.
+pub async fn set_password(state: &AppState, token: &str, password: &str, confirm: &str) -> Result<(), ResetRefused> {
+    let opened = open(state, token).await?;
+    if password != confirm {
+        return Err(ResetRefused::Mismatch);
+    }
+    check_password(&opened.customer, password).map_err(ResetRefused::Rules)?;
+    let hash = state.hasher.hash(password).await.map_err(|e| match e {
+        HashError::Overloaded => ResetRefused::Busy,
+        other => ResetRefused::Internal(format!("password hashing: {other}")),
+    })?;
+    let OpenLink { link, tenant, mut case, customer } = opened;
+    let actor = Actor::Customer { id: customer.id };
+    for _ in 0..3 {
+        let detail = "new password set through the reset link; every session ended".to_owned();
+        let commands = vec![
+            CaseCommand::RecordAction {
+                action: ActionKind::PasswordReset,
+                outcome: ActionOutcome::Performed,
+                detail: Some(detail),
+            },
+            complete_command(state, &case).await?,
+        ];
+        let (next, events) = apply_all(&case, commands, actor, state.now())?;
+        let mut effects = vec![
+            Effect::SpendLink { token: token.to_owned() },
+            Effect::SetPassword { customer: customer.id, hash: hash.clone() },
+            Effect::RevokeSessions { customer: customer.id },
+        ];
+        effects.extend(recovery_notices(state, &tenant, &next, &customer, ActionKind::PasswordReset).await?);
+        match state.store.commit_case_change(&next, &events, &actor, &effects).await {
+            Ok(()) => {
+                tracing::info!(case_id = %case.id, customer_id = %customer.id, "password reset completed");
+                return Ok(());
+            }
+            // The case moved meanwhile (a note, an assignment), or the link was spent by a
+            // second submission: read both again.
+            Err(StoreError::Conflict) => {
+                let still = state.store.customer_link(token).await?.is_some_and(|l| l.usable(state.now()));
+                case = state.store.case(link.tenant_id, link.case_id).await?.ok_or(ResetRefused::Gone)?;
+                if !still || case.state != CaseState::Executing {
+                    return Err(ResetRefused::Gone);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ResetRefused::Busy)
+}

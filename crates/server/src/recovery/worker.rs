@@ -1,0 +1,82 @@
+//! The action worker: claims queued actions with a lease, performs each through its
+//! connector, retries what failed for a passing reason with exponential backoff (capped, and
+//! given up after [`regain_delivery::ATTEMPTS_MAX`] attempts), and records on the case what
+//! failed for good.
+
+use regain_core::action::ActionOutcome;
+use regain_core::case::CaseCommand;
+use regain_core::{Actor, CaseState};
+use regain_store::{ClaimedAction, Effect, StoreError};
+
+use super::actions::{perform, ActionError};
+use crate::state::AppState;
+
+/// How long a claimed action stays out of other workers' reach: longer than a whole batch can
+/// take, so no action of a slow batch is claimed twice while it runs.
+pub const LEASE_SECONDS: i64 = 5 * 60;
+/// Actions claimed per round.
+pub const BATCH: u32 = 20;
+
+pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
+    crate::periodic::spawn_every(state.config.action_interval_ms, state, |state| async move {
+        if let Err(e) = perform_due(&state).await {
+            tracing::warn!(error = %e, "action round failed; the actions wait for the next one");
+        }
+    })
+}
+
+/// Performs what is due now; returns how many actions were handled.
+pub async fn perform_due(state: &AppState) -> Result<usize, StoreError> {
+    let now = state.now();
+    let lease = now + chrono::Duration::seconds(LEASE_SECONDS);
+    let due = state.store.claim_actions(now, lease, BATCH).await?;
+    let handled = due.len();
+    for action in due {
+        let attempt = action.attempts + 1;
+        match perform(state, &action).await {
+            Ok(()) => {
+                tracing::info!(action_id = %action.id, case_id = %action.case_id, action = %action.action, attempt, "action performed")
+            }
+            Err(ActionError::Retry(error)) if attempt < regain_delivery::ATTEMPTS_MAX => {
+                let wait = regain_delivery::backoff(attempt, jitter(state));
+                let at = state.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+                tracing::warn!(action_id = %action.id, %error, attempt, retry_in_s = wait.as_secs(), "action will be retried");
+                state.store.retry_action(&action.id, at, &error).await?;
+            }
+            Err(ActionError::Retry(error) | ActionError::Fail(error)) => {
+                tracing::error!(action_id = %action.id, case_id = %action.case_id, %error, attempt, "action failed");
+                record_failure(state, &action, &error).await?;
+            }
+        }
+    }
+    Ok(handled)
+}
+
+fn jitter(state: &AppState) -> f64 {
+    let mut bytes = [0u8; 4];
+    state.entropy.fill(&mut bytes);
+    f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
+}
+
+/// Marks the action failed and, while the case still waits on it, says so on its timeline
+/// for the agent and the supervisor.
+async fn record_failure(state: &AppState, action: &ClaimedAction, error: &str) -> Result<(), StoreError> {
+    let fail = Effect::FailAction { id: action.id.clone(), error: error.to_owned() };
+    for _ in 0..3 {
+        let case = state.store.case(action.tenant_id, action.case_id).await?;
+        let step = case.as_ref().filter(|c| c.state == CaseState::Executing).and_then(|c| {
+            let command =
+                CaseCommand::RecordAction { action: action.action, outcome: ActionOutcome::Failed, detail: Some(error.to_owned()) };
+            regain_core::case::apply(c, command, Actor::System, state.now()).ok()
+        });
+        let Some((next, events)) = step else {
+            // Nothing on the case to tell: mark the action alone.
+            return state.store.fail_action(&action.id, error, state.now()).await;
+        };
+        match state.store.commit_case_change(&next, &events, &Actor::System, std::slice::from_ref(&fail)).await {
+            Err(StoreError::Conflict) => continue,
+            other => return other,
+        }
+    }
+    state.store.fail_action(&action.id, error, state.now()).await
+}
