@@ -433,7 +433,9 @@ impl Config {
             bail!("delivery.outbox_interval_ms must be at most 60000, or 0 to turn the worker off in this process");
         }
         if self.recovery.action_interval_ms > 60_000 {
-            bail!("recovery.action_interval_ms must be at most 60000, or 0 to turn the action worker off in this process");
+            bail!(
+                "recovery.action_interval_ms must be at most 60000, or 0 to turn the action worker off in this process"
+            );
         }
         if !(5..=1440).contains(&self.recovery.reset_link_minutes) {
             bail!("recovery.reset_link_minutes must be between 5 and 1440 (got {})", self.recovery.reset_link_minutes);

@@ -42,7 +42,8 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
     if action.connector != CONNECTOR_BUILTIN {
         return Err(ActionError::Fail(format!("no connector called {}", action.connector)));
     }
-    let tenant = state.store.tenant(action.tenant_id).await?.ok_or_else(|| ActionError::Fail("no such tenant".into()))?;
+    let tenant =
+        state.store.tenant(action.tenant_id).await?.ok_or_else(|| ActionError::Fail("no such tenant".into()))?;
     let case = state
         .store
         .case(action.tenant_id, action.case_id)
@@ -84,12 +85,22 @@ fn registered(customer: &Customer) -> Vec<(&'static str, String, String)> {
     if !emails.is_empty() {
         return emails;
     }
-    customer.phones.iter().filter(|p| p.verified).map(|p| ("sms", p.number.as_str().to_owned(), p.number.masked())).collect()
+    customer
+        .phones
+        .iter()
+        .filter(|p| p.verified)
+        .map(|p| ("sms", p.number.as_str().to_owned(), p.number.masked()))
+        .collect()
 }
 
 /// A single-use link to the reset page, to one registered, verified contact (the first email,
 /// else the first phone). The case waits in `executing` for the customer to use it.
-async fn send_reset_link(state: &AppState, tenant: &Tenant, case: &Case, customer: &Customer) -> Result<Step, ActionError> {
+async fn send_reset_link(
+    state: &AppState,
+    tenant: &Tenant,
+    case: &Case,
+    customer: &Customer,
+) -> Result<Step, ActionError> {
     let Some((channel, to, masked)) = registered(customer).into_iter().next() else {
         return Err(ActionError::Fail("the customer has no verified email or phone to send the reset link to".into()));
     };
@@ -126,7 +137,12 @@ async fn send_reset_link(state: &AppState, tenant: &Tenant, case: &Case, custome
 }
 
 /// The username, to the registered contacts; the case completes.
-async fn send_username(state: &AppState, tenant: &Tenant, case: &Case, customer: &Customer) -> Result<Step, ActionError> {
+async fn send_username(
+    state: &AppState,
+    tenant: &Tenant,
+    case: &Case,
+    customer: &Customer,
+) -> Result<Step, ActionError> {
     let to = registered(customer);
     if to.is_empty() {
         return Err(ActionError::Fail("the customer has no verified email or phone to send the username to".into()));

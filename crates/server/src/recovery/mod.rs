@@ -67,6 +67,10 @@ pub(crate) fn apply_all(
         next = after;
         events.extend(more);
     }
+    // One stored change, one version, however many commands made it.
+    if !events.is_empty() {
+        next.version = case.version + 1;
+    }
     Ok((next, events))
 }
 
@@ -95,7 +99,8 @@ pub(crate) async fn recovery_notices(
 ) -> ApiResult<Vec<Effect>> {
     let now = state.now();
     let mut effects = Vec::new();
-    let emails = customer.emails.iter().filter(|e| e.verified).map(|e| ("email", e.address.as_str(), e.address.masked()));
+    let emails =
+        customer.emails.iter().filter(|e| e.verified).map(|e| ("email", e.address.as_str(), e.address.masked()));
     let phones = customer.phones.iter().filter(|p| p.verified).map(|p| ("sms", p.number.as_str(), p.number.masked()));
     for (channel, to, masked) in emails.chain(phones) {
         let (token, report_link) = new_link(state, "report");

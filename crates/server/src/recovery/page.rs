@@ -8,8 +8,8 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
 use regain_core::case::{CaseCommand, NewCase};
-use regain_core::{Actor, Case, CaseKind, CaseState, Channel};
 use regain_core::password::PasswordRules;
+use regain_core::{Actor, Case, CaseKind, CaseState, Channel};
 use regain_store::{Effect, LinkPurpose, StoreError};
 use serde::Deserialize;
 
@@ -18,16 +18,20 @@ use crate::pages::{escape, gone, page};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/reset/{token}", get(show_reset).post(submit_reset)).route(
-        "/report/{token}",
-        get(show_report).post(submit_report),
-    )
+    Router::new()
+        .route("/reset/{token}", get(show_reset).post(submit_reset))
+        .route("/report/{token}", get(show_report).post(submit_report))
 }
 
 fn reset_form(tenant: &str, error: Option<&str>) -> String {
     let rules = PasswordRules::default();
     let error = error
-        .map(|e| format!("<div class=\"error\" role=\"alert\" id=\"problem\"><strong>Not changed:</strong> {}</div>", escape(e)))
+        .map(|e| {
+            format!(
+                "<div class=\"error\" role=\"alert\" id=\"problem\"><strong>Not changed:</strong> {}</div>",
+                escape(e)
+            )
+        })
         .unwrap_or_default();
     let described = if error.is_empty() { "rules" } else { "problem rules" };
     format!(
@@ -65,7 +69,11 @@ struct NewPassword {
     confirm: String,
 }
 
-async fn submit_reset(State(state): State<AppState>, Path(token): Path<String>, Form(form): Form<NewPassword>) -> Response {
+async fn submit_reset(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Form(form): Form<NewPassword>,
+) -> Response {
     let refused = match reset::set_password(&state, &token, &form.password, &form.confirm).await {
         Ok(()) => {
             return page(
@@ -83,14 +91,12 @@ async fn submit_reset(State(state): State<AppState>, Path(token): Path<String>, 
         ResetRefused::Gone => return gone(),
         ResetRefused::Rules(refusal) => refusal.to_string(),
         ResetRefused::Mismatch => "the two passwords differ; type the same password twice".to_owned(),
-        ResetRefused::Busy => {
-            return page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again",
-                "<h1>Please try again in a moment</h1><p>We are very busy right now. Nothing was changed, and your link \
+        ResetRefused::Busy => return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again",
+            "<h1>Please try again in a moment</h1><p>We are very busy right now. Nothing was changed, and your link \
                  still works.</p>",
-            )
-        }
+        ),
         ResetRefused::Internal(error) => {
             tracing::error!(%error, "could not set a password through a reset link");
             return page(
@@ -167,7 +173,8 @@ async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
         return Ok(false);
     }
     let actor = Actor::Customer { id: link.customer_id };
-    let effects = [Effect::SpendLink { token: token.to_owned() }, Effect::RevokeSessions { customer: link.customer_id }];
+    let effects =
+        [Effect::SpendLink { token: token.to_owned() }, Effect::RevokeSessions { customer: link.customer_id }];
     let reason = format!("this wasn't me: reported from {}", link.destination);
     for _ in 0..3 {
         let Some(case) = state.store.case(link.tenant_id, link.case_id).await? else { break };
@@ -181,7 +188,9 @@ async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
                 tracing::warn!(case_id = %case.id, "recovery repudiated during cooling-off; cancelled and escalated");
                 return Ok(true);
             }
-            Err(StoreError::Conflict) if !state.store.customer_link(token).await?.is_some_and(|l| l.usable(state.now())) => {
+            Err(StoreError::Conflict)
+                if !state.store.customer_link(token).await?.is_some_and(|l| l.usable(state.now())) =>
+            {
                 return Ok(false)
             }
             Err(StoreError::Conflict) => continue,
@@ -200,7 +209,11 @@ async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
     Ok(true)
 }
 
-async fn open_security_case(state: &AppState, link: &regain_store::CustomerLink, reason: &str) -> Result<Case, StoreError> {
+async fn open_security_case(
+    state: &AppState,
+    link: &regain_store::CustomerLink,
+    reason: &str,
+) -> Result<Case, StoreError> {
     let tenant = state.store.tenant(link.tenant_id).await?.ok_or(StoreError::NotFound)?;
     let actor = Actor::Customer { id: link.customer_id };
     let summary = format!("Reported by the customer after case {}: {reason}", link.case_id);

@@ -70,7 +70,8 @@ pub async fn open(state: &AppState, token: &str) -> Result<OpenLink, ResetRefuse
 
 /// The rules for `customer`'s new password: length, blocklist, their own words, strength.
 pub fn check_password(customer: &Customer, password: &str) -> Result<password::Strength, Refusal> {
-    let mut words: Vec<(&str, &str)> = vec![("username", customer.username.as_str()), ("name", customer.full_name.as_str())];
+    let mut words: Vec<(&str, &str)> =
+        vec![("username", customer.username.as_str()), ("name", customer.full_name.as_str())];
     words.extend(customer.emails.iter().map(|e| ("email address", e.address.as_str())));
     password::check(&PasswordRules::default(), password, &words)
 }

@@ -65,8 +65,11 @@ async fn record_failure(state: &AppState, action: &ClaimedAction, error: &str) -
     for _ in 0..3 {
         let case = state.store.case(action.tenant_id, action.case_id).await?;
         let step = case.as_ref().filter(|c| c.state == CaseState::Executing).and_then(|c| {
-            let command =
-                CaseCommand::RecordAction { action: action.action, outcome: ActionOutcome::Failed, detail: Some(error.to_owned()) };
+            let command = CaseCommand::RecordAction {
+                action: action.action,
+                outcome: ActionOutcome::Failed,
+                detail: Some(error.to_owned()),
+            };
             regain_core::case::apply(c, command, Actor::System, state.now()).ok()
         });
         let Some((next, events)) = step else {

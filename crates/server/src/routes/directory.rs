@@ -128,7 +128,12 @@ pub async fn login(
 /// Whether the account's second factor lets the sign-in through: no factor enrolled, or a
 /// right authenticator code whose time step was not used before (a replay fails). A right
 /// password without the code asks for it and records nothing.
-async fn second_factor(state: &AppState, tenant: TenantId, customer: regain_core::CustomerId, code: Option<&str>) -> ApiResult<bool> {
+async fn second_factor(
+    state: &AppState,
+    tenant: TenantId,
+    customer: regain_core::CustomerId,
+    code: Option<&str>,
+) -> ApiResult<bool> {
     let Some(enrolled) = state.store.customer_totp(tenant, customer).await?.filter(|t| t.confirmed) else {
         return Ok(true);
     };

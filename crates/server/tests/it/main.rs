@@ -11,6 +11,7 @@ mod database_down;
 mod directory;
 mod external;
 mod openapi;
+mod recovery;
 mod risk;
 mod support;
 mod verification;

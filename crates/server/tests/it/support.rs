@@ -122,6 +122,7 @@ impl TestApp {
         config.listen = "127.0.0.1:0".parse().expect("addr");
         config.expiry_sweep_interval_ms = 0;
         config.outbox_interval_ms = 0;
+        config.action_interval_ms = 0;
         let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).single().expect("time")));
         let hasher =
             HashingPool::start(PoolConfig { workers: 2, queue_max: 256, ..PoolConfig::default() }).expect("hasher");
@@ -219,6 +220,11 @@ impl TestApp {
     /// Sends what the outbox holds, as the worker would.
     pub async fn deliver(&self) {
         regain_server::outbox::drain(&self.state, 10).await.expect("outbox");
+    }
+
+    /// Performs the queued recovery actions, as the action worker would; returns how many.
+    pub async fn perform_actions(&self) -> usize {
+        regain_server::recovery::perform_due(&self.state).await.expect("actions")
     }
 
     /// The messages delivered to the sink so far.

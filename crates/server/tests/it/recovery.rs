@@ -1,0 +1,422 @@
+//! Executing recoveries over the real API (issue 6): the action queued on `execute`, the
+//! worker that performs it, the reset page, the notices to every registered address, "this
+//! wasn't me", and the directory's sign-in afterwards.
+
+use chrono::Duration;
+use regain_core::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{customer_json, expect_problem, TestApp};
+
+const NEW_PASSWORD: &str = "umbrella-gravel-Tuesday-91";
+
+struct Desk {
+    key: String,
+    agent: String,
+    customer_id: String,
+}
+
+async fn desk(app: &TestApp) -> Desk {
+    let acme = app.tenant("acme").await;
+    let key = app.api_key(&acme, "integration").await;
+    let customer = app.post_ok(&key, "/api/v1/customers", customer_json("jane"), StatusCode::CREATED).await;
+    let agent = app.token(Some(&acme), Role::Agent).await;
+    Desk { key, agent, customer_id: customer["id"].as_str().expect("id").to_owned() }
+}
+
+fn path(case: &str, rest: &str) -> String {
+    format!("/api/v1/cases/{case}/{rest}")
+}
+
+impl Desk {
+    /// A case of `kind` through identification, an email code and the decision: `decided`.
+    async fn decided(&self, app: &TestApp, kind: &str) -> String {
+        let case = app
+            .post_ok(&self.key, "/api/v1/cases", json!({"kind": kind, "channel": "phone"}), StatusCode::CREATED)
+            .await;
+        let id = case["id"].as_str().expect("id").to_owned();
+        app.post_ok(&self.agent, &path(&id, "start-identification"), json!({}), StatusCode::OK).await;
+        let answer = app
+            .post_ok(
+                &self.agent,
+                &path(&id, "identification"),
+                json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201 555 0123"}),
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(answer["outcome"], "identified", "{answer}");
+        app.verify_by_code(&self.agent, &id, "email-0").await;
+        app.post_ok(
+            &self.agent,
+            &path(&id, "decide"),
+            json!({"approve": true, "reason": "code to email"}),
+            StatusCode::OK,
+        )
+        .await;
+        id
+    }
+
+    async fn case(&self, app: &TestApp, id: &str) -> Value {
+        app.get_ok(&self.agent, &format!("/api/v1/cases/{id}")).await
+    }
+
+    async fn timeline_types(&self, app: &TestApp, id: &str) -> Vec<String> {
+        let timeline = app.get_ok(&self.agent, &path(id, "timeline")).await;
+        timeline["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|e| e["type"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// The token in the first `/{page}/` link of `body`.
+fn link_token(body: &str, page: &str) -> String {
+    let marker = format!("/{page}/");
+    let start = body.find(&marker).unwrap_or_else(|| panic!("no /{page}/ link in {body:?}")) + marker.len();
+    body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+}
+
+async fn form(app: &TestApp, page: &str, fields: &[(&str, &str)]) -> (StatusCode, bool, String) {
+    let response = app.client.post(format!("{}{page}", app.base)).form(fields).send().await.expect("post");
+    let status = response.status();
+    let cookie = response.headers().contains_key("set-cookie");
+    (status, cookie, response.text().await.expect("body"))
+}
+
+async fn login(app: &TestApp, password: &str, totp: Option<&str>) -> reqwest::Response {
+    let mut body = json!({"username": "jane", "password": password});
+    if let Some(code) = totp {
+        body["totp"] = json!(code);
+    }
+    app.call(Method::POST, "/api/v1/directory/acme/login", None, Some(body)).await
+}
+
+/// Executes the decided case, performs its action and delivers: the reset email's link token.
+async fn reset_link(app: &TestApp, d: &Desk, id: &str) -> String {
+    let executing = app.post_ok(&d.agent, &path(id, "execute"), json!({}), StatusCode::OK).await;
+    assert_eq!(executing["state"], "executing");
+    assert_eq!(executing["actions"][0]["action"], "password_reset", "{executing}");
+    assert_eq!(executing["actions"][0]["state"], "pending", "the pending step shows: {executing}");
+    assert_eq!(app.perform_actions().await, 1);
+    assert_eq!(app.perform_actions().await, 0, "performed once");
+    let before = app.sent().len();
+    app.deliver().await;
+    let sent: Vec<_> = app.sent().into_iter().skip(before).collect();
+    assert_eq!(sent.len(), 1, "one reset link, to one registered contact");
+    assert_eq!(sent[0].to, regain_delivery::Address::Email("jane@example.com".into()));
+    assert!(sent[0].subject.contains("new password"), "{}", sent[0].subject);
+    link_token(&sent[0].body, "reset")
+}
+
+/// The issue's loop: a locked-out customer → case → identified → verified → risk → reset link
+/// over the outbox → new password set → sign-in with it; the old password and sessions fail.
+async fn a_password_reset_runs_the_whole_loop(app: &TestApp) {
+    let d = desk(app).await;
+    let old_session = app.customer_session("jane", "an initial password").await;
+    let id = d.decided(app, "password_reset").await;
+    let token = reset_link(app, &d, &id).await;
+
+    let case = d.case(app, &id).await;
+    assert_eq!(case["state"], "executing", "waits for the customer: {case}");
+    assert_eq!(case["actions"][0]["state"], "done", "{case}");
+    let types = d.timeline_types(app, &id).await;
+    for t in ["case.risk_assessed", "case.action_queued", "case.action_link_sent"] {
+        assert!(types.contains(&t.to_owned()), "{t}: {types:?}");
+    }
+
+    // Opening the page changes nothing and signs nobody in.
+    let page = app.client.get(format!("{}/reset/{token}", app.base)).send().await.expect("get");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(!page.headers().contains_key("set-cookie"));
+    let html = page.text().await.expect("html");
+    assert!(html.contains("autocomplete=\"new-password\"") && html.contains("<label for=\"password\""), "{html}");
+
+    // P5: a rule broken says which, and changes nothing.
+    for (password, confirm, says) in [
+        ("password1234", "password1234", "most common"),
+        ("example-rocks-gravel-2026", "example-rocks-gravel-2026", "email address"),
+        ("short", "short", "at least 12"),
+        (NEW_PASSWORD, "umbrella-gravel-tuesday-91", "differ"),
+    ] {
+        let (status, cookie, html) =
+            form(app, &format!("/reset/{token}"), &[("password", password), ("confirm", confirm)]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{password}");
+        assert!(!cookie);
+        assert!(html.contains(says) && html.contains("role=\"alert\""), "{password}: {html}");
+        assert!(!html.contains(password), "the password is never echoed back");
+    }
+    let still_old = login(app, "an initial password", None).await;
+    assert_eq!(still_old.status(), StatusCode::OK, "nothing changed yet");
+    let second_session = still_old.json::<Value>().await.expect("json")["token"].as_str().expect("token").to_owned();
+
+    // P1: the new password is set, and no session comes with it.
+    let (status, cookie, html) =
+        form(app, &format!("/reset/{token}"), &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(!cookie, "P1: no automatic login");
+    assert!(html.contains("Sign in with your new password"), "{html}");
+    let case = d.case(app, &id).await;
+    assert_eq!(case["state"], "resolved", "{case}");
+    assert!(d.timeline_types(app, &id).await.contains(&"case.action_performed".to_owned()));
+
+    // P2: every earlier session ends; the old password fails, the new one works.
+    for session in [&old_session, &second_session] {
+        let me = app.get(session, "/api/v1/directory/acme/me").await;
+        expect_problem(me, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    }
+    assert_eq!(login(app, "an initial password", None).await.status(), StatusCode::UNAUTHORIZED);
+    let fresh = login(app, NEW_PASSWORD, None).await;
+    assert_eq!(fresh.status(), StatusCode::OK);
+    let fresh = fresh.json::<Value>().await.expect("json")["token"].as_str().expect("token").to_owned();
+    assert_eq!(app.get_ok(&fresh, "/api/v1/directory/acme/me").await["username"], "jane");
+
+    // W1: Argon2id at the floor or above, a unique salt.
+    let tenant = app.state.store.tenant_by_slug("acme").await.expect("tenant").expect("acme");
+    let account = app.state.store.directory_account(tenant.id, "jane").await.expect("read").expect("jane");
+    let phc = account.password_hash.expect("a password");
+    assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+
+    // A used link is gone, on the page and the form.
+    let again = app.client.get(format!("{}/reset/{token}", app.base)).send().await.expect("get");
+    assert_eq!(again.status(), StatusCode::GONE);
+    let (status, _, _) = form(
+        app,
+        &format!("/reset/{token}"),
+        &[("password", "another fine pass 77"), ("confirm", "another fine pass 77")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(login(app, NEW_PASSWORD, None).await.status(), StatusCode::OK, "the reused link changed nothing");
+
+    // P3, P4: every registered address hears of it, with a "this wasn't me" link; no message
+    // anywhere holds the password.
+    let before = app.sent().len();
+    app.deliver().await;
+    let notices: Vec<_> = app.sent().into_iter().skip(before).collect();
+    let to: Vec<_> = notices.iter().map(|m| m.to.clone()).collect();
+    assert_eq!(
+        to,
+        [
+            regain_delivery::Address::Email("jane@example.com".into()),
+            regain_delivery::Address::Sms("+12015550123".into())
+        ],
+        "{notices:?}"
+    );
+    for notice in &notices {
+        assert!(
+            notice.body.contains("Your password was changed") && notice.body.contains("/report/"),
+            "{}",
+            notice.body
+        );
+    }
+    for message in app.sent() {
+        assert!(
+            !message.body.contains(NEW_PASSWORD) && !message.subject.contains(NEW_PASSWORD),
+            "P4: {}",
+            message.body
+        );
+    }
+    let _ = &d.customer_id;
+}
+
+#[tokio::test]
+async fn a_password_reset_runs_the_whole_loop_on_sqlite() {
+    a_password_reset_runs_the_whole_loop(&TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_password_reset_runs_the_whole_loop_on_postgres() {
+    a_password_reset_runs_the_whole_loop(&TestApp::postgres().await).await;
+}
+
+/// P6: a customer with an authenticator app still needs its code after a reset; and a link
+/// past its hour is gone.
+#[tokio::test]
+async fn a_reset_never_bypasses_the_second_factor_and_links_expire() {
+    use regain_core::totp::{decode_secret, totp, TotpParams};
+
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let me = app.customer_session("jane", "an initial password").await;
+    let enrollment = app.post_ok(&me, "/api/v1/directory/acme/me/totp", json!({}), StatusCode::OK).await;
+    let secret = decode_secret(enrollment["secret"].as_str().expect("secret")).expect("base32");
+    let code = |app: &TestApp| totp(&secret, regain_core::Clock::now(app.clock.as_ref()), &TotpParams::default());
+    let confirmed = app.post(&me, "/api/v1/directory/acme/me/totp/confirm", json!({"code": code(&app)})).await;
+    assert_eq!(confirmed.status(), StatusCode::NO_CONTENT);
+    app.deliver().await;
+
+    // From now on, the password alone does not sign in.
+    app.clock.advance(Duration::seconds(30));
+    let alone = login(&app, "an initial password", None).await;
+    expect_problem(alone, StatusCode::UNAUTHORIZED, "second-factor-required").await;
+    assert_eq!(login(&app, "an initial password", Some("000000")).await.status(), StatusCode::UNAUTHORIZED);
+
+    // An hour and a minute after it was sent, the link is gone and nothing changes.
+    let id = d.decided(&app, "password_reset").await;
+    let token = reset_link(&app, &d, &id).await;
+    app.clock.advance(Duration::minutes(61));
+    let page = app.client.get(format!("{}/reset/{token}", app.base)).send().await.expect("get");
+    assert_eq!(page.status(), StatusCode::GONE);
+    let (status, _, _) =
+        form(&app, &format!("/reset/{token}"), &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+    assert_eq!(status, StatusCode::GONE);
+
+    // A new case, a new link, used in time: the new password still needs the code.
+    let d = Desk { agent: d.key.clone(), ..d };
+    let id = d.decided(&app, "password_reset").await;
+    let token = reset_link(&app, &d, &id).await;
+    let (status, cookie, _) =
+        form(&app, &format!("/reset/{token}"), &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+    assert_eq!((status, cookie), (StatusCode::OK, false));
+    let alone = login(&app, NEW_PASSWORD, None).await;
+    expect_problem(alone, StatusCode::UNAUTHORIZED, "second-factor-required").await;
+    app.clock.advance(Duration::seconds(30));
+    let with_code = login(&app, NEW_PASSWORD, Some(&code(&app))).await;
+    assert_eq!(with_code.status(), StatusCode::OK);
+    // The same step again is a replay.
+    assert_eq!(login(&app, NEW_PASSWORD, Some(&code(&app))).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Unlock and the username reminder finish on their own: the case resolves when the worker has
+/// done it, and every registered address hears of it.
+#[tokio::test]
+async fn an_unlock_and_a_username_reminder_complete_by_themselves() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    for _ in 0..10 {
+        assert_eq!(login(&app, "not the password at all", None).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login(&app, "an initial password", None).await.status(), StatusCode::UNAUTHORIZED, "locked");
+
+    let id = d.decided(&app, "account_unlock").await;
+    app.post_ok(&d.agent, &path(&id, "execute"), json!({}), StatusCode::OK).await;
+    assert_eq!(app.perform_actions().await, 1);
+    let case = d.case(&app, &id).await;
+    assert_eq!(case["state"], "resolved", "{case}");
+    assert_eq!(login(&app, "an initial password", None).await.status(), StatusCode::OK, "unlocked");
+    let before = app.sent().len();
+    app.deliver().await;
+    let notices: Vec<_> = app.sent().into_iter().skip(before).collect();
+    assert_eq!(notices.len(), 2, "email and phone");
+    assert!(notices.iter().all(|m| m.body.contains("Your account was unlocked")));
+
+    let id = d.decided(&app, "username_recovery").await;
+    app.post_ok(&d.agent, &path(&id, "execute"), json!({}), StatusCode::OK).await;
+    assert_eq!(app.perform_actions().await, 1);
+    assert_eq!(d.case(&app, &id).await["state"], "resolved");
+    let before = app.sent().len();
+    app.deliver().await;
+    let sent: Vec<_> = app.sent().into_iter().skip(before).collect();
+    let reminder: Vec<_> = sent.iter().filter(|m| m.subject == "Your acme Inc. username").collect();
+    assert_eq!(reminder.len(), 1, "{sent:?}");
+    assert_eq!(reminder[0].to, regain_delivery::Address::Email("jane@example.com".into()));
+    assert!(reminder[0].body.contains("\n    jane\n"), "{}", reminder[0].body);
+    // G2: what the agent sees of the case never holds the username itself.
+    let view = d.case(&app, &id).await.to_string() + &app.get_ok(&d.agent, &path(&id, "timeline")).await.to_string();
+    assert!(!view.contains("\"jane\""), "{view}");
+}
+
+/// An action that cannot be done says so on the case and stays failed; the case waits for staff.
+#[tokio::test]
+async fn an_action_that_cannot_be_done_fails_on_the_case() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let id = d.decided(&app, "account_unlock").await;
+    let disabled = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/customers/{}", d.customer_id),
+            Some(&d.key),
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+    app.post_ok(&d.agent, &path(&id, "execute"), json!({}), StatusCode::OK).await;
+    assert_eq!(app.perform_actions().await, 1);
+    assert_eq!(app.perform_actions().await, 0, "not retried: it cannot work");
+    let case = d.case(&app, &id).await;
+    assert_eq!(case["state"], "executing");
+    assert_eq!(case["actions"][0]["state"], "failed", "{case}");
+    assert!(case["actions"][0]["last_error"].as_str().unwrap_or("").contains("disabled"), "{case}");
+    assert!(d.timeline_types(&app, &id).await.contains(&"case.action_failed".to_owned()));
+    assert_eq!(login(&app, "an initial password", None).await.status(), StatusCode::UNAUTHORIZED, "still disabled");
+}
+
+/// "This wasn't me" from a notice: every session ends and the security team gets a case.
+#[tokio::test]
+async fn this_wasnt_me_from_a_notice_opens_a_security_case() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let id = d.decided(&app, "password_reset").await;
+    let token = reset_link(&app, &d, &id).await;
+    let (status, _, _) =
+        form(&app, &format!("/reset/{token}"), &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+    assert_eq!(status, StatusCode::OK);
+    let session = app.customer_session("jane", NEW_PASSWORD).await;
+    let before = app.sent().len();
+    app.deliver().await;
+    let sms = app
+        .sent()
+        .into_iter()
+        .skip(before)
+        .find(|m| matches!(m.to, regain_delivery::Address::Sms(_)))
+        .expect("the phone's notice");
+    let report = link_token(&sms.body, "report");
+
+    // Opening the page changes nothing.
+    let page = app.client.get(format!("{}/report/{report}", app.base)).send().await.expect("get");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(app.get_ok(&session, "/api/v1/directory/acme/me").await["username"], "jane");
+    // A report link does not open the reset page, nor a reset link the report page.
+    let wrong = app.client.get(format!("{}/reset/{report}", app.base)).send().await.expect("get");
+    assert_eq!(wrong.status(), StatusCode::GONE);
+    let (status, _, _) = form(&app, &format!("/report/{token}"), &[("decision", "report")]).await;
+    assert_eq!(status, StatusCode::GONE);
+
+    let (status, _, html) = form(&app, &format!("/report/{report}"), &[("decision", "report")]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    expect_problem(app.get(&session, "/api/v1/directory/acme/me").await, StatusCode::UNAUTHORIZED, "unauthenticated")
+        .await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let supervisor = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let cases = app.get_ok(&supervisor, "/api/v1/cases?kind=compromised_account").await;
+    let items = cases["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{cases}");
+    assert_eq!(items[0]["tier"], 3);
+    assert_eq!(items[0]["customer_id"], d.customer_id.as_str());
+    assert_eq!(items[0]["state"], "verifying");
+    // Once.
+    let (status, _, _) = form(&app, &format!("/report/{report}"), &[("decision", "report")]).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(
+        app.get_ok(&supervisor, "/api/v1/cases?kind=compromised_account").await["items"].as_array().map(Vec::len),
+        Some(1)
+    );
+}
+
+/// Bad input on the pages: unknown tokens, a password past the limit, a form without fields.
+#[tokio::test]
+async fn the_pages_refuse_bad_input_plainly() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    for page in ["/reset/nope", "/report/nope", "/reset/", "/reset/%00"] {
+        let response = app.client.get(format!("{}{page}", app.base)).send().await.expect("get");
+        assert!(matches!(response.status(), StatusCode::GONE | StatusCode::NOT_FOUND), "{page}: {}", response.status());
+    }
+    let id = d.decided(&app, "password_reset").await;
+    let token = reset_link(&app, &d, &id).await;
+    let long = "umbrella gravel tuesday ".repeat(6);
+    let (status, _, html) = form(&app, &format!("/reset/{token}"), &[("password", &long), ("confirm", &long)]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("at most 128"), "{html}");
+    let missing =
+        app.client.post(format!("{}/reset/{token}", app.base)).form(&[("password", "x")]).send().await.expect("post");
+    assert!(missing.status().is_client_error(), "{}", missing.status());
+    // G1: no agent endpoint takes a password: execute has no body, and the case holds none.
+    let case = d.case(&app, &id).await;
+    assert!(!case.to_string().contains("password\":"), "{case}");
+    assert_eq!(app.get(&token, "/reset/whatever").await.status(), StatusCode::GONE);
+}
