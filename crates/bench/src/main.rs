@@ -9,6 +9,7 @@
 mod audit;
 mod code;
 mod harness;
+mod reset;
 mod risk;
 mod scenarios;
 
@@ -25,7 +26,7 @@ struct Args {
     /// Concurrent HTTP clients for the case-creation scenario and code verification's closed loop.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Which scenarios: case-create, login, code, audit, risk, or all.
+    /// Which scenarios: case-create, login, reset, code, audit, risk, or all.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Code verification's open-loop rate, as a fraction of the closed loop's maximum (B3 asks
@@ -60,6 +61,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if run("login") {
         println!("{}", scenarios::login(window).await?);
+    }
+    if run("reset") {
+        println!("{}", reset::reset_sqlite(window).await?);
     }
     if run("code") {
         println!("{}", code::code_sqlite(window, args.concurrency, args.code_load).await?);

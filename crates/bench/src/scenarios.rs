@@ -61,7 +61,7 @@ async fn create_cases(base: &str, key: &str, client: &reqwest::Client, clients: 
     .await
 }
 
-fn line(name: &str, what: &str, measured: &Measured, baseline_what: &str, baseline: &Measured) -> String {
+pub(crate) fn line(name: &str, what: &str, measured: &Measured, baseline_what: &str, baseline: &Measured) -> String {
     let failed = if measured.failed > 0 { format!(", {} failed", measured.failed) } else { String::new() };
     format!(
         "{name}: {:.0} {what}/s (p50 {:.1} ms, p99 {:.1} ms{failed}) | baseline {:.0} {baseline_what}/s | ratio {:.1} %",
@@ -169,7 +169,7 @@ pub async fn login(window: Duration) -> anyhow::Result<String> {
     ))
 }
 
-fn raw_argon2(params: Params, threads: usize, window: Duration) -> anyhow::Result<Measured> {
+pub(crate) fn raw_argon2(params: Params, threads: usize, window: Duration) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let deadline = started + window;
     let handles: Vec<_> = (0..threads)

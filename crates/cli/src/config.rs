@@ -32,6 +32,24 @@ pub struct Config {
     pub delivery: DeliverySection,
     pub risk: RiskSection,
     pub recovery: RecoverySection,
+    /// Where a tenant's customer accounts live, by tenant slug (`[connectors.acme]`); a tenant
+    /// not named here uses the built-in directory.
+    pub connectors: std::collections::BTreeMap<String, ConnectorSection>,
+}
+
+/// One tenant's connector.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSection {
+    /// `scim` (a SCIM 2.0 service provider) or `webhook` (a signed request to the tenant).
+    pub kind: String,
+    /// SCIM: the service provider's base URL (`https://idp.example/scim/v2`); webhook: the
+    /// endpoint.
+    pub url: String,
+    /// SCIM: the bearer token, if the provider wants one.
+    pub token: Option<SecretString>,
+    /// Webhook: the signing secret, `whsec_…` (Standard Webhooks).
+    pub secret: Option<SecretString>,
 }
 
 /// Executing recoveries (issue 6): the action worker and the reset link.
@@ -440,6 +458,7 @@ impl Config {
         if !(5..=1440).contains(&self.recovery.reset_link_minutes) {
             bail!("recovery.reset_link_minutes must be between 5 and 1440 (got {})", self.recovery.reset_link_minutes);
         }
+        self.connector_configs()?;
         if self.risk.lists_reload_interval_ms > DAY_MS {
             bail!("risk.lists_reload_interval_ms must be at most {DAY_MS} (one day), or 0 to turn reloading off");
         }
@@ -472,7 +491,39 @@ impl Config {
             risk_lists_reload_interval_ms: self.risk.lists_reload_interval_ms,
             action_interval_ms: self.recovery.action_interval_ms,
             reset_link_minutes: self.recovery.reset_link_minutes,
+            connectors: self.connector_configs().unwrap_or_default(),
         }
+    }
+
+    /// The tenants' connectors, checked: a known kind, an http(s) URL, the secret a kind needs.
+    pub fn connector_configs(
+        &self,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, regain_server::recovery::connector::ConnectorConfig>> {
+        use regain_server::recovery::connector::ConnectorConfig;
+        let mut out = std::collections::BTreeMap::new();
+        for (slug, c) in &self.connectors {
+            let at = format!("connectors.{slug}");
+            if !(c.url.starts_with("https://") || c.url.starts_with("http://")) {
+                bail!("{at}.url must start with https:// (or http:// for a local peer)");
+            }
+            let config = match c.kind.as_str() {
+                "scim" => ConnectorConfig::Scim {
+                    url: c.url.clone(),
+                    token: c.token.as_ref().map(|t| t.expose_secret().to_owned()),
+                },
+                "webhook" => {
+                    let Some(secret) = &c.secret else {
+                        bail!("{at}.secret is needed for a webhook connector (whsec_…)")
+                    };
+                    let secret = regain_delivery::signing::WebhookSecret::parse(secret.expose_secret())
+                        .map_err(|e| anyhow::anyhow!("{at}.secret: {e}"))?;
+                    ConnectorConfig::Webhook { url: c.url.clone(), secret }
+                }
+                other => bail!("{at}.kind must be scim or webhook (got {other:?})"),
+            };
+            out.insert(slug.clone(), config);
+        }
+        Ok(out)
     }
 
     /// The lists folder in use: the configured one, else `<data_dir>/risk-lists` when it exists.
@@ -667,6 +718,16 @@ impl Config {
             ),
         ];
         let mut out = String::new();
+        for (slug, c) in &self.connectors {
+            let redacted = |s: &Option<SecretString>| if s.is_some() { REDACTED } else { "" };
+            out.push_str(&format!(
+                "[connectors.{slug}]\nkind = {:?}\nurl = {:?}\ntoken = {:?}\nsecret = {:?}\n\n",
+                c.kind,
+                c.url,
+                redacted(&c.token),
+                redacted(&c.secret)
+            ));
+        }
         for (name, keys) in sections {
             out.push_str(&format!("[{name}]\n"));
             for (key, value, note) in keys {

@@ -1,7 +1,10 @@
 //! What the server needs to know, already parsed (the `cli` crate reads the TOML file and the
 //! environment and builds this). Every limit has its unit in its name.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+
+use crate::recovery::connector::ConnectorConfig;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -33,6 +36,16 @@ pub struct ServerConfig {
     pub action_interval_ms: u64,
     /// How long a password reset link works (SECURITY.md: 1 hour by default).
     pub reset_link_minutes: u32,
+    /// Where each tenant's customer accounts live, by tenant slug; a tenant not here uses the
+    /// built-in directory.
+    pub connectors: BTreeMap<String, ConnectorConfig>,
+}
+
+impl ServerConfig {
+    /// The connector of the tenant `slug`, `None` for the built-in directory.
+    pub fn connector(&self, slug: &str) -> Option<&ConnectorConfig> {
+        self.connectors.get(slug)
+    }
 }
 
 impl Default for ServerConfig {
@@ -52,6 +65,7 @@ impl Default for ServerConfig {
             risk_lists_reload_interval_ms: 10_000,
             action_interval_ms: 1000,
             reset_link_minutes: 60,
+            connectors: BTreeMap::new(),
         }
     }
 }

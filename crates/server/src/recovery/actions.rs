@@ -9,6 +9,7 @@ use regain_core::case::CaseCommand;
 use regain_core::{Actor, Case, CaseEvent, CaseState, Customer, CustomerStatus, Tenant};
 use regain_store::{ClaimedAction, Effect, LinkPurpose, NewCustomerLink, StoreError};
 
+use super::connector::{AccountChange, ConnectorConfig};
 use super::{apply_all, complete_command, new_link, recovery_notices, CONNECTOR_BUILTIN};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -39,11 +40,14 @@ impl From<ApiError> for ActionError {
 
 /// Performs `action` and commits it, or says why not.
 pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), ActionError> {
-    if action.connector != CONNECTOR_BUILTIN {
-        return Err(ActionError::Fail(format!("no connector called {}", action.connector)));
-    }
     let tenant =
         state.store.tenant(action.tenant_id).await?.ok_or_else(|| ActionError::Fail("no such tenant".into()))?;
+    // The connector the action was queued for, as configured now.
+    let connector = match (action.connector.as_str(), state.config.connector(tenant.slug.as_str())) {
+        (CONNECTOR_BUILTIN, _) => None,
+        (kind, Some(config)) if config.kind() == kind => Some(config.clone()),
+        (kind, _) => return Err(ActionError::Fail(format!("the tenant has no {kind} connector configured any more"))),
+    };
     let case = state
         .store
         .case(action.tenant_id, action.case_id)
@@ -60,7 +64,7 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
     let (next, events, mut effects) = match action.action {
         ActionKind::PasswordReset => send_reset_link(state, &tenant, &case, &customer).await?,
         ActionKind::UsernameReminder => send_username(state, &tenant, &case, &customer).await?,
-        ActionKind::Unlock => unlock(state, &tenant, &case, &customer).await?,
+        ActionKind::Unlock => unlock(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?,
         other => return Err(ActionError::Fail(format!("Regain does not perform {other} itself"))),
     };
     effects.push(Effect::FinishAction { id: action.id.clone() });
@@ -170,15 +174,24 @@ async fn send_username(
     finish(state, tenant, case, customer, ActionKind::UsernameReminder, detail, effects).await
 }
 
-/// Clears the directory's lockout; the case completes. A disabled or frozen account stays so:
+/// Clears the lockout — in the directory inside Regain, and through the tenant's connector
+/// when the account lives elsewhere; the case completes. A disabled or frozen record stays so:
 /// unlocking is not enabling, and a lockdown lifts only by re-proofing.
-async fn unlock(state: &AppState, tenant: &Tenant, case: &Case, customer: &Customer) -> Result<Step, ActionError> {
-    let (detail, effects) = match customer.status {
-        CustomerStatus::Locked => (
-            "lockout cleared".to_owned(),
-            vec![Effect::SetStatus { customer: customer.id, status: CustomerStatus::Active }],
-        ),
-        CustomerStatus::Active => ("the account was not locked; nothing to clear".to_owned(), Vec::new()),
+async fn unlock(
+    state: &AppState,
+    tenant: &Tenant,
+    case: &Case,
+    customer: &Customer,
+    connector: Option<&ConnectorConfig>,
+    key: &str,
+) -> Result<Step, ActionError> {
+    let mut effects = Vec::new();
+    let local = match customer.status {
+        CustomerStatus::Locked => {
+            effects.push(Effect::SetStatus { customer: customer.id, status: CustomerStatus::Active });
+            "lockout cleared"
+        }
+        CustomerStatus::Active => "the account was not locked",
         CustomerStatus::Disabled => {
             return Err(ActionError::Fail("the account is disabled by the tenant; unlocking does not enable it".into()))
         }
@@ -186,7 +199,31 @@ async fn unlock(state: &AppState, tenant: &Tenant, case: &Case, customer: &Custo
             return Err(ActionError::Fail("the account is locked down; only re-proofing lifts that".into()))
         }
     };
+    let detail = match connector {
+        None => local.to_owned(),
+        Some(connector) => {
+            let answer = remote(connector, customer, key, AccountChange::Activate, state.now()).await?;
+            format!("{}: {answer}", connector.kind())
+        }
+    };
     finish(state, tenant, case, customer, ActionKind::Unlock, detail, effects).await
+}
+
+/// A connector call, its failure sorted into retry or give up.
+pub(super) async fn remote(
+    connector: &ConnectorConfig,
+    customer: &Customer,
+    key: &str,
+    change: AccountChange<'_>,
+    now: regain_core::Timestamp,
+) -> Result<String, ActionError> {
+    super::connector::apply(connector, customer, key, change, now).await.map_err(|e| {
+        if e.retry {
+            ActionError::Retry(e.message)
+        } else {
+            ActionError::Fail(e.message)
+        }
+    })
 }
 
 /// The action is done: record it, complete the case (with the policy's cooling-off) and tell

@@ -10,6 +10,7 @@
 //! whose message ids are the transports' idempotency keys.
 
 mod actions;
+pub mod connector;
 pub mod page;
 pub mod reset;
 mod worker;
@@ -33,24 +34,28 @@ pub const CONNECTOR_BUILTIN: &str = "builtin";
 pub const REPORT_LINK_DAYS: i64 = 30;
 
 /// The effects a case change carries because of its events: an action queued on entering
-/// `executing` is written to the queue in the change's transaction.
-pub fn effects_of(state: &AppState, case: &Case, events: &[CaseEvent]) -> Vec<Effect> {
-    let Some(customer_id) = case.customer_id else { return Vec::new() };
-    events
-        .iter()
-        .filter_map(|e| match e {
-            CaseEvent::Action { action, outcome: ActionOutcome::Queued, .. } => Some(Effect::QueueAction(NewAction {
+/// `executing` is written to the queue in the change's transaction, for the tenant's connector.
+pub async fn effects_of(state: &AppState, case: &Case, events: &[CaseEvent]) -> ApiResult<Vec<Effect>> {
+    let Some(customer_id) = case.customer_id else { return Ok(Vec::new()) };
+    let mut effects = Vec::new();
+    for event in events {
+        if let CaseEvent::Action { action, outcome: ActionOutcome::Queued, .. } = event {
+            let tenant = state.store.tenant(case.tenant_id).await?;
+            let connector = tenant
+                .and_then(|t| state.config.connector(t.slug.as_str()).map(|c| c.kind()))
+                .unwrap_or(CONNECTOR_BUILTIN);
+            effects.push(Effect::QueueAction(NewAction {
                 id: crate::verification::new_id(state),
                 tenant_id: case.tenant_id,
                 case_id: case.id,
                 customer_id,
                 action: *action,
-                connector: CONNECTOR_BUILTIN.to_owned(),
+                connector: connector.to_owned(),
                 created_at: state.now(),
-            })),
-            _ => None,
-        })
-        .collect()
+            }));
+        }
+    }
+    Ok(effects)
 }
 
 /// Applies `commands` one after the other as `actor`, gathering their events.

@@ -97,6 +97,15 @@ async fn submit_reset(
             "<h1>Please try again in a moment</h1><p>We are very busy right now. Nothing was changed, and your link \
                  still works.</p>",
         ),
+        ResetRefused::Refused(error) => {
+            tracing::error!(%error, "the account system refused a new password");
+            return page(
+                StatusCode::BAD_GATEWAY,
+                "Not changed",
+                "<h1>Your password could not be changed</h1><p>The account system refused the change. Nothing was \
+                 changed; please contact support.</p>",
+            );
+        }
         ResetRefused::Internal(error) => {
             tracing::error!(%error, "could not set a password through a reset link");
             return page(

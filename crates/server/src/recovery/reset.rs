@@ -25,8 +25,11 @@ pub enum ResetRefused {
     Rules(Refusal),
     /// The new password and its confirmation differ.
     Mismatch,
-    /// Hashing is at capacity, or the database is away: try again in a moment.
+    /// Hashing is at capacity, the database is away, or the tenant's account system cannot be
+    /// reached: try again in a moment; the link still works.
     Busy,
+    /// The tenant's account system refused the new password (its words, for support).
+    Refused(String),
     Internal(String),
 }
 
@@ -83,11 +86,33 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
         return Err(ResetRefused::Mismatch);
     }
     check_password(&opened.customer, password).map_err(ResetRefused::Rules)?;
-    let hash = state.hasher.hash(password).await.map_err(|e| match e {
-        HashError::Overloaded => ResetRefused::Busy,
-        other => ResetRefused::Internal(format!("password hashing: {other}")),
-    })?;
     let OpenLink { link, tenant, mut case, customer } = opened;
+    // Where the account lives: the directory inside Regain keeps an Argon2id hash; a tenant's
+    // own system gets the password through its connector (the link's id as the idempotency
+    // key), and Regain keeps none.
+    let set = match state.config.connector(tenant.slug.as_str()) {
+        None => {
+            let hash = state.hasher.hash(password).await.map_err(|e| match e {
+                HashError::Overloaded => ResetRefused::Busy,
+                other => ResetRefused::Internal(format!("password hashing: {other}")),
+            })?;
+            Some(Effect::SetPassword { customer: customer.id, hash })
+        }
+        Some(connector) => {
+            let change = super::connector::AccountChange::SetPassword(password);
+            match super::connector::apply(connector, &customer, &link.id, change, state.now()).await {
+                Ok(answer) => {
+                    tracing::info!(case_id = %case.id, connector = connector.kind(), %answer, "password set in the account system")
+                }
+                Err(e) if e.retry => {
+                    tracing::warn!(case_id = %case.id, error = %e.message, "the account system could not take the new password yet");
+                    return Err(ResetRefused::Busy);
+                }
+                Err(e) => return Err(ResetRefused::Refused(e.message)),
+            }
+            None
+        }
+    };
     let actor = Actor::Customer { id: customer.id };
     for _ in 0..3 {
         let detail = "new password set through the reset link; every session ended".to_owned();
@@ -100,11 +125,9 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
             complete_command(state, &case).await?,
         ];
         let (next, events) = apply_all(&case, commands, actor, state.now())?;
-        let mut effects = vec![
-            Effect::SpendLink { token: token.to_owned() },
-            Effect::SetPassword { customer: customer.id, hash: hash.clone() },
-            Effect::RevokeSessions { customer: customer.id },
-        ];
+        let mut effects = vec![Effect::SpendLink { token: token.to_owned() }];
+        effects.extend(set.clone());
+        effects.push(Effect::RevokeSessions { customer: customer.id });
         effects.extend(recovery_notices(state, &tenant, &next, &customer, ActionKind::PasswordReset).await?);
         match state.store.commit_case_change(&next, &events, &actor, &effects).await {
             Ok(()) => {

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod cases;
+mod connectors;
 mod database_down;
 mod directory;
 mod external;

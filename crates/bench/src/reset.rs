@@ -1,0 +1,137 @@
+//! B1: reset completion — the customer's form posted to `/reset/{token}` over HTTP: the link
+//! looked up by its keyed hash, the password checked against the rules (blocklist, zxcvbn),
+//! hashed with Argon2id (m=19456 KiB, t=2, p=1) on the bounded pool, and in one transaction the
+//! link spent, the password stored, every session revoked, the case completed with its
+//! timeline and audit entries, and the notices queued for every registered address.
+//!
+//! Baseline, in the same run: raw Argon2id hashes with the same parameters on as many threads
+//! as the pool has workers. Resident memory is the whole bench process's peak, against the
+//! bound of workers × m + 64 MiB.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use regain_core::case::{apply, CaseCommand, NewCase};
+use regain_core::{Actor, Case, CaseId, CaseKind, Channel};
+use regain_hashing::Params;
+use regain_server::routes::customers::{create_customer_record, CustomerInput};
+use regain_server::routes::tenants::{create_tenant_record, CreateTenant};
+use regain_server::AppState;
+use regain_store::{Effect, LinkPurpose, NewCustomerLink};
+use serde_json::json;
+
+use crate::harness::{closed_loop, cores, peak_rss_mib, serve, Measured};
+use crate::scenarios::{line, raw_argon2, sqlite_store};
+
+const PASSWORD: &str = "umbrella-gravel-Tuesday-91";
+/// Customers (and reset links) per batch of setup writes.
+const CHUNK: usize = 200;
+
+pub async fn reset_sqlite(window: Duration) -> anyhow::Result<String> {
+    let workers = cores();
+    let params = Params::default();
+    let raw = tokio::task::spawn_blocking(move || raw_argon2(params, workers, window)).await??;
+
+    let dir = tempfile::tempdir()?;
+    let store = sqlite_store(&dir, "regain.db").await?;
+    let (base, state) = serve(Arc::new(store)).await?;
+    // Enough links for a run at the raw rate and a half.
+    let needed = (raw.rate() * window.as_secs_f64() * 1.5) as usize + 64;
+    let tokens = Arc::new(links(&state, needed).await?);
+    let next = Arc::new(AtomicUsize::new(0));
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let measured = closed_loop(workers * 4, window, move |_| {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let request = tokens.get(i).map(|token| {
+            client.post(format!("{base}/reset/{token}")).form(&[("password", PASSWORD), ("confirm", PASSWORD)])
+        });
+        async move {
+            match request {
+                Some(request) => request.send().await.is_ok_and(|r| r.status().is_success()),
+                None => false,
+            }
+        }
+    })
+    .await;
+    Ok(report(&measured, &raw, params, workers, needed))
+}
+
+fn report(measured: &Measured, raw: &Measured, params: Params, workers: usize, links: usize) -> String {
+    let rss = peak_rss_mib().map_or_else(|| "n/a".to_owned(), |m| format!("{m:.0} MiB"));
+    let bound = workers as f64 * f64::from(params.m_kib) / 1024.0 + 64.0;
+    format!(
+        "{} (Argon2id m={} KiB t={} p={}, {workers} workers, {links} links prepared) | peak RSS of the whole bench process {rss}, bound {bound:.0} MiB",
+        line("B1 reset completion, HTTP form, SQLite", "resets", measured, "raw Argon2id hashes", raw),
+        params.m_kib,
+        params.t,
+        params.p
+    )
+}
+
+/// `count` customers, each with a password reset case in `executing` and a live reset link;
+/// returns the links' tokens.
+async fn links(state: &AppState, count: usize) -> anyhow::Result<Vec<String>> {
+    let err = |e: regain_server::error::ApiError| anyhow::anyhow!("{e}");
+    let tenant = create_tenant_record(
+        state,
+        serde_json::from_value::<CreateTenant>(json!({"slug": "bench", "display_name": "Bench"}))?,
+        Actor::System,
+    )
+    .await
+    .map_err(err)?;
+    let mut tokens = Vec::with_capacity(count);
+    for chunk in 0..count.div_ceil(CHUNK) {
+        let mut effects = Vec::with_capacity(CHUNK);
+        for i in chunk * CHUNK..((chunk + 1) * CHUNK).min(count) {
+            let input: CustomerInput = serde_json::from_value(json!({
+                "username": format!("reset-{i}"), "full_name": "Bench Customer",
+                "emails": [{"address": format!("reset-{i}@example.com"), "verified": true, "added_at": "2024-01-15T10:00:00Z"}],
+                "phones": [{"number": format!("+1201555{:04}", i % 10_000), "verified": true, "added_at": "2024-01-15T10:00:00Z"}],
+            }))?;
+            let customer = create_customer_record(state, tenant.id, "US", &input, Actor::System).await.map_err(err)?;
+            let case = executing_case(state, &tenant, customer.id).await?;
+            let token = regain_server::auth::new_token("", state.entropy.as_ref());
+            let now = state.now();
+            let link = NewCustomerLink {
+                id: regain_server::verification::new_id(state),
+                purpose: LinkPurpose::Reset,
+                tenant_id: tenant.id,
+                case_id: case.id,
+                customer_id: customer.id,
+                destination: "r***@e***.com".into(),
+                expires_at: now + regain_core::chrono::Duration::hours(6),
+                created_at: now,
+            };
+            effects.push(Effect::IssueLink { link, token: token.clone() });
+            tokens.push(token);
+        }
+        state.store.apply_effects(state.now(), &effects).await?;
+    }
+    Ok(tokens)
+}
+
+/// A password reset case taken to `executing` the way the desk would, written in one go.
+async fn executing_case(
+    state: &AppState,
+    tenant: &regain_core::Tenant,
+    customer: regain_core::CustomerId,
+) -> anyhow::Result<Case> {
+    let now = state.now();
+    let id = CaseId::generate(state.clock.as_ref(), state.entropy.as_ref());
+    let new = NewCase { kind: CaseKind::PasswordReset, channel: Channel::Web, summary: None };
+    let (mut case, mut events) = Case::open(id, tenant.id, &tenant.settings, new, Actor::System, now);
+    for command in [
+        CaseCommand::StartIdentification,
+        CaseCommand::Identify { customer_id: customer },
+        CaseCommand::Decide { approve: true, reason: "bench".into() },
+        CaseCommand::Execute,
+    ] {
+        let (next, more) = apply(&case, command, Actor::System, now)?;
+        case = next;
+        events.extend(more);
+    }
+    case.version = 1;
+    state.store.create_case(&case, &events, &Actor::System).await?;
+    Ok(case)
+}

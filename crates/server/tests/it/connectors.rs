@@ -1,0 +1,310 @@
+//! Connectors to where the account really lives (issue 6 item 4): a real SCIM 2.0 server (the
+//! `scim2-server` package from PyPI, started here) and a tenant webhook that checks Regain's
+//! signatures; a peer that is down is retried with backoff while the case shows the pending step.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::http::HeaderMap;
+use chrono::Duration;
+use regain_core::Role;
+use regain_delivery::signing::WebhookSecret;
+use regain_server::recovery::connector::ConnectorConfig;
+use regain_server::ServerConfig;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::{customer_json, TestApp};
+
+const SCIM_TOKEN: &str = "scim-test-token";
+const NEW_PASSWORD: &str = "umbrella-gravel-Tuesday-91";
+
+/// A `scim2-server` process on a free port, killed on drop.
+struct ScimPeer {
+    child: std::process::Child,
+    url: String,
+    port: u16,
+}
+
+impl ScimPeer {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        Self::start_on(port).await
+    }
+
+    async fn start_on(port: u16) -> Self {
+        let python = std::env::var("REGAIN_TEST_PYTHON")
+            .expect("REGAIN_TEST_PYTHON must name the test virtualenv's Python (scripts/test.sh sets it)");
+        let bin = std::path::Path::new(&python).with_file_name("scim2-server");
+        let child = std::process::Command::new(&bin)
+            .args(["--port", &port.to_string(), "--bearer-token", SCIM_TOKEN])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} runs: {e}", bin.display()));
+        // Owned at once, so that it is killed and waited for on every path (Drop).
+        let peer = Self { child, url: format!("http://127.0.0.1:{port}/v2"), port };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            let up = client.get(format!("{}/ServiceProviderConfig", peer.url)).bearer_auth(SCIM_TOKEN).send().await;
+            if up.is_ok_and(|r| r.status().is_success()) {
+                return peer;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("scim2-server did not start on port {port}");
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.url)).bearer_auth(SCIM_TOKEN);
+        if let Some(body) = body {
+            request = request.header("content-type", "application/scim+json").body(body.to_string());
+        }
+        let response = request.send().await.expect("scim call");
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().await.expect("scim json")
+    }
+}
+
+impl Drop for ScimPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn app_with(connector: ConnectorConfig) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = regain_store_sqlite::SqliteStore::connect(&regain_store_sqlite::SqliteConfig::for_file(
+        &dir.path().join("regain.db"),
+    ))
+    .await
+    .expect("sqlite");
+    store.migrate().await.expect("migrate");
+    regain_store::conformance::unlock(&store).await;
+    let config =
+        ServerConfig { connectors: BTreeMap::from([("acme".to_owned(), connector)]), ..ServerConfig::default() };
+    TestApp::start(Arc::new(store), Some(dir), config).await
+}
+
+struct Desk {
+    key: String,
+    agent: String,
+}
+
+async fn desk(app: &TestApp) -> Desk {
+    let acme = app.tenant("acme").await;
+    let key = app.api_key(&acme, "integration").await;
+    app.post_ok(&key, "/api/v1/customers", customer_json("jane"), StatusCode::CREATED).await;
+    let agent = app.token(Some(&acme), Role::Agent).await;
+    Desk { key, agent }
+}
+
+impl Desk {
+    /// A case of `kind`, identified, verified by an email code, decided and executed.
+    async fn executed(&self, app: &TestApp, kind: &str) -> String {
+        let case = app
+            .post_ok(&self.key, "/api/v1/cases", json!({"kind": kind, "channel": "chat"}), StatusCode::CREATED)
+            .await;
+        let id = case["id"].as_str().expect("id").to_owned();
+        app.post_ok(&self.agent, &format!("/api/v1/cases/{id}/start-identification"), json!({}), StatusCode::OK).await;
+        app.post_ok(
+            &self.agent,
+            &format!("/api/v1/cases/{id}/identification"),
+            json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201 555 0123"}),
+            StatusCode::OK,
+        )
+        .await;
+        app.verify_by_code(&self.agent, &id, "email-0").await;
+        app.post_ok(
+            &self.agent,
+            &format!("/api/v1/cases/{id}/decide"),
+            json!({"approve": true, "reason": "code"}),
+            StatusCode::OK,
+        )
+        .await;
+        let executed =
+            app.post_ok(&self.agent, &format!("/api/v1/cases/{id}/execute"), json!({}), StatusCode::OK).await;
+        assert_eq!(executed["state"], "executing");
+        id
+    }
+
+    async fn case(&self, app: &TestApp, id: &str) -> Value {
+        app.get_ok(&self.agent, &format!("/api/v1/cases/{id}")).await
+    }
+
+    async fn timeline(&self, app: &TestApp, id: &str) -> String {
+        app.get_ok(&self.agent, &format!("/api/v1/cases/{id}/timeline")).await.to_string()
+    }
+}
+
+#[tokio::test]
+async fn the_scim_connector_changes_the_user_in_a_real_scim_server() {
+    let peer = ScimPeer::start().await;
+    let user = peer
+        .call(
+            reqwest::Method::POST,
+            "/Users",
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "jane", "active": false, "password": "the old one",
+                "emails": [{"value": "jane@example.com", "primary": true}],
+            })),
+        )
+        .await;
+    let user_id = user["id"].as_str().expect("scim id").to_owned();
+    let app = app_with(ConnectorConfig::Scim { url: peer.url.clone(), token: Some(SCIM_TOKEN.into()) }).await;
+    let d = desk(&app).await;
+
+    // Unlock: PATCH active, visible in the peer.
+    let id = d.executed(&app, "account_unlock").await;
+    assert_eq!(d.case(&app, &id).await["actions"][0]["connector"], "scim");
+    assert_eq!(app.perform_actions().await, 1);
+    assert_eq!(d.case(&app, &id).await["state"], "resolved");
+    let seen = peer.call(reqwest::Method::GET, &format!("/Users/{user_id}"), None).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    let timeline = d.timeline(&app, &id).await;
+    assert!(timeline.contains("scim: SCIM PATCH active: 20"), "{timeline}");
+
+    // Password reset: Regain's link and page; the password goes to the peer, not into Regain.
+    app.deliver().await;
+    let version = seen["meta"]["version"].clone();
+    let id = d.executed(&app, "password_reset").await;
+    assert_eq!(app.perform_actions().await, 1);
+    let before = app.sent().len();
+    app.deliver().await;
+    let link = app.sent()[before].body.clone();
+    let token: String = link[link.find("/reset/").expect("link") + 7..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let set = app
+        .client
+        .post(format!("{}/reset/{token}", app.base))
+        .form(&[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(set.status(), StatusCode::OK);
+    assert_eq!(d.case(&app, &id).await["state"], "resolved");
+    let after = peer.call(reqwest::Method::GET, &format!("/Users/{user_id}"), None).await;
+    assert_ne!(after["meta"]["version"], version, "the peer's user changed: {after}");
+    assert!(after.get("password").is_none(), "SCIM never returns a password");
+    // The directory inside Regain kept its own (the initial) password, and nothing of the new one.
+    let tenant = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let account = app.state.store.directory_account(tenant.id, "jane").await.expect("read").expect("jane");
+    let local = account.password_hash.expect("initial hash");
+    assert!(!app.state.hasher.verify(NEW_PASSWORD, &local).await.expect("verify"));
+}
+
+#[tokio::test]
+async fn a_connector_that_is_down_is_retried_and_the_case_shows_the_pending_step() {
+    let peer = ScimPeer::start().await;
+    peer.call(
+        reqwest::Method::POST,
+        "/Users",
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "jane", "active": false})),
+    )
+    .await;
+    let (url, port) = (peer.url.clone(), peer.port);
+    let app = app_with(ConnectorConfig::Scim { url, token: Some(SCIM_TOKEN.into()) }).await;
+    let d = desk(&app).await;
+    let id = d.executed(&app, "account_unlock").await;
+
+    drop(peer);
+    assert_eq!(app.perform_actions().await, 1);
+    let case = d.case(&app, &id).await;
+    assert_eq!(case["state"], "executing");
+    let action = &case["actions"][0];
+    assert_eq!((action["state"].as_str(), action["attempts"].as_u64()), (Some("pending"), Some(1)), "{case}");
+    assert!(action["last_error"].as_str().unwrap_or("").contains("could not connect"), "{case}");
+    assert!(action["next_attempt_at"].is_string(), "{case}");
+    assert_eq!(app.perform_actions().await, 0, "not before the backoff");
+
+    // The peer is back (its users gone with the old process: a new one is made); after the
+    // backoff the action goes through.
+    let peer = ScimPeer::start_on(port).await;
+    let user = peer
+        .call(
+            reqwest::Method::POST,
+            "/Users",
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "jane", "active": false}),
+            ),
+        )
+        .await;
+    app.clock.advance(Duration::minutes(5));
+    assert_eq!(app.perform_actions().await, 1);
+    let case = d.case(&app, &id).await;
+    assert_eq!(case["state"], "resolved", "{case}");
+    assert_eq!(case["actions"][0]["attempts"], 2);
+    let seen = peer.call(reqwest::Method::GET, &format!("/Users/{}", user["id"].as_str().expect("id")), None).await;
+    assert_eq!(seen["active"], true);
+}
+
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(HeaderMap, String)>>>);
+
+/// The tenant's endpoint: checks every signature; answers 503 to the first request and 200
+/// with a reference to the next.
+async fn tenant_endpoint(secret: WebhookSecret, received: Received) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/regain", listener.local_addr().expect("addr"));
+    let secret = Arc::new(secret);
+    let app = axum::Router::new().route(
+        "/regain",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (secret, received) = (secret.clone(), received.clone());
+            async move {
+                let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                // Checked as of when it was sent: the test's clock is fixed in the past.
+                let sent = header("webhook-timestamp").parse().unwrap_or(0);
+                let checked = secret.verify(
+                    &header("webhook-id"),
+                    &header("webhook-timestamp"),
+                    &header("webhook-signature"),
+                    body.as_bytes(),
+                    sent,
+                );
+                let mut list = received.0.lock().expect("lock");
+                list.push((headers.clone(), body));
+                match (checked, list.len()) {
+                    (Err(_), _) => (StatusCode::UNAUTHORIZED, String::new()),
+                    (Ok(()), 1) => (StatusCode::SERVICE_UNAVAILABLE, String::new()),
+                    (Ok(()), _) => (StatusCode::OK, json!({"reference": "T-4711"}).to_string()),
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    url
+}
+
+#[tokio::test]
+async fn the_webhook_connector_sends_a_signed_request_and_records_the_answer() {
+    let secret = WebhookSecret::from_bytes((0u8..32).collect()).expect("secret");
+    let received = Received::default();
+    let url = tenant_endpoint(secret.clone(), received.clone()).await;
+    let app = app_with(ConnectorConfig::Webhook { url, secret }).await;
+    let d = desk(&app).await;
+    let id = d.executed(&app, "account_unlock").await;
+
+    assert_eq!(app.perform_actions().await, 1);
+    assert_eq!(d.case(&app, &id).await["actions"][0]["state"], "pending", "503: retried later");
+    app.clock.advance(Duration::minutes(5));
+    assert_eq!(app.perform_actions().await, 1);
+    let case = d.case(&app, &id).await;
+    assert_eq!(case["state"], "resolved", "{case}");
+    assert!(d.timeline(&app, &id).await.contains("webhook answered 200, reference T-4711"));
+
+    let list = received.0.lock().expect("lock").clone();
+    assert_eq!(list.len(), 2);
+    // The same idempotency key both times: the tenant can tell a retry from a second request.
+    let ids: Vec<_> = list.iter().map(|(h, _)| h["webhook-id"].to_str().expect("id").to_owned()).collect();
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(ids[0], case["actions"][0]["id"].as_str().expect("action id"));
+    let body: Value = serde_json::from_str(&list[1].1).expect("json");
+    assert_eq!(body["type"], "account.unlock");
+    assert_eq!(body["data"]["username"], "jane");
+    assert_eq!(body["data"]["external_id"], "crm-jane");
+}
