@@ -35,6 +35,20 @@ pub struct Config {
     /// Where a tenant's customer accounts live, by tenant slug (`[connectors.acme]`); a tenant
     /// not named here uses the built-in directory.
     pub connectors: std::collections::BTreeMap<String, ConnectorSection>,
+    /// Each tenant's event webhook endpoint, by tenant slug (`[webhooks.acme]`).
+    pub webhooks: std::collections::BTreeMap<String, WebhookSection>,
+}
+
+/// One tenant's event webhook endpoint (Standard Webhooks).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    pub url: String,
+    /// The signing secret, `whsec_…`.
+    pub secret: SecretString,
+    /// The event types to send (`case.created`, `case.resolved`, …); empty or absent: all.
+    #[serde(default)]
+    pub events: Vec<String>,
 }
 
 /// One tenant's connector.
@@ -459,6 +473,7 @@ impl Config {
             bail!("recovery.reset_link_minutes must be between 5 and 1440 (got {})", self.recovery.reset_link_minutes);
         }
         self.connector_configs()?;
+        self.webhook_endpoints()?;
         if self.risk.lists_reload_interval_ms > DAY_MS {
             bail!("risk.lists_reload_interval_ms must be at most {DAY_MS} (one day), or 0 to turn reloading off");
         }
@@ -492,7 +507,30 @@ impl Config {
             action_interval_ms: self.recovery.action_interval_ms,
             reset_link_minutes: self.recovery.reset_link_minutes,
             connectors: self.connector_configs().unwrap_or_default(),
+            webhooks: self.webhook_endpoints().unwrap_or_default(),
         }
+    }
+
+    /// The tenants' webhook endpoints, checked: an http(s) URL, a `whsec_` secret, known events.
+    pub fn webhook_endpoints(
+        &self,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, regain_server::webhooks::WebhookEndpoint>> {
+        use regain_server::webhooks::{WebhookEndpoint, EVENT_TYPES};
+        let mut out = std::collections::BTreeMap::new();
+        for (slug, w) in &self.webhooks {
+            let at = format!("webhooks.{slug}");
+            if !(w.url.starts_with("https://") || w.url.starts_with("http://")) {
+                bail!("{at}.url must start with https:// (or http:// for a local endpoint)");
+            }
+            let secret = regain_delivery::signing::WebhookSecret::parse(w.secret.expose_secret())
+                .map_err(|e| anyhow::anyhow!("{at}.secret: {e}"))?;
+            if let Some(unknown) = w.events.iter().find(|e| !EVENT_TYPES.contains(&e.as_str())) {
+                bail!("{at}.events: {unknown:?} is not one of {}", EVENT_TYPES.join(", "));
+            }
+            let events = (!w.events.is_empty()).then(|| w.events.iter().cloned().collect());
+            out.insert(slug.clone(), WebhookEndpoint { url: w.url.clone(), secret, events });
+        }
+        Ok(out)
     }
 
     /// The tenants' connectors, checked: a known kind, an http(s) URL, the secret a kind needs.
@@ -726,6 +764,12 @@ impl Config {
                 c.url,
                 redacted(&c.token),
                 redacted(&c.secret)
+            ));
+        }
+        for (slug, w) in &self.webhooks {
+            out.push_str(&format!(
+                "[webhooks.{slug}]\nurl = {:?}\nsecret = {:?}\nevents = {:?}\n\n",
+                w.url, REDACTED, w.events
             ));
         }
         for (name, keys) in sections {

@@ -39,6 +39,8 @@ pub struct ServerConfig {
     /// Where each tenant's customer accounts live, by tenant slug; a tenant not here uses the
     /// built-in directory.
     pub connectors: BTreeMap<String, ConnectorConfig>,
+    /// Each tenant's event webhook endpoint, by tenant slug.
+    pub webhooks: BTreeMap<String, crate::webhooks::WebhookEndpoint>,
 }
 
 impl ServerConfig {
@@ -66,6 +68,7 @@ impl Default for ServerConfig {
             action_interval_ms: 1000,
             reset_link_minutes: 60,
             connectors: BTreeMap::new(),
+            webhooks: BTreeMap::new(),
         }
     }
 }

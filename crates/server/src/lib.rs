@@ -22,6 +22,7 @@ pub mod sweeper;
 pub mod sys;
 pub mod telemetry;
 pub mod verification;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -48,6 +49,7 @@ pub use state::AppState;
 use routes::{
     api_keys, audit as audit_routes, auth as auth_routes, cases, commands, customers, directory, factors, health,
     policy, risk as risk_routes, staff, templates, tenants, verification as verification_routes,
+    webhooks as webhook_routes,
 };
 
 /// Bodies the bulk import accepts; every other route takes `ServerConfig::body_max_bytes`.
@@ -120,6 +122,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(factors::begin_totp))
         .routes(routes!(factors::confirm_totp))
         .routes(routes!(factors::recovery_codes))
+        .routes(routes!(webhook_routes::deliveries))
         .split_for_parts();
     let mut doc = doc;
     openapi::complete_error_responses(&mut doc);

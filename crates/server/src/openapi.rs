@@ -25,6 +25,7 @@ use utoipa::{Modify, OpenApi};
         (name = "tenants", description = "Client companies"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "risk", description = "Risk scoring and routing: a case's assessment reason by reason, observations, lists"),
+        (name = "webhooks", description = "Event webhooks to the tenant's ticketing or CRM: the delivery log"),
     )
 )]
 pub struct ApiDoc;

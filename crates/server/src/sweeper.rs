@@ -60,7 +60,7 @@ pub async fn sweep(state: &AppState) -> Result<usize, StoreError> {
         let Ok((next, events)) = apply(&case, CaseCommand::Expire, Actor::System, now) else {
             continue;
         };
-        match state.store.update_case(&next, &events, &Actor::System).await {
+        match crate::webhooks::commit(state, &next, &events, &Actor::System, Vec::new()).await {
             Ok(()) => expired += 1,
             Err(StoreError::Conflict) => {} // changed meanwhile; the next sweep looks again
             Err(e) => return Err(e),

@@ -214,7 +214,7 @@ async fn escalate_one(state: &AppState, mut case: Case, until: Timestamp) {
         let reason = format!("recovery held until {} after repeated failed verification", until.to_rfc3339());
         let command = CaseCommand::Escalate { tier: Tier::SECURITY, reason };
         let result = match apply(&case, command, Actor::System, state.now()) {
-            Ok((next, events)) => state.store.update_case(&next, &events, &Actor::System).await,
+            Ok((next, events)) => crate::webhooks::commit(state, &next, &events, &Actor::System, Vec::new()).await,
             Err(e) => {
                 tracing::error!(case_id = %case.id, error = %e, "could not escalate a held customer's case");
                 return;

@@ -271,6 +271,17 @@ macro_rules! impl_sql_store {
                     actor: &Actor,
                     context: Option<&RequestContext>,
                 ) -> StoreResult<()> {
+                    self.create_case_effects(case, events, actor, context, &[]).await
+                }
+
+                async fn create_case_effects(
+                    &self,
+                    case: &Case,
+                    events: &[CaseEvent],
+                    actor: &Actor,
+                    context: Option<&RequestContext>,
+                    effects: &[Effect],
+                ) -> StoreResult<()> {
                     let keyring = self.keys.get()?;
                     let (key, wrapped) = keyring.new_data_key(&case.id.to_string());
                     let mut tx = self.write_tx().await?;
@@ -283,6 +294,9 @@ macro_rules! impl_sql_store {
                     Self::append_events(&mut tx, case, &key, events, actor).await?;
                     if let Some(context) = context {
                         Self::write_request(&mut tx, &keyring, &key, case.tenant_id, case.id, case.created_at, case.customer_id, context).await?;
+                    }
+                    for effect in effects {
+                        Self::apply_effect(&mut tx, &keyring, case.created_at, effect).await?;
                     }
                     tx.commit().await.map_err(Self::map_err)
                 }
@@ -1232,6 +1246,26 @@ macro_rules! impl_sql_store {
                     self.create_case_in(case, events, actor, Some(context)).await
                 }
 
+                async fn create_case_with_effects(
+                    &self,
+                    case: &Case,
+                    events: &[CaseEvent],
+                    actor: &Actor,
+                    context: Option<&RequestContext>,
+                    effects: &[Effect],
+                ) -> StoreResult<()> {
+                    self.create_case_effects(case, events, actor, context, effects).await
+                }
+                async fn claim_webhooks(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
+                    self.x_claim_webhooks(now, lease_until, limit).await
+                }
+                async fn finish_webhook(&self, id: &str, result: &WebhookResult, now: Timestamp) -> StoreResult<()> {
+                    self.x_finish_webhook(id, result, now).await
+                }
+                async fn webhook_deliveries(&self, tenant: TenantId, case: Option<CaseId>, before: Option<Timestamp>, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
+                    self.x_webhook_deliveries(tenant, case, before, limit).await
+                }
+
                 async fn case(&self, tenant: TenantId, id: CaseId) -> StoreResult<Option<Case>> {
                     let row: Option<CaseRow> =
                         sqlx::query_as(&format!("SELECT {CASE_COLUMNS}, {CASE_KEY} FROM cases WHERE tenant_id = $1 AND id = $2"))
@@ -1404,6 +1438,7 @@ macro_rules! impl_sql_store {
                             "DELETE FROM data_keys WHERE subject = $1",
                             "DELETE FROM recovery_actions WHERE case_id = $1",
                             "DELETE FROM customer_links WHERE case_id = $1",
+                            "DELETE FROM webhook_deliveries WHERE case_id = $1",
                             "DELETE FROM case_events WHERE case_id = $1",
                             "DELETE FROM cases WHERE id = $1",
                         ] {

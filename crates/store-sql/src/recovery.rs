@@ -5,7 +5,7 @@ use regain_core::action::ActionKind;
 use regain_core::{CaseId, CustomerId, TenantId};
 use regain_crypto::Keyring;
 use regain_store::codec::{parse_column, timestamp};
-use regain_store::{ActionEntry, ClaimedAction, CustomerLink, LinkPurpose, StoreError, StoreResult};
+use regain_store::{ActionEntry, ClaimedAction, CustomerLink, LinkPurpose, StoreError, StoreResult, WebhookDelivery};
 
 pub fn link_token_hash(keyring: &Keyring, token: &str) -> String {
     keyring.index().blind("", "customer_link", token)
@@ -105,6 +105,60 @@ impl LinkRow {
             destination: self.destination,
             expires_at: timestamp(self.expires_at),
             used_at: self.used_at.map(timestamp),
+            id: self.id,
+        })
+    }
+}
+
+pub const WEBHOOK_COLUMNS: &str = "id, tenant_id, case_id, event_type, payload, state, attempts, next_attempt_at, \
+     last_status, last_error, created_at, delivered_at";
+
+pub const WEBHOOK_CLAIM_ONE_WRITER: &str = "UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id IN \
+     (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3) \
+     AND state = 'pending' AND next_attempt_at <= $1 \
+     RETURNING id, tenant_id, case_id, event_type, payload, state, attempts, next_attempt_at, last_status, last_error, created_at, delivered_at";
+
+pub const WEBHOOK_CLAIM_SKIP_LOCKED: &str = "UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id IN \
+     (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3 \
+      FOR UPDATE SKIP LOCKED) \
+     AND state = 'pending' AND next_attempt_at <= $1 \
+     RETURNING id, tenant_id, case_id, event_type, payload, state, attempts, next_attempt_at, last_status, last_error, created_at, delivered_at";
+
+#[derive(sqlx::FromRow)]
+pub struct WebhookRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub case_id: Option<String>,
+    pub event_type: String,
+    pub payload: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+impl WebhookRow {
+    pub fn into_domain(self) -> StoreResult<WebhookDelivery> {
+        let pending = self.state == "pending";
+        Ok(WebhookDelivery {
+            tenant_id: parse_column("webhook_deliveries.tenant_id", &self.tenant_id, TenantId::parse)?,
+            case_id: self
+                .case_id
+                .as_deref()
+                .map(|c| parse_column("webhook_deliveries.case_id", c, CaseId::parse))
+                .transpose()?,
+            event_type: self.event_type,
+            payload: self.payload,
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            next_attempt_at: pending.then(|| timestamp(self.next_attempt_at)),
+            last_status: self.last_status.and_then(|s| u16::try_from(s).ok()),
+            last_error: self.last_error,
+            created_at: timestamp(self.created_at),
+            delivered_at: self.delivered_at.map(timestamp),
+            state: self.state,
             id: self.id,
         })
     }
@@ -238,6 +292,22 @@ macro_rules! impl_sql_recovery {
                             .map_err(Self::map_err)?;
                         Ok(())
                     }
+                    Effect::Webhook(w) => {
+                        sqlx::query(
+                            "INSERT INTO webhook_deliveries (id, tenant_id, case_id, event_type, payload, state, attempts, \
+                             next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+                        )
+                        .bind(&w.id)
+                        .bind(w.tenant_id.to_string())
+                        .bind(w.case_id.map(|c| c.to_string()))
+                        .bind(&w.event_type)
+                        .bind(&w.payload)
+                        .bind(micros(w.created_at))
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        Ok(())
+                    }
                     Effect::SetStatus { customer, status } => {
                         let done = sqlx::query(
                             "UPDATE customers SET status = $2, updated_at = $3, \
@@ -272,6 +342,75 @@ macro_rules! impl_sql_recovery {
                 .map_err(Self::map_err)?;
                 tx.commit().await.map_err(Self::map_err)?;
                 rows.into_iter().map($crate::recovery::ClaimRow::into_domain).collect()
+            }
+
+            async fn x_claim_webhooks(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
+                let mut tx = self.write_tx().await?;
+                let rows: Vec<$crate::recovery::WebhookRow> = sqlx::query_as(if $at_write {
+                    $crate::recovery::WEBHOOK_CLAIM_ONE_WRITER
+                } else {
+                    $crate::recovery::WEBHOOK_CLAIM_SKIP_LOCKED
+                })
+                .bind(micros(now))
+                .bind(micros(lease_until))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(Self::map_err)?;
+                tx.commit().await.map_err(Self::map_err)?;
+                rows.into_iter().map($crate::recovery::WebhookRow::into_domain).collect()
+            }
+
+            async fn x_finish_webhook(&self, id: &str, result: &WebhookResult, now: Timestamp) -> StoreResult<()> {
+                let mut tx = self.write_tx().await?;
+                let query = match result {
+                    WebhookResult::Delivered { status } => sqlx::query(
+                        "UPDATE webhook_deliveries SET state = 'delivered', attempts = attempts + 1, last_status = $2, \
+                         last_error = NULL, delivered_at = $3 WHERE id = $1 AND state = 'pending'",
+                    )
+                    .bind(id)
+                    .bind(i64::from(*status))
+                    .bind(micros(now)),
+                    WebhookResult::Retry { at, status, error } => sqlx::query(
+                        "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_status = $3, \
+                         last_error = $4 WHERE id = $1 AND state = 'pending'",
+                    )
+                    .bind(id)
+                    .bind(micros(*at))
+                    .bind(status.map(i64::from))
+                    .bind(error.clone()),
+                    WebhookResult::Dead { status, error } => sqlx::query(
+                        "UPDATE webhook_deliveries SET state = 'dead', attempts = attempts + 1, last_status = $2, \
+                         last_error = $3 WHERE id = $1 AND state = 'pending'",
+                    )
+                    .bind(id)
+                    .bind(status.map(i64::from))
+                    .bind(error.clone()),
+                };
+                query.execute(&mut *tx).await.map_err(Self::map_err)?;
+                tx.commit().await.map_err(Self::map_err)
+            }
+
+            async fn x_webhook_deliveries(
+                &self,
+                tenant: TenantId,
+                case: Option<CaseId>,
+                before: Option<Timestamp>,
+                limit: u32,
+            ) -> StoreResult<Vec<WebhookDelivery>> {
+                let rows: Vec<$crate::recovery::WebhookRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM webhook_deliveries WHERE tenant_id = $1 AND ($2 IS NULL OR case_id = $2) \
+                     AND created_at < $3 ORDER BY created_at DESC, id DESC LIMIT $4",
+                    $crate::recovery::WEBHOOK_COLUMNS
+                ))
+                .bind(tenant.to_string())
+                .bind(case.map(|c| c.to_string()))
+                .bind(before.map_or(i64::MAX, micros))
+                .bind(i64::from(limit))
+                .fetch_all(self.read_pool())
+                .await
+                .map_err(Self::map_err)?;
+                rows.into_iter().map($crate::recovery::WebhookRow::into_domain).collect()
             }
 
             async fn x_retry_action(&self, id: &str, at: Timestamp, error: &str) -> StoreResult<()> {

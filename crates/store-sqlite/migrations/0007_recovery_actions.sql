@@ -36,3 +36,23 @@ CREATE TABLE customer_links (
     created_at  INTEGER NOT NULL
 );
 CREATE INDEX customer_links_case_idx ON customer_links (case_id);
+
+-- Event webhooks for the tenant's ticketing or CRM: one row per event and endpoint, committed
+-- with the change it tells of, sent by the webhook worker with a lease and retried with
+-- backoff. The payload names cases and customers by id only.
+CREATE TABLE webhook_deliveries (
+    id              TEXT PRIMARY KEY,
+    tenant_id       TEXT NOT NULL,
+    case_id         TEXT,
+    event_type      TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_status     INTEGER,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,
+    delivered_at    INTEGER
+);
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_tenant_idx ON webhook_deliveries (tenant_id, created_at);

@@ -428,6 +428,33 @@ pub trait Store: Send + Sync + 'static {
     /// Gives a pending action up, with no case change (its case moved on, or is gone).
     async fn fail_action(&self, id: &str, error: &str, at: Timestamp) -> StoreResult<()>;
     async fn case_actions(&self, tenant: TenantId, case: CaseId) -> StoreResult<Vec<ActionEntry>>;
+    /// [`Store::create_case_with_request`] with `effects` in the same transaction (the events
+    /// a new case sends to webhooks).
+    async fn create_case_with_effects(
+        &self,
+        case: &Case,
+        events: &[CaseEvent],
+        actor: &Actor,
+        context: Option<&RequestContext>,
+        effects: &[Effect],
+    ) -> StoreResult<()>;
+    /// Up to `limit` webhook deliveries due at `now`, hidden from other workers until `lease_until`.
+    async fn claim_webhooks(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    async fn finish_webhook(&self, id: &str, result: &WebhookResult, now: Timestamp) -> StoreResult<()>;
+    /// The tenant's delivery log, newest first: up to `limit` created before `before`, of one
+    /// case if given.
+    async fn webhook_deliveries(
+        &self,
+        tenant: TenantId,
+        case: Option<CaseId>,
+        before: Option<Timestamp>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
     /// The link `token` opens, used or not.
     async fn customer_link(&self, token: &str) -> StoreResult<Option<CustomerLink>>;
 

@@ -1,6 +1,6 @@
 //! What executing a recovery keeps (issue 6): the queue of actions, the reset links, and the
 //! changes an action makes to the built-in directory — each applied in the transaction that
-//! records its step on the case ([`CaseChange`]), so a step is never recorded without its
+//! records its step on the case (`Store::commit_case_change`), so a step is never recorded without its
 //! effect, nor an effect made twice.
 
 use regain_core::action::ActionKind;
@@ -105,7 +105,49 @@ impl CustomerLink {
     }
 }
 
-/// One effect applied in a [`CaseChange`]'s transaction. An effect that finds its row already
+/// An event for the tenant's webhook endpoint, committed with the change it tells of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWebhookEvent {
+    /// Also the `webhook-id` the endpoint sees, the same on every retry.
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub case_id: Option<CaseId>,
+    /// `case.created`, `case.resolved`, `recovery.repudiated`, …
+    pub event_type: String,
+    /// The JSON body, as sent.
+    pub payload: String,
+    pub created_at: Timestamp,
+}
+
+/// A webhook delivery: the worker's claim, and the delivery log's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub case_id: Option<CaseId>,
+    pub event_type: String,
+    pub payload: String,
+    /// `pending` (waiting or being retried), `delivered` or `dead` (given up).
+    pub state: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    /// The endpoint's last HTTP status, if it answered.
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// What became of one webhook attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookResult {
+    Delivered { status: u16 },
+    Retry { at: Timestamp, status: Option<u16>, error: String },
+    Dead { status: Option<u16>, error: String },
+}
+
+/// One effect applied in a `Store::commit_case_change`'s transaction. An effect that finds its row already
 /// spent (a used reset link, a finished action) fails the whole change with
 /// `StoreError::Conflict`: nothing of it is written.
 #[derive(Clone, PartialEq, Eq)]
@@ -128,6 +170,8 @@ pub enum Effect {
     RevokeSessions { customer: CustomerId },
     /// Set the directory account's status (an unlock: `active`, and the failure count cleared).
     SetStatus { customer: CustomerId, status: CustomerStatus },
+    /// Queue an event for the tenant's webhook endpoint.
+    Webhook(NewWebhookEvent),
 }
 
 /// Never a token or a hash.
@@ -143,6 +187,7 @@ impl std::fmt::Debug for Effect {
             Self::SetPassword { customer, .. } => write!(f, "SetPassword({customer})"),
             Self::RevokeSessions { customer } => write!(f, "RevokeSessions({customer})"),
             Self::SetStatus { customer, status } => write!(f, "SetStatus({customer}, {status})"),
+            Self::Webhook(w) => write!(f, "Webhook({}, {})", w.id, w.event_type),
         }
     }
 }

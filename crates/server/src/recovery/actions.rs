@@ -68,7 +68,7 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
         other => return Err(ActionError::Fail(format!("Regain does not perform {other} itself"))),
     };
     effects.push(Effect::FinishAction { id: action.id.clone() });
-    state.store.commit_case_change(&next, &events, &Actor::System, &effects).await?;
+    crate::webhooks::commit(state, &next, &events, &Actor::System, effects).await?;
     Ok(())
 }
 

@@ -192,7 +192,7 @@ async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
         }
         let command = CaseCommand::Repudiate { reason: reason.clone() };
         let Ok((next, events)) = regain_core::case::apply(&case, command, actor, state.now()) else { break };
-        match state.store.commit_case_change(&next, &events, &actor, &effects).await {
+        match crate::webhooks::commit(state, &next, &events, &actor, effects.to_vec()).await {
             Ok(()) => {
                 tracing::warn!(case_id = %case.id, "recovery repudiated during cooling-off; cancelled and escalated");
                 return Ok(true);
@@ -239,6 +239,7 @@ async fn open_security_case(
     }
     // A new case is written at version 1 with every event of its opening.
     next.version = 1;
-    state.store.create_case(&next, &events, &actor).await?;
+    let hooks = crate::webhooks::effects_or_log(state, &next, &events).await;
+    state.store.create_case_with_effects(&next, &events, &actor, None, &hooks).await?;
     Ok(next)
 }

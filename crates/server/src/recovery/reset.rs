@@ -129,7 +129,7 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
         effects.extend(set.clone());
         effects.push(Effect::RevokeSessions { customer: customer.id });
         effects.extend(recovery_notices(state, &tenant, &next, &customer, ActionKind::PasswordReset).await?);
-        match state.store.commit_case_change(&next, &events, &actor, &effects).await {
+        match crate::webhooks::commit(state, &next, &events, &actor, effects).await {
             Ok(()) => {
                 tracing::info!(case_id = %case.id, customer_id = %customer.id, "password reset completed");
                 return Ok(());

@@ -22,6 +22,9 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
         if let Err(e) = perform_due(&state).await {
             tracing::warn!(error = %e, "action round failed; the actions wait for the next one");
         }
+        if let Err(e) = crate::webhooks::deliver_due(&state).await {
+            tracing::warn!(error = %e, "webhook round failed; the deliveries wait for the next one");
+        }
     })
 }
 
@@ -76,7 +79,7 @@ async fn record_failure(state: &AppState, action: &ClaimedAction, error: &str) -
             // Nothing on the case to tell: mark the action alone.
             return state.store.fail_action(&action.id, error, state.now()).await;
         };
-        match state.store.commit_case_change(&next, &events, &Actor::System, std::slice::from_ref(&fail)).await {
+        match crate::webhooks::commit(state, &next, &events, &Actor::System, vec![fail.clone()]).await {
             Err(StoreError::Conflict) => continue,
             other => return other,
         }

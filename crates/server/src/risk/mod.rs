@@ -429,7 +429,7 @@ pub async fn assess_and_record(state: &AppState, mut case: Case) -> ApiResult<Ca
         if events.is_empty() {
             return Ok(case);
         }
-        match state.store.update_case(&next, &events, &Actor::System).await {
+        match crate::webhooks::commit(state, &next, &events, &Actor::System, Vec::new()).await {
             Ok(()) => {
                 metrics::counter!("regain_risk_assessments_total", "band" => assessment.band.as_str()).increment(1);
                 tracing::info!(case_id = %next.id, score = assessment.score, band = %assessment.band,

@@ -319,7 +319,8 @@ pub async fn open_case(
     let settings = state.store.tenant(tenant).await?.ok_or_else(|| ApiError::not_found("tenant"))?.settings;
     let id = CaseId::generate(state.clock.as_ref(), state.entropy.as_ref());
     let (case, events) = Case::open(id, tenant, &settings, new, actor, state.now());
-    state.store.create_case_with_request(&case, &events, &actor, context).await?;
+    let hooks = crate::webhooks::effects_or_log(state, &case, &events).await;
+    state.store.create_case_with_effects(&case, &events, &actor, Some(context), &hooks).await?;
     tracing::info!(case_id = %case.id, kind = %case.kind, channel = %case.channel, "case opened");
     // The case exists now: an assessment that fails here is logged, not the caller's error (a
     // retry would open a second case); every step toward an action assesses again anyway.

@@ -170,7 +170,7 @@ pub async fn run_command(
     }
     // An action queued on entering `executing` is written with the case (issue 6).
     let effects = crate::recovery::effects_of(state, &next, &events).await?;
-    state.store.commit_case_change(&next, &events, &principal.actor, &effects).await?;
+    crate::webhooks::commit(state, &next, &events, &principal.actor, effects).await?;
     tracing::info!(case_id = %next.id, command = name, from = %case.state, to = %next.state, "case command");
     case_detail(state, &next).await
 }

@@ -15,3 +15,4 @@ pub mod staff;
 pub mod templates;
 pub mod tenants;
 pub mod verification;
+pub mod webhooks;

@@ -187,7 +187,7 @@ pub async fn observe(
     let case = if events.is_empty() {
         case
     } else {
-        state.store.update_case(&next, &events, &auth.actor).await?;
+        crate::webhooks::commit(&state, &next, &events, &auth.actor, Vec::new()).await?;
         next
     };
     let case = crate::risk::assess_and_record(&state, case).await?;

@@ -132,7 +132,7 @@ pub async fn identify_caller(
             refuse_if_held(&state, tenant_id, customer).await?;
             let (next, mut events) = apply(&case, CaseCommand::Identify { customer_id: customer }, actor, ctx.at)?;
             events.insert(0, checked);
-            state.store.update_case(&next, &events, &actor).await?;
+            crate::webhooks::commit(&state, &next, &events, &actor, Vec::new()).await?;
             let attempt = passed_attempt("identification", None, None);
             let recorded = state
                 .store
@@ -988,7 +988,7 @@ pub async fn repudiate_from_link(state: &AppState, case: &Case, customer: Custom
         }
         // One change, one version: the escalation and the cancellation land together.
         current.version = case.version + 1;
-        match state.store.update_case(&current, &events, &actor).await {
+        match crate::webhooks::commit(state, &current, &events, &actor, Vec::new()).await {
             Ok(()) => return Ok(()),
             Err(regain_store::StoreError::Conflict) => {
                 case = state.store.case(case.tenant_id, case.id).await?.ok_or_else(|| ApiError::not_found("case"))?;

@@ -74,6 +74,12 @@ impl Drop for ScimPeer {
 }
 
 async fn app_with(connector: ConnectorConfig) -> TestApp {
+    let config =
+        ServerConfig { connectors: BTreeMap::from([("acme".to_owned(), connector)]), ..ServerConfig::default() };
+    app_with_config(config).await
+}
+
+async fn app_with_config(config: ServerConfig) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = regain_store_sqlite::SqliteStore::connect(&regain_store_sqlite::SqliteConfig::for_file(
         &dir.path().join("regain.db"),
@@ -82,8 +88,6 @@ async fn app_with(connector: ConnectorConfig) -> TestApp {
     .expect("sqlite");
     store.migrate().await.expect("migrate");
     regain_store::conformance::unlock(&store).await;
-    let config =
-        ServerConfig { connectors: BTreeMap::from([("acme".to_owned(), connector)]), ..ServerConfig::default() };
     TestApp::start(Arc::new(store), Some(dir), config).await
 }
 
@@ -307,4 +311,61 @@ async fn the_webhook_connector_sends_a_signed_request_and_records_the_answer() {
     assert_eq!(body["type"], "account.unlock");
     assert_eq!(body["data"]["username"], "jane");
     assert_eq!(body["data"]["external_id"], "crm-jane");
+}
+
+/// Event webhooks: each case event the tenant's CRM asked for arrives signed, once per event
+/// (the same `webhook-id` on a retry), and the delivery log says what happened.
+#[tokio::test]
+async fn event_webhooks_are_signed_retried_and_logged() {
+    use regain_server::webhooks::WebhookEndpoint;
+
+    let secret = WebhookSecret::from_bytes((7u8..39).collect()).expect("secret");
+    let received = Received::default();
+    let url = tenant_endpoint(secret.clone(), received.clone()).await;
+    let endpoint = WebhookEndpoint { url, secret, events: None };
+    let config = ServerConfig { webhooks: BTreeMap::from([("acme".to_owned(), endpoint)]), ..ServerConfig::default() };
+    let app = app_with_config(config).await;
+    let d = desk(&app).await;
+    let id = d.executed(&app, "account_unlock").await;
+    assert_eq!(app.perform_actions().await, 1);
+    assert_eq!(d.case(&app, &id).await["state"], "resolved");
+
+    let log = app.get_ok(&d.key, &format!("/api/v1/webhooks/deliveries?case_id={id}")).await;
+    let types: Vec<&str> = log.as_array().expect("list").iter().filter_map(|d| d["event_type"].as_str()).collect();
+    assert_eq!(types, ["case.resolved", "case.created"], "newest first: {log}");
+
+    // The first attempt meets a 503 and waits; the next round after the backoff delivers.
+    assert_eq!(regain_server::webhooks::deliver_due(&app.state).await.expect("deliver"), 2);
+    let log = app.get_ok(&d.key, &format!("/api/v1/webhooks/deliveries?case_id={id}")).await;
+    let states: Vec<(&str, u64)> = log
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|d| (d["state"].as_str().unwrap_or(""), d["attempts"].as_u64().unwrap_or(0)))
+        .collect();
+    assert!(states.contains(&("pending", 1)) && states.contains(&("delivered", 1)), "{log}");
+    app.clock.advance(Duration::minutes(5));
+    assert_eq!(regain_server::webhooks::deliver_due(&app.state).await.expect("deliver"), 1);
+    assert_eq!(regain_server::webhooks::deliver_due(&app.state).await.expect("deliver"), 0);
+    let log = app.get_ok(&d.key, &format!("/api/v1/webhooks/deliveries?case_id={id}")).await;
+    for delivery in log.as_array().expect("list") {
+        assert_eq!(delivery["state"], "delivered", "{delivery}");
+        assert_eq!(delivery["last_status"], 200);
+        assert_eq!(delivery["payload"]["data"]["case_id"], id.as_str());
+    }
+
+    let list = received.0.lock().expect("lock").clone();
+    assert_eq!(list.len(), 3, "two events, one retried");
+    let mut ids: Vec<String> = list.iter().map(|(h, _)| h["webhook-id"].to_str().expect("id").to_owned()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2, "a retry keeps its webhook-id");
+    for (_, body) in &list {
+        assert!(!body.contains("jane"), "ids only, no personal data: {body}");
+    }
+    // Bad input on the log is refused precisely.
+    let bad = app.get(&d.key, "/api/v1/webhooks/deliveries?limit=0").await;
+    crate::support::expect_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
+    let bad = app.get(&d.key, "/api/v1/webhooks/deliveries?case_id=nope").await;
+    crate::support::expect_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
 }
