@@ -13,6 +13,7 @@ mod directory;
 mod external;
 mod openapi;
 mod recovery;
+mod restart;
 mod risk;
 mod support;
 mod verification;
