@@ -23,7 +23,8 @@ struct Args {
     /// How long each measurement runs.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
-    /// Concurrent HTTP clients for the case-creation scenario and code verification's closed loop.
+    /// Concurrent HTTP clients for case creation, reset completion and code verification's
+    /// closed loop.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// Which scenarios: case-create, login, reset, code, audit, risk, or all.
@@ -63,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", scenarios::login(window).await?);
     }
     if run("reset") {
-        println!("{}", reset::reset_sqlite(window).await?);
+        println!("{}", reset::reset_sqlite(window, args.concurrency).await?);
     }
     if run("code") {
         println!("{}", code::code_sqlite(window, args.concurrency, args.code_load).await?);

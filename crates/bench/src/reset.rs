@@ -28,7 +28,7 @@ const PASSWORD: &str = "umbrella-gravel-Tuesday-91";
 /// Customers (and reset links) per batch of setup writes.
 const CHUNK: usize = 200;
 
-pub async fn reset_sqlite(window: Duration) -> anyhow::Result<String> {
+pub async fn reset_sqlite(window: Duration, clients: usize) -> anyhow::Result<String> {
     let workers = cores();
     let params = Params::default();
     let raw = tokio::task::spawn_blocking(move || raw_argon2(params, workers, window)).await??;
@@ -41,7 +41,7 @@ pub async fn reset_sqlite(window: Duration) -> anyhow::Result<String> {
     let tokens = Arc::new(links(&state, needed).await?);
     let next = Arc::new(AtomicUsize::new(0));
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-    let measured = closed_loop(workers * 4, window, move |_| {
+    let measured = closed_loop(clients, window, move |_| {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let request = tokens.get(i).map(|token| {
             client.post(format!("{base}/reset/{token}")).form(&[("password", PASSWORD), ("confirm", PASSWORD)])
@@ -54,14 +54,14 @@ pub async fn reset_sqlite(window: Duration) -> anyhow::Result<String> {
         }
     })
     .await;
-    Ok(report(&measured, &raw, params, workers, needed))
+    Ok(report(&measured, &raw, params, workers, needed, clients))
 }
 
-fn report(measured: &Measured, raw: &Measured, params: Params, workers: usize, links: usize) -> String {
+fn report(measured: &Measured, raw: &Measured, params: Params, workers: usize, links: usize, clients: usize) -> String {
     let rss = peak_rss_mib().map_or_else(|| "n/a".to_owned(), |m| format!("{m:.0} MiB"));
     let bound = workers as f64 * f64::from(params.m_kib) / 1024.0 + 64.0;
     format!(
-        "{} (Argon2id m={} KiB t={} p={}, {workers} workers, {links} links prepared) | peak RSS of the whole bench process {rss}, bound {bound:.0} MiB",
+        "{} (Argon2id m={} KiB t={} p={}, {workers} workers, {clients} clients, {links} links prepared) | peak RSS of the whole bench process {rss}, bound {bound:.0} MiB",
         line("B1 reset completion, HTTP form, SQLite", "resets", measured, "raw Argon2id hashes", raw),
         params.m_kib,
         params.t,
