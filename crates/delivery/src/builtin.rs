@@ -17,6 +17,7 @@ pub const BUILTIN_NAMES: &[&str] = &[
     "password_reset_link",
     "username_reminder",
     "account_recovered",
+    "mfa_reenroll",
 ];
 
 /// The placeholders a template called `name` may use, for a built-in name:
@@ -31,6 +32,7 @@ pub const BUILTIN_NAMES: &[&str] = &[
 /// - `username_reminder`: `tenant`, `username`
 /// - `account_recovered`: `tenant`, `what` (e.g. "Your password was changed"), `when`,
 ///   `channel` (how the request reached support), `report_link` ("this wasn't me")
+/// - `mfa_reenroll`: `tenant`, `link`, `hours` (validity)
 ///
 /// `purpose` is a short noun phrase that completes "for …", such as
 /// "account recovery" or "confirming your new phone number".
@@ -44,6 +46,7 @@ pub fn builtin_placeholders(name: &str) -> Option<&'static [&'static str]> {
         "password_reset_link" => Some(&["tenant", "link", "minutes"]),
         "username_reminder" => Some(&["tenant", "username"]),
         "account_recovered" => Some(&["tenant", "what", "when", "channel", "report_link"]),
+        "mfa_reenroll" => Some(&["tenant", "link", "hours"]),
         _ => None,
     }
 }
@@ -198,6 +201,25 @@ If this was not you, tell us now. We will stop what we can and our security team
         ("account_recovered", Channel::Sms) => (
             "",
             "{{tenant}}: {{what}} on {{when}} ({{channel}} request). Not you? {{report_link}}",
+        ),
+        ("mfa_reenroll", Channel::Email) => (
+            "Set up two-step sign-in for your {{tenant}} account again",
+            "Hello,
+
+{{tenant}} support has verified you and removed the two-step sign-in methods from your account \
+(your authenticator app and saved recovery codes). Every device signed in to your account was \
+signed out. Set up an authenticator app again here:
+
+{{link}}
+
+The link works once and expires in {{hours}} hours. Until then you sign in with your password alone.
+
+If you did not ask {{tenant}} for this, contact {{tenant}} support right away.
+",
+        ),
+        ("mfa_reenroll", Channel::Sms) => (
+            "",
+            "{{tenant}}: two-step sign-in was reset. Set it up again at {{link}} ({{hours}} h). Not you? Call {{tenant}} support.",
         ),
         _ => return None,
     };

@@ -308,6 +308,27 @@ macro_rules! impl_sql_recovery {
                         .map_err(Self::map_err)?;
                         Ok(())
                     }
+                    Effect::RemoveFactors { customer } => {
+                        for statement in [
+                            "DELETE FROM customer_totp WHERE customer_id = $1",
+                            "DELETE FROM customer_recovery_codes WHERE customer_id = $1",
+                        ] {
+                            sqlx::query(statement).bind(customer.to_string()).execute(&mut **tx).await.map_err(Self::map_err)?;
+                        }
+                        let done = sqlx::query(
+                            "UPDATE customers SET totp_enrolled = $2, recovery_codes_remaining = 0, updated_at = $3 WHERE id = $1",
+                        )
+                        .bind(customer.to_string())
+                        .bind(false)
+                        .bind(micros(at))
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        if done.rows_affected() == 0 {
+                            return Err(StoreError::NotFound);
+                        }
+                        Ok(())
+                    }
                     Effect::SetStatus { customer, status } => {
                         let done = sqlx::query(
                             "UPDATE customers SET status = $2, updated_at = $3, \

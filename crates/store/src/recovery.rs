@@ -57,6 +57,8 @@ pub enum LinkPurpose {
     Reset,
     /// "This wasn't me", from a notice.
     Report,
+    /// Set up two-step sign-in again after an MFA reset (single use).
+    Enroll,
 }
 
 impl LinkPurpose {
@@ -64,11 +66,12 @@ impl LinkPurpose {
         match self {
             Self::Reset => "reset",
             Self::Report => "report",
+            Self::Enroll => "enroll",
         }
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [Self::Reset, Self::Report].into_iter().find(|p| p.as_str() == value)
+        [Self::Reset, Self::Report, Self::Enroll].into_iter().find(|p| p.as_str() == value)
     }
 }
 
@@ -172,6 +175,8 @@ pub enum Effect {
     SetStatus { customer: CustomerId, status: CustomerStatus },
     /// Queue an event for the tenant's webhook endpoint.
     Webhook(NewWebhookEvent),
+    /// Remove the directory's second factors: the authenticator app and the saved recovery codes.
+    RemoveFactors { customer: CustomerId },
 }
 
 /// Never a token or a hash.
@@ -188,6 +193,7 @@ impl std::fmt::Debug for Effect {
             Self::RevokeSessions { customer } => write!(f, "RevokeSessions({customer})"),
             Self::SetStatus { customer, status } => write!(f, "SetStatus({customer}, {status})"),
             Self::Webhook(w) => write!(f, "Webhook({}, {})", w.id, w.event_type),
+            Self::RemoveFactors { customer } => write!(f, "RemoveFactors({customer})"),
         }
     }
 }

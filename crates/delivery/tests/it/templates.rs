@@ -101,6 +101,7 @@ fn sample(name: &str) -> BTreeMap<&'static str, String> {
         ("what", "Your password was changed"),
         ("channel", "phone"),
         ("report_link", "https://help.acme.test/report/Qz81"),
+        ("hours", "24"),
     ];
     let allowed = builtin_placeholders(name).unwrap();
     all.iter().filter(|(k, _)| allowed.contains(k)).map(|&(k, v)| (k, v.to_owned())).collect()

@@ -65,6 +65,7 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
         ActionKind::PasswordReset => send_reset_link(state, &tenant, &case, &customer).await?,
         ActionKind::UsernameReminder => send_username(state, &tenant, &case, &customer).await?,
         ActionKind::Unlock => unlock(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?,
+        ActionKind::MfaReset => reset_factors(state, &tenant, &case, &customer, connector.as_ref()).await?,
         other => return Err(ActionError::Fail(format!("Regain does not perform {other} itself"))),
     };
     effects.push(Effect::FinishAction { id: action.id.clone() });
@@ -207,6 +208,66 @@ async fn unlock(
         }
     };
     finish(state, tenant, case, customer, ActionKind::Unlock, detail, effects).await
+}
+
+/// How long a re-enrollment link works.
+pub const ENROLL_LINK_HOURS: i64 = 24;
+
+/// The MFA reset: the directory's authenticator app and saved recovery codes are removed,
+/// every session ends (SECURITY.md P2), and a single-use link to set up two-step sign-in again
+/// goes to a registered contact; the case completes and every address is told.
+async fn reset_factors(
+    state: &AppState,
+    tenant: &Tenant,
+    case: &Case,
+    customer: &Customer,
+    connector: Option<&ConnectorConfig>,
+) -> Result<Step, ActionError> {
+    if let Some(connector) = connector {
+        return Err(ActionError::Fail(format!(
+            "the tenant's accounts are changed through its {} connector, which has no way to reset second factors; \
+             do it in the tenant's system and complete the case",
+            connector.kind()
+        )));
+    }
+    let Some((channel, to, masked)) = registered(customer).into_iter().next() else {
+        return Err(ActionError::Fail("the customer has no verified email or phone for the re-enrollment link".into()));
+    };
+    let now = state.now();
+    let (token, link) = new_link(state, "enroll");
+    let values = BTreeMap::from([("link", link), ("hours", ENROLL_LINK_HOURS.to_string())]);
+    let message = crate::verification::compose(
+        state,
+        tenant,
+        Some(case),
+        customer.id,
+        channel,
+        &to,
+        masked.clone(),
+        "mfa_reenroll",
+        values,
+    )
+    .await?;
+    let link = NewCustomerLink {
+        id: crate::verification::new_id(state),
+        purpose: LinkPurpose::Enroll,
+        tenant_id: tenant.id,
+        case_id: case.id,
+        customer_id: customer.id,
+        destination: masked.clone(),
+        expires_at: now + chrono::Duration::hours(ENROLL_LINK_HOURS),
+        created_at: now,
+    };
+    let effects = vec![
+        Effect::RemoveFactors { customer: customer.id },
+        Effect::RevokeSessions { customer: customer.id },
+        Effect::IssueLink { link, token },
+        Effect::Message(message),
+    ];
+    let detail = format!(
+        "authenticator app and recovery codes removed, every session ended; re-enrollment link sent to {masked}"
+    );
+    finish(state, tenant, case, customer, ActionKind::MfaReset, detail, effects).await
 }
 
 /// A connector call, its failure sorted into retry or give up.

@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/reset/{token}", get(show_reset).post(submit_reset))
         .route("/report/{token}", get(show_report).post(submit_report))
+        .route("/enroll/{token}", get(show_enroll).post(submit_enroll))
 }
 
 fn reset_form(tenant: &str, error: Option<&str>) -> String {
@@ -242,4 +243,146 @@ async fn open_security_case(
     let hooks = crate::webhooks::effects_or_log(state, &next, &events).await;
     state.store.create_case_with_effects(&next, &events, &actor, None, &hooks).await?;
     Ok(next)
+}
+
+/// The re-enrollment link of an MFA reset, while usable.
+async fn enroll_link(state: &AppState, token: &str) -> Option<(regain_store::CustomerLink, regain_core::Tenant)> {
+    let link = state.store.customer_link(token).await.ok().flatten().filter(|l| l.purpose == LinkPurpose::Enroll)?;
+    if !link.usable(state.now()) {
+        return None;
+    }
+    let tenant = state.store.tenant(link.tenant_id).await.ok().flatten()?;
+    Some((link, tenant))
+}
+
+async fn show_enroll(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let Some((link, tenant)) = enroll_link(&state, &token).await else { return gone() };
+    let name = escape(&tenant.display_name);
+    let body = format!(
+        "<h1>Set up two-step sign-in for {name}</h1><p>You will need an authenticator app on your phone \
+         (such as Google Authenticator, Microsoft Authenticator or 1Password).</p>\
+         <form method=\"post\"><input type=\"hidden\" name=\"step\" value=\"start\">\
+         <button class=\"approve\" type=\"submit\">Start</button></form>\
+         <p class=\"muted\">This link was sent to {destination} and works until {until}.</p>",
+        destination = escape(&link.destination),
+        until = link.expires_at.format("%Y-%m-%d %H:%M UTC"),
+    );
+    page(StatusCode::OK, &format!("{} two-step sign-in", tenant.display_name), &body)
+}
+
+#[derive(Deserialize)]
+struct EnrollStep {
+    step: String,
+    #[serde(default)]
+    code: String,
+}
+
+fn code_form(name: &str, qr_svg: &str, secret: &str, error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<div class=\"error\" role=\"alert\" id=\"problem\">{}</div>", escape(e)))
+        .unwrap_or_default();
+    format!(
+        "<h1>Scan this with your authenticator app</h1>{error}<div aria-hidden=\"true\">{qr_svg}</div>\
+         <p>Or type this key into the app: <code>{secret}</code></p>\
+         <form method=\"post\"><input type=\"hidden\" name=\"step\" value=\"confirm\">\
+         <label for=\"code\">The six-digit code the app shows for {name}</label>\
+         <input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\" \
+         maxlength=\"6\" required>\
+         <button class=\"approve\" type=\"submit\">Finish</button></form>"
+    )
+}
+
+async fn submit_enroll(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Form(form): Form<EnrollStep>,
+) -> Response {
+    use regain_core::totp::{encode_secret, otpauth_uri, verify_totp, TotpParams};
+    let Some((link, tenant)) = enroll_link(&state, &token).await else { return gone() };
+    let Ok(Some(customer)) = state.store.customer(link.tenant_id, link.customer_id).await else { return gone() };
+    let name = escape(&tenant.display_name);
+    let actor = Actor::Customer { id: customer.id };
+    let failed = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "re-enrollment failed");
+        page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again",
+            "<h1>Something went wrong</h1><p>Please try again in a moment.</p>",
+        )
+    };
+    match form.step.as_str() {
+        "start" => {
+            let mut secret = [0u8; 20];
+            state.entropy.fill(&mut secret);
+            let audit =
+                regain_store::AuditRecord::new(Some(tenant.id), actor, "customer.totp_enrollment_started", state.now());
+            if let Err(e) = state.store.begin_totp_enrollment(tenant.id, customer.id, &secret, &audit).await {
+                return match e {
+                    StoreError::Conflict | StoreError::Precondition(_) | StoreError::Duplicate { .. } => page(
+                        StatusCode::CONFLICT,
+                        "Already set up",
+                        "<h1>An authenticator app is already set up</h1><p>Nothing was changed.</p>",
+                    ),
+                    other => failed(&other),
+                };
+            }
+            let uri = otpauth_uri(&tenant.display_name, &customer.username, &secret, &TotpParams::default());
+            let Ok(qr) = qrcode::QrCode::new(uri.as_bytes()) else { return failed(&"QR code") };
+            let svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).build();
+            page(StatusCode::OK, "Scan the code", &code_form(&name, &svg, &encode_secret(&secret), None))
+        }
+        "confirm" => {
+            let Ok(Some(pending)) = state.store.customer_totp(tenant.id, customer.id).await else {
+                return page(
+                    StatusCode::CONFLICT,
+                    "Start again",
+                    "<h1>Please start again</h1><p>Open the link from your message again.</p>",
+                );
+            };
+            if pending.confirmed {
+                return page(StatusCode::CONFLICT, "Already set up", "<h1>An authenticator app is already set up</h1>");
+            }
+            let now = state.now();
+            let step = verify_totp(&pending.secret, &form.code, now, &TotpParams::default(), 1, None)
+                .and_then(|s| i64::try_from(s).ok());
+            let audit = regain_store::AuditRecord::new(Some(tenant.id), actor, "customer.totp_enrolled", now);
+            let confirmed = match step {
+                Some(step) => state.store.claim_customer_totp_step(tenant.id, customer.id, step, Some(&audit)).await,
+                None => Ok(false),
+            };
+            match confirmed {
+                Ok(true) => {}
+                Ok(false) => {
+                    let uri =
+                        otpauth_uri(&tenant.display_name, &customer.username, &pending.secret, &TotpParams::default());
+                    let svg = qrcode::QrCode::new(uri.as_bytes())
+                        .map(|qr| qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).build())
+                        .unwrap_or_default();
+                    let body = code_form(
+                        &name,
+                        &svg,
+                        &encode_secret(&pending.secret),
+                        Some("That code is not right; check the app and its clock, and try the next one."),
+                    );
+                    return page(StatusCode::UNPROCESSABLE_ENTITY, "Try the code again", &body);
+                }
+                Err(e) => return failed(&e),
+            }
+            if let Err(e) = state.store.apply_effects(now, &[Effect::SpendLink { token: token.clone() }]).await {
+                tracing::warn!(error = %e, "the re-enrollment link was not spent");
+            }
+            if let Err(e) =
+                crate::routes::factors::notify_factor(&state, tenant.id, customer.id, "An authenticator app").await
+            {
+                tracing::error!(error = %e, "could not queue the notice of a new authenticator app");
+            }
+            page(
+                StatusCode::OK,
+                "Two-step sign-in is on",
+                "<h1>Two-step sign-in is on again</h1><p>From now on you sign in with your password and the code \
+                 from the app. We told every email address on your account.</p>",
+            )
+        }
+        _ => page(StatusCode::BAD_REQUEST, "Not understood", "<h1>Please use the buttons on the page</h1>"),
+    }
 }

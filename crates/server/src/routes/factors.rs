@@ -139,7 +139,12 @@ pub async fn recovery_codes(
 /// Tells every verified email that a sign-in method was set up: the customer hears of it even
 /// when someone else, with their password, did it (and such a factor does not count for
 /// recovery until the policy's `recent_contact_days` have passed).
-async fn notify_factor(state: &AppState, tenant_id: TenantId, customer_id: CustomerId, factor: &str) -> ApiResult<()> {
+pub(crate) async fn notify_factor(
+    state: &AppState,
+    tenant_id: TenantId,
+    customer_id: CustomerId,
+    factor: &str,
+) -> ApiResult<()> {
     let tenant = state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     let Some(customer) = state.store.customer(tenant_id, customer_id).await? else { return Ok(()) };
     for e in customer.emails.iter().filter(|e| e.verified) {

@@ -32,6 +32,19 @@ fn path(case: &str, rest: &str) -> String {
 impl Desk {
     /// A case of `kind` through identification, an email code and the decision: `decided`.
     async fn decided(&self, app: &TestApp, kind: &str) -> String {
+        self.decided_with(app, kind, &["email-0"]).await
+    }
+
+    /// The same, with a code to each of `contacts`.
+    async fn decided_with(&self, app: &TestApp, kind: &str, contacts: &[&str]) -> String {
+        let id = self.verified(app, kind, contacts).await;
+        app.post_ok(&self.agent, &path(&id, "decide"), json!({"approve": true, "reason": "codes"}), StatusCode::OK)
+            .await;
+        id
+    }
+
+    /// Identified, with a code to each of `contacts`; not decided yet.
+    async fn verified(&self, app: &TestApp, kind: &str, contacts: &[&str]) -> String {
         let case = app
             .post_ok(&self.key, "/api/v1/cases", json!({"kind": kind, "channel": "phone"}), StatusCode::CREATED)
             .await;
@@ -46,14 +59,9 @@ impl Desk {
             )
             .await;
         assert_eq!(answer["outcome"], "identified", "{answer}");
-        app.verify_by_code(&self.agent, &id, "email-0").await;
-        app.post_ok(
-            &self.agent,
-            &path(&id, "decide"),
-            json!({"approve": true, "reason": "code to email"}),
-            StatusCode::OK,
-        )
-        .await;
+        for contact in contacts {
+            app.verify_by_code(&self.agent, &id, contact).await;
+        }
         id
     }
 
@@ -419,4 +427,96 @@ async fn the_pages_refuse_bad_input_plainly() {
     let case = d.case(&app, &id).await;
     assert!(!case.to_string().contains("password\":"), "{case}");
     assert_eq!(app.get(&token, "/reset/whatever").await.status(), StatusCode::GONE);
+}
+
+/// The MFA reset: after four eyes, the authenticator and the recovery codes are gone, every
+/// session ends, a re-enrollment link goes out, and the page sets up a new authenticator.
+#[tokio::test]
+async fn an_mfa_reset_removes_the_factors_and_the_link_sets_up_a_new_one() {
+    use regain_core::totp::{decode_secret, totp, TotpParams};
+
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let me = app.customer_session("jane", "an initial password").await;
+    let enrollment = app.post_ok(&me, "/api/v1/directory/acme/me/totp", json!({}), StatusCode::OK).await;
+    let secret = decode_secret(enrollment["secret"].as_str().expect("secret")).expect("base32");
+    let now_code = |app: &TestApp, secret: &[u8]| {
+        totp(secret, regain_core::Clock::now(app.clock.as_ref()), &TotpParams::default())
+    };
+    let confirmed =
+        app.post(&me, "/api/v1/directory/acme/me/totp/confirm", json!({"code": now_code(&app, &secret)})).await;
+    assert_eq!(confirmed.status(), StatusCode::NO_CONTENT);
+    app.post_ok(&me, "/api/v1/directory/acme/me/recovery-codes", json!({}), StatusCode::OK).await;
+    app.deliver().await;
+    // A week and a day on, the factors are not new any more (a new one raises the risk); the
+    // agent's session has idled out, so the integration carries on.
+    app.clock.advance(Duration::days(8));
+    let d = Desk { agent: d.key.clone(), ..d };
+    let session = login(&app, "an initial password", Some(&now_code(&app, &secret))).await;
+    let session = session.json::<Value>().await.expect("json")["token"].as_str().expect("token").to_owned();
+
+    // Two proofs by different methods (M1), then a supervisor's approval (G3).
+    let id = d.decided_with(&app, "mfa_recovery", &["email-0", "phone-0"]).await;
+    expect_problem(
+        app.post(&d.agent, &path(&id, "execute"), json!({})).await,
+        StatusCode::CONFLICT,
+        "approval-required",
+    )
+    .await;
+    app.post_ok(&d.agent, &path(&id, "request-approval"), json!({"reason": "lost phone"}), StatusCode::OK).await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let supervisor = app.token(Some(&acme), Role::Supervisor).await;
+    let approved =
+        app.post_ok(&supervisor, &path(&id, "approve"), json!({"reason": "evidence checked"}), StatusCode::OK).await;
+    assert_eq!(approved["actions"][0]["action"], "mfa_reset", "{approved}");
+    assert_eq!(app.perform_actions().await, 1);
+    let case = d.case(&app, &id).await;
+    assert_eq!(case["state"], "resolved", "{case}");
+    assert_eq!(case["customer"]["totp_enrolled"], false, "{case}");
+    assert_eq!(case["customer"]["recovery_codes_remaining"], 0, "{case}");
+
+    // P2: the session made with the old factor ends; the password alone signs in meanwhile.
+    expect_problem(app.get(&session, "/api/v1/directory/acme/me").await, StatusCode::UNAUTHORIZED, "unauthenticated")
+        .await;
+    assert_eq!(login(&app, "an initial password", None).await.status(), StatusCode::OK);
+    let before = app.sent().len();
+    app.deliver().await;
+    let sent: Vec<_> = app.sent().into_iter().skip(before).collect();
+    let reenroll: Vec<_> = sent.iter().filter(|m| m.body.contains("/enroll/")).collect();
+    assert_eq!(reenroll.len(), 1, "{sent:?}");
+    assert_eq!(reenroll[0].to, regain_delivery::Address::Email("jane@example.com".into()));
+    assert_eq!(
+        sent.iter().filter(|m| m.body.contains("Your two-step sign-in was reset")).count(),
+        2,
+        "email and phone told"
+    );
+    let token = link_token(&reenroll[0].body, "enroll");
+
+    // The page: opening it changes nothing; Start shows the key and the QR code; a wrong code
+    // is refused; the right one turns two-step sign-in on again.
+    let page = app.client.get(format!("{}/enroll/{token}", app.base)).send().await.expect("get");
+    assert_eq!(page.status(), StatusCode::OK);
+    let (status, _, html) = form(&app, &format!("/enroll/{token}"), &[("step", "start")]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("<svg"), "a QR code");
+    let key = html.split("<code>").nth(1).and_then(|r| r.split("</code>").next()).expect("the key");
+    let new_secret = decode_secret(key).expect("base32");
+    let (status, _, html) = form(&app, &format!("/enroll/{token}"), &[("step", "confirm"), ("code", "000000")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("role=\"alert\""));
+    app.clock.advance(Duration::seconds(30));
+    let code = now_code(&app, &new_secret);
+    let (status, _, html) = form(&app, &format!("/enroll/{token}"), &[("step", "confirm"), ("code", &code)]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    expect_problem(login(&app, "an initial password", None).await, StatusCode::UNAUTHORIZED, "second-factor-required")
+        .await;
+    let (status, _, _) = form(&app, &format!("/enroll/{token}"), &[("step", "start")]).await;
+    assert_eq!(status, StatusCode::GONE, "the link works once");
+    // The old app's codes do not work any more.
+    app.clock.advance(Duration::seconds(30));
+    assert_eq!(
+        login(&app, "an initial password", Some(&now_code(&app, &secret))).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(login(&app, "an initial password", Some(&now_code(&app, &new_secret))).await.status(), StatusCode::OK);
 }
