@@ -50,7 +50,7 @@ impl ActionKind {
     /// Whether Regain performs this action itself. The others are done by staff in the
     /// tenant's own systems, who then record `complete` on the case.
     pub fn is_automated(self) -> bool {
-        matches!(self, Self::PasswordReset | Self::UsernameReminder | Self::Unlock | Self::MfaReset)
+        matches!(self, Self::PasswordReset | Self::UsernameReminder | Self::Unlock | Self::MfaReset | Self::Lockdown)
     }
 
     /// Whether the action finishes when the worker performs it (an unlock), or waits for the

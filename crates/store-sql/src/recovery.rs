@@ -308,17 +308,25 @@ macro_rules! impl_sql_recovery {
                         .map_err(Self::map_err)?;
                         Ok(())
                     }
-                    Effect::RemoveFactors { customer } => {
-                        for statement in [
-                            "DELETE FROM customer_totp WHERE customer_id = $1",
-                            "DELETE FROM customer_recovery_codes WHERE customer_id = $1",
-                        ] {
-                            sqlx::query(statement).bind(customer.to_string()).execute(&mut **tx).await.map_err(Self::map_err)?;
+                    Effect::RemoveFactors { customer, totp } => {
+                        sqlx::query("DELETE FROM customer_recovery_codes WHERE customer_id = $1")
+                            .bind(customer.to_string())
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                        if *totp {
+                            sqlx::query("DELETE FROM customer_totp WHERE customer_id = $1")
+                                .bind(customer.to_string())
+                                .execute(&mut **tx)
+                                .await
+                                .map_err(Self::map_err)?;
                         }
                         let done = sqlx::query(
-                            "UPDATE customers SET totp_enrolled = $2, recovery_codes_remaining = 0, updated_at = $3 WHERE id = $1",
+                            "UPDATE customers SET totp_enrolled = CASE WHEN $2 THEN $3 ELSE totp_enrolled END, \
+                             recovery_codes_remaining = 0, updated_at = $4 WHERE id = $1",
                         )
                         .bind(customer.to_string())
+                        .bind(*totp)
                         .bind(false)
                         .bind(micros(at))
                         .execute(&mut **tx)

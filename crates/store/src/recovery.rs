@@ -175,8 +175,9 @@ pub enum Effect {
     SetStatus { customer: CustomerId, status: CustomerStatus },
     /// Queue an event for the tenant's webhook endpoint.
     Webhook(NewWebhookEvent),
-    /// Remove the directory's second factors: the authenticator app and the saved recovery codes.
-    RemoveFactors { customer: CustomerId },
+    /// Remove the directory's second factors: the saved recovery codes, and the authenticator
+    /// app too when `totp`.
+    RemoveFactors { customer: CustomerId, totp: bool },
 }
 
 /// Never a token or a hash.
@@ -193,7 +194,7 @@ impl std::fmt::Debug for Effect {
             Self::RevokeSessions { customer } => write!(f, "RevokeSessions({customer})"),
             Self::SetStatus { customer, status } => write!(f, "SetStatus({customer}, {status})"),
             Self::Webhook(w) => write!(f, "Webhook({}, {})", w.id, w.event_type),
-            Self::RemoveFactors { customer } => write!(f, "RemoveFactors({customer})"),
+            Self::RemoveFactors { customer, totp } => write!(f, "RemoveFactors({customer}, totp: {totp})"),
         }
     }
 }

@@ -66,6 +66,7 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
         ActionKind::UsernameReminder => send_username(state, &tenant, &case, &customer).await?,
         ActionKind::Unlock => unlock(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?,
         ActionKind::MfaReset => reset_factors(state, &tenant, &case, &customer, connector.as_ref()).await?,
+        ActionKind::Lockdown => lockdown(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?,
         other => return Err(ActionError::Fail(format!("Regain does not perform {other} itself"))),
     };
     effects.push(Effect::FinishAction { id: action.id.clone() });
@@ -259,7 +260,7 @@ async fn reset_factors(
         created_at: now,
     };
     let effects = vec![
-        Effect::RemoveFactors { customer: customer.id },
+        Effect::RemoveFactors { customer: customer.id, totp: true },
         Effect::RevokeSessions { customer: customer.id },
         Effect::IssueLink { link, token },
         Effect::Message(message),
@@ -268,6 +269,31 @@ async fn reset_factors(
         "authenticator app and recovery codes removed, every session ended; re-enrollment link sent to {masked}"
     );
     finish(state, tenant, case, customer, ActionKind::MfaReset, detail, effects).await
+}
+
+/// The lockdown of a compromised account (SECURITY.md L0): every session ends, the saved
+/// recovery codes are void, and the record is frozen — which stops every other recovery for the
+/// customer, contact changes included, until re-proofing; through a connector, the account is
+/// deactivated there too. The case completes and every address is told.
+async fn lockdown(
+    state: &AppState,
+    tenant: &Tenant,
+    case: &Case,
+    customer: &Customer,
+    connector: Option<&ConnectorConfig>,
+    key: &str,
+) -> Result<Step, ActionError> {
+    let mut detail = "every session ended, recovery codes void, the record frozen until re-proofing".to_owned();
+    if let Some(connector) = connector {
+        let answer = remote(connector, customer, key, AccountChange::Deactivate, state.now()).await?;
+        detail = format!("{detail}; {}: {answer}", connector.kind());
+    }
+    let effects = vec![
+        Effect::RevokeSessions { customer: customer.id },
+        Effect::RemoveFactors { customer: customer.id, totp: false },
+        Effect::SetStatus { customer: customer.id, status: CustomerStatus::Frozen },
+    ];
+    finish(state, tenant, case, customer, ActionKind::Lockdown, detail, effects).await
 }
 
 /// A connector call, its failure sorted into retry or give up.

@@ -50,6 +50,8 @@ impl fmt::Debug for ConnectorConfig {
 pub enum AccountChange<'a> {
     /// The lockout cleared: `active` true.
     Activate,
+    /// A lockdown: `active` false.
+    Deactivate,
     SetPassword(&'a str),
 }
 
@@ -57,6 +59,7 @@ impl AccountChange<'_> {
     fn name(self) -> &'static str {
         match self {
             Self::Activate => "account.unlock",
+            Self::Deactivate => "account.lockdown",
             Self::SetPassword(_) => "account.set_password",
         }
     }
@@ -177,6 +180,7 @@ async fn scim(
     };
     let (path, value) = match change {
         AccountChange::Activate => ("active", json!(true)),
+        AccountChange::Deactivate => ("active", json!(false)),
         AccountChange::SetPassword(password) => ("password", json!(password)),
     };
     let patch = json!({

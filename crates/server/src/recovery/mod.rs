@@ -79,6 +79,48 @@ pub(crate) fn apply_all(
     Ok((next, events))
 }
 
+/// Refuses a step toward an action on a recovery whose customer is locked down (SECURITY.md
+/// L0: only the security team's compromised-account case proceeds), or has another recovery
+/// still cooling off (G5: a pending contact change, or a high-risk recovery, holds the rest).
+pub async fn refuse_if_blocked(state: &AppState, case: &Case) -> ApiResult<()> {
+    use regain_core::{CaseKind, CaseState, CustomerStatus};
+    let Some(customer_id) = case.customer_id else { return Ok(()) };
+    if case.kind == regain_core::CaseKind::CompromisedAccount {
+        return Ok(());
+    }
+    let customer = state.store.customer(case.tenant_id, customer_id).await?;
+    if customer.is_some_and(|c| c.status == CustomerStatus::Frozen) {
+        return Err(crate::error::ApiError::Refused {
+            status: axum::http::StatusCode::LOCKED,
+            code: "locked-down",
+            detail:
+                "the customer's account is locked down: no recovery proceeds until the security team has re-proofed \
+                     them"
+                    .into(),
+        });
+    }
+    let filter = regain_store::CaseFilter {
+        states: vec![CaseState::CoolingOff],
+        customer_id: Some(customer_id),
+        ..Default::default()
+    };
+    let page =
+        state.store.list_cases(case.tenant_id, &filter, &regain_store::PageRequest { limit: 5, after: None }).await?;
+    if let Some(other) = page.items.iter().find(|c| c.id != case.id && c.kind != CaseKind::CompromisedAccount) {
+        let until =
+            other.cooling_off_until.map_or_else(String::new, |t| format!(" until {}", t.format("%Y-%m-%d %H:%M UTC")));
+        return Err(crate::error::ApiError::Conflict {
+            code: "recovery-cooling-off",
+            detail: format!(
+                "another recovery for this customer (case {}, {}) is cooling off{until}; no other recovery proceeds \
+                 until it ends or is repudiated",
+                other.id, other.kind
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// `Complete` with the policy's cooling-off for the case's kind.
 pub(crate) async fn complete_command(state: &AppState, case: &Case) -> ApiResult<CaseCommand> {
     let (policy, _) = crate::verification::tenant_policy(state, case.tenant_id).await?;

@@ -104,6 +104,7 @@ pub async fn run_command(
             let score = case.risk.as_ref().map_or(0, |r| r.score);
             return Err(regain_core::CaseError::RiskHold { score }.into());
         }
+        crate::recovery::refuse_if_blocked(state, &case).await?;
     }
     match &command {
         CaseCommand::Assign { assignee: Some(staff_id) } => {
@@ -153,6 +154,21 @@ pub async fn run_command(
             }
         }
         _ => {}
+    }
+    // While Regain is still performing the case's action, staff do not complete it by hand:
+    // the action would run on a closed case. Once it is done (a reset link out, waiting for
+    // the customer) or has failed, they may.
+    if matches!(command, CaseCommand::Complete { .. }) {
+        let actions = state.store.case_actions(tenant, case.id).await?;
+        if let Some(pending) = actions.iter().find(|a| a.state == "pending") {
+            return Err(ApiError::Conflict {
+                code: "action-pending",
+                detail: format!(
+                    "Regain is still performing this case's {} (attempt {} so far); it completes the case when done",
+                    pending.action, pending.attempts
+                ),
+            });
+        }
     }
     // The policy's cooling-off for the kind is a minimum the caller can lengthen, not shorten.
     let command = match command {

@@ -59,6 +59,11 @@ async fn happy_path(app: &TestApp) {
     )
     .await;
     app.post_ok(&agent_token, &path("execute"), json!({}), StatusCode::OK).await;
+    // Not by hand while Regain is performing the action (issue 6): once the reset link is out,
+    // staff may close the case (the customer has not used it, in this test).
+    let early = app.post(&agent_token, &path("complete"), json!({})).await;
+    crate::support::expect_problem(early, StatusCode::CONFLICT, "action-pending").await;
+    assert_eq!(app.perform_actions().await, 1);
     let done = app.post_ok(&agent_token, &path("complete"), json!({}), StatusCode::OK).await;
     assert_eq!(done["state"], "resolved");
     assert_eq!(done["channel"], "chat");
@@ -86,6 +91,8 @@ async fn happy_path(app: &TestApp) {
         // Assessed again before the decision, with the same answer: nothing more recorded.
         ("case.state_changed", "decided"),
         ("case.state_changed", "executing"),
+        ("case.action_queued", "executing"),
+        ("case.action_link_sent", "executing"),
         ("case.state_changed", "resolved"),
     ];
     let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect();
@@ -162,6 +169,23 @@ async fn approvals_need_a_second_supervisor() {
     .await;
     let approved = app.post_ok(&second, &path("approve"), json!({"reason": "evidence checked"}), StatusCode::OK).await;
     assert_eq!(approved["state"], "executing");
+    // Regain performs the MFA reset itself and completes the case (issue 6).
+    assert_eq!(app.perform_actions().await, 1);
+    assert_eq!(app.get_ok(&first, &format!("/api/v1/cases/{id}")).await["state"], "resolved");
+
+    // A contact change is done by staff and cools off before it resolves.
+    let case = app
+        .post_ok(&agent, "/api/v1/cases", json!({"kind": "contact_change", "channel": "phone"}), StatusCode::CREATED)
+        .await;
+    let id = case["id"].as_str().expect("id");
+    let path = |c: &str| format!("/api/v1/cases/{id}/{c}");
+    app.post_ok(&first, &path("start-identification"), json!({}), StatusCode::OK).await;
+    let claim = json!({"full_name": "Jane Q. Doe", "email": "jane@example.com"});
+    app.post_ok(&first, &path("identification"), claim, StatusCode::OK).await;
+    app.verify_by_code(&first, id, "email-0").await;
+    app.post_ok(&first, &path("decide"), json!({"approve": true, "reason": "code to email"}), StatusCode::OK).await;
+    app.post_ok(&first, &path("request-approval"), json!({"reason": "new phone"}), StatusCode::OK).await;
+    app.post_ok(&second, &path("approve"), json!({"reason": "evidence checked"}), StatusCode::OK).await;
     let cooling = app.post_ok(&second, &path("complete"), json!({"cooling_off_hours": 24}), StatusCode::OK).await;
     assert_eq!(cooling["state"], "cooling_off");
     expect_problem(app.post(&second, &path("release"), json!({})).await, StatusCode::CONFLICT, "cooling-off").await;

@@ -520,3 +520,75 @@ async fn an_mfa_reset_removes_the_factors_and_the_link_sets_up_a_new_one() {
     );
     assert_eq!(login(&app, "an initial password", Some(&now_code(&app, &new_secret))).await.status(), StatusCode::OK);
 }
+
+/// The lockdown (L0): after four eyes at the security tier, every session ends, the recovery
+/// codes are void and the record is frozen; no other recovery for the customer proceeds.
+/// And a recovery cooling off holds the customer's others (G5).
+#[tokio::test]
+async fn a_lockdown_freezes_the_account_and_holds_every_other_recovery() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let me = app.customer_session("jane", "an initial password").await;
+    let codes = app.post_ok(&me, "/api/v1/directory/acme/me/recovery-codes", json!({}), StatusCode::OK).await;
+    let code = codes["codes"][0].as_str().expect("a code").to_owned();
+    app.deliver().await;
+    // A week and a day on the codes count; the integration works the cases (staff sessions idle out).
+    app.clock.advance(Duration::days(8));
+    let d = Desk { agent: d.key.clone(), ..d };
+    let me = app.customer_session("jane", "an initial password").await;
+
+    // A contact change is done by hand and cools off for a day: the customer's other
+    // recoveries wait.
+    let change = d.decided(&app, "contact_change").await;
+    app.post_ok(&d.agent, &path(&change, "request-approval"), json!({"reason": "new phone"}), StatusCode::OK).await;
+    let supervisor = app.token(Some(&acme), Role::Supervisor).await;
+    let approved = app.post_ok(&supervisor, &path(&change, "approve"), json!({"reason": "ok"}), StatusCode::OK).await;
+    assert_eq!(approved["actions"], json!([]), "not performed by Regain: {approved}");
+    let cooling =
+        app.post_ok(&supervisor, &path(&change, "complete"), json!({"cooling_off_hours": 24}), StatusCode::OK).await;
+    assert_eq!(cooling["state"], "cooling_off");
+    let reset = d.verified(&app, "password_reset", &["email-0"]).await;
+    let held = app.post(&d.agent, &path(&reset, "decide"), json!({"approve": true, "reason": "code"})).await;
+    let held = expect_problem(held, StatusCode::CONFLICT, "recovery-cooling-off").await;
+    assert!(held["detail"].as_str().unwrap_or("").contains(&change), "{held}");
+
+    // The security team locks the account down; two analysts, four eyes.
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let second = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let desk3 = Desk { key: d.key.clone(), agent: analyst.clone(), customer_id: d.customer_id.clone() };
+    let id = desk3.verified(&app, "compromised_account", &["email-0", "phone-0"]).await;
+    // The customer's many recoveries today raise the risk: one proof more, a saved code.
+    app.post_ok(&analyst, &path(&id, "verification/recovery-code"), json!({"code": code}), StatusCode::OK).await;
+    app.post_ok(&analyst, &path(&id, "decide"), json!({"approve": true, "reason": "three proofs"}), StatusCode::OK)
+        .await;
+    app.post_ok(&analyst, &path(&id, "request-approval"), json!({"reason": "takeover reported"}), StatusCode::OK).await;
+    expect_problem(
+        app.post(&analyst, &path(&id, "approve"), json!({"reason": "mine"})).await,
+        StatusCode::CONFLICT,
+        "self-approval",
+    )
+    .await;
+    app.post_ok(&second, &path(&id, "approve"), json!({"reason": "evidence checked"}), StatusCode::OK).await;
+    assert_eq!(app.perform_actions().await, 1);
+    let case = desk3.case(&app, &id).await;
+    assert_eq!(case["state"], "resolved", "{case}");
+    assert_eq!(case["customer"]["status"], "frozen", "{case}");
+    assert_eq!(case["customer"]["recovery_codes_remaining"], 0, "{case}");
+    expect_problem(app.get(&me, "/api/v1/directory/acme/me").await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    assert_eq!(login(&app, "an initial password", None).await.status(), StatusCode::UNAUTHORIZED, "frozen");
+
+    // Nothing else proceeds for the customer now, whoever asks.
+    let unlock = d.verified(&app, "account_unlock", &["email-0"]).await;
+    let refused = app.post(&d.agent, &path(&unlock, "decide"), json!({"approve": true, "reason": "code"})).await;
+    expect_problem(refused, StatusCode::LOCKED, "locked-down").await;
+    let thaw = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/customers/{}", d.customer_id),
+            Some(&d.key),
+            Some(json!({"status": "active"})),
+        )
+        .await;
+    assert_eq!(thaw.status(), StatusCode::CONFLICT, "only re-proofing thaws a frozen record");
+}

@@ -235,6 +235,8 @@ impl TestApp {
     /// Sends a code to `contact` on the case, delivers it, and returns it as the customer
     /// would read it from the message.
     pub async fn send_code(&self, token: &str, case: &str, contact: &str) -> String {
+        // What was already waiting (notices) goes first, so the next message is the code.
+        self.deliver().await;
         let before = self.sent().len();
         self.post_ok(
             token,
