@@ -34,6 +34,8 @@ enum Step {
     Approve(&'static str),
     Deny(&'static str),
     Execute,
+    /// Regain's action worker runs what is queued (the reset link, the unlock, …).
+    Perform,
     Complete(Option<u32>),
     Repudiate(&'static str),
     Cancel(&'static str),
@@ -185,6 +187,7 @@ const SCRIPTS: &[Script] = &[
             (Agent1, Proof("email")),
             (Agent1, Decide(true, "Verified by code to the registered email")),
             (Agent1, Execute),
+            (Agent1, Perform),
             (Agent1, Complete(Some(48))),
         ],
     },
@@ -204,7 +207,7 @@ const SCRIPTS: &[Script] = &[
             (Supervisor1, Decide(true, "Verified by a code to the registered email and the authenticator app")),
             (Supervisor1, RequestApproval("Second factor removal")),
             (Supervisor2, Approve("Checked the callback recording")),
-            (Supervisor1, Complete(None)),
+            (Supervisor1, Perform),
         ],
     },
     Script {
@@ -218,7 +221,7 @@ const SCRIPTS: &[Script] = &[
             (Agent2, Proof("email")),
             (Agent2, Decide(true, "Verified by code to the email on file")),
             (Agent2, Execute),
-            (Agent2, Complete(None)),
+            (Agent2, Perform),
         ],
     },
     // rejected
@@ -240,11 +243,11 @@ const SCRIPTS: &[Script] = &[
         opened_by: Agent2,
         steps: &[
             (Agent2, Start),
-            (Agent2, Identify(31)),
+            (Agent2, Identify(32)),
             (Agent2, Proof("email")),
             (Agent2, Decide(true, "Identifiers match; confirmed by a code to the registered email")),
             (Agent2, RequestApproval("Contact change")),
-            (Supervisor1, Deny("The account is frozen by security; no contact changes")),
+            (Supervisor1, Deny("The caller could not say why the number on file stopped working; call back first")),
         ],
     },
     // cancelled
@@ -266,6 +269,7 @@ const SCRIPTS: &[Script] = &[
             (Agent2, Proof("sms")),
             (Agent2, Decide(true, "Verified by code to the registered phone")),
             (Agent2, Execute),
+            (Agent2, Perform),
             (Agent2, Complete(Some(24))),
             (Agent2, Repudiate("The registered email answered: this wasn't me")),
         ],
@@ -314,6 +318,10 @@ async fn run_script(
             }
             continue;
         }
+        if let Perform = step {
+            regain_server::recovery::perform_due(state).await.context("performing the queued actions")?;
+            continue;
+        }
         if let Proof(method) = step {
             record_proof(state, tenant, principal(*who)?, &case.id, method)
                 .await
@@ -323,7 +331,7 @@ async fn run_script(
         let command = match step {
             Assign(to) => CaseCommand::Assign { assignee: principal(*to)?.staff_id },
             Start => CaseCommand::StartIdentification,
-            Identify(_) | Proof(_) => continue,
+            Identify(_) | Proof(_) | Perform => continue,
             Note(text) => CaseCommand::AddNote { text: (*text).to_owned() },
             Escalate(tier, reason) => {
                 CaseCommand::Escalate { tier: Tier::new("tier", *tier)?, reason: (*reason).to_owned() }

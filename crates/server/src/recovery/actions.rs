@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use regain_core::action::{ActionKind, ActionOutcome};
 use regain_core::case::CaseCommand;
 use regain_core::{Actor, Case, CaseEvent, CaseState, Customer, CustomerStatus, Tenant};
-use regain_store::{ClaimedAction, Effect, LinkPurpose, NewCustomerLink, StoreError};
+use regain_store::{ClaimedAction, Effect, LinkPurpose, StoreError};
 
 use super::connector::{AccountChange, ConnectorConfig};
-use super::{apply_all, complete_command, new_link, recovery_notices, CONNECTOR_BUILTIN};
+use super::{apply_all, complete_command, link_message, recovery_notices, Destination, CONNECTOR_BUILTIN};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -81,7 +81,7 @@ fn record(action: ActionKind, outcome: ActionOutcome, detail: String) -> CaseCom
 }
 
 /// The verified addresses to send to: every verified email, else every verified phone.
-fn registered(customer: &Customer) -> Vec<(&'static str, String, String)> {
+fn registered(customer: &Customer) -> Vec<Destination> {
     let emails: Vec<_> = customer
         .emails
         .iter()
@@ -107,39 +107,31 @@ async fn send_reset_link(
     case: &Case,
     customer: &Customer,
 ) -> Result<Step, ActionError> {
-    let Some((channel, to, masked)) = registered(customer).into_iter().next() else {
+    let Some(to) = registered(customer).into_iter().next() else {
         return Err(ActionError::Fail("the customer has no verified email or phone to send the reset link to".into()));
     };
     let now = state.now();
     let minutes = state.config.reset_link_minutes;
-    let (token, link) = new_link(state, "reset");
-    let values = BTreeMap::from([("link", link), ("minutes", minutes.to_string())]);
-    let message = crate::verification::compose(
+    let lifetime = chrono::Duration::minutes(i64::from(minutes));
+    let values = BTreeMap::from([("minutes", minutes.to_string())]);
+    let effects = link_message(
         state,
         tenant,
-        Some(case),
-        customer.id,
-        channel,
+        case,
+        customer,
+        LinkPurpose::Reset,
+        "reset",
+        lifetime,
         &to,
-        masked.clone(),
         "password_reset_link",
         values,
     )
     .await?;
-    let link = NewCustomerLink {
-        id: crate::verification::new_id(state),
-        purpose: LinkPurpose::Reset,
-        tenant_id: tenant.id,
-        case_id: case.id,
-        customer_id: customer.id,
-        destination: masked.clone(),
-        expires_at: now + chrono::Duration::minutes(i64::from(minutes)),
-        created_at: now,
-    };
+    let masked = &to.2;
     let detail = format!("reset link sent to {masked}, valid {minutes} minutes");
     let (next, events) =
         apply_all(case, vec![record(ActionKind::PasswordReset, ActionOutcome::LinkSent, detail)], Actor::System, now)?;
-    Ok((next, events, vec![Effect::IssueLink { link, token }, Effect::Message(message)]))
+    Ok((next, events, effects.into()))
 }
 
 /// The username, to the registered contacts; the case completes.
@@ -231,39 +223,30 @@ async fn reset_factors(
             connector.kind()
         )));
     }
-    let Some((channel, to, masked)) = registered(customer).into_iter().next() else {
+    let Some(to) = registered(customer).into_iter().next() else {
         return Err(ActionError::Fail("the customer has no verified email or phone for the re-enrollment link".into()));
     };
-    let now = state.now();
-    let (token, link) = new_link(state, "enroll");
-    let values = BTreeMap::from([("link", link), ("hours", ENROLL_LINK_HOURS.to_string())]);
-    let message = crate::verification::compose(
+    let lifetime = chrono::Duration::hours(ENROLL_LINK_HOURS);
+    let values = BTreeMap::from([("hours", ENROLL_LINK_HOURS.to_string())]);
+    let [link, message] = link_message(
         state,
         tenant,
-        Some(case),
-        customer.id,
-        channel,
+        case,
+        customer,
+        LinkPurpose::Enroll,
+        "enroll",
+        lifetime,
         &to,
-        masked.clone(),
         "mfa_reenroll",
         values,
     )
     .await?;
-    let link = NewCustomerLink {
-        id: crate::verification::new_id(state),
-        purpose: LinkPurpose::Enroll,
-        tenant_id: tenant.id,
-        case_id: case.id,
-        customer_id: customer.id,
-        destination: masked.clone(),
-        expires_at: now + chrono::Duration::hours(ENROLL_LINK_HOURS),
-        created_at: now,
-    };
+    let masked = &to.2;
     let effects = vec![
         Effect::RemoveFactors { customer: customer.id, totp: true },
         Effect::RevokeSessions { customer: customer.id },
-        Effect::IssueLink { link, token },
-        Effect::Message(message),
+        link,
+        message,
     ];
     let detail = format!(
         "authenticator app and recovery codes removed, every session ended; re-enrollment link sent to {masked}"

@@ -127,11 +127,54 @@ pub(crate) async fn complete_command(state: &AppState, case: &Case) -> ApiResult
     Ok(CaseCommand::Complete { cooling_off_hours: Some(policy.rule(case.kind).cooling_off_hours) })
 }
 
-/// A random link token (256 bits, URL-safe) and the link that carries it.
-pub(crate) fn new_link(state: &AppState, path: &str) -> (String, String) {
+/// Where a message goes: `email` or `sms`, the address, and its masked form.
+pub(crate) type Destination = (&'static str, String, String);
+
+/// A new single-use link of `purpose` (a 256-bit random token at `/{path}/{token}`) for the
+/// case's customer, valid for `lifetime`, and the message from `template` that carries it (as
+/// `link`, or `report_link` in a notice) to `to`: the two effects that issue and send it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn link_message(
+    state: &AppState,
+    tenant: &Tenant,
+    case: &Case,
+    customer: &Customer,
+    purpose: LinkPurpose,
+    path: &str,
+    lifetime: chrono::Duration,
+    to: &Destination,
+    template: &str,
+    mut values: BTreeMap<&'static str, String>,
+) -> ApiResult<[Effect; 2]> {
+    let now = state.now();
     let token = crate::auth::new_token("", state.entropy.as_ref());
-    let link = format!("{}/{path}/{token}", state.config.public_url.trim_end_matches('/'));
-    (token, link)
+    let url = format!("{}/{path}/{token}", state.config.public_url.trim_end_matches('/'));
+    let key = if purpose == LinkPurpose::Report { "report_link" } else { "link" };
+    values.insert(key, url);
+    let (channel, address, masked) = to;
+    let message = crate::verification::compose(
+        state,
+        tenant,
+        Some(case),
+        customer.id,
+        channel,
+        address,
+        masked.clone(),
+        template,
+        values,
+    )
+    .await?;
+    let link = NewCustomerLink {
+        id: crate::verification::new_id(state),
+        purpose,
+        tenant_id: tenant.id,
+        case_id: case.id,
+        customer_id: customer.id,
+        destination: masked.clone(),
+        expires_at: now + lifetime,
+        created_at: now,
+    };
+    Ok([Effect::IssueLink { link, token }, Effect::Message(message)])
 }
 
 /// The notice after a recovery (SECURITY.md P3): to every verified address the customer has,
@@ -150,37 +193,27 @@ pub(crate) async fn recovery_notices(
         customer.emails.iter().filter(|e| e.verified).map(|e| ("email", e.address.as_str(), e.address.masked()));
     let phones = customer.phones.iter().filter(|p| p.verified).map(|p| ("sms", p.number.as_str(), p.number.masked()));
     for (channel, to, masked) in emails.chain(phones) {
-        let (token, report_link) = new_link(state, "report");
         let values = BTreeMap::from([
             ("what", action.notice().to_owned()),
             ("when", now.format("%Y-%m-%d %H:%M UTC").to_string()),
             ("channel", case.channel.to_string()),
-            ("report_link", report_link),
         ]);
-        let message = crate::verification::compose(
+        let to = (channel, to.to_owned(), masked);
+        let lifetime = chrono::Duration::days(REPORT_LINK_DAYS);
+        let sent = link_message(
             state,
             tenant,
-            Some(case),
-            customer.id,
-            channel,
-            to,
-            masked.clone(),
+            case,
+            customer,
+            LinkPurpose::Report,
+            "report",
+            lifetime,
+            &to,
             "account_recovered",
             values,
         )
         .await?;
-        let link = NewCustomerLink {
-            id: crate::verification::new_id(state),
-            purpose: LinkPurpose::Report,
-            tenant_id: tenant.id,
-            case_id: case.id,
-            customer_id: customer.id,
-            destination: masked,
-            expires_at: now + chrono::Duration::days(REPORT_LINK_DAYS),
-            created_at: now,
-        };
-        effects.push(Effect::IssueLink { link, token });
-        effects.push(Effect::Message(message));
+        effects.extend(sent);
     }
     Ok(effects)
 }
