@@ -260,6 +260,36 @@ macro_rules! impl_sql_recovery {
                         .map_err(Self::map_err)?;
                         one_row(done.rows_affected())
                     }
+                    Effect::ReleaseLink { token } => {
+                        let done = sqlx::query("UPDATE customer_links SET used_at = NULL WHERE token_hash = $1 AND used_at IS NOT NULL")
+                            .bind($crate::recovery::link_token_hash(keyring, token))
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                        one_row(done.rows_affected())
+                    }
+                    Effect::EndRecoveries { customer, except_case } => {
+                        sqlx::query(
+                            "UPDATE customer_links SET expires_at = $2 \
+                             WHERE customer_id = $1 AND purpose IN ('reset', 'enroll') AND used_at IS NULL AND expires_at > $2",
+                        )
+                        .bind(customer.to_string())
+                        .bind(micros(at))
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        sqlx::query(
+                            "UPDATE recovery_actions SET state = 'failed', done_at = $2, last_error = 'the account was locked down' \
+                             WHERE customer_id = $1 AND state = 'pending' AND case_id <> $3",
+                        )
+                        .bind(customer.to_string())
+                        .bind(micros(at))
+                        .bind(except_case.to_string())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        Ok(())
+                    }
                     Effect::SetPassword { customer, hash } => {
                         sqlx::query(
                             "INSERT INTO customer_credentials (customer_id, password_hash, updated_at) VALUES ($1, $2, $3) \

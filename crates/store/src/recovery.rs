@@ -167,6 +167,8 @@ pub enum Effect {
     IssueLink { link: NewCustomerLink, token: String },
     /// Spend a link: it must be unused and unexpired at the change's time.
     SpendLink { token: String },
+    /// Give a spent link back (a change through a connector that did not go through).
+    ReleaseLink { token: String },
     /// Replace the directory password (an Argon2id PHC string).
     SetPassword { customer: CustomerId, hash: String },
     /// End every session of the customer (SECURITY.md P2).
@@ -175,6 +177,9 @@ pub enum Effect {
     SetStatus { customer: CustomerId, status: CustomerStatus },
     /// Queue an event for the tenant's webhook endpoint.
     Webhook(NewWebhookEvent),
+    /// A lockdown's reach beyond the account (SECURITY.md L0): the customer's unused reset and
+    /// re-enrollment links end, and the pending actions of their other cases fail.
+    EndRecoveries { customer: CustomerId, except_case: CaseId },
     /// Remove the directory's second factors: the saved recovery codes, and the authenticator
     /// app too when `totp`.
     RemoveFactors { customer: CustomerId, totp: bool },
@@ -190,6 +195,8 @@ impl std::fmt::Debug for Effect {
             Self::FailAction { id, .. } => write!(f, "FailAction({id})"),
             Self::IssueLink { link, .. } => write!(f, "IssueLink({}, {})", link.id, link.purpose.as_str()),
             Self::SpendLink { .. } => f.write_str("SpendLink(..)"),
+            Self::ReleaseLink { .. } => f.write_str("ReleaseLink(..)"),
+            Self::EndRecoveries { customer, .. } => write!(f, "EndRecoveries({customer})"),
             Self::SetPassword { customer, .. } => write!(f, "SetPassword({customer})"),
             Self::RevokeSessions { customer } => write!(f, "RevokeSessions({customer})"),
             Self::SetStatus { customer, status } => write!(f, "SetStatus({customer}, {status})"),

@@ -61,6 +61,12 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
         .customer(action.tenant_id, action.customer_id)
         .await?
         .ok_or_else(|| ActionError::Fail("the customer's record was erased".into()))?;
+    // A lockdown ends every other recovery of the customer, also the ones already under way.
+    if customer.status == CustomerStatus::Frozen && action.action != ActionKind::Lockdown {
+        return Err(ActionError::Fail(
+            "the account is locked down; nothing else is done to it until re-proofing".into(),
+        ));
+    }
     let (next, events, mut effects) = match action.action {
         ActionKind::PasswordReset => send_reset_link(state, &tenant, &case, &customer).await?,
         ActionKind::UsernameReminder => send_username(state, &tenant, &case, &customer).await?,
@@ -275,6 +281,7 @@ async fn lockdown(
         Effect::RevokeSessions { customer: customer.id },
         Effect::RemoveFactors { customer: customer.id, totp: false },
         Effect::SetStatus { customer: customer.id, status: CustomerStatus::Frozen },
+        Effect::EndRecoveries { customer: customer.id, except_case: case.id },
     ];
     finish(state, tenant, case, customer, ActionKind::Lockdown, detail, effects).await
 }

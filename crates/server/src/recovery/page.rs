@@ -88,34 +88,35 @@ async fn submit_reset(
         }
         Err(refused) => refused,
     };
-    let problem = match refused {
-        ResetRefused::Gone => return gone(),
-        ResetRefused::Rules(refusal) => refusal.to_string(),
-        ResetRefused::Mismatch => "the two passwords differ; type the same password twice".to_owned(),
-        ResetRefused::Busy => return page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Try again",
-            "<h1>Please try again in a moment</h1><p>We are very busy right now. Nothing was changed, and your link \
-                 still works.</p>",
-        ),
-        ResetRefused::Refused(error) => {
-            tracing::error!(%error, "the account system refused a new password");
-            return page(
-                StatusCode::BAD_GATEWAY,
-                "Not changed",
-                "<h1>Your password could not be changed</h1><p>The account system refused the change. Nothing was \
+    let problem =
+        match refused {
+            ResetRefused::Gone => return gone(),
+            ResetRefused::Rules(refusal) => refusal.to_string(),
+            ResetRefused::Mismatch => "the two passwords differ; type the same password twice".to_owned(),
+            ResetRefused::Busy => return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again",
+                "<h1>Please try again in a moment</h1><p>We could not finish this just now. Nothing was changed, and \
+                 your link still works.</p>",
+            ),
+            ResetRefused::Refused(error) => {
+                tracing::error!(%error, "the account system refused a new password");
+                return page(
+                    StatusCode::BAD_GATEWAY,
+                    "Not changed",
+                    "<h1>Your password could not be changed</h1><p>The account system refused the change. Nothing was \
                  changed; please contact support.</p>",
-            );
-        }
-        ResetRefused::Internal(error) => {
-            tracing::error!(%error, "could not set a password through a reset link");
-            return page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "<h1>Something went wrong</h1><p>Nothing was changed. Please try again, or contact support.</p>",
-            );
-        }
-    };
+                );
+            }
+            ResetRefused::Internal(error) => {
+                tracing::error!(%error, "could not set a password through a reset link");
+                return page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "<h1>Something went wrong</h1><p>Nothing was changed. Please try again, or contact support.</p>",
+                );
+            }
+        };
     // The form again, with the reason; the password is never echoed back.
     match reset::open(&state, &token).await {
         Ok(open) => {
@@ -129,8 +130,8 @@ async fn submit_reset(
 async fn show_report(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let usable = state.store.customer_link(&token).await.ok().flatten().filter(|l| l.purpose == LinkPurpose::Report);
     let Some(link) = usable.filter(|l| l.usable(state.now())) else { return gone() };
-    let Ok(Some(tenant)) = state.store.tenant(link.tenant_id).await else { return gone() };
-    let tenant = escape(&tenant.display_name);
+    let Ok(Some(record)) = state.store.tenant(link.tenant_id).await else { return gone() };
+    let tenant = escape(&record.display_name);
     let body = format!(
         "<h1>Was this not you?</h1><p>If you did not ask {tenant} support for this change, tell us below. We will \
          sign every device out of your account, stop what can still be stopped, and our security team will contact \
@@ -140,7 +141,7 @@ async fn show_report(State(state): State<AppState>, Path(token): Path<String>) -
          <p class=\"muted\">This link was sent to {destination}.</p>",
         destination = escape(&link.destination),
     );
-    page(StatusCode::OK, &format!("{tenant}: this wasn't me"), &body)
+    page(StatusCode::OK, &format!("{}: this wasn't me", record.display_name), &body)
 }
 
 #[derive(Deserialize)]
@@ -207,14 +208,14 @@ async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
             Err(e) => return Err(e),
         }
     }
-    // The recovery is done: the link is spent (once, whoever submits twice) and a security
-    // case opened for the customer.
-    match state.store.apply_effects(state.now(), &effects).await {
-        Ok(()) => {}
+    // The recovery is done: a security case opens, in the transaction that spends the link
+    // (once, whoever submits twice) and ends the sessions.
+    let case = match open_security_case(state, &link, &reason, &effects).await {
+        Ok(case) => case,
+        // Spent meanwhile by another submission of the same link.
         Err(StoreError::Conflict) => return Ok(false),
         Err(e) => return Err(e),
-    }
-    let case = open_security_case(state, &link, &reason).await?;
+    };
     tracing::warn!(case_id = %case.id, reported_case = %link.case_id, "recovery reported as not the customer; security case opened");
     Ok(true)
 }
@@ -223,6 +224,7 @@ async fn open_security_case(
     state: &AppState,
     link: &regain_store::CustomerLink,
     reason: &str,
+    effects: &[Effect],
 ) -> Result<Case, StoreError> {
     let tenant = state.store.tenant(link.tenant_id).await?.ok_or(StoreError::NotFound)?;
     let actor = Actor::Customer { id: link.customer_id };
@@ -240,8 +242,9 @@ async fn open_security_case(
     }
     // A new case is written at version 1 with every event of its opening.
     next.version = 1;
-    let hooks = crate::webhooks::effects_or_log(state, &next, &events).await;
-    state.store.create_case_with_effects(&next, &events, &actor, None, &hooks).await?;
+    let mut all = effects.to_vec();
+    all.extend(crate::webhooks::effects_or_log(state, &next, &events).await);
+    state.store.create_case_with_effects(&next, &events, &actor, None, &all).await?;
     Ok(next)
 }
 
@@ -249,6 +252,11 @@ async fn open_security_case(
 async fn enroll_link(state: &AppState, token: &str) -> Option<(regain_store::CustomerLink, regain_core::Tenant)> {
     let link = state.store.customer_link(token).await.ok().flatten().filter(|l| l.purpose == LinkPurpose::Enroll)?;
     if !link.usable(state.now()) {
+        return None;
+    }
+    // A lockdown after the MFA reset ends this link too; checked here as well.
+    let customer = state.store.customer(link.tenant_id, link.customer_id).await.ok().flatten()?;
+    if customer.status == regain_core::CustomerStatus::Frozen {
         return None;
     }
     let tenant = state.store.tenant(link.tenant_id).await.ok().flatten()?;

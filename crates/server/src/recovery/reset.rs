@@ -68,6 +68,9 @@ pub async fn open(state: &AppState, token: &str) -> Result<OpenLink, ResetRefuse
         return Err(ResetRefused::Gone);
     }
     let customer = state.store.customer(link.tenant_id, link.customer_id).await?.ok_or(ResetRefused::Gone)?;
+    if customer.status == regain_core::CustomerStatus::Frozen {
+        return Err(ResetRefused::Gone);
+    }
     Ok(OpenLink { link, tenant, case, customer })
 }
 
@@ -88,29 +91,45 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
     check_password(&opened.customer, password).map_err(ResetRefused::Rules)?;
     let OpenLink { link, tenant, mut case, customer } = opened;
     // Where the account lives: the directory inside Regain keeps an Argon2id hash; a tenant's
-    // own system gets the password through its connector (the link's id as the idempotency
-    // key), and Regain keeps none.
+    // own system gets the password through its connector, and Regain keeps none.
     let set = match state.config.connector(tenant.slug.as_str()) {
         None => {
             let hash = state.hasher.hash(password).await.map_err(|e| match e {
                 HashError::Overloaded => ResetRefused::Busy,
                 other => ResetRefused::Internal(format!("password hashing: {other}")),
             })?;
-            Some(Effect::SetPassword { customer: customer.id, hash })
+            Effect::SetPassword { customer: customer.id, hash }
         }
         Some(connector) => {
+            // The link is spent first, so two submissions never both reach the account system;
+            // given back if the change does not go through. Each submission has its own
+            // idempotency key: a retry with another password is another change.
+            match state.store.apply_effects(state.now(), &[Effect::SpendLink { token: token.to_owned() }]).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => return Err(ResetRefused::Gone),
+                Err(e) => return Err(e.into()),
+            }
+            let key = crate::verification::new_id(state);
             let change = super::connector::AccountChange::SetPassword(password);
-            match super::connector::apply(connector, &customer, &link.id, change, state.now()).await {
+            let refused = match super::connector::apply(connector, &customer, &key, change, state.now()).await {
                 Ok(answer) => {
-                    tracing::info!(case_id = %case.id, connector = connector.kind(), %answer, "password set in the account system")
+                    tracing::info!(case_id = %case.id, connector = connector.kind(), %answer, "password set in the account system");
+                    None
                 }
                 Err(e) if e.retry => {
                     tracing::warn!(case_id = %case.id, error = %e.message, "the account system could not take the new password yet");
-                    return Err(ResetRefused::Busy);
+                    Some(ResetRefused::Busy)
                 }
-                Err(e) => return Err(ResetRefused::Refused(e.message)),
+                Err(e) => Some(ResetRefused::Refused(e.message)),
+            };
+            if let Some(refused) = refused {
+                let release = [Effect::ReleaseLink { token: token.to_owned() }];
+                if let Err(e) = state.store.apply_effects(state.now(), &release).await {
+                    tracing::error!(case_id = %case.id, error = %e, "a reset link could not be given back after a failed change");
+                }
+                return Err(refused);
             }
-            None
+            return finish_remote(state, &tenant, case, &customer).await;
         }
     };
     let actor = Actor::Customer { id: customer.id };
@@ -126,7 +145,7 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
         ];
         let (next, events) = apply_all(&case, commands, actor, state.now())?;
         let mut effects = vec![Effect::SpendLink { token: token.to_owned() }];
-        effects.extend(set.clone());
+        effects.push(set.clone());
         effects.push(Effect::RevokeSessions { customer: customer.id });
         effects.extend(recovery_notices(state, &tenant, &next, &customer, ActionKind::PasswordReset).await?);
         match crate::webhooks::commit(state, &next, &events, &actor, effects).await {
@@ -147,4 +166,43 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
         }
     }
     Err(ResetRefused::Busy)
+}
+
+/// After the tenant's account system took the new password (the link already spent): the case
+/// completes, sessions end, the notices go. The password is changed whatever happens here, so a
+/// failure to record it is logged for staff, not shown to the customer as "nothing changed".
+async fn finish_remote(
+    state: &AppState,
+    tenant: &regain_core::Tenant,
+    mut case: Case,
+    customer: &Customer,
+) -> Result<(), ResetRefused> {
+    let actor = Actor::Customer { id: customer.id };
+    for _ in 0..3 {
+        let detail = "new password set in the account system through the reset link; every session ended".to_owned();
+        let commands = vec![
+            CaseCommand::RecordAction {
+                action: ActionKind::PasswordReset,
+                outcome: ActionOutcome::Performed,
+                detail: Some(detail),
+            },
+            complete_command(state, &case).await?,
+        ];
+        let (next, events) = apply_all(&case, commands, actor, state.now())?;
+        let mut effects = vec![Effect::RevokeSessions { customer: customer.id }];
+        effects.extend(recovery_notices(state, tenant, &next, customer, ActionKind::PasswordReset).await?);
+        match crate::webhooks::commit(state, &next, &events, &actor, effects).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Conflict) => match state.store.case(case.tenant_id, case.id).await? {
+                Some(fresh) if fresh.state == CaseState::Executing => case = fresh,
+                _ => break,
+            },
+            Err(e) => {
+                tracing::error!(case_id = %case.id, error = %e, "the password changed in the account system; the case was not completed");
+                return Ok(());
+            }
+        }
+    }
+    tracing::error!(case_id = %case.id, "the password changed in the account system; the case was not completed");
+    Ok(())
 }

@@ -12,10 +12,11 @@ use super::actions::{perform, ActionError};
 use crate::state::AppState;
 
 /// How long a claimed action stays out of other workers' reach: longer than a whole batch can
-/// take, so no action of a slow batch is claimed twice while it runs.
+/// take (10 actions, each at most two connector calls of 10 s), so no action of a slow batch is
+/// claimed twice while it runs.
 pub const LEASE_SECONDS: i64 = 5 * 60;
 /// Actions claimed per round.
-pub const BATCH: u32 = 20;
+pub const BATCH: u32 = 10;
 
 pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     crate::periodic::spawn_every(state.config.action_interval_ms, state, |state| async move {

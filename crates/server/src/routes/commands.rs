@@ -185,7 +185,24 @@ pub async fn run_command(
         return case_detail(state, &case).await;
     }
     // An action queued on entering `executing` is written with the case (issue 6).
-    let effects = crate::recovery::effects_of(state, &next, &events).await?;
+    let mut effects = crate::recovery::effects_of(state, &next, &events).await?;
+    // A recovery staff carried out by hand (one Regain does not perform, or whose action
+    // failed) is told to every registered address like the others (SECURITY.md P3). One whose
+    // action Regain did has told them already, or changed nothing (a reset link never used).
+    if name == "complete" {
+        if let Some(customer_id) = next.customer_id {
+            let actions = state.store.case_actions(tenant, next.id).await?;
+            if !actions.iter().any(|a| a.state == "done") {
+                let tenant_record = state.store.tenant(tenant).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+                if let Some(customer) = state.store.customer(tenant, customer_id).await? {
+                    let action = regain_core::action::ActionKind::for_case(next.kind);
+                    effects.extend(
+                        crate::recovery::recovery_notices(state, &tenant_record, &next, &customer, action).await?,
+                    );
+                }
+            }
+        }
+    }
     crate::webhooks::commit(state, &next, &events, &principal.actor, effects).await?;
     tracing::info!(case_id = %next.id, command = name, from = %case.state, to = %next.state, "case command");
     case_detail(state, &next).await

@@ -369,3 +369,48 @@ async fn event_webhooks_are_signed_retried_and_logged() {
     let bad = app.get(&d.key, "/api/v1/webhooks/deliveries?case_id=nope").await;
     crate::support::expect_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
 }
+
+/// Through a connector the reset link is spent before the call: a submission while the account
+/// system is down gets "try again" and the link back; two submissions at once reach the peer once.
+#[tokio::test]
+async fn a_reset_through_scim_survives_the_peer_being_down_and_double_submits() {
+    let peer = ScimPeer::start().await;
+    let port = peer.port;
+    let jane = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "jane", "active": true});
+    peer.call(reqwest::Method::POST, "/Users", Some(jane.clone())).await;
+    let app = app_with(ConnectorConfig::Scim { url: peer.url.clone(), token: Some(SCIM_TOKEN.into()) }).await;
+    let d = desk(&app).await;
+    let id = d.executed(&app, "password_reset").await;
+    assert_eq!(app.perform_actions().await, 1);
+    let before = app.sent().len();
+    app.deliver().await;
+    let body = app.sent()[before].body.clone();
+    let token: String = body[body.find("/reset/").expect("link") + 7..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let submit = || {
+        app.client
+            .post(format!("{}/reset/{token}", app.base))
+            .form(&[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)])
+            .send()
+    };
+
+    drop(peer);
+    let down = submit().await.expect("post");
+    assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(d.case(&app, &id).await["state"], "executing");
+    let page = app.client.get(format!("{}/reset/{token}", app.base)).send().await.expect("get");
+    assert_eq!(page.status(), StatusCode::OK, "the link was given back");
+
+    let peer = ScimPeer::start_on(port).await;
+    let user = peer.call(reqwest::Method::POST, "/Users", Some(jane)).await;
+    let version = user["meta"]["version"].clone();
+    let (a, b) = tokio::join!(submit(), submit());
+    let mut statuses = [a.expect("post").status(), b.expect("post").status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::GONE], "one of two at once");
+    assert_eq!(d.case(&app, &id).await["state"], "resolved");
+    let seen = peer.call(reqwest::Method::GET, &format!("/Users/{}", user["id"].as_str().expect("id")), None).await;
+    assert_ne!(seen["meta"]["version"], version, "the peer took the password: {seen}");
+}

@@ -538,6 +538,10 @@ async fn a_lockdown_freezes_the_account_and_holds_every_other_recovery() {
     let d = Desk { agent: d.key.clone(), ..d };
     let me = app.customer_session("jane", "an initial password").await;
 
+    // A reset link is out, not used yet.
+    let pending_reset = d.decided(&app, "password_reset").await;
+    let pending_link = reset_link(&app, &d, &pending_reset).await;
+
     // A contact change is done by hand and cools off for a day: the customer's other
     // recoveries wait.
     let change = d.decided(&app, "contact_change").await;
@@ -548,6 +552,12 @@ async fn a_lockdown_freezes_the_account_and_holds_every_other_recovery() {
     let cooling =
         app.post_ok(&supervisor, &path(&change, "complete"), json!({"cooling_off_hours": 24}), StatusCode::OK).await;
     assert_eq!(cooling["state"], "cooling_off");
+    // Done by hand, it is told to every registered address all the same (P3).
+    let before = app.sent().len();
+    app.deliver().await;
+    let told =
+        app.sent().into_iter().skip(before).filter(|m| m.body.contains("Your contact details were changed")).count();
+    assert_eq!(told, 2, "email and phone");
     let reset = d.verified(&app, "password_reset", &["email-0"]).await;
     let held = app.post(&d.agent, &path(&reset, "decide"), json!({"approve": true, "reason": "code"})).await;
     let held = expect_problem(held, StatusCode::CONFLICT, "recovery-cooling-off").await;
@@ -577,6 +587,13 @@ async fn a_lockdown_freezes_the_account_and_holds_every_other_recovery() {
     assert_eq!(case["customer"]["recovery_codes_remaining"], 0, "{case}");
     expect_problem(app.get(&me, "/api/v1/directory/acme/me").await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     assert_eq!(login(&app, "an initial password", None).await.status(), StatusCode::UNAUTHORIZED, "frozen");
+
+    // The reset link sent before the lockdown no longer works.
+    let page = app.client.get(format!("{}/reset/{pending_link}", app.base)).send().await.expect("get");
+    assert_eq!(page.status(), StatusCode::GONE);
+    let (status, _, _) =
+        form(&app, &format!("/reset/{pending_link}"), &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+    assert_eq!(status, StatusCode::GONE);
 
     // Nothing else proceeds for the customer now, whoever asks.
     let unlock = d.verified(&app, "account_unlock", &["email-0"]).await;
