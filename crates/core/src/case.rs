@@ -295,6 +295,9 @@ pub enum CaseCommand {
     Observe {
         tells: Vec<Observation>,
     },
+    /// Perform the case's action again (a reset link that expired unused, an action that
+    /// failed and whose cause was fixed): staff ask, Regain does it.
+    RetryAction,
     /// A step of the case's action, recorded by Regain (the action worker) or by the customer
     /// (the reset page), never by staff: what the account went through is not typed in.
     RecordAction {
@@ -306,7 +309,7 @@ pub enum CaseCommand {
 }
 
 /// Every command's name, as [`CaseCommand::name`] gives it.
-pub const COMMAND_NAMES: [&str; 19] = [
+pub const COMMAND_NAMES: [&str; 20] = [
     "assign",
     "escalate",
     "change_channel",
@@ -326,6 +329,7 @@ pub const COMMAND_NAMES: [&str; 19] = [
     "assess_risk",
     "observe",
     "record_action",
+    "retry_action",
 ];
 
 impl CaseCommand {
@@ -350,6 +354,7 @@ impl CaseCommand {
             Self::AssessRisk { .. } => "assess_risk",
             Self::Observe { .. } => "observe",
             Self::RecordAction { .. } => "record_action",
+            Self::RetryAction => "retry_action",
         }
     }
 }
@@ -557,8 +562,10 @@ pub fn apply(
     }
     check_worker(case, &command, actor)?;
     // A critical risk stops every step toward an action, whoever takes it (issue 5).
-    let toward_action =
-        matches!(command, C::Decide { approve: true, .. } | C::RequestApproval { .. } | C::Approve { .. } | C::Execute);
+    let toward_action = matches!(
+        command,
+        C::Decide { approve: true, .. } | C::RequestApproval { .. } | C::Approve { .. } | C::Execute | C::RetryAction
+    );
     if toward_action && case.risk_route().hold {
         return Err(CaseError::RiskHold { score: case.risk.as_ref().map_or(0, |r| r.score) });
     }
@@ -720,6 +727,13 @@ pub fn apply(
                 next.observed.extend(new_tells.iter().copied());
                 events.push(CaseEvent::Observed { tells: new_tells });
             }
+        }
+        (S::Executing, C::RetryAction) => {
+            let action = ActionKind::for_case(case.kind);
+            if !action.is_automated() || case.customer_id.is_none() {
+                return Err(wrong_state());
+            }
+            events.push(CaseEvent::Action { action, outcome: ActionOutcome::Queued, detail: Some("again".into()) });
         }
         (S::Executing, C::RecordAction { action, outcome, detail }) => {
             let by_regain = match actor {

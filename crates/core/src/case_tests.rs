@@ -63,6 +63,7 @@ fn every_command() -> Vec<CaseCommand> {
             policy_version: None,
         },
         CaseCommand::Observe { tells: vec![crate::risk::Observation::Urgency] },
+        CaseCommand::RetryAction,
         CaseCommand::RecordAction {
             action: crate::action::ActionKind::PasswordReset,
             outcome: crate::action::ActionOutcome::LinkSent,
@@ -90,6 +91,7 @@ fn expected(state: CaseState, command: &str) -> Option<CaseState> {
         (S::AwaitingApproval, "deny") => Some(S::Rejected),
         (S::Decided, "execute") => Some(S::Executing),
         (S::Executing, "complete") => Some(S::Resolved),
+        (S::Executing, "retry_action") => Some(S::Executing),
         (S::CoolingOff, "release") => Some(S::Resolved),
         (S::CoolingOff, "repudiate") => Some(S::Cancelled),
         (s, "cancel" | "expire") if s.is_before_execution() => {

@@ -90,6 +90,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(commands::approve))
         .routes(routes!(commands::deny))
         .routes(routes!(commands::execute))
+        .routes(routes!(commands::retry_action))
         .routes(routes!(commands::complete))
         .routes(routes!(commands::release))
         .routes(routes!(commands::repudiate))

@@ -94,6 +94,7 @@ pub async fn run_command(
             | CaseCommand::RequestApproval { .. }
             | CaseCommand::Approve { .. }
             | CaseCommand::Execute
+            | CaseCommand::RetryAction
     );
     if toward_action {
         case = crate::risk::assess_and_record(state, case).await?;
@@ -144,7 +145,10 @@ pub async fn run_command(
         // Going ahead needs the tenant's assurance policy satisfied, and no hold (issue 4).
         CaseCommand::Decide { approve: true, .. } => crate::verification::require_verified(state, &case).await?,
         // A hold stops every step toward an action, whoever takes it (SECURITY.md T7).
-        CaseCommand::RequestApproval { .. } | CaseCommand::Approve { .. } | CaseCommand::Execute => {
+        CaseCommand::RequestApproval { .. }
+        | CaseCommand::Approve { .. }
+        | CaseCommand::Execute
+        | CaseCommand::RetryAction => {
             if let Some(customer) = case.customer_id {
                 crate::verification::refuse_if_held(state, tenant, customer).await?;
             }
@@ -158,7 +162,7 @@ pub async fn run_command(
     // While Regain is still performing the case's action, staff do not complete it by hand:
     // the action would run on a closed case. Once it is done (a reset link out, waiting for
     // the customer) or has failed, they may.
-    if matches!(command, CaseCommand::Complete { .. }) {
+    if matches!(command, CaseCommand::Complete { .. } | CaseCommand::RetryAction) {
         let actions = state.store.case_actions(tenant, case.id).await?;
         if let Some(pending) = actions.iter().find(|a| a.state == "pending") {
             return Err(ApiError::Conflict {
@@ -331,6 +335,13 @@ command_route!(
     CasesWork,
     "Start executing the recovery (refused while approval is required).",
     CaseCommand::Execute
+);
+command_route!(
+    retry_action,
+    "/api/v1/cases/{id}/retry-action",
+    CasesWork,
+    "Have Regain perform the case's action again: a new reset link when the last one expired unused, or an action that failed once its cause is fixed.",
+    CaseCommand::RetryAction
 );
 command_route!(
     complete,

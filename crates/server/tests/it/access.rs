@@ -86,6 +86,8 @@ fn matrix() -> Vec<Route> {
         route(Method::POST, "/api/v1/cases/{case}/deny", reason(), SUPERVISOR | ANALYST),
         route(Method::POST, "/api/v1/cases/{case}/execute", None, CASE_WORKERS),
         route(Method::POST, "/api/v1/cases/{case}/complete", Some(json!({})), CASE_WORKERS),
+        route(Method::POST, "/api/v1/cases/{case}/retry-action", None, CASE_WORKERS),
+        route(Method::GET, "/api/v1/webhooks/deliveries", None, TENANT_ROLES),
         route(Method::POST, "/api/v1/cases/{case}/release", None, CASE_WORKERS),
         route(Method::POST, "/api/v1/cases/{case}/repudiate", reason(), CASE_WORKERS),
         route(Method::POST, "/api/v1/cases/{case}/cancel", reason(), CASE_WORKERS),

@@ -272,10 +272,36 @@ async fn a_reset_never_bypasses_the_second_factor_and_links_expire() {
         form(&app, &format!("/reset/{token}"), &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
     assert_eq!(status, StatusCode::GONE);
 
-    // A new case, a new link, used in time: the new password still needs the code.
+    // The agent has Regain send a new link (the old one stays dead); used in time, the new
+    // password still needs the code.
     let d = Desk { agent: d.key.clone(), ..d };
-    let id = d.decided(&app, "password_reset").await;
-    let token = reset_link(&app, &d, &id).await;
+    let again = app.post_ok(&d.agent, &path(&id, "retry-action"), json!({}), StatusCode::OK).await;
+    assert_eq!(again["actions"].as_array().map(Vec::len), Some(2), "{again}");
+    expect_problem(
+        app.post(&d.agent, &path(&id, "retry-action"), json!({})).await,
+        StatusCode::CONFLICT,
+        "action-pending",
+    )
+    .await;
+    assert_eq!(app.perform_actions().await, 1);
+    let before = app.sent().len();
+    app.deliver().await;
+    let fresh = app.sent().into_iter().skip(before).find(|m| m.body.contains("/reset/")).expect("a new link");
+    let token = link_token(&fresh.body, "reset");
+    let old = app
+        .client
+        .get(format!(
+            "{}/reset/{}",
+            app.base,
+            link_token(
+                &app.sent()[..before].iter().rev().find(|m| m.body.contains("/reset/")).expect("old").body,
+                "reset"
+            )
+        ))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(old.status(), StatusCode::GONE);
     let (status, cookie, _) =
         form(&app, &format!("/reset/{token}"), &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
     assert_eq!((status, cookie), (StatusCode::OK, false));
