@@ -1262,8 +1262,8 @@ macro_rules! impl_sql_store {
                 async fn finish_webhook(&self, id: &str, result: &WebhookResult, now: Timestamp) -> StoreResult<()> {
                     self.x_finish_webhook(id, result, now).await
                 }
-                async fn webhook_deliveries(&self, tenant: TenantId, case: Option<CaseId>, before: Option<Timestamp>, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
-                    self.x_webhook_deliveries(tenant, case, before, limit).await
+                async fn webhook_deliveries(&self, tenant: TenantId, case: Option<CaseId>, cursor: Option<&str>, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
+                    self.x_webhook_deliveries(tenant, case, cursor, limit).await
                 }
 
                 async fn case(&self, tenant: TenantId, id: CaseId) -> StoreResult<Option<Case>> {

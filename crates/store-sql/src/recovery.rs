@@ -454,17 +454,19 @@ macro_rules! impl_sql_recovery {
                 &self,
                 tenant: TenantId,
                 case: Option<CaseId>,
-                before: Option<Timestamp>,
+                cursor: Option<&str>,
                 limit: u32,
             ) -> StoreResult<Vec<WebhookDelivery>> {
                 let rows: Vec<$crate::recovery::WebhookRow> = sqlx::query_as(&format!(
                     "SELECT {} FROM webhook_deliveries WHERE tenant_id = $1 AND ($2 IS NULL OR case_id = $2) \
-                     AND created_at < $3 ORDER BY created_at DESC, id DESC LIMIT $4",
+                     AND ($3 IS NULL OR created_at < (SELECT created_at FROM webhook_deliveries WHERE id = $3) \
+                          OR (created_at = (SELECT created_at FROM webhook_deliveries WHERE id = $3) AND id < $3)) \
+                     ORDER BY created_at DESC, id DESC LIMIT $4",
                     $crate::recovery::WEBHOOK_COLUMNS
                 ))
                 .bind(tenant.to_string())
                 .bind(case.map(|c| c.to_string()))
-                .bind(before.map_or(i64::MAX, micros))
+                .bind(cursor)
                 .bind(i64::from(limit))
                 .fetch_all(self.read_pool())
                 .await

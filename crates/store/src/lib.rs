@@ -446,13 +446,13 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<WebhookDelivery>>;
     async fn finish_webhook(&self, id: &str, result: &WebhookResult, now: Timestamp) -> StoreResult<()>;
-    /// The tenant's delivery log, newest first: up to `limit` created before `before`, of one
-    /// case if given.
+    /// The tenant's delivery log, newest first (ties by id): up to `limit` after the delivery
+    /// `cursor` (the previous page's last), of one case if given.
     async fn webhook_deliveries(
         &self,
         tenant: TenantId,
         case: Option<CaseId>,
-        before: Option<Timestamp>,
+        cursor: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<WebhookDelivery>>;
     /// The link `token` opens, used or not.

@@ -19,8 +19,8 @@ use crate::state::AppState;
 pub struct DeliveriesQuery {
     /// Only this case's events.
     pub case_id: Option<String>,
-    /// Deliveries created before this time (the previous page's last `created_at`).
-    pub before: Option<DateTime<Utc>>,
+    /// The previous page's last `id`: the page after it.
+    pub cursor: Option<String>,
     /// At most this many, 1 to 200 (50 by default).
     pub limit: Option<u32>,
 }
@@ -48,7 +48,8 @@ pub struct DeliveryView {
     pub payload: serde_json::Value,
 }
 
-/// The tenant's webhook deliveries, newest first.
+/// The tenant's webhook deliveries, newest first; pass the last `id` back as `cursor` for the
+/// next page.
 #[utoipa::path(get, path = "/api/v1/webhooks/deliveries", tag = "webhooks", params(DeliveriesQuery),
     security(("bearer" = []), ("cookie" = [])), responses(
     (status = 200, body = [DeliveryView]),
@@ -65,7 +66,13 @@ pub async fn deliveries(
     if !(1..=200).contains(&limit) {
         return Err(regain_core::ValidationError::new("limit", "must be between 1 and 200").into());
     }
-    let rows = state.store.webhook_deliveries(tenant, case, q.before, limit).await?;
+    let cursor = q.cursor.as_deref().map(str::trim);
+    if cursor.is_some_and(|c| {
+        !(c.starts_with("msg_") && c.len() <= 64 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+    }) {
+        return Err(regain_core::ValidationError::new("cursor", "must be a delivery id from an earlier page").into());
+    }
+    let rows = state.store.webhook_deliveries(tenant, case, cursor, limit).await?;
     Ok(Json(
         rows.into_iter()
             .map(|d| DeliveryView {
