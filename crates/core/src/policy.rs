@@ -371,6 +371,20 @@ impl AssurancePolicy {
         self.kinds.get(kind)
     }
 
+    /// How long a completed recovery of `kind` cools off ("this wasn't me" from an old contact
+    /// cancels it; SECURITY.md G5): the rule's hours, twice that at a medium risk band, and at
+    /// high or critical twice that and at least a day — a high-risk recovery always cools off.
+    pub fn cooling_off_hours(&self, kind: CaseKind, band: Option<crate::risk::RiskBand>) -> u32 {
+        use crate::risk::RiskBand;
+        let floor = self.rule(kind).cooling_off_hours;
+        let hours = match band {
+            None | Some(RiskBand::Low) => floor,
+            Some(RiskBand::Medium) => floor.saturating_mul(2),
+            Some(RiskBand::High | RiskBand::Critical) => floor.saturating_mul(2).max(24),
+        };
+        hours.min(crate::case::COOLING_OFF_HOURS_MAX)
+    }
+
     /// The same policy with `kind`'s rule [stepped up](KindRule::stepped_up).
     pub fn with_step_up(&self, kind: CaseKind) -> Self {
         let mut policy = self.clone();

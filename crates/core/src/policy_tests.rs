@@ -449,3 +449,18 @@ fn methods_read_and_write_by_name() {
     let sorted: Vec<Method> = set(&[Knowledge, Document, Sms, Email]).into_iter().collect();
     assert_eq!(sorted, vec![Email, Sms, Document, Knowledge]);
 }
+
+#[test]
+fn cooling_off_grows_with_the_risk_band() {
+    use crate::risk::RiskBand;
+    let policy = AssurancePolicy::default();
+    let hours = |kind, band| policy.cooling_off_hours(kind, band);
+    // The contact change waits a day by default; a password reset does not, unless the risk is high.
+    assert_eq!(hours(CaseKind::ContactChange, None), 24);
+    assert_eq!(hours(CaseKind::ContactChange, Some(RiskBand::Low)), 24);
+    assert_eq!(hours(CaseKind::ContactChange, Some(RiskBand::Medium)), 48);
+    assert_eq!(hours(CaseKind::ContactChange, Some(RiskBand::High)), 48);
+    assert_eq!(hours(CaseKind::PasswordReset, Some(RiskBand::Medium)), 0);
+    assert_eq!(hours(CaseKind::PasswordReset, Some(RiskBand::High)), 24);
+    assert_eq!(hours(CaseKind::PasswordReset, Some(RiskBand::Critical)), 24);
+}

@@ -121,10 +121,11 @@ pub async fn refuse_if_blocked(state: &AppState, case: &Case) -> ApiResult<()> {
     Ok(())
 }
 
-/// `Complete` with the policy's cooling-off for the case's kind.
+/// `Complete` with the policy's cooling-off for the case's kind and risk band.
 pub(crate) async fn complete_command(state: &AppState, case: &Case) -> ApiResult<CaseCommand> {
     let (policy, _) = crate::verification::tenant_policy(state, case.tenant_id).await?;
-    Ok(CaseCommand::Complete { cooling_off_hours: Some(policy.rule(case.kind).cooling_off_hours) })
+    let band = case.risk.as_ref().map(|r| r.band);
+    Ok(CaseCommand::Complete { cooling_off_hours: Some(policy.cooling_off_hours(case.kind, band)) })
 }
 
 /// Where a message goes: `email` or `sms`, the address, and its masked form.

@@ -174,11 +174,12 @@ pub async fn run_command(
             });
         }
     }
-    // The policy's cooling-off for the kind is a minimum the caller can lengthen, not shorten.
+    // The policy's cooling-off for the kind (longer by risk band) is a minimum the caller can
+    // lengthen, not shorten.
     let command = match command {
         CaseCommand::Complete { cooling_off_hours } => {
             let (policy, _) = crate::verification::tenant_policy(state, tenant).await?;
-            let floor = policy.rule(case.kind).cooling_off_hours;
+            let floor = policy.cooling_off_hours(case.kind, case.risk.as_ref().map(|r| r.band));
             CaseCommand::Complete { cooling_off_hours: Some(cooling_off_hours.unwrap_or(0).max(floor)) }
         }
         other => other,
