@@ -313,10 +313,29 @@ async fn the_webhook_connector_sends_a_signed_request_and_records_the_answer() {
     assert_eq!(body["data"]["external_id"], "crm-jane");
 }
 
+/// A PostgreSQL app with this configuration (for the SQL that differs: `SKIP LOCKED` claims).
+async fn postgres_with_config(config: ServerConfig) -> TestApp {
+    let mut pg = regain_store_postgres::PostgresConfig::new(&crate::support::fresh_postgres_database().await);
+    pg.acquire_timeout_ms = 1_000;
+    let store = regain_store_postgres::PostgresStore::connect(&pg).await.expect("postgres");
+    store.migrate().await.expect("migrate");
+    regain_store::conformance::unlock(&store).await;
+    TestApp::start(Arc::new(store), None, config).await
+}
+
+#[tokio::test]
+async fn event_webhooks_are_signed_retried_and_logged_on_sqlite() {
+    event_webhooks_are_signed_retried_and_logged(false).await;
+}
+
+#[tokio::test]
+async fn event_webhooks_are_signed_retried_and_logged_on_postgres() {
+    event_webhooks_are_signed_retried_and_logged(true).await;
+}
+
 /// Event webhooks: each case event the tenant's CRM asked for arrives signed, once per event
 /// (the same `webhook-id` on a retry), and the delivery log says what happened.
-#[tokio::test]
-async fn event_webhooks_are_signed_retried_and_logged() {
+async fn event_webhooks_are_signed_retried_and_logged(postgres: bool) {
     use regain_server::webhooks::WebhookEndpoint;
 
     let secret = WebhookSecret::from_bytes((7u8..39).collect()).expect("secret");
@@ -324,7 +343,7 @@ async fn event_webhooks_are_signed_retried_and_logged() {
     let url = tenant_endpoint(secret.clone(), received.clone()).await;
     let endpoint = WebhookEndpoint { url, secret, events: None };
     let config = ServerConfig { webhooks: BTreeMap::from([("acme".to_owned(), endpoint)]), ..ServerConfig::default() };
-    let app = app_with_config(config).await;
+    let app = if postgres { postgres_with_config(config).await } else { app_with_config(config).await };
     let d = desk(&app).await;
     let id = d.executed(&app, "account_unlock").await;
     assert_eq!(app.perform_actions().await, 1);
@@ -390,12 +409,24 @@ async fn event_webhooks_are_signed_retried_and_logged() {
 /// Through a connector the reset link is spent before the call: a submission while the account
 /// system is down gets "try again" and the link back; two submissions at once reach the peer once.
 #[tokio::test]
-async fn a_reset_through_scim_survives_the_peer_being_down_and_double_submits() {
+async fn a_reset_through_scim_survives_the_peer_being_down_and_double_submits_on_sqlite() {
+    a_reset_through_scim_survives_the_peer_being_down_and_double_submits(false).await;
+}
+
+#[tokio::test]
+async fn a_reset_through_scim_survives_the_peer_being_down_and_double_submits_on_postgres() {
+    a_reset_through_scim_survives_the_peer_being_down_and_double_submits(true).await;
+}
+
+async fn a_reset_through_scim_survives_the_peer_being_down_and_double_submits(postgres: bool) {
     let peer = ScimPeer::start().await;
     let port = peer.port;
     let jane = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "jane", "active": true});
     peer.call(reqwest::Method::POST, "/Users", Some(jane.clone())).await;
-    let app = app_with(ConnectorConfig::Scim { url: peer.url.clone(), token: Some(SCIM_TOKEN.into()) }).await;
+    let connector = ConnectorConfig::Scim { url: peer.url.clone(), token: Some(SCIM_TOKEN.into()) };
+    let config =
+        ServerConfig { connectors: BTreeMap::from([("acme".to_owned(), connector)]), ..ServerConfig::default() };
+    let app = if postgres { postgres_with_config(config).await } else { app_with_config(config).await };
     let d = desk(&app).await;
     let id = d.executed(&app, "password_reset").await;
     assert_eq!(app.perform_actions().await, 1);
