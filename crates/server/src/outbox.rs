@@ -64,11 +64,7 @@ async fn send_one(transports: &Arc<Transports>, m: &OutboxMessage, state: &AppSt
             DeliveryResult::Dead { error }
         }
         Err(SendError::Retryable(error)) => {
-            let mut jitter = [0u8; 4];
-            state.entropy.fill(&mut jitter);
-            let jitter = f64::from(u32::from_le_bytes(jitter)) / (f64::from(u32::MAX) + 1.0);
-            let wait = regain_delivery::backoff(attempt, jitter);
-            let at = state.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+            let (at, wait) = crate::periodic::retry_after(state, attempt);
             tracing::warn!(message_id = %m.id, channel = %m.channel, %error, attempt, retry_in_s = wait.as_secs(), "message will be retried");
             DeliveryResult::Retry { at, error }
         }

@@ -216,11 +216,7 @@ fn retry(state: &AppState, attempt: u32, status: Option<u16>, error: String) -> 
         tracing::error!(%error, attempt, "webhook given up");
         return WebhookResult::Dead { status, error };
     }
-    let mut bytes = [0u8; 4];
-    state.entropy.fill(&mut bytes);
-    let jitter = f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0);
-    let wait = regain_delivery::backoff(attempt, jitter);
-    let at = state.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+    let (at, wait) = crate::periodic::retry_after(state, attempt);
     tracing::warn!(%error, attempt, retry_in_s = wait.as_secs(), "webhook will be retried");
     WebhookResult::Retry { at, status, error }
 }

@@ -10,7 +10,7 @@ use regain_core::{Actor, Case, CaseEvent, CaseState, Customer, CustomerStatus, T
 use regain_store::{ClaimedAction, Effect, LinkPurpose, StoreError};
 
 use super::connector::{AccountChange, ConnectorConfig};
-use super::{apply_all, complete_command, link_message, recovery_notices, Destination, CONNECTOR_BUILTIN};
+use super::{apply_all, link_message, Destination, CONNECTOR_BUILTIN};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -312,11 +312,7 @@ async fn finish(
     customer: &Customer,
     action: ActionKind,
     detail: String,
-    mut effects: Vec<Effect>,
+    effects: Vec<Effect>,
 ) -> Result<Step, ActionError> {
-    let complete = complete_command(state, case).await?;
-    let commands = vec![record(action, ActionOutcome::Performed, detail), complete];
-    let (next, events) = apply_all(case, commands, Actor::System, state.now())?;
-    effects.extend(recovery_notices(state, tenant, &next, customer, action).await?);
-    Ok((next, events, effects))
+    Ok(super::performed(state, tenant, case, customer, action, detail, Actor::System, effects).await?)
 }

@@ -121,6 +121,29 @@ pub async fn refuse_if_blocked(state: &AppState, case: &Case) -> ApiResult<()> {
     Ok(())
 }
 
+/// The change that closes a case whose action was performed, as `actor`: the step recorded
+/// with `detail`, the case completed (cooling-off by kind and band), and every registered
+/// address told, after `effects`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn performed(
+    state: &AppState,
+    tenant: &Tenant,
+    case: &Case,
+    customer: &Customer,
+    action: ActionKind,
+    detail: String,
+    actor: Actor,
+    mut effects: Vec<Effect>,
+) -> ApiResult<(Case, Vec<CaseEvent>, Vec<Effect>)> {
+    let commands = vec![
+        CaseCommand::RecordAction { action, outcome: ActionOutcome::Performed, detail: Some(detail) },
+        complete_command(state, case).await?,
+    ];
+    let (next, events) = apply_all(case, commands, actor, state.now())?;
+    effects.extend(recovery_notices(state, tenant, &next, customer, action).await?);
+    Ok((next, events, effects))
+}
+
 /// `Complete` with the policy's cooling-off for the case's kind and risk band.
 pub(crate) async fn complete_command(state: &AppState, case: &Case) -> ApiResult<CaseCommand> {
     let (policy, _) = crate::verification::tenant_policy(state, case.tenant_id).await?;

@@ -5,14 +5,13 @@
 //! session is made: the customer signs in with the new password, and an enrolled second factor
 //! is still asked for then.
 
-use regain_core::action::{ActionKind, ActionOutcome};
-use regain_core::case::CaseCommand;
+use regain_core::action::ActionKind;
 use regain_core::password::{self, PasswordRules, Refusal};
 use regain_core::{Actor, Case, CaseState, Customer, Tenant};
 use regain_hashing::HashError;
 use regain_store::{CustomerLink, Effect, LinkPurpose, StoreError};
 
-use super::{apply_all, complete_command, recovery_notices};
+use super::performed;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -135,19 +134,13 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
     let actor = Actor::Customer { id: customer.id };
     for _ in 0..3 {
         let detail = "new password set through the reset link; every session ended".to_owned();
-        let commands = vec![
-            CaseCommand::RecordAction {
-                action: ActionKind::PasswordReset,
-                outcome: ActionOutcome::Performed,
-                detail: Some(detail),
-            },
-            complete_command(state, &case).await?,
+        let effects = vec![
+            Effect::SpendLink { token: token.to_owned() },
+            set.clone(),
+            Effect::RevokeSessions { customer: customer.id },
         ];
-        let (next, events) = apply_all(&case, commands, actor, state.now())?;
-        let mut effects = vec![Effect::SpendLink { token: token.to_owned() }];
-        effects.push(set.clone());
-        effects.push(Effect::RevokeSessions { customer: customer.id });
-        effects.extend(recovery_notices(state, &tenant, &next, &customer, ActionKind::PasswordReset).await?);
+        let (next, events, effects) =
+            performed(state, &tenant, &case, &customer, ActionKind::PasswordReset, detail, actor, effects).await?;
         match crate::webhooks::commit(state, &next, &events, &actor, effects).await {
             Ok(()) => {
                 tracing::info!(case_id = %case.id, customer_id = %customer.id, "password reset completed");
@@ -180,17 +173,9 @@ async fn finish_remote(
     let actor = Actor::Customer { id: customer.id };
     for _ in 0..3 {
         let detail = "new password set in the account system through the reset link; every session ended".to_owned();
-        let commands = vec![
-            CaseCommand::RecordAction {
-                action: ActionKind::PasswordReset,
-                outcome: ActionOutcome::Performed,
-                detail: Some(detail),
-            },
-            complete_command(state, &case).await?,
-        ];
-        let (next, events) = apply_all(&case, commands, actor, state.now())?;
-        let mut effects = vec![Effect::RevokeSessions { customer: customer.id }];
-        effects.extend(recovery_notices(state, tenant, &next, customer, ActionKind::PasswordReset).await?);
+        let effects = vec![Effect::RevokeSessions { customer: customer.id }];
+        let (next, events, effects) =
+            performed(state, tenant, &case, customer, ActionKind::PasswordReset, detail, actor, effects).await?;
         match crate::webhooks::commit(state, &next, &events, &actor, effects).await {
             Ok(()) => return Ok(()),
             Err(StoreError::Conflict) => match state.store.case(case.tenant_id, case.id).await? {

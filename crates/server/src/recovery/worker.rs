@@ -42,8 +42,7 @@ pub async fn perform_due(state: &AppState) -> Result<usize, StoreError> {
                 tracing::info!(action_id = %action.id, case_id = %action.case_id, action = %action.action, attempt, "action performed")
             }
             Err(ActionError::Retry(error)) if attempt < regain_delivery::ATTEMPTS_MAX => {
-                let wait = regain_delivery::backoff(attempt, jitter(state));
-                let at = state.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+                let (at, wait) = crate::periodic::retry_after(state, attempt);
                 tracing::warn!(action_id = %action.id, %error, attempt, retry_in_s = wait.as_secs(), "action will be retried");
                 state.store.retry_action(&action.id, at, &error).await?;
             }
@@ -54,12 +53,6 @@ pub async fn perform_due(state: &AppState) -> Result<usize, StoreError> {
         }
     }
     Ok(handled)
-}
-
-fn jitter(state: &AppState) -> f64 {
-    let mut bytes = [0u8; 4];
-    state.entropy.fill(&mut bytes);
-    f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
 }
 
 /// Marks the action failed and, while the case still waits on it, says so on its timeline
