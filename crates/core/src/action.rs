@@ -31,6 +31,14 @@ string_enum!(
         Performed = "performed",
         /// The connector refused it for good, or gave up after its retries.
         Failed = "failed",
+        /// A contact change: the code that proves the new contact went to it.
+        CodeSent = "code_sent",
+        /// A contact change: the code came back right; the new contact is proven.
+        Confirmed = "confirmed",
+        /// A contact change: the cooling-off ended and the new contact took effect.
+        Applied = "applied",
+        /// A lockdown: a recent change the security analyst selected was undone.
+        RolledBack = "rolled_back",
     }
 );
 
@@ -50,13 +58,17 @@ impl ActionKind {
     /// Whether Regain performs this action itself. The others are done by staff in the
     /// tenant's own systems, who then record `complete` on the case.
     pub fn is_automated(self) -> bool {
-        matches!(self, Self::PasswordReset | Self::UsernameReminder | Self::Unlock | Self::MfaReset | Self::Lockdown)
-    }
-
-    /// Whether the action finishes when the worker performs it (an unlock), or waits for the
-    /// customer (a reset link: the case completes when the new password is set).
-    pub fn completes_when_performed(self) -> bool {
-        !matches!(self, Self::PasswordReset)
+        // Every kind is, now that contact changes are (issue 6); the staff path stays for
+        // cases without an identified customer, which queue nothing.
+        matches!(
+            self,
+            Self::PasswordReset
+                | Self::UsernameReminder
+                | Self::Unlock
+                | Self::MfaReset
+                | Self::ContactChange
+                | Self::Lockdown
+        )
     }
 
     /// What happened, in words for the customer's notice ("Your password was changed").
@@ -66,7 +78,7 @@ impl ActionKind {
             Self::UsernameReminder => "Your username was sent to you",
             Self::Unlock => "Your account was unlocked",
             Self::MfaReset => "Your two-step sign-in was reset",
-            Self::ContactChange => "Your contact details were changed",
+            Self::ContactChange => "A change of your contact details was requested",
             Self::Lockdown => "Your account was locked down",
         }
     }
@@ -80,11 +92,5 @@ mod tests {
     fn every_case_kind_has_its_own_action() {
         let actions: std::collections::HashSet<_> = CaseKind::ALL.iter().map(|k| ActionKind::for_case(*k)).collect();
         assert_eq!(actions.len(), CaseKind::ALL.len());
-    }
-
-    #[test]
-    fn only_the_reset_waits_for_the_customer() {
-        let waiting: Vec<_> = ActionKind::ALL.iter().filter(|a| !a.completes_when_performed()).collect();
-        assert_eq!(waiting, [&ActionKind::PasswordReset]);
     }
 }

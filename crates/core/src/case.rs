@@ -306,10 +306,16 @@ pub enum CaseCommand {
         /// The masked destination of a link, or why the action failed. Never a secret.
         detail: Option<String>,
     },
+    /// Undo recent changes to a locked-down account (SECURITY.md L0): the security team
+    /// selects them on the compromised-account case while it is executing; each is described
+    /// (masked, never a secret) for the timeline. Regain makes the changes.
+    RollBack {
+        changes: Vec<String>,
+    },
 }
 
 /// Every command's name, as [`CaseCommand::name`] gives it.
-pub const COMMAND_NAMES: [&str; 20] = [
+pub const COMMAND_NAMES: [&str; 21] = [
     "assign",
     "escalate",
     "change_channel",
@@ -330,6 +336,7 @@ pub const COMMAND_NAMES: [&str; 20] = [
     "observe",
     "record_action",
     "retry_action",
+    "roll_back",
 ];
 
 impl CaseCommand {
@@ -355,6 +362,7 @@ impl CaseCommand {
             Self::Observe { .. } => "observe",
             Self::RecordAction { .. } => "record_action",
             Self::RetryAction => "retry_action",
+            Self::RollBack { .. } => "roll_back",
         }
     }
 }
@@ -465,6 +473,10 @@ impl CaseEvent {
                 ActionOutcome::LinkSent => "case.action_link_sent",
                 ActionOutcome::Performed => "case.action_performed",
                 ActionOutcome::Failed => "case.action_failed",
+                ActionOutcome::CodeSent => "case.action_code_sent",
+                ActionOutcome::Confirmed => "case.action_confirmed",
+                ActionOutcome::Applied => "case.action_applied",
+                ActionOutcome::RolledBack => "case.action_rolled_back",
             },
         }
     }
@@ -497,6 +509,8 @@ pub enum CaseError {
     RiskHold { score: u8 },
     #[error("only Regain records the steps of an action; staff execute the case and the action runs")]
     RegainOnly,
+    #[error("only a security analyst or a supervisor rolls back changes to a locked-down account")]
+    SecurityOnly,
     #[error(transparent)]
     Invalid(#[from] ValidationError),
 }
@@ -672,6 +686,14 @@ pub fn apply(
                 return Err(CaseError::StillCoolingOff { until });
             }
             transition(&mut next, &mut events, S::Resolved, None);
+            // A contact change takes effect only now (G5): the store applies it with this event.
+            if case.kind == CaseKind::ContactChange && case.customer_id.is_some() {
+                events.push(CaseEvent::Action {
+                    action: ActionKind::ContactChange,
+                    outcome: ActionOutcome::Applied,
+                    detail: None,
+                });
+            }
         }
         (S::CoolingOff, C::Repudiate { reason }) => {
             let reason = bounded_text("reason", &reason, 1, 2000)?;
@@ -746,6 +768,25 @@ pub fn apply(
             }
             let detail = detail.map(|d| bounded_text("detail", &d, 1, 500)).transpose()?;
             events.push(CaseEvent::Action { action, outcome, detail });
+        }
+        (S::Executing, C::RollBack { changes }) if case.kind == CaseKind::CompromisedAccount => {
+            let Actor::Staff { role, .. } = actor else {
+                return Err(CaseError::SecurityOnly);
+            };
+            if !matches!(role, Role::SecurityAnalyst | Role::Supervisor) {
+                return Err(CaseError::SecurityOnly);
+            }
+            if changes.is_empty() {
+                return Err(ValidationError::new("changes", "must name at least one change").into());
+            }
+            for change in changes {
+                let detail = bounded_text("changes", &change, 1, 500)?;
+                events.push(CaseEvent::Action {
+                    action: ActionKind::Lockdown,
+                    outcome: ActionOutcome::RolledBack,
+                    detail: Some(detail),
+                });
+            }
         }
         (state, C::Expire) if state.is_before_execution() => {
             if now < case.expires_at {

@@ -64,6 +64,7 @@ fn every_command() -> Vec<CaseCommand> {
         },
         CaseCommand::Observe { tells: vec![crate::risk::Observation::Urgency] },
         CaseCommand::RetryAction,
+        CaseCommand::RollBack { changes: vec!["email a***@example.com added".into()] },
         CaseCommand::RecordAction {
             action: crate::action::ActionKind::PasswordReset,
             outcome: crate::action::ActionOutcome::LinkSent,
@@ -310,4 +311,37 @@ fn command_names_are_listed_once_each() {
     given.sort_unstable();
     given.dedup();
     assert_eq!(listed, given);
+}
+
+#[test]
+fn a_contact_change_takes_effect_at_release_only() {
+    // SECURITY.md G5: the change is applied with the release, never before.
+    let case = case_in(CaseState::CoolingOff, CaseKind::ContactChange);
+    let early = apply(&case, CaseCommand::Release, supervisor(1), t0() + Duration::hours(1));
+    assert!(matches!(early, Err(CaseError::StillCoolingOff { .. })));
+    let (next, events) = apply(&case, CaseCommand::Release, Actor::System, t0() + Duration::hours(25)).unwrap();
+    assert_eq!(next.state, CaseState::Resolved);
+    assert!(events.iter().any(|e| e.name() == "case.action_applied"), "{events:?}");
+    let (_, repudiated) =
+        apply(&case, CaseCommand::Repudiate { reason: "not me".into() }, Actor::System, t0() + Duration::hours(1))
+            .unwrap();
+    assert!(!repudiated.iter().any(|e| e.name() == "case.action_applied"));
+}
+
+#[test]
+fn only_security_staff_roll_back_a_locked_down_account() {
+    // SECURITY.md L0: the analyst selects what is undone; an agent cannot.
+    let case = case_in(CaseState::Executing, CaseKind::CompromisedAccount);
+    let changes = vec!["email a***@example.com added 2026-11-30".to_owned(), "password changed".to_owned()];
+    let agent = Actor::Staff { id: StaffId::from_uuid(Uuid::from_u128(7)), role: Role::Agent };
+    let refused = apply(&case, CaseCommand::RollBack { changes: changes.clone() }, agent, t0());
+    assert!(matches!(refused, Err(CaseError::BeyondTier { .. } | CaseError::SecurityOnly)), "{refused:?}");
+    let analyst = Actor::Staff { id: StaffId::from_uuid(Uuid::from_u128(8)), role: Role::SecurityAnalyst };
+    let (next, events) = apply(&case, CaseCommand::RollBack { changes }, analyst, t0()).unwrap();
+    assert_eq!(next.state, CaseState::Executing);
+    assert_eq!(events.iter().filter(|e| e.name() == "case.action_rolled_back").count(), 2);
+    assert!(apply(&case, CaseCommand::RollBack { changes: Vec::new() }, analyst, t0()).is_err());
+    let reset = case_in(CaseState::Executing, CaseKind::PasswordReset);
+    let wrong = apply(&reset, CaseCommand::RollBack { changes: vec!["x".into()] }, analyst, t0());
+    assert!(matches!(wrong, Err(CaseError::WrongState { .. })));
 }

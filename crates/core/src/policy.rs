@@ -150,6 +150,77 @@ impl Default for FailureRules {
     }
 }
 
+string_enum!(
+    /// A second factor or recovery credential a recovery can remove.
+    Factor {
+        /// The authenticator app (TOTP).
+        Totp = "totp",
+        /// The saved one-time recovery codes.
+        RecoveryCodes = "recovery_codes",
+        /// Registered passkeys.
+        Passkeys = "passkeys",
+    }
+);
+ordered_by_declaration!(Factor);
+
+/// What the recovery actions do (issue 6): the factors an MFA reset removes, and how far back
+/// a lockdown's review of recent changes looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryRules {
+    /// Never empty: an MFA reset that removes nothing would send a re-enrollment link for
+    /// nothing.
+    pub mfa_reset_removes: BTreeSet<Factor>,
+    pub lockdown_review_days: u32,
+}
+
+impl Default for RecoveryRules {
+    fn default() -> Self {
+        Self { mfa_reset_removes: [Factor::Totp, Factor::RecoveryCodes].into(), lockdown_review_days: 30 }
+    }
+}
+
+impl RecoveryRules {
+    pub const LOCKDOWN_REVIEW_DAYS_MAX: u32 = 365;
+
+    fn from_value(value: &Value, path: &str) -> Result<Self, ValidationError> {
+        let defaults = Self::default();
+        let map = object(value, path)?;
+        known_fields(map, path, &["mfa_reset_removes", "lockdown_review_days"])?;
+        let mfa_reset_removes = match map.get("mfa_reset_removes") {
+            None => defaults.mfa_reset_removes,
+            Some(list) => {
+                let field = format!("{path}/mfa_reset_removes");
+                let items = list.as_array().ok_or_else(|| ValidationError::new(&field, "must be an array"))?;
+                let mut factors = BTreeSet::new();
+                for (i, item) in items.iter().enumerate() {
+                    let at = format!("{field}/{i}");
+                    let name = item.as_str().ok_or_else(|| ValidationError::new(&at, "must be a string"))?;
+                    factors.insert(Factor::parse(&at, name)?);
+                }
+                factors
+            }
+        };
+        Ok(Self {
+            mfa_reset_removes,
+            lockdown_review_days: number(map, path, "lockdown_review_days", defaults.lockdown_review_days)?,
+        })
+    }
+
+    fn to_value(&self) -> Value {
+        json!({
+            "mfa_reset_removes": self.mfa_reset_removes.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+            "lockdown_review_days": self.lockdown_review_days,
+        })
+    }
+
+    fn validate(&self) -> Result<(), ValidationError> {
+        if self.mfa_reset_removes.is_empty() {
+            return Err(ValidationError::new("mfa_reset_removes", "must name at least one factor"));
+        }
+        range("lockdown_review_days", self.lockdown_review_days, 1, Self::LOCKDOWN_REVIEW_DAYS_MAX)
+    }
+}
+
 /// One [`KindRule`] for every [`CaseKind`]: none can be missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KindRules {
@@ -221,6 +292,7 @@ pub struct AssurancePolicy {
     pub failures: FailureRules,
     /// How requests are scored and routed (issue 5): versioned with the rest of the policy.
     pub risk: RiskPolicy,
+    pub recovery: RecoveryRules,
 }
 
 /// The sensible default: see [`default_rule`] for the rules; contact points count after 7 days,
@@ -234,6 +306,7 @@ impl Default for AssurancePolicy {
             codes: CodeRules::default(),
             failures: FailureRules::default(),
             risk: RiskPolicy::default(),
+            recovery: RecoveryRules::default(),
         }
     }
 }
@@ -261,7 +334,11 @@ impl AssurancePolicy {
     pub fn from_value(value: &Value) -> Result<Self, ValidationError> {
         let defaults = Self::default();
         let map = object(value, "")?;
-        known_fields(map, "", &["kinds", "recent_contact_days", "sim_swap_hours", "codes", "failures", "risk"])?;
+        known_fields(
+            map,
+            "",
+            &["kinds", "recent_contact_days", "sim_swap_hours", "codes", "failures", "risk", "recovery"],
+        )?;
         let mut kinds = KindRules::default();
         if let Some(value) = map.get("kinds") {
             for (key, rule) in object(value, "kinds")? {
@@ -306,6 +383,10 @@ impl AssurancePolicy {
             None => defaults.risk,
             Some(value) => RiskPolicy::from_value(value, "risk")?,
         };
+        let recovery = match map.get("recovery") {
+            None => defaults.recovery,
+            Some(value) => RecoveryRules::from_value(value, "recovery")?,
+        };
         Self {
             kinds,
             recent_contact_days: number(map, "", "recent_contact_days", defaults.recent_contact_days)?,
@@ -313,6 +394,7 @@ impl AssurancePolicy {
             codes,
             failures,
             risk,
+            recovery,
         }
         .validate()
     }
@@ -341,6 +423,7 @@ impl AssurancePolicy {
                 "cooldown_minutes": self.failures.cooldown_minutes,
             },
             "risk": self.risk.to_value(),
+            "recovery": self.recovery.to_value(),
         })
     }
 
@@ -363,6 +446,7 @@ impl AssurancePolicy {
         for (kind, rule) in self.kinds.iter() {
             validate_rule(kind, rule).map_err(|e| e.within(&format!("kinds/{kind}")))?;
         }
+        self.recovery.validate().map_err(|e| e.within("recovery"))?;
         let risk = self.risk.clone().validate().map_err(|e| e.within("risk"))?;
         Ok(Self { risk, ..self })
     }

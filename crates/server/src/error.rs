@@ -183,7 +183,7 @@ impl From<CaseError> for ApiError {
             CaseError::WrongState { .. } => "wrong-state",
             CaseError::ApprovalRequired => "approval-required",
             CaseError::SelfApproval => "self-approval",
-            CaseError::ApproverRole | CaseError::RegainOnly => return Self::Forbidden,
+            CaseError::ApproverRole | CaseError::RegainOnly | CaseError::SecurityOnly => return Self::Forbidden,
             CaseError::StillCoolingOff { .. } => "cooling-off",
             CaseError::NotExpired { .. } => "not-expired",
             CaseError::NotAnEscalation { .. } => "not-an-escalation",

@@ -49,7 +49,7 @@ pub use state::AppState;
 use routes::{
     api_keys, audit as audit_routes, auth as auth_routes, cases, commands, customers, directory, factors, health,
     policy, risk as risk_routes, staff, templates, tenants, verification as verification_routes,
-    webhooks as webhook_routes,
+    recovery as recovery_routes, webhooks as webhook_routes,
 };
 
 /// Bodies the bulk import accepts; every other route takes `ServerConfig::body_max_bytes`.
@@ -95,6 +95,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(commands::release))
         .routes(routes!(commands::repudiate))
         .routes(routes!(commands::cancel))
+        .routes(routes!(recovery_routes::propose, recovery_routes::get))
+        .routes(routes!(recovery_routes::confirm))
+        .routes(routes!(recovery_routes::recent_changes))
+        .routes(routes!(recovery_routes::rollback))
         .routes(routes!(audit_routes::checkpoint))
         .routes(routes!(audit_routes::entry))
         .routes(routes!(audit_routes::inclusion))

@@ -1389,6 +1389,32 @@ macro_rules! impl_sql_store {
                 async fn customer_link(&self, token: &str) -> StoreResult<Option<CustomerLink>> {
                     self.x_customer_link(token).await
                 }
+                async fn contact_change(&self, tenant: TenantId, case: CaseId) -> StoreResult<Option<ContactChange>> {
+                    self.x_contact_change(tenant, case).await
+                }
+                async fn contact_change_value(&self, tenant: TenantId, id: &str) -> StoreResult<Option<String>> {
+                    self.x_contact_change_value(tenant, id).await
+                }
+                async fn applied_contact_changes(
+                    &self,
+                    tenant: TenantId,
+                    customer: CustomerId,
+                    since: Timestamp,
+                ) -> StoreResult<Vec<ContactChange>> {
+                    self.x_applied_contact_changes(tenant, customer, since).await
+                }
+                async fn confirm_contact_change(
+                    &self,
+                    case: &Case,
+                    code: &str,
+                    ctx: &AttemptContext,
+                    limit: &FailureLimit,
+                ) -> StoreResult<ContactConfirm> {
+                    self.x_confirm_contact_change(case, code, ctx, limit).await
+                }
+                async fn factor_times(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<FactorTimes> {
+                    self.x_factor_times(tenant, customer).await
+                }
 
                 async fn timeline(&self, tenant: TenantId, id: CaseId) -> StoreResult<Vec<TimelineEntry>> {
                     let rows: Vec<EventRow> = sqlx::query_as(

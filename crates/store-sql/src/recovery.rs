@@ -5,7 +5,110 @@ use regain_core::action::ActionKind;
 use regain_core::{CaseId, CustomerId, TenantId};
 use regain_crypto::Keyring;
 use regain_store::codec::{parse_column, timestamp};
-use regain_store::{ActionEntry, ClaimedAction, CustomerLink, LinkPurpose, StoreError, StoreResult, WebhookDelivery};
+use regain_store::{
+    ActionEntry, ClaimedAction, ContactChange, ContactKind, CustomerLink, LinkPurpose, StoreError, StoreResult,
+    WebhookDelivery,
+};
+
+pub const CONTACT_CHANGE_COLUMNS: &str = "id, case_id, customer_id, kind, masked, replace_old, state, attempts, \
+     code_expires_at, created_at, confirmed_at, applied_at, replaced_masked";
+
+#[derive(sqlx::FromRow)]
+pub struct ContactChangeRow {
+    pub id: String,
+    pub case_id: String,
+    pub customer_id: String,
+    pub kind: String,
+    pub masked: String,
+    pub replace_old: bool,
+    pub state: String,
+    pub attempts: i64,
+    pub code_expires_at: i64,
+    pub created_at: i64,
+    pub confirmed_at: Option<i64>,
+    pub applied_at: Option<i64>,
+    pub replaced_masked: Option<String>,
+}
+
+impl ContactChangeRow {
+    pub fn into_domain(self) -> StoreResult<ContactChange> {
+        let replaced = match self.replaced_masked.as_deref() {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(text)
+                .map_err(|_| StoreError::Corrupt("contact_changes.replaced_masked does not parse".into()))?,
+        };
+        Ok(ContactChange {
+            case_id: parse_column("contact_changes.case_id", &self.case_id, CaseId::parse)?,
+            customer_id: parse_column("contact_changes.customer_id", &self.customer_id, CustomerId::parse)?,
+            kind: contact_kind(&self.kind)?,
+            masked: self.masked,
+            replace: self.replace_old,
+            state: self.state,
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            code_expires_at: timestamp(self.code_expires_at),
+            created_at: timestamp(self.created_at),
+            confirmed_at: self.confirmed_at.map(timestamp),
+            applied_at: self.applied_at.map(timestamp),
+            replaced,
+            id: self.id,
+        })
+    }
+}
+
+pub fn contact_kind(text: &str) -> StoreResult<ContactKind> {
+    ContactKind::parse(text).ok_or_else(|| StoreError::Corrupt(format!("contact_changes.kind: unknown kind {text:?}")))
+}
+
+/// The table, sealed column and index column of a kind's contact points.
+pub fn contact_table(kind: ContactKind) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        ContactKind::Email => ("customer_emails", "address_sealed", "address_bidx"),
+        ContactKind::Phone => ("customer_phones", "number_sealed", "number_bidx"),
+    }
+}
+
+/// The masked form of a stored contact value (normalized, so it parses).
+pub fn masked_contact(kind: ContactKind, value: &str) -> String {
+    match kind {
+        ContactKind::Email => regain_core::EmailAddress::parse("email", value).map(|e| e.masked()).unwrap_or_default(),
+        ContactKind::Phone => regain_core::PhoneE164::parse("phone", value, "US").map(|p| p.masked()).unwrap_or_default(),
+    }
+}
+
+/// A contact a change replaced, kept (sealed) so a rollback can put it back as it was.
+pub struct ReplacedContact {
+    pub value: String,
+    pub verified: bool,
+    pub added_at: i64,
+}
+
+impl ReplacedContact {
+    pub fn list_to_json(list: &[Self]) -> String {
+        serde_json::Value::Array(
+            list.iter()
+                .map(|c| serde_json::json!({"value": c.value, "verified": c.verified, "added_at": c.added_at}))
+                .collect(),
+        )
+        .to_string()
+    }
+
+    pub fn list_from_json(text: &str) -> StoreResult<Vec<Self>> {
+        let corrupt = || StoreError::Corrupt("contact_changes.replaced_sealed does not parse".into());
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|_| corrupt())?;
+        value
+            .as_array()
+            .ok_or_else(corrupt)?
+            .iter()
+            .map(|item| {
+                Ok(Self {
+                    value: item.get("value").and_then(serde_json::Value::as_str).ok_or_else(corrupt)?.to_owned(),
+                    verified: item.get("verified").and_then(serde_json::Value::as_bool).ok_or_else(corrupt)?,
+                    added_at: item.get("added_at").and_then(serde_json::Value::as_i64).ok_or_else(corrupt)?,
+                })
+            })
+            .collect()
+    }
+}
 
 pub fn link_token_hash(keyring: &Keyring, token: &str) -> String {
     keyring.index().blind("", "customer_link", token)
@@ -338,13 +441,16 @@ macro_rules! impl_sql_recovery {
                         .map_err(Self::map_err)?;
                         Ok(())
                     }
-                    Effect::RemoveFactors { customer, totp } => {
-                        sqlx::query("DELETE FROM customer_recovery_codes WHERE customer_id = $1")
-                            .bind(customer.to_string())
-                            .execute(&mut **tx)
-                            .await
-                            .map_err(Self::map_err)?;
-                        if *totp {
+                    Effect::RemoveFactors { customer, factors } => {
+                        use $crate::regain_core::policy::Factor;
+                        if factors.contains(&Factor::RecoveryCodes) {
+                            sqlx::query("DELETE FROM customer_recovery_codes WHERE customer_id = $1")
+                                .bind(customer.to_string())
+                                .execute(&mut **tx)
+                                .await
+                                .map_err(Self::map_err)?;
+                        }
+                        if factors.contains(&Factor::Totp) {
                             sqlx::query("DELETE FROM customer_totp WHERE customer_id = $1")
                                 .bind(customer.to_string())
                                 .execute(&mut **tx)
@@ -352,16 +458,161 @@ macro_rules! impl_sql_recovery {
                                 .map_err(Self::map_err)?;
                         }
                         let done = sqlx::query(
-                            "UPDATE customers SET totp_enrolled = CASE WHEN $2 THEN $3 ELSE totp_enrolled END, \
-                             recovery_codes_remaining = 0, updated_at = $4 WHERE id = $1",
+                            "UPDATE customers SET totp_enrolled = CASE WHEN $2 THEN $5 ELSE totp_enrolled END, \
+                             recovery_codes_remaining = CASE WHEN $3 THEN 0 ELSE recovery_codes_remaining END, \
+                             passkeys = CASE WHEN $4 THEN 0 ELSE passkeys END, updated_at = $6 WHERE id = $1",
                         )
                         .bind(customer.to_string())
-                        .bind(*totp)
+                        .bind(factors.contains(&Factor::Totp))
+                        .bind(factors.contains(&Factor::RecoveryCodes))
+                        .bind(factors.contains(&Factor::Passkeys))
                         .bind(false)
                         .bind(micros(at))
                         .execute(&mut **tx)
                         .await
                         .map_err(Self::map_err)?;
+                        if done.rows_affected() == 0 {
+                            return Err(StoreError::NotFound);
+                        }
+                        Ok(())
+                    }
+                    Effect::ProposeContact { change, code } => {
+                        let key = Self::customer_key_in(tx, keyring, change.customer_id).await?;
+                        sqlx::query(
+                            "UPDATE contact_changes SET state = 'superseded' \
+                             WHERE case_id = $1 AND state IN ('awaiting_code', 'confirmed')",
+                        )
+                        .bind(change.case_id.to_string())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        let sealed = key.seal_text(&$crate::sealing::contact_change_aad(&change.id, "value"), &change.value);
+                        sqlx::query(
+                            "INSERT INTO contact_changes (id, tenant_id, case_id, customer_id, kind, value_sealed, masked, \
+                             replace_old, code_hash, attempts, attempts_max, code_expires_at, state, created_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, 'awaiting_code', $12)",
+                        )
+                        .bind(&change.id)
+                        .bind(change.tenant_id.to_string())
+                        .bind(change.case_id.to_string())
+                        .bind(change.customer_id.to_string())
+                        .bind(change.kind.as_str())
+                        .bind(&sealed)
+                        .bind(&change.masked)
+                        .bind(change.replace)
+                        .bind($crate::verification::code_hash(keyring, change.tenant_id, &change.id, code))
+                        .bind(i64::from(change.attempts_max))
+                        .bind(micros(change.code_expires_at))
+                        .bind(micros(change.created_at))
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        Ok(())
+                    }
+                    Effect::ApplyContactChange { case } => {
+                        let row: Option<(String, String, String, String, String, bool)> = sqlx::query_as(
+                            "SELECT id, tenant_id, customer_id, kind, value_sealed, replace_old FROM contact_changes \
+                             WHERE case_id = $1 AND state = 'confirmed' ORDER BY created_at DESC LIMIT 1",
+                        )
+                        .bind(case.to_string())
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        let Some((id, tenant, customer, kind, sealed, replace)) = row else {
+                            return Err(StoreError::Conflict);
+                        };
+                        let tenant = $crate::regain_store::codec::parse_column("contact_changes.tenant_id", &tenant, TenantId::parse)?;
+                        let customer = $crate::regain_store::codec::parse_column("contact_changes.customer_id", &customer, CustomerId::parse)?;
+                        let kind = $crate::recovery::contact_kind(&kind)?;
+                        let key = Self::customer_key_in(tx, keyring, customer).await?;
+                        let value = key
+                            .open_text(&$crate::sealing::contact_change_aad(&id, "value"), &sealed)
+                            .map_err(|_| $crate::sealing::undecryptable("contact_changes"))?;
+                        let replaced = if replace {
+                            Self::take_contacts(tx, &key, customer, kind).await?
+                        } else {
+                            Vec::new()
+                        };
+                        Self::add_contact(tx, keyring, &key, tenant, customer, kind, &value, true, at).await?;
+                        let masked: Vec<String> =
+                            replaced.iter().map(|c| $crate::recovery::masked_contact(kind, &c.value)).collect();
+                        let replaced_sealed = key.seal_text(
+                            &$crate::sealing::contact_change_aad(&id, "replaced"),
+                            &$crate::recovery::ReplacedContact::list_to_json(&replaced),
+                        );
+                        sqlx::query(
+                            "UPDATE contact_changes SET state = 'applied', applied_at = $2, replaced_sealed = $3, \
+                             replaced_masked = $4 WHERE id = $1",
+                        )
+                        .bind(&id)
+                        .bind(micros(at))
+                        .bind(&replaced_sealed)
+                        .bind($crate::serde_json::to_string(&masked).unwrap_or_else(|_| "[]".into()))
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        Self::touch_customer(tx, customer, at).await
+                    }
+                    Effect::RevertContactChange { id } => {
+                        let row: Option<(String, String, String, String, Option<String>)> = sqlx::query_as(
+                            "SELECT tenant_id, customer_id, kind, value_sealed, replaced_sealed FROM contact_changes \
+                             WHERE id = $1 AND state = 'applied'",
+                        )
+                        .bind(id)
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        let Some((tenant, customer, kind, sealed, replaced_sealed)) = row else {
+                            return Err(StoreError::Conflict);
+                        };
+                        let tenant = $crate::regain_store::codec::parse_column("contact_changes.tenant_id", &tenant, TenantId::parse)?;
+                        let customer = $crate::regain_store::codec::parse_column("contact_changes.customer_id", &customer, CustomerId::parse)?;
+                        let kind = $crate::recovery::contact_kind(&kind)?;
+                        let key = Self::customer_key_in(tx, keyring, customer).await?;
+                        let value = key
+                            .open_text(&$crate::sealing::contact_change_aad(id, "value"), &sealed)
+                            .map_err(|_| $crate::sealing::undecryptable("contact_changes"))?;
+                        Self::remove_contact(tx, keyring, tenant, customer, kind, &value).await?;
+                        if let Some(replaced_sealed) = replaced_sealed {
+                            let text = key
+                                .open_text(&$crate::sealing::contact_change_aad(id, "replaced"), &replaced_sealed)
+                                .map_err(|_| $crate::sealing::undecryptable("contact_changes"))?;
+                            for old in $crate::recovery::ReplacedContact::list_from_json(&text)? {
+                                let since = $crate::regain_store::codec::timestamp(old.added_at);
+                                Self::add_contact(tx, keyring, &key, tenant, customer, kind, &old.value, old.verified, since).await?;
+                            }
+                        }
+                        sqlx::query("UPDATE contact_changes SET state = 'reverted' WHERE id = $1")
+                            .bind(id)
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                        Self::touch_customer(tx, customer, at).await
+                    }
+                    Effect::RemoveContact { customer, kind, value } => {
+                        let tenant: Option<String> = sqlx::query_scalar("SELECT tenant_id FROM customers WHERE id = $1")
+                            .bind(customer.to_string())
+                            .fetch_optional(&mut **tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                        let tenant = tenant.ok_or(StoreError::NotFound)?;
+                        let tenant = $crate::regain_store::codec::parse_column("customers.tenant_id", &tenant, TenantId::parse)?;
+                        Self::remove_contact(tx, keyring, tenant, *customer, *kind, value).await?;
+                        Self::touch_customer(tx, *customer, at).await
+                    }
+                    Effect::ClearPassword { customer } => {
+                        sqlx::query("DELETE FROM customer_credentials WHERE customer_id = $1")
+                            .bind(customer.to_string())
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                        let done = sqlx::query("UPDATE customers SET password_enrolled = $2, updated_at = $3 WHERE id = $1")
+                            .bind(customer.to_string())
+                            .bind(false)
+                            .bind(micros(at))
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(Self::map_err)?;
                         if done.rows_affected() == 0 {
                             return Err(StoreError::NotFound);
                         }
@@ -384,6 +635,286 @@ macro_rules! impl_sql_recovery {
                         Ok(())
                     }
                 }
+            }
+
+            async fn touch_customer(tx: &mut Tx, customer: CustomerId, at: Timestamp) -> StoreResult<()> {
+                sqlx::query("UPDATE customers SET updated_at = $2 WHERE id = $1")
+                    .bind(customer.to_string())
+                    .bind(micros(at))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                Ok(())
+            }
+
+            /// Removes every contact of `kind` the customer has, returning them opened.
+            async fn take_contacts(
+                tx: &mut Tx,
+                key: &$crate::regain_crypto::DataKey,
+                customer: CustomerId,
+                kind: $crate::regain_store::ContactKind,
+            ) -> StoreResult<Vec<$crate::recovery::ReplacedContact>> {
+                let (table, sealed_col, _) = $crate::recovery::contact_table(kind);
+                let rows: Vec<(i64, String, bool, i64)> = sqlx::query_as(&format!(
+                    "SELECT position, {sealed_col}, verified, added_at FROM {table} WHERE customer_id = $1 ORDER BY position"
+                ))
+                .bind(customer.to_string())
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(Self::map_err)?;
+                let mut taken = Vec::new();
+                for (position, sealed, verified, added_at) in rows {
+                    let position = usize::try_from(position).unwrap_or(0);
+                    let value = $crate::sealing::open_contact(key, customer, kind, position, &sealed)?;
+                    taken.push($crate::recovery::ReplacedContact { value, verified, added_at });
+                }
+                sqlx::query(&format!("DELETE FROM {table} WHERE customer_id = $1"))
+                    .bind(customer.to_string())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                Ok(taken)
+            }
+
+            /// Adds a contact point after the customer's last one of its kind.
+            #[allow(clippy::too_many_arguments)]
+            async fn add_contact(
+                tx: &mut Tx,
+                keyring: &Keyring,
+                key: &$crate::regain_crypto::DataKey,
+                tenant: TenantId,
+                customer: CustomerId,
+                kind: $crate::regain_store::ContactKind,
+                value: &str,
+                verified: bool,
+                added_at: Timestamp,
+            ) -> StoreResult<()> {
+                let (table, sealed_col, bidx_col) = $crate::recovery::contact_table(kind);
+                let last: Option<i64> = sqlx::query_scalar(&format!("SELECT MAX(position) FROM {table} WHERE customer_id = $1"))
+                    .bind(customer.to_string())
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                let position = last.map_or(0, |p| p + 1);
+                let (sealed, bidx) = $crate::sealing::seal_contact(
+                    keyring,
+                    key,
+                    tenant,
+                    customer,
+                    kind,
+                    usize::try_from(position).unwrap_or(0),
+                    value,
+                )?;
+                sqlx::query(&format!(
+                    "INSERT INTO {table} (customer_id, position, tenant_id, {sealed_col}, {bidx_col}, verified, added_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                ))
+                .bind(customer.to_string())
+                .bind(position)
+                .bind(tenant.to_string())
+                .bind(&sealed)
+                .bind(&bidx)
+                .bind(verified)
+                .bind(micros(added_at))
+                .execute(&mut **tx)
+                .await
+                .map_err(Self::map_err)?;
+                Ok(())
+            }
+
+            /// Removes the customer's contact point `value` of `kind`; it must be there.
+            async fn remove_contact(
+                tx: &mut Tx,
+                keyring: &Keyring,
+                tenant: TenantId,
+                customer: CustomerId,
+                kind: $crate::regain_store::ContactKind,
+                value: &str,
+            ) -> StoreResult<()> {
+                let (table, _, bidx_col) = $crate::recovery::contact_table(kind);
+                let bidx = match kind {
+                    $crate::regain_store::ContactKind::Email => {
+                        let address = $crate::regain_core::EmailAddress::parse("email", value)
+                            .map_err(|e| StoreError::Corrupt(format!("a contact to remove: {e}")))?;
+                        $crate::sealing::blind(keyring, tenant, $crate::sealing::field::EMAIL, &address.normalized())
+                    }
+                    $crate::regain_store::ContactKind::Phone => {
+                        $crate::sealing::blind(keyring, tenant, $crate::sealing::field::PHONE, value)
+                    }
+                };
+                let done = sqlx::query(&format!("DELETE FROM {table} WHERE customer_id = $1 AND {bidx_col} = $2"))
+                    .bind(customer.to_string())
+                    .bind(&bidx)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                Ok(())
+            }
+
+            async fn x_contact_change(&self, tenant: TenantId, case: CaseId) -> StoreResult<Option<ContactChange>> {
+                let row: Option<$crate::recovery::ContactChangeRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM contact_changes WHERE tenant_id = $1 AND case_id = $2 ORDER BY created_at DESC, id DESC LIMIT 1",
+                    $crate::recovery::CONTACT_CHANGE_COLUMNS
+                ))
+                .bind(tenant.to_string())
+                .bind(case.to_string())
+                .fetch_optional(self.read_pool())
+                .await
+                .map_err(Self::map_err)?;
+                row.map($crate::recovery::ContactChangeRow::into_domain).transpose()
+            }
+
+            async fn x_contact_change_value(&self, tenant: TenantId, id: &str) -> StoreResult<Option<String>> {
+                let keyring = self.keys.get()?;
+                let row: Option<(String, String, Option<Vec<u8>>)> = sqlx::query_as(
+                    "SELECT customer_id, value_sealed, (SELECT wrapped FROM data_keys WHERE subject = contact_changes.customer_id) \
+                     FROM contact_changes WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.to_string())
+                .bind(id)
+                .fetch_optional(self.read_pool())
+                .await
+                .map_err(Self::map_err)?;
+                let Some((customer, sealed, wrapped)) = row else { return Ok(None) };
+                let Some(wrapped) = wrapped else { return Ok(None) };
+                let key = keyring.data_key(&customer, &wrapped).map_err(|_| $crate::sealing::undecryptable("data_keys"))?;
+                key.open_text(&$crate::sealing::contact_change_aad(id, "value"), &sealed)
+                    .map(Some)
+                    .map_err(|_| $crate::sealing::undecryptable("contact_changes"))
+            }
+
+            async fn x_applied_contact_changes(
+                &self,
+                tenant: TenantId,
+                customer: CustomerId,
+                since: Timestamp,
+            ) -> StoreResult<Vec<ContactChange>> {
+                let rows: Vec<$crate::recovery::ContactChangeRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM contact_changes WHERE tenant_id = $1 AND customer_id = $2 \
+                     AND state IN ('applied', 'reverted') AND applied_at >= $3 ORDER BY applied_at DESC, id DESC",
+                    $crate::recovery::CONTACT_CHANGE_COLUMNS
+                ))
+                .bind(tenant.to_string())
+                .bind(customer.to_string())
+                .bind(micros(since))
+                .fetch_all(self.read_pool())
+                .await
+                .map_err(Self::map_err)?;
+                rows.into_iter().map($crate::recovery::ContactChangeRow::into_domain).collect()
+            }
+
+            async fn x_confirm_contact_change(
+                &self,
+                case: &Case,
+                code: &str,
+                ctx: &AttemptContext,
+                limit: &FailureLimit,
+            ) -> StoreResult<ContactConfirm> {
+                let Some(customer) = case.customer_id else {
+                    return Ok(ContactConfirm::NonePending);
+                };
+                let keyring = self.keys.get()?;
+                let mut tx = self.write_tx().await?;
+                Self::lock_case(&mut tx, case).await?;
+                Self::lock_customer(&mut tx, case.tenant_id, customer).await?;
+                if let Some(hold) = Self::hold_in(&mut *tx, case.tenant_id, customer, ctx.at).await? {
+                    return Ok(ContactConfirm::Held { until: hold.until });
+                }
+                // Every check is an attempt, right or wrong; the increment takes the row (T3).
+                let row: Option<(String, String, String, String, i64, i64, i64)> = sqlx::query_as(
+                    "UPDATE contact_changes SET attempts = attempts + 1 WHERE case_id = $1 AND state = 'awaiting_code' \
+                     RETURNING id, kind, masked, code_hash, attempts, attempts_max, code_expires_at",
+                )
+                .bind(case.id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(Self::map_err)?;
+                let Some((id, kind, masked, hash, attempts, attempts_max, expires_at)) = row else {
+                    return Ok(ContactConfirm::NonePending);
+                };
+                let kind = $crate::recovery::contact_kind(&kind)?;
+                let method = match kind {
+                    $crate::regain_store::ContactKind::Email => $crate::regain_core::policy::Method::Email,
+                    $crate::regain_store::ContactKind::Phone => $crate::regain_core::policy::Method::Sms,
+                };
+                let close = |state: &'static str| {
+                    sqlx::query("UPDATE contact_changes SET state = $2 WHERE id = $1").bind(id.clone()).bind(state)
+                };
+                let checked = |passed: bool, detail: &str| CaseEvent::VerificationChecked {
+                    method,
+                    passed,
+                    detail: Some(detail.to_owned()),
+                    destination: Some(masked.clone()),
+                };
+                if ctx.at >= $crate::regain_store::codec::timestamp(expires_at) {
+                    close("expired").execute(&mut *tx).await.map_err(Self::map_err)?;
+                    Self::append_at(&mut tx, &keyring, case, ctx.at, &[checked(false, "new_contact_code_expired")], &ctx.actor).await?;
+                    tx.commit().await.map_err(Self::map_err)?;
+                    return Ok(ContactConfirm::Expired);
+                }
+                let presented = $crate::verification::code_hash(&keyring, case.tenant_id, &id, code);
+                let right = $crate::verification::hashes_equal(&presented, &hash) && attempts <= attempts_max;
+                if right {
+                    sqlx::query("UPDATE contact_changes SET state = 'confirmed', confirmed_at = $2 WHERE id = $1")
+                        .bind(&id)
+                        .bind(micros(ctx.at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    let event = CaseEvent::Action {
+                        action: $crate::regain_core::action::ActionKind::ContactChange,
+                        outcome: $crate::regain_core::action::ActionOutcome::Confirmed,
+                        detail: Some(format!("the new {} {masked} is proven by the code sent to it", kind.as_str())),
+                    };
+                    Self::append_at(&mut tx, &keyring, case, ctx.at, &[event], &ctx.actor).await?;
+                    tx.commit().await.map_err(Self::map_err)?;
+                    return Ok(ContactConfirm::Confirmed { masked });
+                }
+                let exhausted = attempts >= attempts_max;
+                if exhausted {
+                    close("exhausted").execute(&mut *tx).await.map_err(Self::map_err)?;
+                }
+                let detail = if exhausted { "new_contact_attempts_exhausted" } else { "new_contact_wrong_code" };
+                let attempt = NewAttempt {
+                    method: method.as_str().to_owned(),
+                    passed: false,
+                    counted: true,
+                    detail: Some(detail.to_owned()),
+                    destination: Some(masked.clone()),
+                    destination_since: None,
+                };
+                Self::append_at(&mut tx, &keyring, case, ctx.at, &[checked(false, detail)], &ctx.actor).await?;
+                let recorded = Self::insert_attempt(&mut tx, &keyring, case, customer, &attempt, ctx, limit).await?;
+                tx.commit().await.map_err(Self::map_err)?;
+                Ok(if exhausted {
+                    ContactConfirm::Exhausted { recorded }
+                } else {
+                    let left = attempts_max.saturating_sub(attempts);
+                    ContactConfirm::Wrong { attempts_left: u32::try_from(left).unwrap_or(0), recorded }
+                })
+            }
+
+            async fn x_factor_times(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<FactorTimes> {
+                let row: (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+                    "SELECT \
+                     (SELECT k.updated_at FROM customer_credentials k JOIN customers c ON c.id = k.customer_id \
+                       WHERE c.tenant_id = $1 AND k.customer_id = $2), \
+                     (SELECT MAX(confirmed_at) FROM customer_totp WHERE tenant_id = $1 AND customer_id = $2), \
+                     (SELECT MAX(created_at) FROM customer_recovery_codes WHERE tenant_id = $1 AND customer_id = $2)",
+                )
+                .bind(tenant.to_string())
+                .bind(customer.to_string())
+                .fetch_one(self.read_pool())
+                .await
+                .map_err(Self::map_err)?;
+                Ok(FactorTimes {
+                    password_changed_at: row.0.map($crate::regain_store::codec::timestamp),
+                    totp_confirmed_at: row.1.map($crate::regain_store::codec::timestamp),
+                    recovery_codes_issued_at: row.2.map($crate::regain_store::codec::timestamp),
+                })
             }
 
             async fn x_claim_actions(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<ClaimedAction>> {

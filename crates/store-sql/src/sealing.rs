@@ -111,6 +111,50 @@ pub fn seal_customer(keyring: &Keyring, c: &Customer) -> SealedCustomer {
     }
 }
 
+/// One contact point of a customer, sealed for its row at `position` of its kind's table,
+/// with its blind index.
+pub fn seal_contact(
+    keyring: &Keyring,
+    key: &DataKey,
+    tenant: TenantId,
+    customer: CustomerId,
+    kind: regain_store::ContactKind,
+    position: usize,
+    value: &str,
+) -> StoreResult<(String, String)> {
+    use regain_store::ContactKind;
+    Ok(match kind {
+        ContactKind::Email => {
+            let address = regain_core::contact::EmailAddress::parse("email", value)
+                .map_err(|e| StoreError::Corrupt(format!("a contact change's email: {e}")))?;
+            (key.seal_text(&email_aad(customer, position), value), blind(keyring, tenant, field::EMAIL, &address.normalized()))
+        }
+        ContactKind::Phone => {
+            (key.seal_text(&phone_aad(customer, position), value), blind(keyring, tenant, field::PHONE, value))
+        }
+    })
+}
+
+/// A stored contact point of `kind` at `position`, opened.
+pub fn open_contact(
+    key: &DataKey,
+    customer: CustomerId,
+    kind: regain_store::ContactKind,
+    position: usize,
+    sealed: &str,
+) -> StoreResult<String> {
+    let (aad, table) = match kind {
+        regain_store::ContactKind::Email => (email_aad(customer, position), "customer_emails"),
+        regain_store::ContactKind::Phone => (phone_aad(customer, position), "customer_phones"),
+    };
+    key.open_text(&aad, sealed).map_err(|_| undecryptable(table))
+}
+
+/// Where a contact change's sealed values are bound: its new contact, and the ones it replaced.
+pub fn contact_change_aad(id: &str, part: &str) -> String {
+    format!("contact_changes:{id}:{part}")
+}
+
 /// The plaintext of a customer's sealed columns.
 pub struct OpenedCustomer {
     pub username: String,

@@ -457,6 +457,30 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<WebhookDelivery>>;
     /// The link `token` opens, used or not.
     async fn customer_link(&self, token: &str) -> StoreResult<Option<CustomerLink>>;
+    /// The case's contact change: its latest proposal, masked.
+    async fn contact_change(&self, tenant: TenantId, case: CaseId) -> StoreResult<Option<ContactChange>>;
+    /// The new contact of the contact change `id`, opened (normalized), for the connector that
+    /// applies it to the account where it lives.
+    async fn contact_change_value(&self, tenant: TenantId, id: &str) -> StoreResult<Option<String>>;
+    /// The customer's contact changes applied at or after `since`, newest first.
+    async fn applied_contact_changes(
+        &self,
+        tenant: TenantId,
+        customer: CustomerId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<ContactChange>>;
+    /// Checks `code` against the case's proposed contact (one attempt, right or wrong, in one
+    /// transaction with its timeline entry, as `ctx.actor`); a wrong code counts as a failed
+    /// proof toward `limit`.
+    async fn confirm_contact_change(
+        &self,
+        case: &Case,
+        code: &str,
+        ctx: &AttemptContext,
+        limit: &FailureLimit,
+    ) -> StoreResult<ContactConfirm>;
+    /// When the customer's password, authenticator app and recovery codes last changed.
+    async fn factor_times(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<FactorTimes>;
 
     // The audit log (SECURITY.md L1, L4)
     /// Places up to `batch_max` entries not yet in the log at its end, stores the new tree

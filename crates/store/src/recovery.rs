@@ -3,7 +3,10 @@
 //! records its step on the case (`Store::commit_case_change`), so a step is never recorded without its
 //! effect, nor an effect made twice.
 
+use std::collections::BTreeSet;
+
 use regain_core::action::ActionKind;
+use regain_core::policy::Factor;
 use regain_core::{CaseId, CustomerId, CustomerStatus, TenantId, Timestamp};
 
 use crate::NewMessage;
@@ -108,6 +111,94 @@ impl CustomerLink {
     }
 }
 
+/// Which kind of contact point a contact change gives the customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactKind {
+    Email,
+    Phone,
+}
+
+impl ContactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Phone => "phone",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Email, Self::Phone].into_iter().find(|k| k.as_str() == value)
+    }
+}
+
+/// A new contact proposed on a contact-change case (issue 6, SECURITY.md M4): sealed at rest,
+/// proven by a code sent to it, and applied only when the case's cooling-off ends.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewContactChange {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub case_id: CaseId,
+    pub customer_id: CustomerId,
+    pub kind: ContactKind,
+    /// Normalized (an `EmailAddress` or `PhoneE164` as text). Sealed by the store.
+    pub value: String,
+    pub masked: String,
+    /// Whether the contacts of this kind the customer has now go when it is applied.
+    pub replace: bool,
+    pub attempts_max: u32,
+    pub code_expires_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
+/// Never the new contact itself.
+impl std::fmt::Debug for NewContactChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NewContactChange({}, {} {})", self.id, self.kind.as_str(), self.masked)
+    }
+}
+
+/// A stored contact change, as the case view and the lockdown review show it: masked only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactChange {
+    pub id: String,
+    pub case_id: CaseId,
+    pub customer_id: CustomerId,
+    pub kind: ContactKind,
+    pub masked: String,
+    pub replace: bool,
+    /// `awaiting_code`, `confirmed`, `applied`, `reverted`, or `superseded` by a later proposal.
+    pub state: String,
+    pub attempts: u32,
+    pub code_expires_at: Timestamp,
+    pub created_at: Timestamp,
+    pub confirmed_at: Option<Timestamp>,
+    pub applied_at: Option<Timestamp>,
+    /// The contacts it replaced, masked (empty unless applied with `replace`).
+    pub replaced: Vec<String>,
+}
+
+/// What checking a contact change's code found. Every check is an attempt; a wrong one counts
+/// toward the customer's failure limit like any failed proof (SECURITY.md T7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactConfirm {
+    Confirmed { masked: String },
+    Wrong { attempts_left: u32, recorded: crate::AttemptRecorded },
+    /// Too many wrong codes: the proposal is spent; propose again.
+    Exhausted { recorded: crate::AttemptRecorded },
+    Expired,
+    /// Nothing awaits a code on this case.
+    NonePending,
+    Held { until: Timestamp },
+}
+
+/// When the customer's factors last changed in the directory: what a lockdown review lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FactorTimes {
+    pub password_changed_at: Option<Timestamp>,
+    pub totp_confirmed_at: Option<Timestamp>,
+    pub recovery_codes_issued_at: Option<Timestamp>,
+}
+
 /// An event for the tenant's webhook endpoint, committed with the change it tells of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewWebhookEvent {
@@ -180,9 +271,25 @@ pub enum Effect {
     /// A lockdown's reach beyond the account (SECURITY.md L0): the customer's unused reset and
     /// re-enrollment links end, and the pending actions of their other cases fail.
     EndRecoveries { customer: CustomerId, except_case: CaseId },
-    /// Remove the directory's second factors: the saved recovery codes, and the authenticator
-    /// app too when `totp`.
-    RemoveFactors { customer: CustomerId, totp: bool },
+    /// Remove these of the directory's second factors and recovery credentials.
+    RemoveFactors { customer: CustomerId, factors: BTreeSet<Factor> },
+    /// Store a proposed contact (sealed) and its code (as a keyed hash); an earlier proposal on
+    /// the case that was not applied is superseded.
+    ProposeContact { change: NewContactChange, code: String },
+    /// The case's confirmed contact change takes effect: the new contact is added, verified and
+    /// dated now (so proofs to it do not count for `recent_contact_days`), and with `replace`
+    /// the customer's other contacts of its kind are removed (kept sealed on the change, for a
+    /// lockdown to restore). It must be confirmed and not yet applied.
+    ApplyContactChange { case: CaseId },
+    /// Undo an applied contact change (a lockdown's rollback): the contact it added goes, the
+    /// ones it replaced come back as they were.
+    RevertContactChange { id: String },
+    /// Remove one contact point (a lockdown's rollback of a contact added recently); `value`
+    /// normalized.
+    RemoveContact { customer: CustomerId, kind: ContactKind, value: String },
+    /// The directory password no longer works (a lockdown's rollback of a password change):
+    /// the customer sets a new one through a reset once re-proofed.
+    ClearPassword { customer: CustomerId },
 }
 
 /// Never a token or a hash.
@@ -201,7 +308,12 @@ impl std::fmt::Debug for Effect {
             Self::RevokeSessions { customer } => write!(f, "RevokeSessions({customer})"),
             Self::SetStatus { customer, status } => write!(f, "SetStatus({customer}, {status})"),
             Self::Webhook(w) => write!(f, "Webhook({}, {})", w.id, w.event_type),
-            Self::RemoveFactors { customer, totp } => write!(f, "RemoveFactors({customer}, totp: {totp})"),
+            Self::RemoveFactors { customer, factors } => write!(f, "RemoveFactors({customer}, {factors:?})"),
+            Self::ProposeContact { change, .. } => write!(f, "ProposeContact({change:?})"),
+            Self::ApplyContactChange { case } => write!(f, "ApplyContactChange({case})"),
+            Self::RevertContactChange { id } => write!(f, "RevertContactChange({id})"),
+            Self::RemoveContact { customer, kind, .. } => write!(f, "RemoveContact({customer}, {})", kind.as_str()),
+            Self::ClearPassword { customer } => write!(f, "ClearPassword({customer})"),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use regain_core::action::{ActionKind, ActionOutcome};
 use regain_core::case::CaseCommand;
-use regain_core::{Actor, Case, CaseEvent, CaseState, Customer, CustomerStatus, Tenant};
+use regain_core::{Actor, Case, CaseState, Customer, CustomerStatus, Tenant};
 use regain_store::{ClaimedAction, Effect, LinkPurpose, StoreError};
 
 use super::connector::{AccountChange, ConnectorConfig};
@@ -72,15 +72,19 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
         ActionKind::UsernameReminder => send_username(state, &tenant, &case, &customer).await?,
         ActionKind::Unlock => unlock(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?,
         ActionKind::MfaReset => reset_factors(state, &tenant, &case, &customer, connector.as_ref()).await?,
+        ActionKind::ContactChange => super::contact::schedule(state, &tenant, &case, &customer).await?,
+        // A compromised-account case on an account already locked down is its re-proofing.
+        ActionKind::Lockdown if customer.status == CustomerStatus::Frozen => {
+            lift_lockdown(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?
+        }
         ActionKind::Lockdown => lockdown(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?,
-        other => return Err(ActionError::Fail(format!("Regain does not perform {other} itself"))),
     };
     effects.push(Effect::FinishAction { id: action.id.clone() });
     crate::webhooks::commit(state, &next, &events, &Actor::System, effects).await?;
     Ok(())
 }
 
-type Step = (Case, Vec<CaseEvent>, Vec<Effect>);
+use super::Step;
 
 fn record(action: ActionKind, outcome: ActionOutcome, detail: String) -> CaseCommand {
     CaseCommand::RecordAction { action, outcome, detail: Some(detail) }
@@ -212,7 +216,17 @@ async fn unlock(
 /// How long a re-enrollment link works.
 pub const ENROLL_LINK_HOURS: i64 = 24;
 
-/// The MFA reset: the directory's authenticator app and saved recovery codes are removed,
+fn factor_words(factor: regain_core::policy::Factor) -> &'static str {
+    use regain_core::policy::Factor;
+    match factor {
+        Factor::Totp => "authenticator app",
+        Factor::RecoveryCodes => "recovery codes",
+        Factor::Passkeys => "passkeys",
+    }
+}
+
+/// The MFA reset: the factors the tenant's policy names (`recovery.mfa_reset_removes`, by
+/// default the authenticator app and the saved recovery codes) are removed,
 /// every session ends (SECURITY.md P2), and a single-use link to set up two-step sign-in again
 /// goes to a registered contact; the case completes and every address is told.
 async fn reset_factors(
@@ -232,6 +246,8 @@ async fn reset_factors(
     let Some(to) = registered(customer).into_iter().next() else {
         return Err(ActionError::Fail("the customer has no verified email or phone for the re-enrollment link".into()));
     };
+    let (policy, _) = crate::verification::tenant_policy(state, case.tenant_id).await?;
+    let factors = policy.recovery.mfa_reset_removes.clone();
     let lifetime = chrono::Duration::hours(ENROLL_LINK_HOURS);
     let values = BTreeMap::from([("hours", ENROLL_LINK_HOURS.to_string())]);
     let [link, message] = link_message(
@@ -248,22 +264,23 @@ async fn reset_factors(
     )
     .await?;
     let masked = &to.2;
+    let removed: Vec<&str> = factors.iter().map(|f| factor_words(*f)).collect();
     let effects = vec![
-        Effect::RemoveFactors { customer: customer.id, totp: true },
+        Effect::RemoveFactors { customer: customer.id, factors },
         Effect::RevokeSessions { customer: customer.id },
         link,
         message,
     ];
-    let detail = format!(
-        "authenticator app and recovery codes removed, every session ended; re-enrollment link sent to {masked}"
-    );
+    let detail =
+        format!("{} removed, every session ended; re-enrollment link sent to {masked}", removed.join(" and "));
     finish(state, tenant, case, customer, ActionKind::MfaReset, detail, effects).await
 }
 
 /// The lockdown of a compromised account (SECURITY.md L0): every session ends, the saved
 /// recovery codes are void, and the record is frozen — which stops every other recovery for the
 /// customer, contact changes included, until re-proofing; through a connector, the account is
-/// deactivated there too. The case completes and every address is told.
+/// deactivated there too. Every address is told. The case stays `executing` for the security
+/// analyst to review the recent changes, roll back the ones they select, and complete it.
 async fn lockdown(
     state: &AppState,
     tenant: &Tenant,
@@ -272,18 +289,55 @@ async fn lockdown(
     connector: Option<&ConnectorConfig>,
     key: &str,
 ) -> Result<Step, ActionError> {
-    let mut detail = "every session ended, recovery codes void, the record frozen until re-proofing".to_owned();
+    let mut detail = "every session ended, recovery codes void, the record frozen until re-proofing; review the \
+                      recent changes and roll back what was not the customer"
+        .to_owned();
     if let Some(connector) = connector {
         let answer = remote(connector, customer, key, AccountChange::Deactivate, state.now()).await?;
         detail = format!("{detail}; {}: {answer}", connector.kind());
     }
-    let effects = vec![
+    let mut effects = vec![
         Effect::RevokeSessions { customer: customer.id },
-        Effect::RemoveFactors { customer: customer.id, totp: false },
+        Effect::RemoveFactors { customer: customer.id, factors: [regain_core::policy::Factor::RecoveryCodes].into() },
         Effect::SetStatus { customer: customer.id, status: CustomerStatus::Frozen },
         Effect::EndRecoveries { customer: customer.id, except_case: case.id },
     ];
-    finish(state, tenant, case, customer, ActionKind::Lockdown, detail, effects).await
+    let command = record(ActionKind::Lockdown, ActionOutcome::Performed, detail);
+    let (next, events) = apply_all(case, vec![command], Actor::System, state.now())?;
+    effects.extend(super::recovery_notices(state, tenant, &next, customer, ActionKind::Lockdown.notice()).await?);
+    Ok((next, events, effects))
+}
+
+/// Re-proofing (SECURITY.md L0): a compromised-account case opened for an account that is
+/// locked down, verified afresh and approved by a second person, lifts the lockdown; through a
+/// connector, the account is active there again. The case completes and every address is told.
+async fn lift_lockdown(
+    state: &AppState,
+    tenant: &Tenant,
+    case: &Case,
+    customer: &Customer,
+    connector: Option<&ConnectorConfig>,
+    key: &str,
+) -> Result<Step, ActionError> {
+    let mut detail = "re-proofed: the lockdown is lifted".to_owned();
+    if !customer.factors.password {
+        detail.push_str("; the password was rolled back, so the customer sets a new one through a password reset");
+    }
+    if let Some(connector) = connector {
+        let answer = remote(connector, customer, key, AccountChange::Activate, state.now()).await?;
+        detail = format!("{detail}; {}: {answer}", connector.kind());
+    }
+    let effects = vec![Effect::SetStatus { customer: customer.id, status: CustomerStatus::Active }];
+    let commands = vec![
+        record(ActionKind::Lockdown, ActionOutcome::Performed, detail),
+        super::complete_command(state, case).await?,
+    ];
+    let (next, events) = apply_all(case, commands, Actor::System, state.now())?;
+    let mut effects = effects;
+    effects.extend(
+        super::recovery_notices(state, tenant, &next, customer, "The lockdown of your account was lifted").await?,
+    );
+    Ok((next, events, effects))
 }
 
 /// A connector call, its failure sorted into retry or give up.

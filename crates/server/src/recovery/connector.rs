@@ -53,6 +53,9 @@ pub enum AccountChange<'a> {
     /// A lockdown: `active` false.
     Deactivate,
     SetPassword(&'a str),
+    /// A contact change taking effect: the new email or phone (normalized), replacing the
+    /// account's others of its kind when `replace`.
+    SetContact { kind: regain_store::ContactKind, value: &'a str, replace: bool },
 }
 
 impl AccountChange<'_> {
@@ -61,6 +64,7 @@ impl AccountChange<'_> {
             Self::Activate => "account.unlock",
             Self::Deactivate => "account.lockdown",
             Self::SetPassword(_) => "account.set_password",
+            Self::SetContact { .. } => "account.set_contact",
         }
     }
 }
@@ -186,14 +190,23 @@ async fn scim(
         [] => return Err(RemoteError::never("the account system has no user with this username")),
         _ => return Err(RemoteError::never("the account system has several users with this username")),
     };
-    let (path, value) = match change {
-        AccountChange::Activate => ("active", json!(true)),
-        AccountChange::Deactivate => ("active", json!(false)),
-        AccountChange::SetPassword(password) => ("password", json!(password)),
+    let (op, path, value) = match change {
+        AccountChange::Activate => ("replace", "active", json!(true)),
+        AccountChange::Deactivate => ("replace", "active", json!(false)),
+        AccountChange::SetPassword(password) => ("replace", "password", json!(password)),
+        // RFC 7643 4.1.2: multi-valued; `replace` puts the new one in place of all, `add` beside.
+        AccountChange::SetContact { kind, value, replace } => {
+            let path = match kind {
+                regain_store::ContactKind::Email => "emails",
+                regain_store::ContactKind::Phone => "phoneNumbers",
+            };
+            let op = if replace { "replace" } else { "add" };
+            (op, path, json!([{"value": value, "primary": replace}]))
+        }
     };
     let patch = json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "replace", "path": path, "value": value}],
+        "Operations": [{"op": op, "path": path, "value": value}],
     });
     let response = with_auth(CLIENT.patch(format!("{base}/Users/{id}")))
         .header("content-type", "application/scim+json")
@@ -222,8 +235,12 @@ async fn webhook(
         "external_id": customer.external_id,
         "username": customer.username,
     });
-    if let AccountChange::SetPassword(password) = change {
-        data["password"] = json!(password);
+    match change {
+        AccountChange::SetPassword(password) => data["password"] = json!(password),
+        AccountChange::SetContact { kind, value, replace } => {
+            data["contact"] = json!({"kind": kind.as_str(), "value": value, "replace": replace});
+        }
+        AccountChange::Activate | AccountChange::Deactivate => {}
     }
     let body = json!({"type": change.name(), "timestamp": now.to_rfc3339(), "data": data}).to_string();
     let mut request = CLIENT.post(url).header("content-type", "application/json");

@@ -11,6 +11,8 @@
 
 mod actions;
 pub mod connector;
+pub mod contact;
+pub mod lockdown;
 pub mod page;
 pub mod reset;
 mod worker;
@@ -32,6 +34,9 @@ pub const CONNECTOR_BUILTIN: &str = "builtin";
 
 /// How long a "this wasn't me" link in a notice works.
 pub const REPORT_LINK_DAYS: i64 = 30;
+
+/// What an action's step leaves: the case after it, its events, and the effects to commit.
+pub(crate) type Step = (Case, Vec<CaseEvent>, Vec<Effect>);
 
 /// The effects a case change carries because of its events: an action queued on entering
 /// `executing` is written to the queue in the change's transaction, for the tenant's connector.
@@ -99,6 +104,26 @@ pub async fn refuse_if_blocked(state: &AppState, case: &Case) -> ApiResult<()> {
                     .into(),
         });
     }
+    // A contact change under way (approved, being carried out, or cooling off) holds every
+    // other recovery of the customer until it takes effect or is repudiated (G5).
+    let pending = regain_store::CaseFilter {
+        states: vec![CaseState::AwaitingApproval, CaseState::Executing, CaseState::CoolingOff],
+        customer_id: Some(customer_id),
+        kind: Some(CaseKind::ContactChange),
+        ..Default::default()
+    };
+    let page =
+        state.store.list_cases(case.tenant_id, &pending, &regain_store::PageRequest { limit: 5, after: None }).await?;
+    if let Some(other) = page.items.iter().find(|c| c.id != case.id) {
+        return Err(crate::error::ApiError::Conflict {
+            code: "contact-change-pending",
+            detail: format!(
+                "a contact change for this customer (case {}) is under way; no other recovery proceeds until it \
+                 takes effect or is repudiated",
+                other.id
+            ),
+        });
+    }
     let filter = regain_store::CaseFilter {
         states: vec![CaseState::CoolingOff],
         customer_id: Some(customer_id),
@@ -140,7 +165,7 @@ pub(crate) async fn performed(
         complete_command(state, case).await?,
     ];
     let (next, events) = apply_all(case, commands, actor, state.now())?;
-    effects.extend(recovery_notices(state, tenant, &next, customer, action).await?);
+    effects.extend(recovery_notices(state, tenant, &next, customer, action.notice()).await?);
     Ok((next, events, effects))
 }
 
@@ -209,7 +234,7 @@ pub(crate) async fn recovery_notices(
     tenant: &Tenant,
     case: &Case,
     customer: &Customer,
-    action: ActionKind,
+    what: &str,
 ) -> ApiResult<Vec<Effect>> {
     let now = state.now();
     let mut effects = Vec::new();
@@ -218,7 +243,7 @@ pub(crate) async fn recovery_notices(
     let phones = customer.phones.iter().filter(|p| p.verified).map(|p| ("sms", p.number.as_str(), p.number.masked()));
     for (channel, to, masked) in emails.chain(phones) {
         let values = BTreeMap::from([
-            ("what", action.notice().to_owned()),
+            ("what", what.to_owned()),
             ("when", now.format("%Y-%m-%d %H:%M UTC").to_string()),
             ("channel", case.channel.to_string()),
         ]);

@@ -156,6 +156,8 @@ pub async fn run_command(
             if case.risk_route().step_up {
                 crate::verification::require_verified(state, &case).await?;
             }
+            // A contact change goes ahead only with its new contact proven (M4).
+            crate::recovery::contact::require_confirmed(state, &case).await?;
         }
         _ => {}
     }
@@ -189,8 +191,10 @@ pub async fn run_command(
     if events.is_empty() {
         return case_detail(state, &case).await;
     }
-    // An action queued on entering `executing` is written with the case (issue 6).
+    // An action queued on entering `executing` is written with the case (issue 6), and a
+    // contact change released takes effect with it.
     let mut effects = crate::recovery::effects_of(state, &next, &events).await?;
+    effects.extend(crate::recovery::contact::release_effects(state, &next, &events).await?);
     // A recovery staff carried out by hand (one Regain does not perform, or whose action
     // failed) is told to every registered address like the others (SECURITY.md P3). One whose
     // action Regain did has told them already, or changed nothing (a reset link never used).
@@ -200,9 +204,9 @@ pub async fn run_command(
             if !actions.iter().any(|a| a.state == "done") {
                 let tenant_record = state.store.tenant(tenant).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
                 if let Some(customer) = state.store.customer(tenant, customer_id).await? {
-                    let action = regain_core::action::ActionKind::for_case(next.kind);
+                    let what = regain_core::action::ActionKind::for_case(next.kind).notice();
                     effects.extend(
-                        crate::recovery::recovery_notices(state, &tenant_record, &next, &customer, action).await?,
+                        crate::recovery::recovery_notices(state, &tenant_record, &next, &customer, what).await?,
                     );
                 }
             }

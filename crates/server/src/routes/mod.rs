@@ -10,6 +10,7 @@ pub mod directory;
 pub mod factors;
 pub mod health;
 pub mod policy;
+pub mod recovery;
 pub mod risk;
 pub mod staff;
 pub mod templates;

@@ -553,7 +553,7 @@ pub struct ProofView {
     pub verification: VerificationView,
 }
 
-fn refused(status: StatusCode, code: &'static str, detail: String) -> ApiError {
+pub(crate) fn refused(status: StatusCode, code: &'static str, detail: String) -> ApiError {
     ApiError::Refused { status, code, detail }
 }
 
@@ -565,14 +565,14 @@ fn refused_by_hold(recorded: &AttemptRecorded) -> ApiResult<()> {
     }
 }
 
-fn rejected(detail: String, recorded: &AttemptRecorded) -> ApiError {
+pub(crate) fn rejected(detail: String, recorded: &AttemptRecorded) -> ApiError {
     match recorded.held_until {
         Some(until) => held(until),
         None => refused(StatusCode::UNPROCESSABLE_ENTITY, "proof-rejected", detail),
     }
 }
 
-async fn after_failure(state: &AppState, case: &Case, customer: CustomerId, recorded: AttemptRecorded) {
+pub(crate) async fn after_failure(state: &AppState, case: &Case, customer: CustomerId, recorded: AttemptRecorded) {
     if let Some(until) = recorded.held_until {
         tracing::warn!(case_id = %case.id, %customer, failures = recorded.failures, "recovery held after repeated failures");
         escalate_held(state, case.tenant_id, customer, until).await;
@@ -711,7 +711,7 @@ pub async fn code(
     }
 }
 
-fn digits(input: &str, n: u32) -> ApiResult<String> {
+pub(crate) fn digits(input: &str, n: u32) -> ApiResult<String> {
     let code: String = input.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
     if code.len() != n as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ValidationError::new("code", format!("must be {n} digits")).into());

@@ -1,0 +1,211 @@
+//! A lockdown's review (SECURITY.md L0): the changes made to the account in the policy's
+//! `recovery.lockdown_review_days` — contacts added or changed, an authenticator app set up,
+//! recovery codes issued, the password changed — listed for the security analyst on the
+//! compromised-account case, and the ones they select rolled back while the account is
+//! locked down. Only masked values ever leave Regain; the undo is Regain's.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use regain_core::case::CaseCommand;
+use regain_core::policy::Factor;
+use regain_core::{Actor, Case, CaseKind, CaseState, Customer, CustomerStatus};
+use regain_store::{ContactKind, Effect};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// One recent change to the account.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecentChange {
+    /// Pass it to `POST …/rollback`.
+    pub id: String,
+    /// contact_changed (through a contact-change case), contact_added, totp_enrolled,
+    /// recovery_codes_issued or password_changed.
+    pub kind: &'static str,
+    pub at: DateTime<Utc>,
+    /// What changed, masked.
+    pub detail: String,
+    /// Whether Regain can undo it now.
+    pub reversible: bool,
+    /// Why not, or what the undo does.
+    pub undo: String,
+    #[serde(skip)]
+    effect: Option<Effect>,
+    /// A contact that goes with the undo: it gets no notice of it.
+    #[serde(skip)]
+    removes: Option<(ContactKind, String)>,
+}
+
+/// The review window's days and the changes within it, newest first.
+pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) -> ApiResult<(u32, Vec<RecentChange>)> {
+    let (policy, _) = crate::verification::tenant_policy(state, case.tenant_id).await?;
+    let days = policy.recovery.lockdown_review_days;
+    let since = state.now() - chrono::Duration::days(i64::from(days));
+    let mut changes = Vec::new();
+    let applied = state.store.applied_contact_changes(case.tenant_id, customer.id, since).await?;
+    for change in &applied {
+        let at = change.applied_at.unwrap_or(change.created_at);
+        let reverted = change.state == "reverted";
+        let replaced =
+            if change.replaced.is_empty() { String::new() } else { format!(" in place of {}", change.replaced.join(", ")) };
+        changes.push(RecentChange {
+            id: format!("contact_change:{}", change.id),
+            kind: "contact_changed",
+            at,
+            detail: format!("{} {} added{replaced} (case {})", change.kind.as_str(), change.masked, change.case_id),
+            reversible: !reverted,
+            undo: if reverted {
+                "already rolled back".into()
+            } else {
+                format!("removes {} and puts back what it replaced", change.masked)
+            },
+            effect: (!reverted).then(|| Effect::RevertContactChange { id: change.id.clone() }),
+            removes: None,
+        });
+    }
+    let by_change = |masked: &str, at: regain_core::Timestamp| {
+        applied.iter().any(|c| c.masked == masked && c.applied_at == Some(at))
+    };
+    let emails = customer.emails.iter().map(|e| (ContactKind::Email, e.address.as_str(), e.address.masked(), e.added_at));
+    let phones = customer.phones.iter().map(|p| (ContactKind::Phone, p.number.as_str(), p.number.masked(), p.added_at));
+    for (n, (kind, value, masked, added_at)) in emails.chain(phones).enumerate() {
+        if added_at < since || by_change(&masked, added_at) {
+            continue;
+        }
+        changes.push(RecentChange {
+            id: format!("{}:{n}:{}", kind.as_str(), added_at.timestamp_micros()),
+            kind: "contact_added",
+            at: added_at,
+            detail: format!("{} {masked} added", kind.as_str()),
+            reversible: true,
+            undo: format!("removes {masked}"),
+            effect: Some(Effect::RemoveContact { customer: customer.id, kind, value: value.to_owned() }),
+            removes: Some((kind, value.to_owned())),
+        });
+    }
+    let times = state.store.factor_times(case.tenant_id, customer.id).await?;
+    let factor = |id: &str, kind: &'static str, at: regain_core::Timestamp, detail: &str, undo: &str, effect: Effect| {
+        RecentChange {
+            id: id.to_owned(),
+            kind,
+            at,
+            detail: detail.to_owned(),
+            reversible: true,
+            undo: undo.to_owned(),
+            effect: Some(effect),
+            removes: None,
+        }
+    };
+    if let Some(at) = times.totp_confirmed_at.filter(|t| *t >= since) {
+        changes.push(factor(
+            "totp",
+            "totp_enrolled",
+            at,
+            "an authenticator app was set up",
+            "removes the authenticator app",
+            Effect::RemoveFactors { customer: customer.id, factors: BTreeSet::from([Factor::Totp]) },
+        ));
+    }
+    if let Some(at) = times.recovery_codes_issued_at.filter(|t| *t >= since) {
+        changes.push(factor(
+            "recovery_codes",
+            "recovery_codes_issued",
+            at,
+            "recovery codes were issued",
+            "voids the recovery codes",
+            Effect::RemoveFactors { customer: customer.id, factors: BTreeSet::from([Factor::RecoveryCodes]) },
+        ));
+    }
+    if let Some(at) = times.password_changed_at.filter(|t| *t >= since) {
+        changes.push(factor(
+            "password",
+            "password_changed",
+            at,
+            "the password was changed",
+            "the password stops working; after re-proofing the customer sets a new one through a reset",
+            Effect::ClearPassword { customer: customer.id },
+        ));
+    }
+    changes.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.id.cmp(&b.id)));
+    Ok((days, changes))
+}
+
+/// The case's customer, for a review: a compromised-account case with its customer identified.
+pub async fn reviewed_customer(state: &AppState, case: &Case, actor: Actor) -> ApiResult<Customer> {
+    if case.kind != CaseKind::CompromisedAccount {
+        return Err(ApiError::Conflict {
+            code: "wrong-kind",
+            detail: format!("recent changes are reviewed on a compromised_account case; this one is {}", case.kind),
+        });
+    }
+    regain_core::case::may_work(case, actor)?;
+    let Some(customer_id) = case.customer_id else {
+        return Err(ApiError::Conflict {
+            code: "wrong-state",
+            detail: "identify the customer first: the review lists their account's changes".into(),
+        });
+    };
+    state.store.customer(case.tenant_id, customer_id).await?.ok_or_else(|| ApiError::not_found("customer"))
+}
+
+/// Rolls back the selected changes (`ids` from [`recent_changes`]) on a locked-down account,
+/// as `actor` (a security analyst or a supervisor): one change to the case, its effects, and a
+/// notice to every address that stays.
+pub async fn roll_back(state: &AppState, actor: Actor, case: &Case, ids: &[String]) -> ApiResult<Case> {
+    let customer = reviewed_customer(state, case, actor).await?;
+    if case.state != CaseState::Executing || customer.status != CustomerStatus::Frozen {
+        return Err(ApiError::Conflict {
+            code: "not-locked-down",
+            detail: format!(
+                "changes are rolled back while the account is locked down, on its executing compromised_account case \
+                 (this case is {}, the account {})",
+                case.state, customer.status
+            ),
+        });
+    }
+    if ids.is_empty() {
+        return Err(regain_core::ValidationError::new("changes", "must name at least one change").into());
+    }
+    let (_, found) = recent_changes(state, case, &customer).await?;
+    let mut chosen: Vec<&RecentChange> = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let field = format!("changes/{i}");
+        let Some(change) = found.iter().find(|c| &c.id == id) else {
+            return Err(regain_core::ValidationError::new(
+                &field,
+                "no such recent change (the list may have moved on: read it again)",
+            )
+            .into());
+        };
+        if !change.reversible {
+            return Err(regain_core::ValidationError::new(&field, format!("cannot be rolled back: {}", change.undo)).into());
+        }
+        if chosen.iter().any(|c| c.id == change.id) {
+            return Err(regain_core::ValidationError::new(&field, "is named twice").into());
+        }
+        chosen.push(change);
+    }
+    let descriptions: Vec<String> = chosen.iter().map(|c| format!("{}: {}", c.detail, c.undo)).collect();
+    let (next, events) = regain_core::case::apply(case, CaseCommand::RollBack { changes: descriptions }, actor, state.now())?;
+    let mut effects: Vec<Effect> = chosen.iter().filter_map(|c| c.effect.clone()).collect();
+    // The notice goes to the addresses that stay, never to one just taken away.
+    let mut staying = customer.clone();
+    for (kind, value) in chosen.iter().filter_map(|c| c.removes.as_ref()) {
+        match kind {
+            ContactKind::Email => staying.emails.retain(|e| e.address.as_str() != value),
+            ContactKind::Phone => staying.phones.retain(|p| p.number.as_str() != value),
+        }
+    }
+    let tenant = state.store.tenant(case.tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    let what = format!(
+        "Our security team undid {} recent change(s) to your account while it is locked down",
+        chosen.len()
+    );
+    effects.extend(super::recovery_notices(state, &tenant, &next, &staying, &what).await?);
+    crate::webhooks::commit(state, &next, &events, &actor, effects).await?;
+    tracing::info!(case_id = %case.id, changes = chosen.len(), "recent changes rolled back");
+    Ok(next)
+}
