@@ -686,14 +686,6 @@ pub fn apply(
                 return Err(CaseError::StillCoolingOff { until });
             }
             transition(&mut next, &mut events, S::Resolved, None);
-            // A contact change takes effect only now (G5): the store applies it with this event.
-            if case.kind == CaseKind::ContactChange && case.customer_id.is_some() {
-                events.push(CaseEvent::Action {
-                    action: ActionKind::ContactChange,
-                    outcome: ActionOutcome::Applied,
-                    detail: None,
-                });
-            }
         }
         (S::CoolingOff, C::Repudiate { reason }) => {
             let reason = bounded_text("reason", &reason, 1, 2000)?;

@@ -314,21 +314,6 @@ fn command_names_are_listed_once_each() {
 }
 
 #[test]
-fn a_contact_change_takes_effect_at_release_only() {
-    // SECURITY.md G5: the change is applied with the release, never before.
-    let case = case_in(CaseState::CoolingOff, CaseKind::ContactChange);
-    let early = apply(&case, CaseCommand::Release, supervisor(1), t0() + Duration::hours(1));
-    assert!(matches!(early, Err(CaseError::StillCoolingOff { .. })));
-    let (next, events) = apply(&case, CaseCommand::Release, Actor::System, t0() + Duration::hours(25)).unwrap();
-    assert_eq!(next.state, CaseState::Resolved);
-    assert!(events.iter().any(|e| e.name() == "case.action_applied"), "{events:?}");
-    let (_, repudiated) =
-        apply(&case, CaseCommand::Repudiate { reason: "not me".into() }, Actor::System, t0() + Duration::hours(1))
-            .unwrap();
-    assert!(!repudiated.iter().any(|e| e.name() == "case.action_applied"));
-}
-
-#[test]
 fn only_security_staff_roll_back_a_locked_down_account() {
     // SECURITY.md L0: the analyst selects what is undone; an agent cannot.
     let case = case_in(CaseState::Executing, CaseKind::CompromisedAccount);

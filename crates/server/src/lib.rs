@@ -48,8 +48,8 @@ pub use state::AppState;
 
 use routes::{
     api_keys, audit as audit_routes, auth as auth_routes, cases, commands, customers, directory, factors, health,
-    policy, risk as risk_routes, staff, templates, tenants, verification as verification_routes,
-    recovery as recovery_routes, webhooks as webhook_routes,
+    policy, recovery as recovery_routes, risk as risk_routes, staff, templates, tenants,
+    verification as verification_routes, webhooks as webhook_routes,
 };
 
 /// Bodies the bulk import accepts; every other route takes `ServerConfig::body_max_bytes`.

@@ -31,12 +31,59 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
             }
             Err(e) => tracing::warn!(error = %e, "could not read recovery holds; will retry"),
         }
+        match release_due(&state).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "cooling-off periods ended"),
+            Err(e) => tracing::warn!(error = %e, "release sweep failed; will retry"),
+        }
         match purge(&state).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "closed cases purged after their retention period"),
             Err(e) => tracing::warn!(error = %e, "retention purge failed; will retry"),
         }
     })
+}
+
+/// Ends the cooling-off periods that are over (a contact change takes effect then, through the
+/// tenant's connector too); returns how many cases were released. One whose connector is down
+/// or whose case changed meanwhile waits for the next sweep.
+pub async fn release_due(state: &AppState) -> Result<usize, StoreError> {
+    let now = state.now();
+    let mut released = 0;
+    for tenant in state.store.list_tenants().await? {
+        let filter =
+            regain_store::CaseFilter { states: vec![regain_core::CaseState::CoolingOff], ..Default::default() };
+        let mut after = None;
+        loop {
+            let page = state
+                .store
+                .list_cases(tenant.id, &filter, &regain_store::PageRequest { limit: BATCH_MAX, after })
+                .await?;
+            for case in page.items.iter().filter(|c| c.cooling_off_until.is_some_and(|until| until <= now)) {
+                let Ok((next, mut events)) = apply(case, CaseCommand::Release, Actor::System, now) else { continue };
+                let effects = match crate::recovery::contact::on_release(state, &next, &events).await {
+                    Ok((more, effects)) => {
+                        events.extend(more);
+                        effects
+                    }
+                    Err(e) => {
+                        tracing::warn!(case_id = %case.id, error = %e, "could not release the case yet; will retry");
+                        continue;
+                    }
+                };
+                match crate::webhooks::commit(state, &next, &events, &Actor::System, effects).await {
+                    Ok(()) => released += 1,
+                    Err(StoreError::Conflict) => {} // changed meanwhile; the next sweep looks again
+                    Err(e) => return Err(e),
+                }
+            }
+            match page.next_after {
+                Some(last) => after = Some(last),
+                None => break,
+            }
+        }
+    }
+    Ok(released)
 }
 
 /// Purges, per tenant, closed cases older than its `closed_case_retention_days` (each purge

@@ -1392,8 +1392,8 @@ macro_rules! impl_sql_store {
                 async fn contact_change(&self, tenant: TenantId, case: CaseId) -> StoreResult<Option<ContactChange>> {
                     self.x_contact_change(tenant, case).await
                 }
-                async fn contact_change_value(&self, tenant: TenantId, id: &str) -> StoreResult<Option<String>> {
-                    self.x_contact_change_value(tenant, id).await
+                async fn contact_change_values(&self, tenant: TenantId, id: &str) -> StoreResult<Option<(String, Vec<String>)>> {
+                    self.x_contact_change_values(tenant, id).await
                 }
                 async fn applied_contact_changes(
                     &self,

@@ -71,7 +71,9 @@ pub fn contact_table(kind: ContactKind) -> (&'static str, &'static str, &'static
 pub fn masked_contact(kind: ContactKind, value: &str) -> String {
     match kind {
         ContactKind::Email => regain_core::EmailAddress::parse("email", value).map(|e| e.masked()).unwrap_or_default(),
-        ContactKind::Phone => regain_core::PhoneE164::parse("phone", value, "US").map(|p| p.masked()).unwrap_or_default(),
+        ContactKind::Phone => {
+            regain_core::PhoneE164::parse("phone", value, "US").map(|p| p.masked()).unwrap_or_default()
+        }
     }
 }
 
@@ -372,6 +374,15 @@ macro_rules! impl_sql_recovery {
                         one_row(done.rows_affected())
                     }
                     Effect::EndRecoveries { customer, except_case } => {
+                        // Contact changes are frozen: none proposed or waiting takes effect.
+                        sqlx::query(
+                            "UPDATE contact_changes SET state = 'cancelled' \
+                             WHERE customer_id = $1 AND state IN ('awaiting_code', 'confirmed')",
+                        )
+                        .bind(customer.to_string())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
                         sqlx::query(
                             "UPDATE customer_links SET expires_at = $2 \
                              WHERE customer_id = $1 AND purpose IN ('reset', 'enroll') AND used_at IS NULL AND expires_at > $2",
@@ -767,10 +778,11 @@ macro_rules! impl_sql_recovery {
                 row.map($crate::recovery::ContactChangeRow::into_domain).transpose()
             }
 
-            async fn x_contact_change_value(&self, tenant: TenantId, id: &str) -> StoreResult<Option<String>> {
+            async fn x_contact_change_values(&self, tenant: TenantId, id: &str) -> StoreResult<Option<(String, Vec<String>)>> {
                 let keyring = self.keys.get()?;
-                let row: Option<(String, String, Option<Vec<u8>>)> = sqlx::query_as(
-                    "SELECT customer_id, value_sealed, (SELECT wrapped FROM data_keys WHERE subject = contact_changes.customer_id) \
+                let row: Option<(String, String, Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
+                    "SELECT customer_id, value_sealed, replaced_sealed, \
+                     (SELECT wrapped FROM data_keys WHERE subject = contact_changes.customer_id) \
                      FROM contact_changes WHERE tenant_id = $1 AND id = $2",
                 )
                 .bind(tenant.to_string())
@@ -778,12 +790,21 @@ macro_rules! impl_sql_recovery {
                 .fetch_optional(self.read_pool())
                 .await
                 .map_err(Self::map_err)?;
-                let Some((customer, sealed, wrapped)) = row else { return Ok(None) };
-                let Some(wrapped) = wrapped else { return Ok(None) };
+                let Some((customer, sealed, replaced, Some(wrapped))) = row else { return Ok(None) };
                 let key = keyring.data_key(&customer, &wrapped).map_err(|_| $crate::sealing::undecryptable("data_keys"))?;
-                key.open_text(&$crate::sealing::contact_change_aad(id, "value"), &sealed)
-                    .map(Some)
-                    .map_err(|_| $crate::sealing::undecryptable("contact_changes"))
+                let open = |part: &str, sealed: &str| {
+                    key.open_text(&$crate::sealing::contact_change_aad(id, part), sealed)
+                        .map_err(|_| $crate::sealing::undecryptable("contact_changes"))
+                };
+                let value = open("value", &sealed)?;
+                let replaced = match replaced {
+                    None => Vec::new(),
+                    Some(sealed) => $crate::recovery::ReplacedContact::list_from_json(&open("replaced", &sealed)?)?
+                        .into_iter()
+                        .map(|c| c.value)
+                        .collect(),
+                };
+                Ok(Some((value, replaced)))
             }
 
             async fn x_applied_contact_changes(

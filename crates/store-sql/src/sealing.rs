@@ -127,7 +127,10 @@ pub fn seal_contact(
         ContactKind::Email => {
             let address = regain_core::contact::EmailAddress::parse("email", value)
                 .map_err(|e| StoreError::Corrupt(format!("a contact change's email: {e}")))?;
-            (key.seal_text(&email_aad(customer, position), value), blind(keyring, tenant, field::EMAIL, &address.normalized()))
+            (
+                key.seal_text(&email_aad(customer, position), value),
+                blind(keyring, tenant, field::EMAIL, &address.normalized()),
+            )
         }
         ContactKind::Phone => {
             (key.seal_text(&phone_aad(customer, position), value), blind(keyring, tenant, field::PHONE, value))

@@ -232,7 +232,14 @@ pub fn event_from_json(name: &str, data: &str) -> StoreResult<CaseEvent> {
                 .map(|t| parse_column("tells", t.as_str().unwrap_or(""), Observation::parse))
                 .collect::<StoreResult<Vec<_>>>()?,
         },
-        "case.action_queued" | "case.action_link_sent" | "case.action_performed" | "case.action_failed" => {
+        "case.action_queued"
+        | "case.action_link_sent"
+        | "case.action_performed"
+        | "case.action_failed"
+        | "case.action_code_sent"
+        | "case.action_confirmed"
+        | "case.action_applied"
+        | "case.action_rolled_back" => {
             let event = CaseEvent::Action {
                 action: parse_column("action", text("action")?, ActionKind::parse)?,
                 outcome: parse_column("outcome", text("outcome")?, ActionOutcome::parse)?,
@@ -372,6 +379,11 @@ mod tests {
             },
             CaseEvent::CoolingOffStarted { until: from_micros(1_700_000_000_000_000) },
         ];
+        let events = events.into_iter().chain(ActionOutcome::ALL.iter().map(|&outcome| CaseEvent::Action {
+            action: ActionKind::ContactChange,
+            outcome,
+            detail: Some("a step".into()),
+        }));
         for e in events {
             let (name, data) = event_to_json(&e);
             assert_eq!(event_from_json(name, &data).unwrap(), e);

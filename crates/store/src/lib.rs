@@ -459,9 +459,9 @@ pub trait Store: Send + Sync + 'static {
     async fn customer_link(&self, token: &str) -> StoreResult<Option<CustomerLink>>;
     /// The case's contact change: its latest proposal, masked.
     async fn contact_change(&self, tenant: TenantId, case: CaseId) -> StoreResult<Option<ContactChange>>;
-    /// The new contact of the contact change `id`, opened (normalized), for the connector that
-    /// applies it to the account where it lives.
-    async fn contact_change_value(&self, tenant: TenantId, id: &str) -> StoreResult<Option<String>>;
+    /// The new contact of the contact change `id` and the ones it replaced, opened (normalized):
+    /// for the connector that applies it where the account lives, and the notice of a rollback.
+    async fn contact_change_values(&self, tenant: TenantId, id: &str) -> StoreResult<Option<(String, Vec<String>)>>;
     /// The customer's contact changes applied at or after `since`, newest first.
     async fn applied_contact_changes(
         &self,

@@ -166,7 +166,8 @@ pub struct ContactChange {
     pub kind: ContactKind,
     pub masked: String,
     pub replace: bool,
-    /// `awaiting_code`, `confirmed`, `applied`, `reverted`, or `superseded` by a later proposal.
+    /// `awaiting_code`, `confirmed`, `applied`, `reverted`, `expired` or `exhausted` (its code),
+    /// `cancelled` (by a lockdown), or `superseded` by a later proposal.
     pub state: String,
     pub attempts: u32,
     pub code_expires_at: Timestamp,
@@ -181,14 +182,23 @@ pub struct ContactChange {
 /// toward the customer's failure limit like any failed proof (SECURITY.md T7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContactConfirm {
-    Confirmed { masked: String },
-    Wrong { attempts_left: u32, recorded: crate::AttemptRecorded },
+    Confirmed {
+        masked: String,
+    },
+    Wrong {
+        attempts_left: u32,
+        recorded: crate::AttemptRecorded,
+    },
     /// Too many wrong codes: the proposal is spent; propose again.
-    Exhausted { recorded: crate::AttemptRecorded },
+    Exhausted {
+        recorded: crate::AttemptRecorded,
+    },
     Expired,
     /// Nothing awaits a code on this case.
     NonePending,
-    Held { until: Timestamp },
+    Held {
+        until: Timestamp,
+    },
 }
 
 /// When the customer's factors last changed in the directory: what a lockdown review lists.
@@ -269,7 +279,8 @@ pub enum Effect {
     /// Queue an event for the tenant's webhook endpoint.
     Webhook(NewWebhookEvent),
     /// A lockdown's reach beyond the account (SECURITY.md L0): the customer's unused reset and
-    /// re-enrollment links end, and the pending actions of their other cases fail.
+    /// re-enrollment links end, the pending actions of their other cases fail, and contact
+    /// changes not yet made are cancelled.
     EndRecoveries { customer: CustomerId, except_case: CaseId },
     /// Remove these of the directory's second factors and recovery credentials.
     RemoveFactors { customer: CustomerId, factors: BTreeSet<Factor> },

@@ -271,8 +271,7 @@ async fn reset_factors(
         link,
         message,
     ];
-    let detail =
-        format!("{} removed, every session ended; re-enrollment link sent to {masked}", removed.join(" and "));
+    let detail = format!("{} removed, every session ended; re-enrollment link sent to {masked}", removed.join(" and "));
     finish(state, tenant, case, customer, ActionKind::MfaReset, detail, effects).await
 }
 

@@ -55,7 +55,11 @@ pub enum AccountChange<'a> {
     SetPassword(&'a str),
     /// A contact change taking effect: the new email or phone (normalized), replacing the
     /// account's others of its kind when `replace`.
-    SetContact { kind: regain_store::ContactKind, value: &'a str, replace: bool },
+    SetContact {
+        kind: regain_store::ContactKind,
+        value: &'a str,
+        replace: bool,
+    },
 }
 
 impl AccountChange<'_> {

@@ -8,12 +8,14 @@ use std::collections::BTreeMap;
 
 use regain_core::action::{ActionKind, ActionOutcome};
 use regain_core::case::CaseCommand;
-use regain_core::{Actor, Case, CaseEvent, CaseKind, CaseState, Customer, CustomerStatus, EmailAddress, PhoneE164, Tenant};
+use regain_core::{
+    Actor, Case, CaseEvent, CaseKind, CaseState, Customer, CustomerStatus, EmailAddress, PhoneE164, Tenant,
+};
 use regain_store::{AttemptContext, ContactChange, ContactConfirm, ContactKind, Effect, NewContactChange};
 
 use super::actions::{remote, ActionError};
-use super::connector::{AccountChange, ConnectorConfig};
 use super::apply_all;
+use super::connector::{AccountChange, ConnectorConfig};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -32,11 +34,21 @@ pub fn parse(tenant: &Tenant, email: Option<&str>, phone: Option<&str>, replace:
     match (email, phone) {
         (Some(email), None) => {
             let address = EmailAddress::parse("email", email)?;
-            Ok(Proposed { kind: ContactKind::Email, value: address.as_str().to_owned(), masked: address.masked(), replace })
+            Ok(Proposed {
+                kind: ContactKind::Email,
+                value: address.as_str().to_owned(),
+                masked: address.masked(),
+                replace,
+            })
         }
         (None, Some(phone)) => {
             let number = PhoneE164::parse("phone", phone, &tenant.settings.default_region)?;
-            Ok(Proposed { kind: ContactKind::Phone, value: number.as_str().to_owned(), masked: number.masked(), replace })
+            Ok(Proposed {
+                kind: ContactKind::Phone,
+                value: number.as_str().to_owned(),
+                masked: number.masked(),
+                replace,
+            })
         }
         _ => Err(regain_core::ValidationError::new("email", "give exactly one of email and phone").into()),
     }
@@ -109,11 +121,8 @@ pub async fn propose(state: &AppState, actor: Actor, case: &Case, proposed: Prop
         ContactKind::Email => "confirming your new email address",
         ContactKind::Phone => "confirming your new phone number",
     };
-    let values = BTreeMap::from([
-        ("code", code.clone()),
-        ("minutes", minutes.to_string()),
-        ("purpose", purpose.to_owned()),
-    ]);
+    let values =
+        BTreeMap::from([("code", code.clone()), ("minutes", minutes.to_string()), ("purpose", purpose.to_owned())]);
     let message = crate::verification::compose(
         state,
         &tenant,
@@ -168,12 +177,7 @@ fn touched(case: &Case, actor: Actor, now: regain_core::Timestamp) -> Case {
 }
 
 /// Checks the code the customer read back from the new contact.
-pub async fn confirm(
-    state: &AppState,
-    ctx: AttemptContext,
-    case: &Case,
-    code: &str,
-) -> ApiResult<ContactChange> {
+pub async fn confirm(state: &AppState, ctx: AttemptContext, case: &Case, code: &str) -> ApiResult<ContactChange> {
     use crate::routes::verification::{after_failure, refused, rejected};
     use axum::http::StatusCode;
     let customer = require_open(case, ctx.actor, "confirm a new contact")?;
@@ -186,7 +190,10 @@ pub async fn confirm(
         }
         ContactConfirm::Wrong { attempts_left, recorded } => {
             after_failure(state, case, customer, recorded).await;
-            return Err(rejected(format!("the code is not right; {attempts_left} attempt(s) left on this code"), &recorded));
+            return Err(rejected(
+                format!("the code is not right; {attempts_left} attempt(s) left on this code"),
+                &recorded,
+            ));
         }
         ContactConfirm::Exhausted { recorded } => {
             after_failure(state, case, customer, recorded).await;
@@ -268,7 +275,11 @@ pub(super) async fn schedule(
         change.masked
     );
     let commands = vec![
-        CaseCommand::RecordAction { action: ActionKind::ContactChange, outcome: ActionOutcome::Performed, detail: Some(detail) },
+        CaseCommand::RecordAction {
+            action: ActionKind::ContactChange,
+            outcome: ActionOutcome::Performed,
+            detail: Some(detail),
+        },
         complete,
     ];
     let (next, events) = apply_all(case, commands, Actor::System, state.now())?;
@@ -282,42 +293,63 @@ pub(super) async fn schedule(
     Ok((next, events, effects))
 }
 
-/// What the release of a contact change does (the `applied` event): the change is made through
-/// the tenant's connector when the account lives elsewhere (a refusal or an outage stops the
-/// release, to be tried again), then in the directory, and every address the customer had is
-/// told — the old ones included.
-pub async fn release_effects(state: &AppState, case: &Case, events: &[CaseEvent]) -> ApiResult<Vec<Effect>> {
-    let applies = events.iter().any(|e| {
-        matches!(e, CaseEvent::Action { action: ActionKind::ContactChange, outcome: ActionOutcome::Applied, .. })
-    });
-    let Some(customer_id) = case.customer_id.filter(|_| applies) else { return Ok(Vec::new()) };
+/// What the release of a contact change adds (G5): the change takes effect now — through the
+/// tenant's connector when the account lives elsewhere (a refusal or an outage stops the
+/// release, to be tried again), then in the directory — and every address the customer had is
+/// told, the old ones included. A change a lockdown cancelled meanwhile is not made; the
+/// timeline says so. Nothing for any other change.
+pub async fn on_release(
+    state: &AppState,
+    case: &Case,
+    events: &[CaseEvent],
+) -> ApiResult<(Vec<CaseEvent>, Vec<Effect>)> {
+    let released = events.iter().any(|e| matches!(e, CaseEvent::StateChanged { command: "release", .. }));
+    let Some(customer_id) = case.customer_id.filter(|_| released && case.kind == CaseKind::ContactChange) else {
+        return Ok((Vec::new(), Vec::new()));
+    };
     let tenant = state.store.tenant(case.tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     let customer =
         state.store.customer(case.tenant_id, customer_id).await?.ok_or_else(|| ApiError::not_found("customer"))?;
     let change = state.store.contact_change(case.tenant_id, case.id).await?;
-    let Some(change) = change.filter(|c| c.state == "confirmed") else {
-        return Err(ApiError::Conflict {
-            code: "contact-unconfirmed",
-            detail: "the case has no confirmed contact change left to apply".into(),
-        });
+    let change = match change {
+        Some(change) if change.state == "confirmed" && customer.status != CustomerStatus::Frozen => change,
+        other => {
+            let why = match other {
+                Some(c) if c.state == "cancelled" || customer.status == CustomerStatus::Frozen => {
+                    "the account was locked down before the change took effect; it was not made"
+                }
+                _ => "no confirmed contact change was left to make",
+            };
+            let event = CaseEvent::Action {
+                action: ActionKind::ContactChange,
+                outcome: ActionOutcome::Failed,
+                detail: Some(why.to_owned()),
+            };
+            return Ok((vec![event], Vec::new()));
+        }
     };
     if let Some(connector) = state.config.connector(tenant.slug.as_str()) {
-        let value = state
+        let (value, _) = state
             .store
-            .contact_change_value(case.tenant_id, &change.id)
+            .contact_change_values(case.tenant_id, &change.id)
             .await?
             .ok_or_else(|| ApiError::not_found("contact change"))?;
         apply_remote(connector, &customer, &change, &value, state.now()).await?;
     }
+    let replacing = if change.replace { " in place of the one before" } else { "" };
     let what = format!(
-        "Your contact details were changed: the {} {} is now on your account{}",
+        "Your contact details were changed: the {} {} is now on your account{replacing}",
         change.kind.as_str(),
         change.masked,
-        if change.replace { " in place of the one before" } else { "" }
     );
+    let event = CaseEvent::Action {
+        action: ActionKind::ContactChange,
+        outcome: ActionOutcome::Applied,
+        detail: Some(format!("the new {} {} took effect{replacing}", change.kind.as_str(), change.masked)),
+    };
     let mut effects = vec![Effect::ApplyContactChange { case: case.id }];
     effects.extend(super::recovery_notices(state, &tenant, case, &customer, &what).await?);
-    Ok(effects)
+    Ok((vec![event], effects))
 }
 
 async fn apply_remote(

@@ -37,6 +37,9 @@ pub struct RecentChange {
     /// A contact that goes with the undo: it gets no notice of it.
     #[serde(skip)]
     removes: Option<(ContactKind, String)>,
+    /// The contact change whose undo puts its replaced contacts back: they are told.
+    #[serde(skip)]
+    reverts: Option<String>,
 }
 
 /// The review window's days and the changes within it, newest first.
@@ -49,8 +52,11 @@ pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) 
     for change in &applied {
         let at = change.applied_at.unwrap_or(change.created_at);
         let reverted = change.state == "reverted";
-        let replaced =
-            if change.replaced.is_empty() { String::new() } else { format!(" in place of {}", change.replaced.join(", ")) };
+        let replaced = if change.replaced.is_empty() {
+            String::new()
+        } else {
+            format!(" in place of {}", change.replaced.join(", "))
+        };
         changes.push(RecentChange {
             id: format!("contact_change:{}", change.id),
             kind: "contact_changed",
@@ -64,15 +70,17 @@ pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) 
             },
             effect: (!reverted).then(|| Effect::RevertContactChange { id: change.id.clone() }),
             removes: None,
+            reverts: (!reverted).then(|| change.id.clone()),
         });
     }
     let by_change = |masked: &str, at: regain_core::Timestamp| {
         applied.iter().any(|c| c.masked == masked && c.applied_at == Some(at))
     };
-    let emails = customer.emails.iter().map(|e| (ContactKind::Email, e.address.as_str(), e.address.masked(), e.added_at));
+    let emails =
+        customer.emails.iter().map(|e| (ContactKind::Email, e.address.as_str(), e.address.masked(), e.added_at));
     let phones = customer.phones.iter().map(|p| (ContactKind::Phone, p.number.as_str(), p.number.masked(), p.added_at));
     for (n, (kind, value, masked, added_at)) in emails.chain(phones).enumerate() {
-        if added_at < since || by_change(&masked, added_at) {
+        if added_at < since || added_at <= customer.created_at || by_change(&masked, added_at) {
             continue;
         }
         changes.push(RecentChange {
@@ -84,22 +92,27 @@ pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) 
             undo: format!("removes {masked}"),
             effect: Some(Effect::RemoveContact { customer: customer.id, kind, value: value.to_owned() }),
             removes: Some((kind, value.to_owned())),
+            reverts: None,
         });
     }
     let times = state.store.factor_times(case.tenant_id, customer.id).await?;
-    let factor = |id: &str, kind: &'static str, at: regain_core::Timestamp, detail: &str, undo: &str, effect: Effect| {
-        RecentChange {
-            id: id.to_owned(),
-            kind,
-            at,
-            detail: detail.to_owned(),
-            reversible: true,
-            undo: undo.to_owned(),
-            effect: Some(effect),
-            removes: None,
-        }
-    };
-    if let Some(at) = times.totp_confirmed_at.filter(|t| *t >= since) {
+    // What the record was created with is not a change to it.
+    let recent = |t: &regain_core::Timestamp| *t >= since && *t > customer.created_at;
+    let factor =
+        |id: &str, kind: &'static str, at: regain_core::Timestamp, detail: &str, undo: &str, effect: Effect| {
+            RecentChange {
+                id: id.to_owned(),
+                kind,
+                at,
+                detail: detail.to_owned(),
+                reversible: true,
+                undo: undo.to_owned(),
+                effect: Some(effect),
+                removes: None,
+                reverts: None,
+            }
+        };
+    if let Some(at) = times.totp_confirmed_at.filter(recent) {
         changes.push(factor(
             "totp",
             "totp_enrolled",
@@ -109,7 +122,7 @@ pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) 
             Effect::RemoveFactors { customer: customer.id, factors: BTreeSet::from([Factor::Totp]) },
         ));
     }
-    if let Some(at) = times.recovery_codes_issued_at.filter(|t| *t >= since) {
+    if let Some(at) = times.recovery_codes_issued_at.filter(recent) {
         changes.push(factor(
             "recovery_codes",
             "recovery_codes_issued",
@@ -119,7 +132,7 @@ pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) 
             Effect::RemoveFactors { customer: customer.id, factors: BTreeSet::from([Factor::RecoveryCodes]) },
         ));
     }
-    if let Some(at) = times.password_changed_at.filter(|t| *t >= since) {
+    if let Some(at) = times.password_changed_at.filter(recent) {
         changes.push(factor(
             "password",
             "password_changed",
@@ -181,7 +194,9 @@ pub async fn roll_back(state: &AppState, actor: Actor, case: &Case, ids: &[Strin
             .into());
         };
         if !change.reversible {
-            return Err(regain_core::ValidationError::new(&field, format!("cannot be rolled back: {}", change.undo)).into());
+            return Err(
+                regain_core::ValidationError::new(&field, format!("cannot be rolled back: {}", change.undo)).into()
+            );
         }
         if chosen.iter().any(|c| c.id == change.id) {
             return Err(regain_core::ValidationError::new(&field, "is named twice").into());
@@ -189,21 +204,51 @@ pub async fn roll_back(state: &AppState, actor: Actor, case: &Case, ids: &[Strin
         chosen.push(change);
     }
     let descriptions: Vec<String> = chosen.iter().map(|c| format!("{}: {}", c.detail, c.undo)).collect();
-    let (next, events) = regain_core::case::apply(case, CaseCommand::RollBack { changes: descriptions }, actor, state.now())?;
+    let (next, events) =
+        regain_core::case::apply(case, CaseCommand::RollBack { changes: descriptions }, actor, state.now())?;
     let mut effects: Vec<Effect> = chosen.iter().filter_map(|c| c.effect.clone()).collect();
-    // The notice goes to the addresses that stay, never to one just taken away.
+    // The notice goes to the addresses the account has after it — the ones put back included —
+    // never to one just taken away.
     let mut staying = customer.clone();
-    for (kind, value) in chosen.iter().filter_map(|c| c.removes.as_ref()) {
+    let mut taken: Vec<(ContactKind, String)> = chosen.iter().filter_map(|c| c.removes.clone()).collect();
+    let applied = state.store.applied_contact_changes(case.tenant_id, customer.id, customer.created_at).await?;
+    for id in chosen.iter().filter_map(|c| c.reverts.as_deref()) {
+        let Some(change) = applied.iter().find(|c| c.id == id) else { continue };
+        let Some((value, replaced)) = state.store.contact_change_values(case.tenant_id, id).await? else { continue };
+        taken.push((change.kind, value));
+        let now = state.now();
+        for old in replaced {
+            match change.kind {
+                ContactKind::Email => {
+                    if let Ok(address) = regain_core::EmailAddress::parse("email", &old) {
+                        staying.emails.push(regain_core::customer::ContactEmail {
+                            address,
+                            verified: true,
+                            added_at: now,
+                        });
+                    }
+                }
+                ContactKind::Phone => {
+                    if let Ok(number) = regain_core::PhoneE164::parse("phone", &old, "US") {
+                        staying.phones.push(regain_core::customer::ContactPhone {
+                            number,
+                            verified: true,
+                            added_at: now,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for (kind, value) in &taken {
         match kind {
             ContactKind::Email => staying.emails.retain(|e| e.address.as_str() != value),
             ContactKind::Phone => staying.phones.retain(|p| p.number.as_str() != value),
         }
     }
     let tenant = state.store.tenant(case.tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
-    let what = format!(
-        "Our security team undid {} recent change(s) to your account while it is locked down",
-        chosen.len()
-    );
+    let what =
+        format!("Our security team undid {} recent change(s) to your account while it is locked down", chosen.len());
     effects.extend(super::recovery_notices(state, &tenant, &next, &staying, &what).await?);
     crate::webhooks::commit(state, &next, &events, &actor, effects).await?;
     tracing::info!(case_id = %case.id, changes = chosen.len(), "recent changes rolled back");

@@ -187,14 +187,16 @@ pub async fn run_command(
         other => other,
     };
     let name = command.name();
-    let (next, events) = apply(&case, command, principal.actor, state.now())?;
+    let (next, mut events) = apply(&case, command, principal.actor, state.now())?;
     if events.is_empty() {
         return case_detail(state, &case).await;
     }
     // An action queued on entering `executing` is written with the case (issue 6), and a
     // contact change released takes effect with it.
     let mut effects = crate::recovery::effects_of(state, &next, &events).await?;
-    effects.extend(crate::recovery::contact::release_effects(state, &next, &events).await?);
+    let (more_events, more_effects) = crate::recovery::contact::on_release(state, &next, &events).await?;
+    events.extend(more_events);
+    effects.extend(more_effects);
     // A recovery staff carried out by hand (one Regain does not perform, or whose action
     // failed) is told to every registered address like the others (SECURITY.md P3). One whose
     // action Regain did has told them already, or changed nothing (a reset link never used).

@@ -89,8 +89,12 @@ pub async fn propose(
     let tenant_id = auth.tenant()?;
     let case = load_case(&state, tenant_id, &id).await?;
     let tenant = state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
-    let proposed =
-        crate::recovery::contact::parse(&tenant, req.email.as_deref(), req.phone.as_deref(), req.replace.unwrap_or(true))?;
+    let proposed = crate::recovery::contact::parse(
+        &tenant,
+        req.email.as_deref(),
+        req.phone.as_deref(),
+        req.replace.unwrap_or(true),
+    )?;
     let change = crate::recovery::contact::propose(&state, auth.actor, &case, proposed).await?;
     Ok((axum::http::StatusCode::CREATED, Json(change.into())))
 }
@@ -108,7 +112,8 @@ pub async fn get(
 ) -> ApiResult<Json<ContactChangeView>> {
     let tenant = auth.tenant()?;
     let case = load_case(&state, tenant, &id).await?;
-    let change = state.store.contact_change(tenant, case.id).await?.ok_or_else(|| ApiError::not_found("contact change"))?;
+    let change =
+        state.store.contact_change(tenant, case.id).await?.ok_or_else(|| ApiError::not_found("contact change"))?;
     Ok(Json(change.into()))
 }
 
