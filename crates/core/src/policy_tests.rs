@@ -284,6 +284,7 @@ fn the_default_policy_is_valid_and_its_json_shape_is_stable() {
         "codes": { "sms_ttl_minutes": 10, "email_ttl_minutes": 10, "link_ttl_minutes": 30, "attempts_max": 5 },
         "failures": { "max": 5, "window_minutes": 1440, "cooldown_minutes": 1440 },
         "risk": crate::risk::RiskPolicy::default().to_value(),
+        "recovery": { "mfa_reset_removes": ["totp", "recovery_codes"], "lockdown_review_days": 30 },
     });
     assert_eq!(policy.to_value(), expected);
     assert_eq!(AssurancePolicy::from_json(&policy.to_json()), Ok(policy.clone()));
@@ -463,4 +464,28 @@ fn cooling_off_grows_with_the_risk_band() {
     assert_eq!(hours(CaseKind::PasswordReset, Some(RiskBand::Medium)), 0);
     assert_eq!(hours(CaseKind::PasswordReset, Some(RiskBand::High)), 24);
     assert_eq!(hours(CaseKind::PasswordReset, Some(RiskBand::Critical)), 24);
+}
+
+#[test]
+fn the_recovery_section_names_the_factors_an_mfa_reset_removes() {
+    // Issue 6: "removes the factors named by the policy"; a lockdown's review window.
+    let default = AssurancePolicy::default();
+    assert_eq!(default.recovery.mfa_reset_removes, BTreeSet::from([Factor::Totp, Factor::RecoveryCodes]));
+    assert_eq!(default.recovery.lockdown_review_days, 30);
+    let policy = AssurancePolicy::from_value(&json!({
+        "recovery": {"mfa_reset_removes": ["totp", "passkeys", "recovery_codes"], "lockdown_review_days": 90}
+    }))
+    .unwrap();
+    assert_eq!(policy.recovery.mfa_reset_removes.len(), 3);
+    assert_eq!(policy.recovery.lockdown_review_days, 90);
+    assert_eq!(AssurancePolicy::from_json(&policy.to_json()).unwrap(), policy, "round trip");
+
+    let err = AssurancePolicy::from_value(&json!({"recovery": {"mfa_reset_removes": []}})).unwrap_err();
+    assert_eq!(err.field, "recovery/mfa_reset_removes", "{err}");
+    let err = AssurancePolicy::from_value(&json!({"recovery": {"mfa_reset_removes": ["sms"]}})).unwrap_err();
+    assert_eq!(err.field, "recovery/mfa_reset_removes/0", "{err}");
+    let err = AssurancePolicy::from_value(&json!({"recovery": {"lockdown_review_days": 0}})).unwrap_err();
+    assert!(err.field.starts_with("recovery/"), "{err}");
+    let err = AssurancePolicy::from_value(&json!({"recovery": {"unknown": 1}})).unwrap_err();
+    assert!(err.field.contains("unknown") || err.message.contains("unknown"), "{err}");
 }

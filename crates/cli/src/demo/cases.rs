@@ -34,6 +34,8 @@ enum Step {
     Approve(&'static str),
     Deny(&'static str),
     Execute,
+    /// A contact change's new phone, proposed and confirmed by the code sent to it.
+    NewPhone(&'static str),
     /// Regain's action worker runs what is queued (the reset link, the unlock, …).
     Perform,
     Complete(Option<u32>),
@@ -155,6 +157,7 @@ const SCRIPTS: &[Script] = &[
             (Agent2, Identify(15)),
             (Agent2, Proof("email")),
             (Agent2, Decide(true, "Confirmed by a code to the registered email")),
+            (Agent2, NewPhone("+1 415 555 0142")),
             (Agent2, RequestApproval("Contact change on a verified account")),
             (Supervisor2, Approve("Callback to the number on file confirmed it")),
         ],
@@ -246,6 +249,7 @@ const SCRIPTS: &[Script] = &[
             (Agent2, Identify(32)),
             (Agent2, Proof("email")),
             (Agent2, Decide(true, "Identifiers match; confirmed by a code to the registered email")),
+            (Agent2, NewPhone("+1 415 555 0177")),
             (Agent2, RequestApproval("Contact change")),
             (Supervisor1, Deny("The caller could not say why the number on file stopped working; call back first")),
         ],
@@ -318,6 +322,10 @@ async fn run_script(
             }
             continue;
         }
+        if let NewPhone(phone) = step {
+            new_phone(state, tenant, principal(*who)?, &case.id, phone).await.context("the new phone")?;
+            continue;
+        }
         if let Perform = step {
             regain_server::recovery::perform_due(state).await.context("performing the queued actions")?;
             continue;
@@ -331,7 +339,7 @@ async fn run_script(
         let command = match step {
             Assign(to) => CaseCommand::Assign { assignee: principal(*to)?.staff_id },
             Start => CaseCommand::StartIdentification,
-            Identify(_) | Proof(_) | Perform => continue,
+            Identify(_) | Proof(_) | Perform | NewPhone(_) => continue,
             Note(text) => CaseCommand::AddNote { text: (*text).to_owned() },
             Escalate(tier, reason) => {
                 CaseCommand::Escalate { tier: Tier::new("tier", *tier)?, reason: (*reason).to_owned() }
@@ -350,6 +358,27 @@ async fn run_script(
         run_command(state, principal(*who)?, &id, command).await.with_context(|| format!("{name} as {who:?}"))?;
     }
     Ok(case.id)
+}
+
+/// Proposes a contact change's new phone and confirms it with the code, as the customer would
+/// have read it back.
+async fn new_phone(
+    state: &AppState,
+    tenant: TenantId,
+    principal: &Principal,
+    case_id: &CaseId,
+    phone: &str,
+) -> anyhow::Result<()> {
+    use regain_server::recovery::contact;
+    let case = state.store.case(tenant, *case_id).await?.context("the case is gone")?;
+    let tenant_record = state.store.tenant(tenant).await?.context("no such tenant")?;
+    let proposed = contact::parse(&tenant_record, None, Some(phone), true)?;
+    let code = regain_server::verification::random_code(state.entropy.as_ref(), 6);
+    contact::propose_with_code(state, principal.actor, &case, proposed, code.clone()).await?;
+    let case = state.store.case(tenant, *case_id).await?.context("the case is gone")?;
+    let ctx = AttemptContext { actor: principal.actor, ip: None, at: state.now() };
+    contact::confirm(state, ctx, &case, &code).await?;
+    Ok(())
 }
 
 /// Records a proof as the demo's history has it: a passed attempt on the case, with its

@@ -92,6 +92,19 @@ fn require_open(case: &Case, actor: Actor, what: &str) -> ApiResult<regain_core:
 
 /// Proposes the new contact and sends it a code; an earlier proposal on the case is replaced.
 pub async fn propose(state: &AppState, actor: Actor, case: &Case, proposed: Proposed) -> ApiResult<ContactChange> {
+    let code = crate::verification::random_code(state.entropy.as_ref(), crate::routes::verification::CODE_DIGITS);
+    propose_with_code(state, actor, case, proposed, code).await
+}
+
+/// [`propose`] with the code given: for seeding the demo's history, where nobody reads the
+/// message it sends.
+pub async fn propose_with_code(
+    state: &AppState,
+    actor: Actor,
+    case: &Case,
+    proposed: Proposed,
+    code: String,
+) -> ApiResult<ContactChange> {
     let customer_id = require_open(case, actor, "take a new contact")?;
     let tenant = state.store.tenant(case.tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     let customer =
@@ -116,7 +129,6 @@ pub async fn propose(state: &AppState, actor: Actor, case: &Case, proposed: Prop
         ContactKind::Email => ("email", policy.codes.email_ttl_minutes),
         ContactKind::Phone => ("sms", policy.codes.sms_ttl_minutes),
     };
-    let code = crate::verification::random_code(state.entropy.as_ref(), crate::routes::verification::CODE_DIGITS);
     let purpose = match proposed.kind {
         ContactKind::Email => "confirming your new email address",
         ContactKind::Phone => "confirming your new phone number",

@@ -173,7 +173,8 @@ async fn approvals_need_a_second_supervisor() {
     assert_eq!(app.perform_actions().await, 1);
     assert_eq!(app.get_ok(&first, &format!("/api/v1/cases/{id}")).await["state"], "resolved");
 
-    // A contact change is done by staff and cools off before it resolves.
+    // A contact change: its new phone proven by a code, approved, scheduled by Regain, and it
+    // cools off before it resolves (and only then takes effect).
     let case = app
         .post_ok(&agent, "/api/v1/cases", json!({"kind": "contact_change", "channel": "phone"}), StatusCode::CREATED)
         .await;
@@ -184,9 +185,20 @@ async fn approvals_need_a_second_supervisor() {
     app.post_ok(&first, &path("identification"), claim, StatusCode::OK).await;
     app.verify_by_code(&first, id, "email-0").await;
     app.post_ok(&first, &path("decide"), json!({"approve": true, "reason": "code to email"}), StatusCode::OK).await;
+    app.post_ok(
+        &first,
+        &path("contact-change"),
+        json!({"phone": "+1 201 555 0199", "replace": false}),
+        StatusCode::CREATED,
+    )
+    .await;
+    app.deliver().await;
+    let code = crate::support::code_in(&app.sent().last().expect("the code to the new phone").body);
+    app.post_ok(&first, &path("contact-change/code"), json!({"code": code}), StatusCode::OK).await;
     app.post_ok(&first, &path("request-approval"), json!({"reason": "new phone"}), StatusCode::OK).await;
     app.post_ok(&second, &path("approve"), json!({"reason": "evidence checked"}), StatusCode::OK).await;
-    let cooling = app.post_ok(&second, &path("complete"), json!({"cooling_off_hours": 24}), StatusCode::OK).await;
+    assert_eq!(app.perform_actions().await, 1);
+    let cooling = app.get_ok(&second, &format!("/api/v1/cases/{id}")).await;
     assert_eq!(cooling["state"], "cooling_off");
     expect_problem(app.post(&second, &path("release"), json!({})).await, StatusCode::CONFLICT, "cooling-off").await;
     app.clock.advance(chrono::Duration::hours(25));
@@ -194,6 +206,8 @@ async fn approvals_need_a_second_supervisor() {
     let third = app.token(Some(&acme), Role::Supervisor).await;
     let released = app.post_ok(&third, &path("release"), json!({}), StatusCode::OK).await;
     assert_eq!(released["state"], "resolved");
+    let change = app.get_ok(&third, &path("contact-change")).await;
+    assert_eq!(change["state"], "applied", "{change}");
 }
 
 #[tokio::test]
