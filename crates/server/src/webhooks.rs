@@ -131,6 +131,7 @@ pub async fn commit(
 ) -> Result<(), StoreError> {
     let more = effects_or_log(state, case, events).await;
     effects.extend(more);
+    effects.extend(crate::recovery::closing_effects(case, events));
     state.store.commit_case_change(case, events, actor, &effects).await
 }
 

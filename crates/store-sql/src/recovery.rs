@@ -564,6 +564,17 @@ macro_rules! impl_sql_recovery {
                         .map_err(Self::map_err)?;
                         Self::touch_customer(tx, customer, at).await
                     }
+                    Effect::CancelContactChange { case } => {
+                        sqlx::query(
+                            "UPDATE contact_changes SET state = 'cancelled' \
+                             WHERE case_id = $1 AND state IN ('awaiting_code', 'confirmed')",
+                        )
+                        .bind(case.to_string())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        Ok(())
+                    }
                     Effect::RevertContactChange { id } => {
                         let row: Option<(String, String, String, String, Option<String>)> = sqlx::query_as(
                             "SELECT tenant_id, customer_id, kind, value_sealed, replaced_sealed FROM contact_changes \

@@ -292,6 +292,9 @@ pub enum Effect {
     /// the customer's other contacts of its kind are removed (kept sealed on the change, for a
     /// lockdown to restore). It must be confirmed and not yet applied.
     ApplyContactChange { case: CaseId },
+    /// The case's contact change not yet made will never be: its case was repudiated, rejected,
+    /// cancelled or expired.
+    CancelContactChange { case: CaseId },
     /// Undo an applied contact change (a lockdown's rollback): the contact it added goes, the
     /// ones it replaced come back as they were.
     RevertContactChange { id: String },
@@ -322,6 +325,7 @@ impl std::fmt::Debug for Effect {
             Self::RemoveFactors { customer, factors } => write!(f, "RemoveFactors({customer}, {factors:?})"),
             Self::ProposeContact { change, .. } => write!(f, "ProposeContact({change:?})"),
             Self::ApplyContactChange { case } => write!(f, "ApplyContactChange({case})"),
+            Self::CancelContactChange { case } => write!(f, "CancelContactChange({case})"),
             Self::RevertContactChange { id } => write!(f, "RevertContactChange({id})"),
             Self::RemoveContact { customer, kind, .. } => write!(f, "RemoveContact({customer}, {})", kind.as_str()),
             Self::ClearPassword { customer } => write!(f, "ClearPassword({customer})"),

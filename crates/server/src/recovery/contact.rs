@@ -377,9 +377,14 @@ async fn apply_remote(
             tracing::info!(case_id = %change.case_id, answer = %answer, "contact change made through the connector");
             Ok(())
         }
-        Err(ActionError::Retry(message)) => Err(ApiError::Unavailable(format!(
-            "the tenant's account system did not take the contact change ({message}); the release is tried again"
-        ))),
+        Err(ActionError::Retry(message)) => Err(ApiError::Refused {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            code: "connector-unavailable",
+            detail: format!(
+                "the tenant's account system did not take the contact change ({message}); the release is tried \
+                 again by itself"
+            ),
+        }),
         Err(ActionError::Fail(message)) => Err(ApiError::Conflict {
             code: "connector-refused",
             detail: format!("the tenant's account system refused the contact change: {message}"),

@@ -63,6 +63,20 @@ pub async fn effects_of(state: &AppState, case: &Case, events: &[CaseEvent]) -> 
     Ok(effects)
 }
 
+/// What a case's end does beyond the case: a contact change not yet made is cancelled when its
+/// case is repudiated, rejected, cancelled or expired, so it reads as such.
+pub fn closing_effects(case: &Case, events: &[CaseEvent]) -> Vec<Effect> {
+    use regain_core::CaseState;
+    let ended = events.iter().any(|e| {
+        matches!(e, CaseEvent::StateChanged { to: CaseState::Cancelled | CaseState::Rejected | CaseState::Expired, .. })
+    });
+    if ended && case.kind == regain_core::CaseKind::ContactChange {
+        vec![Effect::CancelContactChange { case: case.id }]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Applies `commands` one after the other as `actor`, gathering their events.
 pub(crate) fn apply_all(
     case: &Case,

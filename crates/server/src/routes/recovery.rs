@@ -42,7 +42,8 @@ pub struct ContactChangeView {
     pub destination: String,
     pub replace: bool,
     /// awaiting_code, confirmed, applied (the cooling-off ended), reverted (a lockdown undid
-    /// it), expired or exhausted (propose again), superseded.
+    /// it), cancelled (its case was repudiated, rejected, cancelled or expired, or the account
+    /// was locked down), expired or exhausted (propose again), superseded.
     pub state: String,
     pub attempts: u32,
     pub code_expires_at: DateTime<Utc>,

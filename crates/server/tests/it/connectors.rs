@@ -14,7 +14,7 @@ use regain_server::ServerConfig;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{customer_json, TestApp};
+use crate::support::{customer_json, expect_problem, TestApp};
 
 const SCIM_TOKEN: &str = "scim-test-token";
 const NEW_PASSWORD: &str = "umbrella-gravel-Tuesday-91";
@@ -461,4 +461,71 @@ async fn a_reset_through_scim_survives_the_peer_being_down_and_double_submits(po
     assert_eq!(d.case(&app, &id).await["state"], "resolved");
     let seen = peer.call(reqwest::Method::GET, &format!("/Users/{}", user["id"].as_str().expect("id")), None).await;
     assert_ne!(seen["meta"]["version"], version, "the peer took the password: {seen}");
+}
+
+/// A contact change through SCIM (RFC 7644 PATCH `emails`): nothing reaches the peer while the
+/// change cools off; at the release the peer's user gets the new email in place of the old,
+/// and Regain's record too. With the peer down the release waits (503), nothing changes, and
+/// the next sweep makes it.
+#[tokio::test]
+async fn a_contact_change_reaches_the_scim_peer_only_when_it_takes_effect() {
+    let peer = ScimPeer::start().await;
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "jane", "active": true,
+        "emails": [{"value": "jane@example.com", "primary": true}],
+    });
+    let created = peer.call(reqwest::Method::POST, "/Users", Some(user.clone())).await;
+    let user_id = created["id"].as_str().expect("scim id").to_owned();
+    let (url, port) = (peer.url.clone(), peer.port);
+    let app = app_with(ConnectorConfig::Scim { url, token: Some(SCIM_TOKEN.into()) }).await;
+    let d = desk(&app).await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+
+    let case = app
+        .post_ok(&d.key, "/api/v1/cases", json!({"kind": "contact_change", "channel": "phone"}), StatusCode::CREATED)
+        .await;
+    let id = case["id"].as_str().expect("id").to_owned();
+    let path = |rest: &str| format!("/api/v1/cases/{id}/{rest}");
+    app.post_ok(&d.agent, &path("start-identification"), json!({}), StatusCode::OK).await;
+    let claim = json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201 555 0123"});
+    app.post_ok(&d.agent, &path("identification"), claim, StatusCode::OK).await;
+    app.verify_by_code(&d.agent, &id, "email-0").await;
+    app.post_ok(&d.agent, &path("decide"), json!({"approve": true, "reason": "code"}), StatusCode::OK).await;
+    app.post_ok(&d.agent, &path("contact-change"), json!({"email": "jane.new@example.org"}), StatusCode::CREATED).await;
+    app.deliver().await;
+    let code = crate::support::code_in(&app.sent().last().expect("the code").body);
+    app.post_ok(&d.agent, &path("contact-change/code"), json!({"code": code}), StatusCode::OK).await;
+    app.post_ok(&d.agent, &path("request-approval"), json!({"reason": "new email"}), StatusCode::OK).await;
+    let supervisor = app.token(Some(&acme), Role::Supervisor).await;
+    app.post_ok(&supervisor, &path("approve"), json!({"reason": "ok"}), StatusCode::OK).await;
+    assert_eq!(app.perform_actions().await, 1);
+    assert_eq!(d.case(&app, &id).await["state"], "cooling_off");
+    let seen = peer.call(reqwest::Method::GET, &format!("/Users/{user_id}"), None).await;
+    assert_eq!(seen["emails"][0]["value"], "jane@example.com", "nothing before the release: {seen}");
+
+    // The peer is down when the cooling-off ends: the release waits, nothing changes.
+    drop(peer);
+    app.clock.advance(chrono::Duration::hours(49));
+    let refused = app.post(&d.key, &path("release"), json!({})).await;
+    expect_problem(refused, StatusCode::SERVICE_UNAVAILABLE, "connector-unavailable").await;
+    assert_eq!(regain_server::sweeper::release_due(&app.state).await.expect("sweep"), 0);
+    // (The agent's session idled out meanwhile; the integration reads on.)
+    let d = Desk { agent: d.key.clone(), ..d };
+    assert_eq!(d.case(&app, &id).await["state"], "cooling_off");
+
+    // It is back (a new process: the user made again); the next sweep makes the change.
+    let peer = ScimPeer::start_on(port).await;
+    let created = peer.call(reqwest::Method::POST, "/Users", Some(user)).await;
+    let user_id = created["id"].as_str().expect("scim id").to_owned();
+    assert_eq!(regain_server::sweeper::release_due(&app.state).await.expect("sweep"), 1);
+    let case = app.get_ok(&d.key, &format!("/api/v1/cases/{id}")).await;
+    assert_eq!(case["state"], "resolved", "{case}");
+    let seen = peer.call(reqwest::Method::GET, &format!("/Users/{user_id}"), None).await;
+    let emails: Vec<&str> =
+        seen["emails"].as_array().expect("emails").iter().filter_map(|e| e["value"].as_str()).collect();
+    assert_eq!(emails, ["jane.new@example.org"], "{seen}");
+    let change = app.get_ok(&d.key, &path("contact-change")).await;
+    assert_eq!(change["state"], "applied", "{change}");
+    assert!(d.timeline(&app, &id).await.contains("case.action_applied"));
 }

@@ -642,6 +642,21 @@ async fn a_lockdown_freezes_the_account_and_holds_every_other_recovery() {
         )
         .await;
     assert_eq!(thaw.status(), StatusCode::CONFLICT, "only re-proofing thaws a frozen record");
+
+    // The contact change that was cooling off is cancelled by the lockdown: when its time is
+    // up the case ends without making it.
+    let cancelled = app.get_ok(&d.key, &path(&change, "contact-change")).await;
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+    app.clock.advance(Duration::hours(49));
+    assert_eq!(regain_server::sweeper::release_due(&app.state).await.expect("sweep"), 1);
+    let ended = app.get_ok(&d.key, &format!("/api/v1/cases/{change}")).await;
+    assert_eq!(ended["state"], "resolved", "{ended}");
+    let timeline = app.get_ok(&d.key, &path(&change, "timeline")).await.to_string();
+    assert!(timeline.contains("it was not made"), "{timeline}");
+    let customer_id = regain_core::CustomerId::parse("id", &d.customer_id).expect("id");
+    let record = app.state.store.customer(acme.id, customer_id).await.expect("read").expect("customer");
+    let phones: Vec<&str> = record.phones.iter().map(|p| p.number.as_str()).collect();
+    assert_eq!(phones, ["+12015550123"], "the new phone never arrived");
 }
 
 /// A takeover undone (SECURITY.md L0, M4, G5): someone sets up an authenticator app and, with
