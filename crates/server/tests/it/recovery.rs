@@ -839,3 +839,47 @@ async fn a_lockdown_review_rolls_back_what_the_analyst_selects_and_reproofing_li
     assert!(matches!(lifted["state"].as_str(), Some("resolved" | "cooling_off")), "{lifted}");
     assert_eq!(login(&app, "an initial password", None).await.status(), StatusCode::OK);
 }
+
+/// "This wasn't me" from an old address during a contact change's cooling-off (G5): the case is
+/// cancelled and goes to the security tier, and the change is never made — not at release time,
+/// not by the sweeper.
+#[tokio::test]
+async fn this_wasnt_me_from_an_old_address_stops_a_contact_change() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let d = Desk { agent: d.key.clone(), ..d };
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let change = d.decided(&app, "contact_change").await;
+    app.post_ok(&d.agent, &path(&change, "contact-change"), json!({"email": "new@example.org"}), StatusCode::CREATED)
+        .await;
+    app.deliver().await;
+    let code = crate::support::code_in(&app.sent().last().expect("the code").body);
+    app.post_ok(&d.agent, &path(&change, "contact-change/code"), json!({"code": code}), StatusCode::OK).await;
+    app.post_ok(&d.agent, &path(&change, "request-approval"), json!({"reason": "new email"}), StatusCode::OK).await;
+    let supervisor = app.token(Some(&acme), Role::Supervisor).await;
+    app.post_ok(&supervisor, &path(&change, "approve"), json!({"reason": "ok"}), StatusCode::OK).await;
+    assert_eq!(app.perform_actions().await, 1);
+    let before = app.sent().len();
+    app.deliver().await;
+    let notice = app
+        .sent()
+        .into_iter()
+        .skip(before)
+        .find(|m| m.to == regain_delivery::Address::Email("jane@example.com".into()))
+        .expect("the old address is told");
+    assert!(notice.body.contains("A change of your contact details was requested"), "{}", notice.body);
+    assert!(!notice.body.contains("new@example.org"), "masked in the notice: {}", notice.body);
+
+    let report = link_token(&notice.body, "report");
+    let (status, _, html) = form(&app, &format!("/report/{report}"), &[("decision", "report")]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let case = d.case(&app, &change).await;
+    assert_eq!((case["state"].as_str(), case["tier"].as_u64()), (Some("cancelled"), Some(3)), "{case}");
+    assert_eq!(app.get_ok(&d.agent, &path(&change, "contact-change")).await["state"], "cancelled");
+    app.clock.advance(Duration::days(3));
+    assert_eq!(regain_server::sweeper::release_due(&app.state).await.expect("sweep"), 0);
+    let customer_id = regain_core::CustomerId::parse("id", &d.customer_id).expect("id");
+    let record = app.state.store.customer(acme.id, customer_id).await.expect("read").expect("customer");
+    let emails: Vec<&str> = record.emails.iter().map(|e| e.address.as_str()).collect();
+    assert_eq!(emails, ["jane@example.com"]);
+}
