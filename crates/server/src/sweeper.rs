@@ -74,7 +74,8 @@ pub async fn release_due(state: &AppState) -> Result<usize, StoreError> {
                 match crate::webhooks::commit(state, &next, &events, &Actor::System, effects).await {
                     Ok(()) => released += 1,
                     Err(StoreError::Conflict) => {} // changed meanwhile; the next sweep looks again
-                    Err(e) => return Err(e),
+                    // One case's trouble does not hold up the others.
+                    Err(e) => tracing::warn!(case_id = %case.id, error = %e, "could not release the case; will retry"),
                 }
             }
             match page.next_after {

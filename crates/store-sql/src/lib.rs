@@ -1392,7 +1392,7 @@ macro_rules! impl_sql_store {
                 async fn contact_change(&self, tenant: TenantId, case: CaseId) -> StoreResult<Option<ContactChange>> {
                     self.x_contact_change(tenant, case).await
                 }
-                async fn contact_change_values(&self, tenant: TenantId, id: &str) -> StoreResult<Option<(String, Vec<String>)>> {
+                async fn contact_change_values(&self, tenant: TenantId, id: &str) -> StoreResult<Option<(String, Vec<(String, bool)>)>> {
                     self.x_contact_change_values(tenant, id).await
                 }
                 async fn applied_contact_changes(
@@ -1411,6 +1411,18 @@ macro_rules! impl_sql_store {
                     limit: &FailureLimit,
                 ) -> StoreResult<ContactConfirm> {
                     self.x_confirm_contact_change(case, code, ctx, limit).await
+                }
+                async fn last_lockdown_at(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<Option<Timestamp>> {
+                    let at: Option<i64> = sqlx::query_scalar(
+                        "SELECT MAX(done_at) FROM recovery_actions WHERE tenant_id = $1 AND customer_id = $2 \
+                         AND action = 'lockdown' AND state = 'done'",
+                    )
+                    .bind(tenant.to_string())
+                    .bind(customer.to_string())
+                    .fetch_one(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    Ok(at.map($crate::regain_store::codec::timestamp))
                 }
                 async fn factor_times(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<FactorTimes> {
                     self.x_factor_times(tenant, customer).await

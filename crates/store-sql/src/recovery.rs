@@ -551,9 +551,11 @@ macro_rules! impl_sql_recovery {
                             &$crate::sealing::contact_change_aad(&id, "replaced"),
                             &$crate::recovery::ReplacedContact::list_to_json(&replaced),
                         );
-                        sqlx::query(
+                        // Guarded: a lockdown that cancelled it meanwhile wins (on PostgreSQL this
+                        // waits for its row lock and then finds nothing to update).
+                        let done = sqlx::query(
                             "UPDATE contact_changes SET state = 'applied', applied_at = $2, replaced_sealed = $3, \
-                             replaced_masked = $4 WHERE id = $1",
+                             replaced_masked = $4 WHERE id = $1 AND state = 'confirmed'",
                         )
                         .bind(&id)
                         .bind(micros(at))
@@ -562,6 +564,15 @@ macro_rules! impl_sql_recovery {
                         .execute(&mut **tx)
                         .await
                         .map_err(Self::map_err)?;
+                        one_row(done.rows_affected())?;
+                        let frozen: Option<String> = sqlx::query_scalar("SELECT status FROM customers WHERE id = $1")
+                            .bind(customer.to_string())
+                            .fetch_optional(&mut **tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                        if frozen.as_deref() == Some("frozen") {
+                            return Err(StoreError::Conflict);
+                        }
                         Self::touch_customer(tx, customer, at).await
                     }
                     Effect::CancelContactChange { case } => {
@@ -604,11 +615,12 @@ macro_rules! impl_sql_recovery {
                                 Self::add_contact(tx, keyring, &key, tenant, customer, kind, &old.value, old.verified, since).await?;
                             }
                         }
-                        sqlx::query("UPDATE contact_changes SET state = 'reverted' WHERE id = $1")
+                        let done = sqlx::query("UPDATE contact_changes SET state = 'reverted' WHERE id = $1 AND state = 'applied'")
                             .bind(id)
                             .execute(&mut **tx)
                             .await
                             .map_err(Self::map_err)?;
+                        one_row(done.rows_affected())?;
                         Self::touch_customer(tx, customer, at).await
                     }
                     Effect::RemoveContact { customer, kind, value } => {
@@ -789,7 +801,7 @@ macro_rules! impl_sql_recovery {
                 row.map($crate::recovery::ContactChangeRow::into_domain).transpose()
             }
 
-            async fn x_contact_change_values(&self, tenant: TenantId, id: &str) -> StoreResult<Option<(String, Vec<String>)>> {
+            async fn x_contact_change_values(&self, tenant: TenantId, id: &str) -> StoreResult<Option<(String, Vec<(String, bool)>)>> {
                 let keyring = self.keys.get()?;
                 let row: Option<(String, String, Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
                     "SELECT customer_id, value_sealed, replaced_sealed, \
@@ -812,7 +824,7 @@ macro_rules! impl_sql_recovery {
                     None => Vec::new(),
                     Some(sealed) => $crate::recovery::ReplacedContact::list_from_json(&open("replaced", &sealed)?)?
                         .into_iter()
-                        .map(|c| c.value)
+                        .map(|c| (c.value, c.verified))
                         .collect(),
                 };
                 Ok(Some((value, replaced)))

@@ -461,7 +461,12 @@ pub trait Store: Send + Sync + 'static {
     async fn contact_change(&self, tenant: TenantId, case: CaseId) -> StoreResult<Option<ContactChange>>;
     /// The new contact of the contact change `id` and the ones it replaced, opened (normalized):
     /// for the connector that applies it where the account lives, and the notice of a rollback.
-    async fn contact_change_values(&self, tenant: TenantId, id: &str) -> StoreResult<Option<(String, Vec<String>)>>;
+    /// The replaced ones come with whether they were verified.
+    async fn contact_change_values(
+        &self,
+        tenant: TenantId,
+        id: &str,
+    ) -> StoreResult<Option<(String, Vec<(String, bool)>)>>;
     /// The customer's contact changes applied at or after `since`, newest first.
     async fn applied_contact_changes(
         &self,
@@ -479,6 +484,9 @@ pub trait Store: Send + Sync + 'static {
         ctx: &AttemptContext,
         limit: &FailureLimit,
     ) -> StoreResult<ContactConfirm>;
+    /// When the customer's latest lockdown action was done (while the account is frozen: the
+    /// lockdown in force).
+    async fn last_lockdown_at(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<Option<Timestamp>>;
     /// When the customer's password, authenticator app and recovery codes last changed.
     async fn factor_times(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<FactorTimes>;
 

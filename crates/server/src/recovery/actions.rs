@@ -73,8 +73,18 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
         ActionKind::Unlock => unlock(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?,
         ActionKind::MfaReset => reset_factors(state, &tenant, &case, &customer, connector.as_ref()).await?,
         ActionKind::ContactChange => super::contact::schedule(state, &tenant, &case, &customer).await?,
-        // A compromised-account case on an account already locked down is its re-proofing.
+        // A compromised-account case opened after the lockdown in force is its re-proofing: its
+        // proofs were all given since. One opened before (its proofs may be to what the
+        // intruder set up) neither locks again nor lifts.
         ActionKind::Lockdown if customer.status == CustomerStatus::Frozen => {
+            let since = state.store.last_lockdown_at(case.tenant_id, customer.id).await?;
+            if since.is_none_or(|since| case.created_at <= since) {
+                return Err(ActionError::Fail(
+                    "the account was locked down after this case was opened; re-proofing takes a new \
+                     compromised_account case, opened and verified after the lockdown"
+                        .into(),
+                ));
+            }
             lift_lockdown(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?
         }
         ActionKind::Lockdown => lockdown(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?,

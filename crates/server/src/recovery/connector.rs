@@ -118,9 +118,10 @@ pub async fn apply(
         ConnectorConfig::Scim { url, token } => scim(url, token.as_deref(), customer, change).await,
         ConnectorConfig::Webhook { url, secret } => webhook(url, secret, customer, key, change, now).await,
     };
-    // A peer's words about a refused password could quote it: only the status is kept then.
+    // A peer's words about a refused password or contact could quote it: only the status is
+    // kept then.
     match (result, change) {
-        (Err(e), AccountChange::SetPassword(_)) => {
+        (Err(e), AccountChange::SetPassword(_) | AccountChange::SetContact { .. }) => {
             let status: String = e.message.split(':').next().unwrap_or("the account system refused it").to_owned();
             Err(RemoteError { retry: e.retry, message: status })
         }

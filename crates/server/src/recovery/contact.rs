@@ -340,13 +340,28 @@ pub async fn on_release(
             return Ok((vec![event], Vec::new()));
         }
     };
+    let (value, _) = state
+        .store
+        .contact_change_values(case.tenant_id, &change.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("contact change"))?;
     if let Some(connector) = state.config.connector(tenant.slug.as_str()) {
-        let (value, _) = state
-            .store
-            .contact_change_values(case.tenant_id, &change.id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("contact change"))?;
         apply_remote(connector, &customer, &change, &value, state.now()).await?;
+    }
+    // Told: every address the customer had — the old ones included — and the new one.
+    let mut told = customer.clone();
+    let now = state.now();
+    match change.kind {
+        ContactKind::Email => {
+            if let Ok(address) = EmailAddress::parse("email", &value) {
+                told.emails.push(regain_core::customer::ContactEmail { address, verified: true, added_at: now });
+            }
+        }
+        ContactKind::Phone => {
+            if let Ok(number) = PhoneE164::parse("phone", &value, &tenant.settings.default_region) {
+                told.phones.push(regain_core::customer::ContactPhone { number, verified: true, added_at: now });
+            }
+        }
     }
     let replacing = if change.replace { " in place of the one before" } else { "" };
     let what = format!(
@@ -360,7 +375,7 @@ pub async fn on_release(
         detail: Some(format!("the new {} {} took effect{replacing}", change.kind.as_str(), change.masked)),
     };
     let mut effects = vec![Effect::ApplyContactChange { case: case.id }];
-    effects.extend(super::recovery_notices(state, &tenant, case, &customer, &what).await?);
+    effects.extend(super::recovery_notices(state, &tenant, case, &told, &what).await?);
     Ok((vec![event], effects))
 }
 

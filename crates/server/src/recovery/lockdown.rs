@@ -49,9 +49,32 @@ pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) 
     let since = state.now() - chrono::Duration::days(i64::from(days));
     let mut changes = Vec::new();
     let applied = state.store.applied_contact_changes(case.tenant_id, customer.id, since).await?;
+    let tenant = state.store.tenant(case.tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    // Where the account lives elsewhere, its contacts changed there too: Regain cannot undo
+    // that side, so it does not pretend to.
+    let remote = state.config.connector(tenant.slug.as_str()).is_some();
+    let masked_now: Vec<String> = customer
+        .emails
+        .iter()
+        .map(|e| e.address.masked())
+        .chain(customer.phones.iter().map(|p| p.number.masked()))
+        .collect();
     for change in &applied {
         let at = change.applied_at.unwrap_or(change.created_at);
-        let reverted = change.state == "reverted";
+        let gone = !masked_now.contains(&change.masked);
+        let blocked = if change.state == "reverted" {
+            Some("already rolled back".to_owned())
+        } else if remote {
+            Some("made in the tenant's account system too: undo it there, then remove it here".to_owned())
+        } else if gone {
+            Some(format!(
+                "{} is no longer on the account: a later change replaced it; undo that one first",
+                change.masked
+            ))
+        } else {
+            None
+        };
+        let reverted = blocked.is_some();
         let replaced = if change.replaced.is_empty() {
             String::new()
         } else {
@@ -63,10 +86,9 @@ pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) 
             at,
             detail: format!("{} {} added{replaced} (case {})", change.kind.as_str(), change.masked, change.case_id),
             reversible: !reverted,
-            undo: if reverted {
-                "already rolled back".into()
-            } else {
-                format!("removes {} and puts back what it replaced", change.masked)
+            undo: match &blocked {
+                Some(why) => why.clone(),
+                None => format!("removes {} and puts back what it replaced", change.masked),
             },
             effect: (!reverted).then(|| Effect::RevertContactChange { id: change.id.clone() }),
             removes: None,
@@ -79,12 +101,13 @@ pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) 
     let emails =
         customer.emails.iter().map(|e| (ContactKind::Email, e.address.as_str(), e.address.masked(), e.added_at));
     let phones = customer.phones.iter().map(|p| (ContactKind::Phone, p.number.as_str(), p.number.masked(), p.added_at));
-    for (n, (kind, value, masked, added_at)) in emails.chain(phones).enumerate() {
+    for (kind, value, masked, added_at) in emails.chain(phones) {
         if added_at < since || added_at <= customer.created_at || by_change(&masked, added_at) {
             continue;
         }
         changes.push(RecentChange {
-            id: format!("{}:{n}:{}", kind.as_str(), added_at.timestamp_micros()),
+            // Stable whatever else changes on the record: the kind, when, and the masked form.
+            id: format!("{}:{}:{masked}", kind.as_str(), added_at.timestamp_micros()),
             kind: "contact_added",
             at: added_at,
             detail: format!("{} {masked} added", kind.as_str()),
@@ -169,6 +192,10 @@ pub async fn reviewed_customer(state: &AppState, case: &Case, actor: Actor) -> A
 /// notice to every address that stays.
 pub async fn roll_back(state: &AppState, actor: Actor, case: &Case, ids: &[String]) -> ApiResult<Case> {
     let customer = reviewed_customer(state, case, actor).await?;
+    // Who may answers first, before anything about the selection is said.
+    if !matches!(actor, Actor::Staff { role: regain_core::Role::SecurityAnalyst | regain_core::Role::Supervisor, .. }) {
+        return Err(regain_core::CaseError::SecurityOnly.into());
+    }
     if case.state != CaseState::Executing || customer.status != CustomerStatus::Frozen {
         return Err(ApiError::Conflict {
             code: "not-locked-down",
@@ -203,6 +230,8 @@ pub async fn roll_back(state: &AppState, actor: Actor, case: &Case, ids: &[Strin
         }
         chosen.push(change);
     }
+    // Newest first: a later change that replaced an earlier one's contact is undone before it.
+    chosen.sort_by(|a, b| b.at.cmp(&a.at));
     let descriptions: Vec<String> = chosen.iter().map(|c| format!("{}: {}", c.detail, c.undo)).collect();
     let (next, events) =
         regain_core::case::apply(case, CaseCommand::RollBack { changes: descriptions }, actor, state.now())?;
@@ -217,24 +246,16 @@ pub async fn roll_back(state: &AppState, actor: Actor, case: &Case, ids: &[Strin
         let Some((value, replaced)) = state.store.contact_change_values(case.tenant_id, id).await? else { continue };
         taken.push((change.kind, value));
         let now = state.now();
-        for old in replaced {
+        for (old, verified) in replaced {
             match change.kind {
                 ContactKind::Email => {
                     if let Ok(address) = regain_core::EmailAddress::parse("email", &old) {
-                        staying.emails.push(regain_core::customer::ContactEmail {
-                            address,
-                            verified: true,
-                            added_at: now,
-                        });
+                        staying.emails.push(regain_core::customer::ContactEmail { address, verified, added_at: now });
                     }
                 }
                 ContactKind::Phone => {
                     if let Ok(number) = regain_core::PhoneE164::parse("phone", &old, "US") {
-                        staying.phones.push(regain_core::customer::ContactPhone {
-                            number,
-                            verified: true,
-                            added_at: now,
-                        });
+                        staying.phones.push(regain_core::customer::ContactPhone { number, verified, added_at: now });
                     }
                 }
             }

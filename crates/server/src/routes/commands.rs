@@ -166,6 +166,17 @@ pub async fn run_command(
     // the customer) or has failed, they may.
     if matches!(command, CaseCommand::Complete { .. } | CaseCommand::RetryAction) {
         let actions = state.store.case_actions(tenant, case.id).await?;
+        // A lockdown is not done twice; it is lifted only by re-proofing on a new case.
+        if matches!(command, CaseCommand::RetryAction)
+            && actions.iter().any(|a| a.action == regain_core::action::ActionKind::Lockdown && a.state == "done")
+        {
+            return Err(ApiError::Conflict {
+                code: "lockdown-done",
+                detail: "this case's lockdown is done; only a new compromised_account case, opened and verified \
+                         after it, lifts it"
+                    .into(),
+            });
+        }
         if let Some(pending) = actions.iter().find(|a| a.state == "pending") {
             return Err(ApiError::Conflict {
                 code: "action-pending",

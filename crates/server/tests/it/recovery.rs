@@ -786,6 +786,13 @@ async fn a_lockdown_review_rolls_back_what_the_analyst_selects_and_reproofing_li
     approve_as(&app, &analyst, &second, &id).await;
     let locked = lock.case(&app, &id).await;
     assert_eq!((locked["state"].as_str(), locked["customer"]["status"].as_str()), (Some("executing"), Some("frozen")));
+    // Its action again would not lift it: only a new case, opened after, re-proofs.
+    expect_problem(
+        app.post(&analyst, &path(&id, "retry-action"), json!({})).await,
+        StatusCode::CONFLICT,
+        "lockdown-done",
+    )
+    .await;
 
     // The review: the contact change and the authenticator app, masked.
     let review = app.get_ok(&analyst, &path(&id, "recent-changes")).await;
