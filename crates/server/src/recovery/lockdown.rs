@@ -231,7 +231,7 @@ pub async fn roll_back(state: &AppState, actor: Actor, case: &Case, ids: &[Strin
         chosen.push(change);
     }
     // Newest first: a later change that replaced an earlier one's contact is undone before it.
-    chosen.sort_by(|a, b| b.at.cmp(&a.at));
+    chosen.sort_by_key(|c| std::cmp::Reverse(c.at));
     let descriptions: Vec<String> = chosen.iter().map(|c| format!("{}: {}", c.detail, c.undo)).collect();
     let (next, events) =
         regain_core::case::apply(case, CaseCommand::RollBack { changes: descriptions }, actor, state.now())?;
