@@ -890,3 +890,39 @@ async fn this_wasnt_me_from_an_old_address_stops_a_contact_change() {
     let emails: Vec<&str> = record.emails.iter().map(|e| e.address.as_str()).collect();
     assert_eq!(emails, ["jane@example.com"]);
 }
+
+/// A compromised-account case verified before the lockdown does not lift it when approved
+/// after (L0): its proofs may have gone to what the intruder set up. Only a case opened after
+/// the lockdown re-proofs.
+#[tokio::test]
+async fn a_case_opened_before_the_lockdown_does_not_lift_it() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let second = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let lock = Desk { key: d.key.clone(), agent: analyst.clone(), customer_id: d.customer_id.clone() };
+    let decide_and_ask = |id: String| {
+        let (app, analyst) = (&app, analyst.clone());
+        async move {
+            app.post_ok(&analyst, &path(&id, "decide"), json!({"approve": true, "reason": "proofs"}), StatusCode::OK)
+                .await;
+            app.post_ok(&analyst, &path(&id, "request-approval"), json!({"reason": "takeover"}), StatusCode::OK).await;
+        }
+    };
+    let first = lock.verified(&app, "compromised_account", &["email-0", "phone-0"]).await;
+    let early = lock.verified(&app, "compromised_account", &["email-0", "phone-0"]).await;
+    decide_and_ask(first.clone()).await;
+    decide_and_ask(early.clone()).await;
+    app.post_ok(&second, &path(&first, "approve"), json!({"reason": "checked"}), StatusCode::OK).await;
+    assert_eq!(app.perform_actions().await, 1);
+    assert_eq!(lock.case(&app, &first).await["customer"]["status"], "frozen");
+
+    app.post_ok(&second, &path(&early, "approve"), json!({"reason": "checked"}), StatusCode::OK).await;
+    assert_eq!(app.perform_actions().await, 1);
+    let case = lock.case(&app, &early).await;
+    assert_eq!(case["customer"]["status"], "frozen", "still locked down: {case}");
+    assert_eq!(case["actions"][0]["state"], "failed", "{case}");
+    let timeline = lock.timeline_types(&app, &early).await;
+    assert!(timeline.contains(&"case.action_failed".to_owned()), "{timeline:?}");
+}
