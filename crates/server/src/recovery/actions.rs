@@ -337,16 +337,9 @@ async fn lift_lockdown(
         detail = format!("{detail}; {}: {answer}", connector.kind());
     }
     let effects = vec![Effect::SetStatus { customer: customer.id, status: CustomerStatus::Active }];
-    let commands = vec![
-        record(ActionKind::Lockdown, ActionOutcome::Performed, detail),
-        super::complete_command(state, case).await?,
-    ];
-    let (next, events) = apply_all(case, commands, Actor::System, state.now())?;
-    let mut effects = effects;
-    effects.extend(
-        super::recovery_notices(state, tenant, &next, customer, "The lockdown of your account was lifted").await?,
-    );
-    Ok((next, events, effects))
+    let what = "The lockdown of your account was lifted";
+    Ok(super::performed(state, tenant, case, customer, ActionKind::Lockdown, detail, what, Actor::System, effects)
+        .await?)
 }
 
 /// A connector call, its failure sorted into retry or give up.
@@ -377,5 +370,5 @@ async fn finish(
     detail: String,
     effects: Vec<Effect>,
 ) -> Result<Step, ActionError> {
-    Ok(super::performed(state, tenant, case, customer, action, detail, Actor::System, effects).await?)
+    Ok(super::performed(state, tenant, case, customer, action, detail, action.notice(), Actor::System, effects).await?)
 }

@@ -350,19 +350,7 @@ pub async fn on_release(
     }
     // Told: every address the customer had — the old ones included — and the new one.
     let mut told = customer.clone();
-    let now = state.now();
-    match change.kind {
-        ContactKind::Email => {
-            if let Ok(address) = EmailAddress::parse("email", &value) {
-                told.emails.push(regain_core::customer::ContactEmail { address, verified: true, added_at: now });
-            }
-        }
-        ContactKind::Phone => {
-            if let Ok(number) = PhoneE164::parse("phone", &value, &tenant.settings.default_region) {
-                told.phones.push(regain_core::customer::ContactPhone { number, verified: true, added_at: now });
-            }
-        }
-    }
+    super::with_contact(&mut told, change.kind, &value, true, &tenant.settings.default_region, state.now());
     let replacing = if change.replace { " in place of the one before" } else { "" };
     let what = format!(
         "Your contact details were changed: the {} {} is now on your account{replacing}",

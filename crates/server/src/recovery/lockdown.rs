@@ -236,6 +236,7 @@ pub async fn roll_back(state: &AppState, actor: Actor, case: &Case, ids: &[Strin
     let (next, events) =
         regain_core::case::apply(case, CaseCommand::RollBack { changes: descriptions }, actor, state.now())?;
     let mut effects: Vec<Effect> = chosen.iter().filter_map(|c| c.effect.clone()).collect();
+    let tenant = state.store.tenant(case.tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     // The notice goes to the addresses the account has after it — the ones put back included —
     // never to one just taken away.
     let mut staying = customer.clone();
@@ -245,20 +246,15 @@ pub async fn roll_back(state: &AppState, actor: Actor, case: &Case, ids: &[Strin
         let Some(change) = applied.iter().find(|c| c.id == id) else { continue };
         let Some((value, replaced)) = state.store.contact_change_values(case.tenant_id, id).await? else { continue };
         taken.push((change.kind, value));
-        let now = state.now();
         for (old, verified) in replaced {
-            match change.kind {
-                ContactKind::Email => {
-                    if let Ok(address) = regain_core::EmailAddress::parse("email", &old) {
-                        staying.emails.push(regain_core::customer::ContactEmail { address, verified, added_at: now });
-                    }
-                }
-                ContactKind::Phone => {
-                    if let Ok(number) = regain_core::PhoneE164::parse("phone", &old, "US") {
-                        staying.phones.push(regain_core::customer::ContactPhone { number, verified, added_at: now });
-                    }
-                }
-            }
+            super::with_contact(
+                &mut staying,
+                change.kind,
+                &old,
+                verified,
+                &tenant.settings.default_region,
+                state.now(),
+            );
         }
     }
     for (kind, value) in &taken {

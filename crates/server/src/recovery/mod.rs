@@ -118,17 +118,18 @@ pub async fn refuse_if_blocked(state: &AppState, case: &Case) -> ApiResult<()> {
                     .into(),
         });
     }
-    // A contact change under way (approved, being carried out, or cooling off) holds every
-    // other recovery of the customer until it takes effect or is repudiated (G5).
-    let pending = regain_store::CaseFilter {
+    // One read for both holds (G5): a contact change under way (approved, being carried out,
+    // or cooling off) holds every other recovery of the customer until it takes effect or is
+    // repudiated, and so does any other recovery cooling off.
+    let filter = regain_store::CaseFilter {
         states: vec![CaseState::AwaitingApproval, CaseState::Executing, CaseState::CoolingOff],
         customer_id: Some(customer_id),
-        kind: Some(CaseKind::ContactChange),
         ..Default::default()
     };
     let page =
-        state.store.list_cases(case.tenant_id, &pending, &regain_store::PageRequest { limit: 5, after: None }).await?;
-    if let Some(other) = page.items.iter().find(|c| c.id != case.id) {
+        state.store.list_cases(case.tenant_id, &filter, &regain_store::PageRequest { limit: 50, after: None }).await?;
+    let others: Vec<&Case> = page.items.iter().filter(|c| c.id != case.id).collect();
+    if let Some(other) = others.iter().find(|c| c.kind == CaseKind::ContactChange) {
         return Err(crate::error::ApiError::Conflict {
             code: "contact-change-pending",
             detail: format!(
@@ -138,14 +139,8 @@ pub async fn refuse_if_blocked(state: &AppState, case: &Case) -> ApiResult<()> {
             ),
         });
     }
-    let filter = regain_store::CaseFilter {
-        states: vec![CaseState::CoolingOff],
-        customer_id: Some(customer_id),
-        ..Default::default()
-    };
-    let page =
-        state.store.list_cases(case.tenant_id, &filter, &regain_store::PageRequest { limit: 5, after: None }).await?;
-    if let Some(other) = page.items.iter().find(|c| c.id != case.id && c.kind != CaseKind::CompromisedAccount) {
+    let cooling = others.iter().find(|c| c.state == CaseState::CoolingOff && c.kind != CaseKind::CompromisedAccount);
+    if let Some(other) = cooling {
         let until =
             other.cooling_off_until.map_or_else(String::new, |t| format!(" until {}", t.format("%Y-%m-%d %H:%M UTC")));
         return Err(crate::error::ApiError::Conflict {
@@ -162,7 +157,7 @@ pub async fn refuse_if_blocked(state: &AppState, case: &Case) -> ApiResult<()> {
 
 /// The change that closes a case whose action was performed, as `actor`: the step recorded
 /// with `detail`, the case completed (cooling-off by kind and band), and every registered
-/// address told, after `effects`.
+/// address told `what` happened, after `effects`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn performed(
     state: &AppState,
@@ -171,6 +166,7 @@ pub(crate) async fn performed(
     customer: &Customer,
     action: ActionKind,
     detail: String,
+    what: &str,
     actor: Actor,
     mut effects: Vec<Effect>,
 ) -> ApiResult<(Case, Vec<CaseEvent>, Vec<Effect>)> {
@@ -179,7 +175,7 @@ pub(crate) async fn performed(
         complete_command(state, case).await?,
     ];
     let (next, events) = apply_all(case, commands, actor, state.now())?;
-    effects.extend(recovery_notices(state, tenant, &next, customer, action.notice()).await?);
+    effects.extend(recovery_notices(state, tenant, &next, customer, what).await?);
     Ok((next, events, effects))
 }
 
@@ -188,6 +184,31 @@ pub(crate) async fn complete_command(state: &AppState, case: &Case) -> ApiResult
     let (policy, _) = crate::verification::tenant_policy(state, case.tenant_id).await?;
     let band = case.risk.as_ref().map(|r| r.band);
     Ok(CaseCommand::Complete { cooling_off_hours: Some(policy.cooling_off_hours(case.kind, band)) })
+}
+
+/// `customer` with one more contact point (normalized `value`), as a notice should see them:
+/// a contact a change is about to add or put back.
+pub(crate) fn with_contact(
+    customer: &mut Customer,
+    kind: regain_store::ContactKind,
+    value: &str,
+    verified: bool,
+    region: &str,
+    at: regain_core::Timestamp,
+) {
+    use regain_core::customer::{ContactEmail, ContactPhone};
+    match kind {
+        regain_store::ContactKind::Email => {
+            if let Ok(address) = regain_core::EmailAddress::parse("email", value) {
+                customer.emails.push(ContactEmail { address, verified, added_at: at });
+            }
+        }
+        regain_store::ContactKind::Phone => {
+            if let Ok(number) = regain_core::PhoneE164::parse("phone", value, region) {
+                customer.phones.push(ContactPhone { number, verified, added_at: at });
+            }
+        }
+    }
 }
 
 /// Where a message goes: `email` or `sms`, the address, and its masked form.

@@ -139,8 +139,10 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
             set.clone(),
             Effect::RevokeSessions { customer: customer.id },
         ];
-        let (next, events, effects) =
-            performed(state, &tenant, &case, &customer, ActionKind::PasswordReset, detail, actor, effects).await?;
+        let (next, events, effects) = {
+            let what = ActionKind::PasswordReset.notice();
+            performed(state, &tenant, &case, &customer, ActionKind::PasswordReset, detail, what, actor, effects).await?
+        };
         match crate::webhooks::commit(state, &next, &events, &actor, effects).await {
             Ok(()) => {
                 tracing::info!(case_id = %case.id, customer_id = %customer.id, "password reset completed");
@@ -174,8 +176,10 @@ async fn finish_remote(
     for _ in 0..3 {
         let detail = "new password set in the account system through the reset link; every session ended".to_owned();
         let effects = vec![Effect::RevokeSessions { customer: customer.id }];
-        let (next, events, effects) =
-            performed(state, tenant, &case, customer, ActionKind::PasswordReset, detail, actor, effects).await?;
+        let (next, events, effects) = {
+            let what = ActionKind::PasswordReset.notice();
+            performed(state, tenant, &case, customer, ActionKind::PasswordReset, detail, what, actor, effects).await?
+        };
         match crate::webhooks::commit(state, &next, &events, &actor, effects).await {
             Ok(()) => return Ok(()),
             Err(StoreError::Conflict) => match state.store.case(case.tenant_id, case.id).await? {
