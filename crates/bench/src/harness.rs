@@ -171,6 +171,34 @@ pub async fn serve_with(
     delivery: regain_delivery::Router,
     outbox_worker: bool,
 ) -> anyhow::Result<(String, AppState)> {
+    // Dropping the handle leaves the server running for the rest of the process.
+    let (base, state, _running) = serve_stoppable(store, delivery, outbox_worker).await?;
+    Ok((base, state))
+}
+
+/// A server [`serve_stoppable`] started; [`Running::stop`] ends it and its background work,
+/// and dropping it leaves it running.
+pub struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops serving and the background workers (outbox, sequencer, sweeper), and waits until
+    /// they have ended, so what is measured next has the cores to itself.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.served.await??;
+        Ok(())
+    }
+}
+
+/// [`serve_with`], with a handle that stops the server.
+pub async fn serve_stoppable(
+    store: Arc<dyn Store>,
+    delivery: regain_delivery::Router,
+    outbox_worker: bool,
+) -> anyhow::Result<(String, AppState, Running)> {
     let mut config =
         ServerConfig { listen: "127.0.0.1:0".parse()?, expiry_sweep_interval_ms: 0, ..ServerConfig::default() };
     if !outbox_worker {
@@ -194,8 +222,13 @@ pub async fn serve_with(
     };
     let app = Application::build(state.clone()).await?;
     let base = format!("http://{}", app.local_addr()?);
-    tokio::spawn(app.run_until(std::future::pending()));
-    Ok((base, state))
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(app.run_until(async move {
+        if stopped.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }));
+    Ok((base, state, Running { stop, served }))
 }
 
 /// Peak resident memory of this process so far (Linux), in MiB.
