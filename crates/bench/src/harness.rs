@@ -238,3 +238,30 @@ pub fn peak_rss_mib() -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+/// CPU time this process's threads have used so far (Linux), in seconds: those whose name
+/// starts with `prefix`, and all the others.
+pub fn thread_cpu_seconds(prefix: &str) -> Option<(f64, f64)> {
+    // Clock ticks per second, as the kernel reports `utime` and `stime` in /proc.
+    const TICKS: f64 = 100.0;
+    let (mut named, mut others) = (0u64, 0u64);
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        let (Ok(comm), Ok(stat)) =
+            (std::fs::read_to_string(path.join("comm")), std::fs::read_to_string(path.join("stat")))
+        else {
+            continue;
+        };
+        // Fields after the parenthesised name: state is the 3rd field, utime the 14th, stime the 15th.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        if comm.trim_end().starts_with(prefix) {
+            named += ticks;
+        } else {
+            others += ticks;
+        }
+    }
+    Some((named as f64 / TICKS, others as f64 / TICKS))
+}

@@ -22,7 +22,7 @@ use regain_server::AppState;
 use regain_store::{Effect, LinkPurpose, NewCustomerLink};
 use serde_json::json;
 
-use crate::harness::{closed_loop, cores, peak_rss_mib, serve_stoppable, Measured};
+use crate::harness::{closed_loop, cores, peak_rss_mib, serve_stoppable, thread_cpu_seconds, Measured};
 use crate::scenarios::{line, raw_argon2, sqlite_store};
 
 const PASSWORD: &str = "umbrella-gravel-Tuesday-91";
@@ -43,6 +43,7 @@ pub async fn reset_sqlite(window: Duration, clients: usize) -> anyhow::Result<St
     let tokens = Arc::new(links(&state, needed).await?);
     let next = Arc::new(AtomicUsize::new(0));
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let cpu_before = thread_cpu_seconds("argon2-");
     let measured = closed_loop(clients, window, move |_| {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let request = tokens.get(i).map(|token| {
@@ -56,17 +57,25 @@ pub async fn reset_sqlite(window: Duration, clients: usize) -> anyhow::Result<St
         }
     })
     .await;
+    // What a reset costs beside its hash: the CPU of every other thread (the HTTP server and the
+    // load generator, SQLite, the background workers) over the window, per reset.
+    let beside = cpu_before.zip(thread_cpu_seconds("argon2-")).map(|((h0, o0), (h1, o1))| {
+        let per = |s: f64| 1000.0 * s / measured.ok.max(1) as f64;
+        (per(h1 - h0), per(o1 - o0))
+    });
     // The raw rate again once the server and its background work have stopped: the machines
     // here drift by ±10 % within a minute, so the baseline is the mean of before and after.
     running.stop().await?;
     let after = tokio::task::spawn_blocking(move || raw_argon2(params, workers, window)).await??;
-    Ok(report(&measured, &before, &after, params, workers, needed, clients))
+    Ok(report(&measured, &before, &after, beside, params, workers, needed, clients))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn report(
     measured: &Measured,
     before: &Measured,
     after: &Measured,
+    cpu: Option<(f64, f64)>,
     params: Params,
     workers: usize,
     links: usize,
@@ -80,8 +89,11 @@ fn report(
         elapsed: before.elapsed + after.elapsed,
         latencies_us: Vec::new(),
     };
+    let cpu = cpu.map_or_else(String::new, |(hashing, other)| {
+        format!("; CPU per reset: {hashing:.1} ms in the hashing workers, {other:.1} ms in every other thread")
+    });
     format!(
-        "{} (raw {:.0}/s before, {:.0}/s after; Argon2id m={} KiB t={} p={}, {workers} workers, {clients} clients, {links} links prepared) | peak RSS of the whole bench process {rss}, bound {bound:.0} MiB",
+        "{} (raw {:.0}/s before, {:.0}/s after{cpu}; Argon2id m={} KiB t={} p={}, {workers} workers, {clients} clients, {links} links prepared) | peak RSS of the whole bench process {rss}, bound {bound:.0} MiB",
         line("B1 reset completion, HTTP form, SQLite", "resets", measured, "raw Argon2id hashes", &raw),
         before.rate(),
         after.rate(),

@@ -254,9 +254,19 @@ pub async fn template(
     name: &str,
     channel: &str,
 ) -> ApiResult<regain_delivery::Template> {
+    let own = state.store.message_template(tenant, name, channel).await?;
+    resolve_template(own.as_ref(), name, channel)
+}
+
+/// The tenant's own template `own`, when it still parses, or else the built-in one.
+fn resolve_template(
+    own: Option<&regain_store::StoredTemplate>,
+    name: &str,
+    channel: &str,
+) -> ApiResult<regain_delivery::Template> {
     let allowed = regain_delivery::builtin_placeholders(name)
         .ok_or_else(|| ApiError::Internal(format!("no built-in template {name}")))?;
-    if let Some(own) = state.store.message_template(tenant, name, channel).await? {
+    if let Some(own) = own {
         match regain_delivery::Template::parse(name, &own.subject, &own.body, allowed) {
             Ok(t) => return Ok(t),
             // Validated when saved; a stored one that no longer parses falls back, loudly.
@@ -267,6 +277,21 @@ pub async fn template(
     }
     let kind = if channel == "sms" { regain_delivery::Channel::Sms } else { regain_delivery::Channel::Email };
     regain_delivery::builtin(name, kind).ok_or_else(|| ApiError::Internal(format!("no built-in template {name}")))
+}
+
+/// A tenant's own templates, read once for a change that sends several messages (a notice to
+/// every address), with the built-in ones behind them.
+pub struct Templates(Vec<regain_store::StoredTemplate>);
+
+impl Templates {
+    pub async fn of(state: &AppState, tenant: TenantId) -> ApiResult<Self> {
+        Ok(Self(state.store.message_templates(tenant).await?))
+    }
+
+    /// The template `name` for `channel`, as [`template`] finds it.
+    pub fn get(&self, name: &str, channel: &str) -> ApiResult<regain_delivery::Template> {
+        resolve_template(self.0.iter().find(|t| t.name == name && t.channel == channel), name, channel)
+    }
 }
 
 /// Renders the tenant's template for a channel into an outbox message.
@@ -283,6 +308,23 @@ pub async fn compose(
     values: BTreeMap<&str, String>,
 ) -> ApiResult<NewMessage> {
     let tpl = template(state, tenant.id, template_name, channel).await?;
+    render(state, tenant, case, customer, channel, to, destination, template_name, &tpl, values)
+}
+
+/// [`compose`] with the template already found.
+#[allow(clippy::too_many_arguments)]
+pub fn render(
+    state: &AppState,
+    tenant: &Tenant,
+    case: Option<&Case>,
+    customer: CustomerId,
+    channel: &str,
+    to: &str,
+    destination: String,
+    template_name: &str,
+    tpl: &regain_delivery::Template,
+    values: BTreeMap<&str, String>,
+) -> ApiResult<NewMessage> {
     let mut values = values;
     values.insert("tenant", tenant.display_name.clone());
     let (subject, body) =

@@ -30,6 +30,7 @@ impl PostgresConfig {
 pub struct PostgresStore {
     pool: Pool<Postgres>,
     keys: regain_store_sql::sealing::Keys,
+    cache: regain_store_sql::cache::ReadCache,
 }
 
 impl PostgresStore {
@@ -44,7 +45,7 @@ impl PostgresStore {
             .max_connections(config.connections_max.max(1))
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
             .connect_lazy_with(options);
-        Ok(Self { pool, keys: Default::default() })
+        Ok(Self { pool, keys: Default::default(), cache: Default::default() })
     }
 
     /// Connects now, failing if the database cannot be reached.

@@ -9,6 +9,7 @@
 //! - `async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Db>>`
 //! - `fn map_err(error: sqlx::Error) -> StoreError`
 
+pub mod cache;
 pub mod recovery;
 pub mod risk;
 pub mod rows;
@@ -71,6 +72,8 @@ where
 pub const AUDIT_INSERT_POSITIONED: &str =
     "INSERT INTO audit_entries (seq, tenant_id, at, action, case_id, customer_id, entry) \
      VALUES ((SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries), $1, $2, $3, $4, $5, $6)";
+/// Rows one multi-row INSERT writes at most (the effects and events of one change are a few).
+pub const ROWS_PER_INSERT: usize = 100;
 /// Writes an audit entry for the sequencer to place later (PostgreSQL, with concurrent writers).
 pub const AUDIT_INSERT_WAITING: &str =
     "INSERT INTO audit_entries (tenant_id, at, action, case_id, customer_id, entry) \
@@ -242,20 +245,18 @@ macro_rules! impl_sql_store {
                     let keyring = self.keys.get()?;
                     let mut customers = Vec::with_capacity(rows.len());
                     for row in rows {
-                        let emails: Vec<EmailRow> = sqlx::query_as(
-                            "SELECT position, address_sealed, verified, added_at FROM customer_emails WHERE customer_id = $1 ORDER BY position",
+                        // Both lists in one statement: a customer is read on every step of a case.
+                        let contacts: Vec<$crate::rows::ContactRow> = sqlx::query_as(
+                            "SELECT 'email' AS kind, position, address_sealed AS sealed, verified, added_at \
+                             FROM customer_emails WHERE customer_id = $1 \
+                             UNION ALL SELECT 'phone' AS kind, position, number_sealed AS sealed, verified, added_at \
+                             FROM customer_phones WHERE customer_id = $1 ORDER BY kind, position",
                         )
                         .bind(&row.id)
                         .fetch_all(self.read_pool())
                         .await
                         .map_err(Self::map_err)?;
-                        let phones: Vec<PhoneRow> = sqlx::query_as(
-                            "SELECT position, number_sealed, verified, added_at FROM customer_phones WHERE customer_id = $1 ORDER BY position",
-                        )
-                        .bind(&row.id)
-                        .fetch_all(self.read_pool())
-                        .await
-                        .map_err(Self::map_err)?;
+                        let (emails, phones) = $crate::rows::ContactRow::split(contacts);
                         customers.push(row.into_domain(&keyring, emails, phones)?);
                     }
                     Ok(customers)
@@ -295,9 +296,7 @@ macro_rules! impl_sql_store {
                     if let Some(context) = context {
                         Self::write_request(&mut tx, &keyring, &key, case.tenant_id, case.id, case.created_at, case.customer_id, context).await?;
                     }
-                    for effect in effects {
-                        Self::apply_effect(&mut tx, &keyring, case.created_at, effect).await?;
-                    }
+                    Self::apply_effects_in(&mut tx, &keyring, case.created_at, effects).await?;
                     tx.commit().await.map_err(Self::map_err)
                 }
 
@@ -402,12 +401,29 @@ macro_rules! impl_sql_store {
                     events: &[CaseEvent],
                     actor: &Actor,
                 ) -> StoreResult<()> {
+                    if events.is_empty() {
+                        return Ok(());
+                    }
                     let case_id = case.id.to_string();
-                    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM case_events WHERE case_id = $1")
+                    // The case's last event and, where entries take their log position as they
+                    // are written, the log's next position: one read for both.
+                    let (last, mut audit_seq): (Option<i64>, Option<i64>) = if $at_write {
+                        sqlx::query_as(
+                            "SELECT (SELECT MAX(seq) FROM case_events WHERE case_id = $1), \
+                             (SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries)",
+                        )
                         .bind(&case_id)
                         .fetch_one(&mut **tx)
                         .await
-                        .map_err(Self::map_err)?;
+                        .map_err(Self::map_err)?
+                    } else {
+                        let last = sqlx::query_scalar("SELECT MAX(seq) FROM case_events WHERE case_id = $1")
+                            .bind(&case_id)
+                            .fetch_one(&mut **tx)
+                            .await
+                            .map_err(Self::map_err)?;
+                        (last, None)
+                    };
                     let actor_value = actor;
                     let actor = actor_to_text(actor);
                     let mut seq = last.unwrap_or(0);
@@ -420,6 +436,8 @@ macro_rules! impl_sql_store {
                             _ => None,
                         })
                         .unwrap_or(case.state);
+                    let mut rows = Vec::with_capacity(events.len());
+                    let mut records = Vec::with_capacity(events.len());
                     for event in events {
                         if let CaseEvent::StateChanged { to, .. } = event {
                             state = *to;
@@ -427,22 +445,7 @@ macro_rules! impl_sql_store {
                         seq += 1;
                         // Free text is sealed under the case's key, here and in the audit entry.
                         let (name, sealed) = sealing::seal_event(key, case.id, seq, event);
-                        let data = sealed.to_string();
-                        sqlx::query(
-                            "INSERT INTO case_events (case_id, seq, tenant_id, at, actor, event_type, data, state_after) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        )
-                        .bind(&case_id)
-                        .bind(seq)
-                        .bind(case.tenant_id.to_string())
-                        .bind(micros(case.updated_at))
-                        .bind(&actor)
-                        .bind(name)
-                        .bind(&data)
-                        .bind(state.as_str())
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(Self::map_err)?;
+                        rows.push((seq, name, sealed.to_string(), state));
                         // Every timeline event is an audit entry too, in the same transaction.
                         let mut record = AuditRecord::new(Some(case.tenant_id), *actor_value, name, case.updated_at);
                         record.case_id = Some(case.id);
@@ -452,7 +455,52 @@ macro_rules! impl_sql_store {
                             "state": state.as_str(),
                             "event": sealed,
                         });
-                        Self::insert_audit(tx, &record).await?;
+                        records.push(record);
+                    }
+                    // All of them in one statement each, events and audit entries.
+                    for chunk in rows.chunks($crate::ROWS_PER_INSERT) {
+                        let sql = format!(
+                            "INSERT INTO case_events (case_id, seq, tenant_id, at, actor, event_type, data, state_after) VALUES {}",
+                            $crate::recovery::numbered_rows(chunk.len(), 8, "($1, $2, $3, $4, $5, $6, $7, $8)")
+                        );
+                        let mut query = sqlx::query(&sql);
+                        for (seq, name, data, state) in chunk {
+                            query = query
+                                .bind(&case_id)
+                                .bind(*seq)
+                                .bind(case.tenant_id.to_string())
+                                .bind(micros(case.updated_at))
+                                .bind(&actor)
+                                .bind(*name)
+                                .bind(data)
+                                .bind(state.as_str());
+                        }
+                        query.execute(&mut **tx).await.map_err(Self::map_err)?;
+                    }
+                    for chunk in records.chunks($crate::ROWS_PER_INSERT) {
+                        let (row, width, seq_column) = match audit_seq {
+                            Some(_) => ("($1, $2, $3, $4, $5, $6, $7)", 7, "seq, "),
+                            None => ("($1, $2, $3, $4, $5, $6)", 6, ""),
+                        };
+                        let sql = format!(
+                            "INSERT INTO audit_entries ({seq_column}tenant_id, at, action, case_id, customer_id, entry) VALUES {}",
+                            $crate::recovery::numbered_rows(chunk.len(), width, row)
+                        );
+                        let mut query = sqlx::query(&sql);
+                        for record in chunk {
+                            if let Some(next) = audit_seq.as_mut() {
+                                query = query.bind(*next);
+                                *next += 1;
+                            }
+                            query = query
+                                .bind(record.tenant_id.map(|t| t.to_string()))
+                                .bind(micros(record.at))
+                                .bind(&record.action)
+                                .bind(record.case_id.map(|c| c.to_string()))
+                                .bind(record.customer_id.map(|c| c.to_string()))
+                                .bind(audit_entry_text(record));
+                        }
+                        query.execute(&mut **tx).await.map_err(Self::map_err)?;
                     }
                     Ok(())
                 }
@@ -596,12 +644,20 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
+                    if let Some(tenant) = self.cache.tenant(id) {
+                        return Ok(Some(tenant));
+                    }
+                    let read = $crate::cache::ReadCache::reading();
                     let row: Option<TenantRow> = sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"))
                         .bind(id.to_string())
                         .fetch_optional(self.read_pool())
                         .await
                         .map_err(Self::map_err)?;
-                    row.map(TenantRow::into_domain).transpose()
+                    let tenant = row.map(TenantRow::into_domain).transpose()?;
+                    if let Some(tenant) = &tenant {
+                        self.cache.keep_tenant(read, tenant);
+                    }
+                    Ok(tenant)
                 }
 
                 async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>> {
@@ -634,7 +690,9 @@ macro_rules! impl_sql_store {
                     .map_err(Self::map_err)?;
                     let tenant = row.ok_or(StoreError::NotFound)?.into_domain()?;
                     Self::insert_audit(&mut tx, audit).await?;
-                    tx.commit().await.map_err(Self::map_err)?;
+                    let committed = tx.commit().await.map_err(Self::map_err);
+                    self.cache.changed(id);
+                    committed?;
                     Ok(tenant)
                 }
 
@@ -1353,9 +1411,7 @@ macro_rules! impl_sql_store {
                         return Err(StoreError::Conflict);
                     }
                     Self::append_events(&mut tx, case, &key, events, actor).await?;
-                    for effect in effects {
-                        Self::apply_effect(&mut tx, &keyring, case.updated_at, effect).await?;
-                    }
+                    Self::apply_effects_in(&mut tx, &keyring, case.updated_at, effects).await?;
                     tx.commit().await.map_err(Self::map_err)
                 }
 
@@ -1368,9 +1424,7 @@ macro_rules! impl_sql_store {
                 async fn apply_effects(&self, at: Timestamp, effects: &[Effect]) -> StoreResult<()> {
                     let keyring = self.keys.get()?;
                     let mut tx = self.write_tx().await?;
-                    for effect in effects {
-                        Self::apply_effect(&mut tx, &keyring, at, effect).await?;
-                    }
+                    Self::apply_effects_in(&mut tx, &keyring, at, effects).await?;
                     tx.commit().await.map_err(Self::map_err)
                 }
                 async fn fail_action(&self, id: &str, error: &str, at: Timestamp) -> StoreResult<()> {
@@ -1707,13 +1761,24 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn assurance_policy(&self, tenant: TenantId, version: Option<i64>) -> StoreResult<Option<StoredPolicy>> {
-                    self.v_assurance_policy(tenant, version).await
+                    if version.is_some() {
+                        return self.v_assurance_policy(tenant, version).await;
+                    }
+                    if let Some(current) = self.cache.policy(tenant) {
+                        return Ok(current);
+                    }
+                    let read = $crate::cache::ReadCache::reading();
+                    let current = self.v_assurance_policy(tenant, None).await?;
+                    self.cache.keep_policy(tenant, read, &current);
+                    Ok(current)
                 }
                 async fn assurance_policy_versions(&self, tenant: TenantId) -> StoreResult<Vec<StoredPolicy>> {
                     self.v_assurance_policy_versions(tenant).await
                 }
                 async fn save_assurance_policy(&self, tenant: TenantId, document: &str, base_version: Option<i64>, actor: &Actor, at: Timestamp) -> StoreResult<StoredPolicy> {
-                    self.v_save_assurance_policy(tenant, document, base_version, actor, at).await
+                    let saved = self.v_save_assurance_policy(tenant, document, base_version, actor, at).await;
+                    self.cache.changed(tenant);
+                    saved
                 }
                 async fn issue_challenge(&self, case: &Case, challenge: &NewChallenge, secret: &str, message: &NewMessage, events: &[CaseEvent], actor: &Actor) -> StoreResult<()> {
                     self.v_issue_challenge(case, challenge, secret, message, events, actor).await
@@ -1830,16 +1895,27 @@ macro_rules! impl_sql_store {
                     self.v_knowledge_answers(tenant, customer).await
                 }
                 async fn message_templates(&self, tenant: TenantId) -> StoreResult<Vec<StoredTemplate>> {
-                    self.v_message_templates(tenant, None).await
+                    if let Some(templates) = self.cache.templates(tenant) {
+                        return Ok(templates);
+                    }
+                    let read = $crate::cache::ReadCache::reading();
+                    let templates = self.v_message_templates(tenant, None).await?;
+                    self.cache.keep_templates(tenant, read, &templates);
+                    Ok(templates)
                 }
                 async fn message_template(&self, tenant: TenantId, name: &str, channel: &str) -> StoreResult<Option<StoredTemplate>> {
-                    Ok(self.v_message_templates(tenant, Some((name, channel))).await?.pop())
+                    // From the tenant's whole set, which is a handful and kept for a few seconds.
+                    Ok(self.message_templates(tenant).await?.into_iter().find(|t| t.name == name && t.channel == channel))
                 }
                 async fn set_message_template(&self, tenant: TenantId, template: &StoredTemplate, audit: &AuditRecord) -> StoreResult<()> {
-                    self.v_set_message_template(tenant, template, audit).await
+                    let set = self.v_set_message_template(tenant, template, audit).await;
+                    self.cache.changed(tenant);
+                    set
                 }
                 async fn delete_message_template(&self, tenant: TenantId, name: &str, channel: &str, audit: &AuditRecord) -> StoreResult<bool> {
-                    self.v_delete_message_template(tenant, name, channel, audit).await
+                    let deleted = self.v_delete_message_template(tenant, name, channel, audit).await;
+                    self.cache.changed(tenant);
+                    deleted
                 }
                 async fn enqueue_message(&self, message: &NewMessage) -> StoreResult<()> {
                     self.v_enqueue_message(message).await

@@ -116,6 +116,38 @@ pub fn link_token_hash(keyring: &Keyring, token: &str) -> String {
     keyring.index().blind("", "customer_link", token)
 }
 
+/// `count` copies of the VALUES tuple `row`, whose parameters are `$1`…`$width`, numbered on
+/// for each copy (`$1` of the second copy is `$width+1`), for one multi-row INSERT.
+pub fn numbered_rows(count: usize, width: usize, row: &str) -> String {
+    let mut sql = String::with_capacity(count * (row.len() + 8));
+    for k in 0..count {
+        if k > 0 {
+            sql.push_str(", ");
+        }
+        let mut chars = row.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c != '$' {
+                sql.push(c);
+                continue;
+            }
+            let start = i + 1;
+            let mut end = start;
+            while let Some(&(j, d)) = chars.peek() {
+                if !d.is_ascii_digit() {
+                    break;
+                }
+                end = j + d.len_utf8();
+                chars.next();
+            }
+            match row[start..end].parse::<usize>() {
+                Ok(n) => sql.push_str(&format!("${}", k * width + n)),
+                Err(_) => sql.push('$'),
+            }
+        }
+    }
+    sql
+}
+
 pub const ACTION_COLUMNS: &str = "id, tenant_id, case_id, customer_id, action, connector, attempts";
 
 /// Claims due actions when one writer runs at a time (SQLite).
@@ -276,6 +308,67 @@ impl WebhookRow {
 macro_rules! impl_sql_recovery {
     ($store:ty, $at_write:literal) => {
         impl $store {
+            /// Applies a change's effects in order, inside its transaction; `at` is the change's
+            /// time. A run of messages, or of links other than reset links, is written in one
+            /// statement each (a notice goes to every address at once).
+            async fn apply_effects_in(tx: &mut Tx, keyring: &Keyring, at: Timestamp, effects: &[Effect]) -> StoreResult<()> {
+                let batched_link = |e: &Effect| matches!(e, Effect::IssueLink { link, .. } if link.purpose != LinkPurpose::Reset);
+                let mut rest = effects;
+                while let Some(first) = rest.first() {
+                    let run = match first {
+                        Effect::Message(_) => rest.iter().take_while(|e| matches!(e, Effect::Message(_))).count(),
+                        e if batched_link(e) => rest.iter().take_while(|e| batched_link(e)).count(),
+                        _ => 1,
+                    };
+                    let (now, later) = rest.split_at(run);
+                    if run == 1 {
+                        Self::apply_effect(tx, keyring, at, first).await?;
+                    } else if matches!(first, Effect::Message(_)) {
+                        let messages: Vec<&NewMessage> =
+                            now.iter().filter_map(|e| if let Effect::Message(m) = e { Some(m) } else { None }).collect();
+                        Self::insert_messages(tx, keyring, &messages).await?;
+                    } else {
+                        let links: Vec<(&NewCustomerLink, &str)> = now
+                            .iter()
+                            .filter_map(|e| if let Effect::IssueLink { link, token } = e { Some((link, token.as_str())) } else { None })
+                            .collect();
+                        Self::insert_links(tx, keyring, &links).await?;
+                    }
+                    rest = later;
+                }
+                Ok(())
+            }
+
+            /// Issues `links` in one statement (none of them a reset link, which ends the ones
+            /// sent before it first).
+            async fn insert_links(tx: &mut Tx, keyring: &Keyring, links: &[(&NewCustomerLink, &str)]) -> StoreResult<()> {
+                if links.is_empty() {
+                    return Ok(());
+                }
+                for chunk in links.chunks($crate::ROWS_PER_INSERT) {
+                    let sql = format!(
+                        "INSERT INTO customer_links (id, purpose, tenant_id, case_id, customer_id, token_hash, destination, expires_at, created_at) \
+                         VALUES {}",
+                        $crate::recovery::numbered_rows(chunk.len(), 9, "($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for (link, token) in chunk {
+                        query = query
+                            .bind(&link.id)
+                            .bind(link.purpose.as_str())
+                            .bind(link.tenant_id.to_string())
+                            .bind(link.case_id.to_string())
+                            .bind(link.customer_id.to_string())
+                            .bind($crate::recovery::link_token_hash(keyring, token))
+                            .bind(&link.destination)
+                            .bind(micros(link.expires_at))
+                            .bind(micros(link.created_at));
+                    }
+                    query.execute(&mut **tx).await.map_err(Self::map_err)?;
+                }
+                Ok(())
+            }
+
             /// Applies one effect of a case change inside its transaction; `at` is the change's time.
             async fn apply_effect(tx: &mut Tx, keyring: &Keyring, at: Timestamp, effect: &Effect) -> StoreResult<()> {
                 let one_row = |done: u64| if done == 1 { Ok(()) } else { Err(StoreError::Conflict) };
@@ -336,23 +429,7 @@ macro_rules! impl_sql_recovery {
                             .await
                             .map_err(Self::map_err)?;
                         }
-                        sqlx::query(
-                            "INSERT INTO customer_links (id, purpose, tenant_id, case_id, customer_id, token_hash, destination, expires_at, created_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        )
-                        .bind(&link.id)
-                        .bind(link.purpose.as_str())
-                        .bind(link.tenant_id.to_string())
-                        .bind(link.case_id.to_string())
-                        .bind(link.customer_id.to_string())
-                        .bind($crate::recovery::link_token_hash(keyring, token))
-                        .bind(&link.destination)
-                        .bind(micros(link.expires_at))
-                        .bind(micros(link.created_at))
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(Self::map_err)?;
-                        Ok(())
+                        Self::insert_links(tx, keyring, &[(link, token.as_str())]).await
                     }
                     Effect::SpendLink { token } => {
                         let done = sqlx::query(
@@ -1090,4 +1167,16 @@ macro_rules! impl_sql_recovery {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numbered_rows;
+
+    #[test]
+    fn rows_are_numbered_on_from_the_first() {
+        assert_eq!(numbered_rows(1, 2, "($1, $2, 'x', $2)"), "($1, $2, 'x', $2)");
+        assert_eq!(numbered_rows(3, 2, "($1, $2)"), "($1, $2), ($3, $4), ($5, $6)");
+        assert_eq!(numbered_rows(2, 10, "($1, $10)"), "($1, $10), ($11, $20)");
+    }
 }

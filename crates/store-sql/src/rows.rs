@@ -159,6 +159,41 @@ pub struct PhoneRow {
     pub added_at: i64,
 }
 
+/// A row of a customer's emails and phones read together (`kind` is `email` or `phone`).
+#[derive(sqlx::FromRow)]
+pub struct ContactRow {
+    pub kind: String,
+    pub position: i64,
+    pub sealed: String,
+    pub verified: bool,
+    pub added_at: i64,
+}
+
+impl ContactRow {
+    /// The emails and the phones, each in the order read.
+    pub fn split(rows: Vec<Self>) -> (Vec<EmailRow>, Vec<PhoneRow>) {
+        let (mut emails, mut phones) = (Vec::new(), Vec::new());
+        for r in rows {
+            if r.kind == "email" {
+                emails.push(EmailRow {
+                    position: r.position,
+                    address_sealed: r.sealed,
+                    verified: r.verified,
+                    added_at: r.added_at,
+                });
+            } else {
+                phones.push(PhoneRow {
+                    position: r.position,
+                    number_sealed: r.sealed,
+                    verified: r.verified,
+                    added_at: r.added_at,
+                });
+            }
+        }
+        (emails, phones)
+    }
+}
+
 impl CustomerRow {
     pub fn into_domain(self, keyring: &Keyring, emails: Vec<EmailRow>, phones: Vec<PhoneRow>) -> StoreResult<Customer> {
         let count = |n: i64| u32::try_from(n).unwrap_or(0);

@@ -225,25 +225,49 @@ macro_rules! impl_sql_verification {
             }
 
             async fn insert_message(tx: &mut Tx, keyring: &Keyring, m: &NewMessage) -> StoreResult<()> {
-                let key = Self::customer_key_in(tx, keyring, m.customer_id).await?;
-                let sealed = $crate::verification::seal_message(&key, &m.id, &m.to, &m.subject, &m.body);
-                sqlx::query(
-                    "INSERT INTO outbox (id, tenant_id, case_id, customer_id, channel, destination, template, sealed, \
-                     state, attempts, next_attempt_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9)",
-                )
-                .bind(&m.id)
-                .bind(m.tenant_id.to_string())
-                .bind(m.case_id.map(|c| c.to_string()))
-                .bind(m.customer_id.to_string())
-                .bind(&m.channel)
-                .bind(&m.destination)
-                .bind(&m.template)
-                .bind(&sealed)
-                .bind(micros(m.created_at))
-                .execute(&mut **tx)
-                .await
-                .map_err(Self::map_err)?;
+                Self::insert_messages(tx, keyring, &[m]).await
+            }
+
+            /// Queues `messages` in one statement, each sealed under its customer's key (read
+            /// once per customer: a change's messages are usually all to one).
+            async fn insert_messages(tx: &mut Tx, keyring: &Keyring, messages: &[&NewMessage]) -> StoreResult<()> {
+                if messages.is_empty() {
+                    return Ok(());
+                }
+                let mut keys: Vec<(CustomerId, DataKey)> = Vec::new();
+                let mut sealed = Vec::with_capacity(messages.len());
+                for m in messages {
+                    let at = match keys.iter().position(|(c, _)| *c == m.customer_id) {
+                        Some(at) => at,
+                        None => {
+                            keys.push((m.customer_id, Self::customer_key_in(tx, keyring, m.customer_id).await?));
+                            keys.len() - 1
+                        }
+                    };
+                    sealed.push($crate::verification::seal_message(&keys[at].1, &m.id, &m.to, &m.subject, &m.body));
+                }
+                let rows: Vec<_> = messages.iter().zip(&sealed).collect();
+                for chunk in rows.chunks($crate::ROWS_PER_INSERT) {
+                    let sql = format!(
+                        "INSERT INTO outbox (id, tenant_id, case_id, customer_id, channel, destination, template, sealed, \
+                         state, attempts, next_attempt_at, created_at) VALUES {}",
+                        $crate::recovery::numbered_rows(chunk.len(), 9, "($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9)")
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for (m, sealed) in chunk {
+                        query = query
+                            .bind(&m.id)
+                            .bind(m.tenant_id.to_string())
+                            .bind(m.case_id.map(|c| c.to_string()))
+                            .bind(m.customer_id.to_string())
+                            .bind(&m.channel)
+                            .bind(&m.destination)
+                            .bind(&m.template)
+                            .bind(sealed)
+                            .bind(micros(m.created_at));
+                    }
+                    query.execute(&mut **tx).await.map_err(Self::map_err)?;
+                }
                 Ok(())
             }
 

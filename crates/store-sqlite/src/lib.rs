@@ -42,6 +42,7 @@ pub struct SqliteStore {
     reader: Pool<Sqlite>,
     writer: Pool<Sqlite>,
     keys: regain_store_sql::sealing::Keys,
+    cache: regain_store_sql::cache::ReadCache,
 }
 
 impl SqliteStore {
@@ -77,7 +78,7 @@ impl SqliteStore {
             .connect_with(options.read_only(!in_memory))
             .await
             .map_err(Self::map_err)?;
-        Ok(Self { reader, writer, keys: Default::default() })
+        Ok(Self { reader, writer, keys: Default::default(), cache: Default::default() })
     }
 
     /// Applies every migration not yet applied.

@@ -228,15 +228,37 @@ pub(crate) async fn link_message(
     lifetime: chrono::Duration,
     to: &Destination,
     template: &str,
-    mut values: BTreeMap<&'static str, String>,
+    values: BTreeMap<&'static str, String>,
 ) -> ApiResult<[Effect; 2]> {
+    let templates = crate::verification::Templates::of(state, tenant.id).await?;
+    let (link, message) =
+        templated_link(state, tenant, case, customer, purpose, path, lifetime, to, &templates, template, values)?;
+    Ok([link, Effect::Message(message)])
+}
+
+/// [`link_message`] from templates already read: the link's effect and its message.
+#[allow(clippy::too_many_arguments)]
+fn templated_link(
+    state: &AppState,
+    tenant: &Tenant,
+    case: &Case,
+    customer: &Customer,
+    purpose: LinkPurpose,
+    path: &str,
+    lifetime: chrono::Duration,
+    to: &Destination,
+    templates: &crate::verification::Templates,
+    template: &str,
+    mut values: BTreeMap<&'static str, String>,
+) -> ApiResult<(Effect, regain_store::NewMessage)> {
     let now = state.now();
     let token = crate::auth::new_token("", state.entropy.as_ref());
     let url = format!("{}/{path}/{token}", state.config.public_url.trim_end_matches('/'));
     let key = if purpose == LinkPurpose::Report { "report_link" } else { "link" };
     values.insert(key, url);
     let (channel, address, masked) = to;
-    let message = crate::verification::compose(
+    let tpl = templates.get(template, channel)?;
+    let message = crate::verification::render(
         state,
         tenant,
         Some(case),
@@ -245,9 +267,9 @@ pub(crate) async fn link_message(
         address,
         masked.clone(),
         template,
+        &tpl,
         values,
-    )
-    .await?;
+    )?;
     let link = NewCustomerLink {
         id: crate::verification::new_id(state),
         purpose,
@@ -258,12 +280,14 @@ pub(crate) async fn link_message(
         expires_at: now + lifetime,
         created_at: now,
     };
-    Ok([Effect::IssueLink { link, token }, Effect::Message(message)])
+    Ok((Effect::IssueLink { link, token }, message))
 }
 
 /// The notice after a recovery (SECURITY.md P3): to every verified address the customer has,
 /// old ones included, each with its own "this wasn't me" link; what happened, when, through
-/// which channel, and the next steps. Never a secret.
+/// which channel, and the next steps. Never a secret. The tenant's templates are read once for
+/// all of them, and the links come before the messages, so the store writes each kind in one
+/// statement.
 pub(crate) async fn recovery_notices(
     state: &AppState,
     tenant: &Tenant,
@@ -272,11 +296,16 @@ pub(crate) async fn recovery_notices(
     what: &str,
 ) -> ApiResult<Vec<Effect>> {
     let now = state.now();
-    let mut effects = Vec::new();
     let emails =
         customer.emails.iter().filter(|e| e.verified).map(|e| ("email", e.address.as_str(), e.address.masked()));
     let phones = customer.phones.iter().filter(|p| p.verified).map(|p| ("sms", p.number.as_str(), p.number.masked()));
-    for (channel, to, masked) in emails.chain(phones) {
+    let addresses: Vec<_> = emails.chain(phones).collect();
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let templates = crate::verification::Templates::of(state, tenant.id).await?;
+    let (mut links, mut messages) = (Vec::new(), Vec::new());
+    for (channel, to, masked) in addresses {
         let values = BTreeMap::from([
             ("what", what.to_owned()),
             ("when", now.format("%Y-%m-%d %H:%M UTC").to_string()),
@@ -284,7 +313,7 @@ pub(crate) async fn recovery_notices(
         ]);
         let to = (channel, to.to_owned(), masked);
         let lifetime = chrono::Duration::days(REPORT_LINK_DAYS);
-        let sent = link_message(
+        let (link, message) = templated_link(
             state,
             tenant,
             case,
@@ -293,11 +322,13 @@ pub(crate) async fn recovery_notices(
             "report",
             lifetime,
             &to,
+            &templates,
             "account_recovered",
             values,
-        )
-        .await?;
-        effects.extend(sent);
+        )?;
+        links.push(link);
+        messages.push(Effect::Message(message));
     }
-    Ok(effects)
+    links.extend(messages);
+    Ok(links)
 }
