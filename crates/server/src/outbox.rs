@@ -24,9 +24,7 @@ pub const BATCH: u32 = 20;
 
 pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     crate::periodic::spawn_every(state.config.outbox_interval_ms, state, |state| async move {
-        if let Err(e) = deliver_due(&state).await {
-            tracing::warn!(error = %e, "outbox round failed; the messages wait for the next one");
-        }
+        crate::periodic::drain_rounds("outbox", BATCH, || deliver_due(&state)).await;
     })
 }
 

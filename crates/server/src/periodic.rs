@@ -35,3 +35,63 @@ where
         }
     }))
 }
+
+/// Most rounds of a queue's work one tick runs: a backlog is worked off at the queue's own pace,
+/// and the tick still ends now and then.
+pub const ROUNDS_PER_TICK: usize = 50;
+
+/// Runs `round` (which claims up to `batch` items and handles them, returning how many) again
+/// while it finds a full batch, up to [`ROUNDS_PER_TICK`] times: a burst of recoveries is not
+/// held to one batch per interval. `what` names the queue in the log.
+pub async fn drain_rounds<F, Fut>(what: &str, batch: u32, mut round: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<usize, regain_store::StoreError>>,
+{
+    for _ in 0..ROUNDS_PER_TICK {
+        match round().await {
+            Ok(handled) if handled >= batch as usize => continue,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(queue = what, error = %e, "round failed; what is due waits for the next one");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::{drain_rounds, ROUNDS_PER_TICK};
+
+    #[tokio::test]
+    async fn a_backlog_is_worked_off_in_one_tick_and_an_error_or_the_cap_ends_it() {
+        // 3 full batches of 20 and then 5: four rounds.
+        let calls = Cell::new(0usize);
+        drain_rounds("test", 20, || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { Ok(if n <= 3 { 20 } else { 5 }) }
+        })
+        .await;
+        assert_eq!(calls.get(), 4);
+
+        let calls = Cell::new(0usize);
+        drain_rounds("test", 20, || {
+            calls.set(calls.get() + 1);
+            async { Err(regain_store::StoreError::Unavailable("down".into())) }
+        })
+        .await;
+        assert_eq!(calls.get(), 1, "a failing round is not repeated in the same tick");
+
+        let calls = Cell::new(0usize);
+        drain_rounds("test", 20, || {
+            calls.set(calls.get() + 1);
+            async { Ok(20) }
+        })
+        .await;
+        assert_eq!(calls.get(), ROUNDS_PER_TICK, "an endless supply still lets the tick end");
+    }
+}

@@ -158,7 +158,8 @@ static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
 /// How long a claimed delivery stays out of other workers' reach: longer than a batch can take
 /// (20 deliveries of at most 10 s each).
 pub const LEASE_SECONDS: i64 = 5 * 60;
-const BATCH: u32 = 20;
+/// Deliveries claimed per round.
+pub const BATCH: u32 = 20;
 
 /// Sends the webhook deliveries due now; returns how many were handled.
 pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {

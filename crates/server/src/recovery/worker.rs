@@ -20,12 +20,9 @@ pub const BATCH: u32 = 10;
 
 pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     crate::periodic::spawn_every(state.config.action_interval_ms, state, |state| async move {
-        if let Err(e) = perform_due(&state).await {
-            tracing::warn!(error = %e, "action round failed; the actions wait for the next one");
-        }
-        if let Err(e) = crate::webhooks::deliver_due(&state).await {
-            tracing::warn!(error = %e, "webhook round failed; the deliveries wait for the next one");
-        }
+        crate::periodic::drain_rounds("actions", BATCH, || perform_due(&state)).await;
+        crate::periodic::drain_rounds("webhooks", crate::webhooks::BATCH, || crate::webhooks::deliver_due(&state))
+            .await;
     })
 }
 
