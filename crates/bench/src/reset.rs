@@ -65,9 +65,13 @@ pub async fn reset_sqlite(window: Duration, clients: usize) -> anyhow::Result<St
     });
     // The raw rate again once the server and its background work have stopped: the machines
     // here drift by ±10 % within a minute, so the baseline is the mean of before and after.
+    // Peak memory so far: the first baseline and the server's run, not the second baseline's
+    // buffers on top of what the server still holds.
+    let rss = peak_rss_mib();
     running.stop().await?;
+    drop(state);
     let after = tokio::task::spawn_blocking(move || raw_argon2(params, workers, window)).await??;
-    Ok(report(&measured, &before, &after, beside, params, workers, needed, clients))
+    Ok(report(&measured, &before, &after, beside, rss, params, workers, needed, clients))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -76,12 +80,13 @@ fn report(
     before: &Measured,
     after: &Measured,
     cpu: Option<(f64, f64)>,
+    rss: Option<f64>,
     params: Params,
     workers: usize,
     links: usize,
     clients: usize,
 ) -> String {
-    let rss = peak_rss_mib().map_or_else(|| "n/a".to_owned(), |m| format!("{m:.0} MiB"));
+    let rss = rss.map_or_else(|| "n/a".to_owned(), |m| format!("{m:.0} MiB"));
     let bound = workers as f64 * f64::from(params.m_kib) / 1024.0 + 64.0;
     let raw = Measured {
         ok: before.ok + after.ok,
