@@ -3,9 +3,10 @@
 //! file sink — retrying with exponential backoff, and gives up after
 //! [`regain_delivery::ATTEMPTS_MAX`] attempts or a permanent refusal.
 //!
-//! At least once: a claimed message is leased for a while; a worker that dies mid-send leaves it
-//! to be sent again when the lease ends, under the same id, which transports pass on as the
-//! idempotency key (SMS providers) or the Message-ID (email).
+//! At least once: a claimed message is leased for a while; a worker that dies mid-send, or
+//! before it has recorded its round's results (one transaction per round of up to [`BATCH`]),
+//! leaves them to be sent again when the lease ends, under the same ids, which transports pass
+//! on as the idempotency key (SMS providers) or the Message-ID (email).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,10 +35,15 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, regain_store::StoreE
     let lease = now + chrono::Duration::seconds(LEASE_SECONDS);
     let due = state.store.claim_messages(now, lease, BATCH).await?;
     let handled = due.len();
+    // The round's results are recorded together, in one transaction. A process that dies
+    // before that leaves the round's messages to be sent again when their lease ends, under the
+    // same ids, which the transports pass on as idempotency keys and Message-IDs.
+    let mut results = Vec::with_capacity(handled);
     for message in due {
         let result = send_one(&state.delivery, &message, state).await;
-        state.store.finish_message(&message.id, &result, state.now()).await?;
+        results.push((message.id, result));
     }
+    state.store.finish_messages(&results, state.now()).await?;
     Ok(handled)
 }
 

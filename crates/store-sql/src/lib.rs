@@ -1923,8 +1923,8 @@ macro_rules! impl_sql_store {
                 async fn claim_messages(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<OutboxMessage>> {
                     self.v_claim_messages(now, lease_until, limit).await
                 }
-                async fn finish_message(&self, id: &str, result: &DeliveryResult, now: Timestamp) -> StoreResult<()> {
-                    self.v_finish_message(id, result, now).await
+                async fn finish_messages(&self, results: &[(String, DeliveryResult)], now: Timestamp) -> StoreResult<()> {
+                    self.v_finish_messages(results, now).await
                 }
                 async fn outbox_for_case(&self, tenant: TenantId, case: CaseId) -> StoreResult<Vec<OutboxEntry>> {
                     self.v_outbox_for_case(tenant, case).await

@@ -1095,11 +1095,12 @@ macro_rules! impl_sql_verification {
                 .map_err(Self::map_err)?;
                 tx.commit().await.map_err(Self::map_err)?;
                 let mut messages = Vec::with_capacity(rows.len());
+                let mut dead = Vec::new();
                 for row in rows {
                     let customer = parse_column("outbox.customer_id", &row.customer_id, CustomerId::parse)?;
                     let (Some(sealed), Some(wrapped)) = (row.sealed.as_deref(), row.wrapped_key.as_deref()) else {
                         // Its customer was erased meanwhile: nothing to send, nobody to send it to.
-                        self.v_finish_message(&row.id, &DeliveryResult::Dead { error: "the customer's data was erased".into() }, now).await?;
+                        dead.push((row.id, DeliveryResult::Dead { error: "the customer's data was erased".into() }));
                         continue;
                     };
                     // A message that does not open is given up, not retried forever, and does
@@ -1111,7 +1112,7 @@ macro_rules! impl_sql_verification {
                     let (to, subject, body) = match opened {
                         Ok(opened) => opened,
                         Err(e) => {
-                            self.v_finish_message(&row.id, &DeliveryResult::Dead { error: e.to_string() }, now).await?;
+                            dead.push((row.id, DeliveryResult::Dead { error: e.to_string() }));
                             continue;
                         }
                     };
@@ -1125,31 +1126,47 @@ macro_rules! impl_sql_verification {
                         attempts: u32::try_from(row.attempts).unwrap_or(0),
                     });
                 }
+                self.v_finish_messages(&dead, now).await?;
                 Ok(messages)
             }
 
-            async fn v_finish_message(&self, id: &str, result: &DeliveryResult, now: Timestamp) -> StoreResult<()> {
+            async fn v_finish_messages(&self, results: &[(String, DeliveryResult)], now: Timestamp) -> StoreResult<()> {
+                if results.is_empty() {
+                    return Ok(());
+                }
                 let mut tx = self.write_tx().await?;
-                let query = match result {
-                    DeliveryResult::Sent => sqlx::query(
-                        "UPDATE outbox SET state = 'sent', sealed = NULL, attempts = attempts + 1, sent_at = $2, last_error = NULL \
-                         WHERE id = $1 AND state = 'pending'",
-                    )
-                    .bind(id)
-                    .bind(micros(now)),
-                    DeliveryResult::Retry { at, error } => sqlx::query(
-                        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1 AND state = 'pending'",
-                    )
-                    .bind(id)
-                    .bind(micros(*at))
-                    .bind(error.clone()),
-                    DeliveryResult::Dead { error } => sqlx::query(
-                        "UPDATE outbox SET state = 'dead', sealed = NULL, attempts = attempts + 1, last_error = $2 WHERE id = $1 AND state = 'pending'",
-                    )
-                    .bind(id)
-                    .bind(error.clone()),
-                };
-                query.execute(&mut *tx).await.map_err(Self::map_err)?;
+                // The sent ones, usually all of them, in one statement.
+                let sent: Vec<&str> =
+                    results.iter().filter(|(_, r)| matches!(r, DeliveryResult::Sent)).map(|(id, _)| id.as_str()).collect();
+                for chunk in sent.chunks($crate::ROWS_PER_INSERT) {
+                    let ids = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+                    let sql = format!(
+                        "UPDATE outbox SET state = 'sent', sealed = NULL, attempts = attempts + 1, sent_at = $1, last_error = NULL \
+                         WHERE state = 'pending' AND id IN ({ids})"
+                    );
+                    let mut query = sqlx::query(&sql).bind(micros(now));
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    query.execute(&mut *tx).await.map_err(Self::map_err)?;
+                }
+                for (id, result) in results {
+                    let query = match result {
+                        DeliveryResult::Sent => continue,
+                        DeliveryResult::Retry { at, error } => sqlx::query(
+                            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1 AND state = 'pending'",
+                        )
+                        .bind(id)
+                        .bind(micros(*at))
+                        .bind(error.clone()),
+                        DeliveryResult::Dead { error } => sqlx::query(
+                            "UPDATE outbox SET state = 'dead', sealed = NULL, attempts = attempts + 1, last_error = $2 WHERE id = $1 AND state = 'pending'",
+                        )
+                        .bind(id)
+                        .bind(error.clone()),
+                    };
+                    query.execute(&mut *tx).await.map_err(Self::map_err)?;
+                }
                 tx.commit().await.map_err(Self::map_err)
             }
 

@@ -44,7 +44,8 @@ macro_rules! conformance_tests {
             erasure_destroys_the_keys_and_keeps_the_log,
             closed_cases_are_purged_after_retention,
             master_key_rotation_keeps_every_record_readable,
-            risk_history_counts_requests_per_subject_and_keeps_the_context_sealed
+            risk_history_counts_requests_per_subject_and_keeps_the_context_sealed,
+            a_change_queues_its_messages_together_and_a_round_records_their_results_together
         );
     };
     (@each $factory:path, $($check:ident),+) => {
@@ -872,4 +873,82 @@ pub async fn risk_history_counts_requests_per_subject_and_keeps_the_context_seal
     store.erase_customer(acme.id, jane.id, &audit("customer.erased")).await.unwrap();
     let after = store.risk_history(acme.id, cases[0].id, None, &windows, now).await.unwrap();
     assert_eq!(after.requests_ip, Some(2), "only the unidentified requests remain");
+}
+
+pub async fn a_change_queues_its_messages_together_and_a_round_records_their_results_together(store: &dyn Store) {
+    let acme = tenant(store, 1, "acme").await;
+    let jane = customer(&acme, 30, "jane");
+    store.create_customer(&jane, None, &audit("customer.created")).await.unwrap();
+    let case = open_case(store, &acme, 100, CaseKind::PasswordReset).await;
+    let (next, events) = apply(&case, CaseCommand::StartIdentification, agent(1), t0() + Duration::seconds(1)).unwrap();
+    let message = |n: u32, channel: &str, to: &str| NewMessage {
+        id: format!("01900000-0000-7000-8000-00000000000{n}"),
+        tenant_id: acme.id,
+        case_id: Some(case.id),
+        customer_id: jane.id,
+        channel: channel.to_owned(),
+        to: to.to_owned(),
+        destination: "j***@e***.com".to_owned(),
+        template: "account_recovered".to_owned(),
+        subject: format!("Notice {n}"),
+        body: format!("Body {n}"),
+        created_at: t0(),
+    };
+    // Three messages in a row: written in one statement, each sealed under Jane's key.
+    let effects: Vec<Effect> = [
+        message(1, "email", "jane@example.com"),
+        message(2, "sms", "+12015550030"),
+        message(3, "email", "jane.old@example.org"),
+    ]
+    .into_iter()
+    .map(Effect::Message)
+    .collect();
+    store.commit_case_change(&next, &events, &agent(1), &effects).await.unwrap();
+
+    let now = t0() + Duration::minutes(1);
+    let lease = now + Duration::minutes(15);
+    let mut claimed = store.claim_messages(now, lease, 10).await.unwrap();
+    claimed.sort_by(|a, b| a.id.cmp(&b.id));
+    let opened: Vec<(&str, &str, &str)> =
+        claimed.iter().map(|m| (m.to.as_str(), m.subject.as_str(), m.body.as_str())).collect();
+    assert_eq!(
+        opened,
+        [
+            ("jane@example.com", "Notice 1", "Body 1"),
+            ("+12015550030", "Notice 2", "Body 2"),
+            ("jane.old@example.org", "Notice 3", "Body 3")
+        ]
+    );
+    assert!(store.claim_messages(now, lease, 10).await.unwrap().is_empty(), "leased");
+
+    // One round's results, recorded together.
+    let retry_at = now + Duration::minutes(5);
+    let results = vec![
+        (claimed[0].id.clone(), DeliveryResult::Sent),
+        (claimed[1].id.clone(), DeliveryResult::Retry { at: retry_at, error: "provider busy".into() }),
+        (claimed[2].id.clone(), DeliveryResult::Dead { error: "mailbox unknown".into() }),
+    ];
+    store.finish_messages(&results, now).await.unwrap();
+    let mut log = store.outbox_for_case(acme.id, case.id).await.unwrap();
+    log.sort_by(|a, b| a.id.cmp(&b.id));
+    let states: Vec<(&str, u32, Option<&str>)> =
+        log.iter().map(|e| (e.state.as_str(), e.attempts, e.last_error.as_deref())).collect();
+    assert_eq!(
+        states,
+        [("sent", 1, None), ("pending", 1, Some("provider busy")), ("dead", 1, Some("mailbox unknown"))]
+    );
+    assert_eq!(log[0].sent_at, Some(now));
+    // Only the one to retry comes back, and only when it is due.
+    assert!(store.claim_messages(retry_at - Duration::seconds(1), lease, 10).await.unwrap().is_empty());
+    let again = store.claim_messages(retry_at, retry_at + Duration::minutes(15), 10).await.unwrap();
+    assert_eq!(again.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), [claimed[1].id.as_str()]);
+    assert_eq!(again[0].attempts, 1);
+    // A result for a message already finished changes nothing.
+    store
+        .finish_messages(&[(claimed[0].id.clone(), DeliveryResult::Dead { error: "late".into() })], now)
+        .await
+        .unwrap();
+    let log = store.outbox_for_case(acme.id, case.id).await.unwrap();
+    assert!(log.iter().any(|e| e.id == claimed[0].id && e.state == "sent"));
+    store.finish_messages(&[], now).await.unwrap();
 }

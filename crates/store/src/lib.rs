@@ -399,8 +399,9 @@ pub trait Store: Send + Sync + 'static {
         lease_until: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<OutboxMessage>>;
-    /// Records a delivery attempt; a sent or dead message's address and content are deleted.
-    async fn finish_message(&self, id: &str, result: &DeliveryResult, now: Timestamp) -> StoreResult<()>;
+    /// Records a round of delivery attempts, `(message id, result)`, in one transaction; a sent
+    /// or dead message's address and content are deleted.
+    async fn finish_messages(&self, results: &[(String, DeliveryResult)], now: Timestamp) -> StoreResult<()>;
     async fn outbox_for_case(&self, tenant: TenantId, case: CaseId) -> StoreResult<Vec<OutboxEntry>>;
 
     // Executing recoveries (issue 6)
