@@ -63,11 +63,11 @@ pub async fn reset_sqlite(window: Duration, clients: usize) -> anyhow::Result<St
         let per = |s: f64| 1000.0 * s / measured.ok.max(1) as f64;
         (per(h1 - h0), per(o1 - o0))
     });
-    // The raw rate again once the server and its background work have stopped: the machines
-    // here drift by ±10 % within a minute, so the baseline is the mean of before and after.
     // Peak memory so far: the first baseline and the server's run, not the second baseline's
     // buffers on top of what the server still holds.
     let rss = peak_rss_mib();
+    // The raw rate again once the server and its background work have stopped: the machines
+    // here drift by ±10 % within a minute, so the baseline is the mean of before and after.
     running.stop().await?;
     drop(state);
     let after = tokio::task::spawn_blocking(move || raw_argon2(params, workers, window)).await??;

@@ -254,8 +254,7 @@ pub async fn template(
     name: &str,
     channel: &str,
 ) -> ApiResult<regain_delivery::Template> {
-    let own = state.store.message_template(tenant, name, channel).await?;
-    resolve_template(own.as_ref(), name, channel)
+    Templates::of(state, tenant).await?.get(name, channel)
 }
 
 /// The tenant's own template `own`, when it still parses, or else the built-in one.

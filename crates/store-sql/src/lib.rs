@@ -72,12 +72,12 @@ where
 pub const AUDIT_INSERT_POSITIONED: &str =
     "INSERT INTO audit_entries (seq, tenant_id, at, action, case_id, customer_id, entry) \
      VALUES ((SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries), $1, $2, $3, $4, $5, $6)";
-/// Rows one multi-row INSERT writes at most (the effects and events of one change are a few).
-pub const ROWS_PER_INSERT: usize = 100;
 /// Writes an audit entry for the sequencer to place later (PostgreSQL, with concurrent writers).
 pub const AUDIT_INSERT_WAITING: &str =
     "INSERT INTO audit_entries (tenant_id, at, action, case_id, customer_id, entry) \
      VALUES ($1, $2, $3, $4, $5, $6)";
+/// Rows one multi-row INSERT writes at most (the effects and events of one change are a few).
+pub const ROWS_PER_INSERT: usize = 100;
 
 /// Implements `regain_store::Store` for `$store`, whose database is `$db`. With
 /// `positions_at_write = true` an audit entry takes its log position in the transaction that
@@ -1899,13 +1899,9 @@ macro_rules! impl_sql_store {
                         return Ok(templates);
                     }
                     let read = $crate::cache::ReadCache::reading();
-                    let templates = self.v_message_templates(tenant, None).await?;
+                    let templates = self.v_message_templates(tenant).await?;
                     self.cache.keep_templates(tenant, read, &templates);
                     Ok(templates)
-                }
-                async fn message_template(&self, tenant: TenantId, name: &str, channel: &str) -> StoreResult<Option<StoredTemplate>> {
-                    // From the tenant's whole set, which is a handful and kept for a few seconds.
-                    Ok(self.message_templates(tenant).await?.into_iter().find(|t| t.name == name && t.channel == channel))
                 }
                 async fn set_message_template(&self, tenant: TenantId, template: &StoredTemplate, audit: &AuditRecord) -> StoreResult<()> {
                     let set = self.v_set_message_template(tenant, template, audit).await;

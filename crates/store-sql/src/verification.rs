@@ -1002,17 +1002,14 @@ macro_rules! impl_sql_verification {
                 .map_err(Self::map_err)
             }
 
-            async fn v_message_templates(&self, tenant: TenantId, one: Option<(&str, &str)>) -> StoreResult<Vec<StoredTemplate>> {
-                let mut q: QueryBuilder<'_, Db> = QueryBuilder::new(
-                    "SELECT name, channel, subject, body, updated_at FROM message_templates WHERE tenant_id = ",
-                );
-                q.push_bind(tenant.to_string());
-                if let Some((name, channel)) = one {
-                    q.push(" AND name = ").push_bind(name.to_owned()).push(" AND channel = ").push_bind(channel.to_owned());
-                }
-                q.push(" ORDER BY name, channel");
-                let rows: Vec<(String, String, String, String, i64)> =
-                    q.build_query_as().fetch_all(self.read_pool()).await.map_err(Self::map_err)?;
+            async fn v_message_templates(&self, tenant: TenantId) -> StoreResult<Vec<StoredTemplate>> {
+                let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+                    "SELECT name, channel, subject, body, updated_at FROM message_templates WHERE tenant_id = $1 ORDER BY name, channel",
+                )
+                .bind(tenant.to_string())
+                .fetch_all(self.read_pool())
+                .await
+                .map_err(Self::map_err)?;
                 Ok(rows
                     .into_iter()
                     .map(|(name, channel, subject, body, at)| StoredTemplate {

@@ -368,12 +368,6 @@ pub trait Store: Send + Sync + 'static {
 
     // Message templates per tenant (issue 4 item 7)
     async fn message_templates(&self, tenant: TenantId) -> StoreResult<Vec<StoredTemplate>>;
-    async fn message_template(
-        &self,
-        tenant: TenantId,
-        name: &str,
-        channel: &str,
-    ) -> StoreResult<Option<StoredTemplate>>;
     /// Sets the tenant's wording of a template (validated by the caller), with `audit`.
     async fn set_message_template(
         &self,
