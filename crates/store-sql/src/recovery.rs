@@ -598,15 +598,15 @@ macro_rules! impl_sql_recovery {
                         Ok(())
                     }
                     Effect::ApplyContactChange { case } => {
-                        let row: Option<(String, String, String, String, String, bool)> = sqlx::query_as(
-                            "SELECT id, tenant_id, customer_id, kind, value_sealed, replace_old FROM contact_changes \
-                             WHERE case_id = $1 AND state = 'confirmed' ORDER BY created_at DESC LIMIT 1",
+                        let row: Option<(String, String, String, String, String, bool, String)> = sqlx::query_as(
+                            "SELECT id, tenant_id, customer_id, kind, value_sealed, replace_old, state FROM contact_changes \
+                             WHERE case_id = $1 AND state IN ('confirmed', 'sending') ORDER BY created_at DESC LIMIT 1",
                         )
                         .bind(case.to_string())
                         .fetch_optional(&mut **tx)
                         .await
                         .map_err(Self::map_err)?;
-                        let Some((id, tenant, customer, kind, sealed, replace)) = row else {
+                        let Some((id, tenant, customer, kind, sealed, replace, was)) = row else {
                             return Err(StoreError::Conflict);
                         };
                         let tenant = $crate::regain_store::codec::parse_column("contact_changes.tenant_id", &tenant, TenantId::parse)?;
@@ -632,35 +632,66 @@ macro_rules! impl_sql_recovery {
                         // waits for its row lock and then finds nothing to update).
                         let done = sqlx::query(
                             "UPDATE contact_changes SET state = 'applied', applied_at = $2, replaced_sealed = $3, \
-                             replaced_masked = $4 WHERE id = $1 AND state = 'confirmed'",
+                             replaced_masked = $4 WHERE id = $1 AND state = $5",
                         )
                         .bind(&id)
                         .bind(micros(at))
                         .bind(&replaced_sealed)
                         .bind($crate::serde_json::to_string(&masked).unwrap_or_else(|_| "[]".into()))
+                        .bind(&was)
                         .execute(&mut **tx)
                         .await
                         .map_err(Self::map_err)?;
                         one_row(done.rows_affected())?;
-                        let frozen: Option<String> = sqlx::query_scalar("SELECT status FROM customers WHERE id = $1")
-                            .bind(customer.to_string())
-                            .fetch_optional(&mut **tx)
-                            .await
-                            .map_err(Self::map_err)?;
-                        if frozen.as_deref() == Some("frozen") {
-                            return Err(StoreError::Conflict);
+                        // A change not yet handed to the account system waits out a lockdown; one
+                        // that was may have been made there, so it is recorded for the rollback.
+                        if was == "confirmed" {
+                            let frozen: Option<String> = sqlx::query_scalar("SELECT status FROM customers WHERE id = $1")
+                                .bind(customer.to_string())
+                                .fetch_optional(&mut **tx)
+                                .await
+                                .map_err(Self::map_err)?;
+                            if frozen.as_deref() == Some("frozen") {
+                                return Err(StoreError::Conflict);
+                            }
                         }
                         Self::touch_customer(tx, customer, at).await
                     }
-                    Effect::CancelContactChange { case } => {
-                        sqlx::query(
-                            "UPDATE contact_changes SET state = 'cancelled' \
-                             WHERE case_id = $1 AND state IN ('awaiting_code', 'confirmed')",
+                    Effect::SendContactChange { case } => {
+                        let done = sqlx::query(
+                            "UPDATE contact_changes SET state = 'sending' \
+                             WHERE case_id = $1 AND state IN ('confirmed', 'sending')",
                         )
                         .bind(case.to_string())
                         .execute(&mut **tx)
                         .await
                         .map_err(Self::map_err)?;
+                        one_row(done.rows_affected())
+                    }
+                    Effect::UnsendContactChange { case } => {
+                        let done = sqlx::query(
+                            "UPDATE contact_changes SET state = 'confirmed' WHERE case_id = $1 AND state = 'sending'",
+                        )
+                        .bind(case.to_string())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        one_row(done.rows_affected())
+                    }
+                    Effect::CancelContactChange { case } => {
+                        // One update over the case's changes that have not taken effect, so that on
+                        // PostgreSQL it waits for a concurrent send's row lock and then sees it.
+                        let states: Vec<String> = sqlx::query_scalar(
+                            "UPDATE contact_changes SET state = CASE WHEN state = 'sending' THEN 'sending' ELSE 'cancelled' END \
+                             WHERE case_id = $1 AND state IN ('awaiting_code', 'confirmed', 'sending') RETURNING state",
+                        )
+                        .bind(case.to_string())
+                        .fetch_all(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        if states.iter().any(|s| s == "sending") {
+                            return Err(StoreError::Conflict);
+                        }
                         Ok(())
                     }
                     Effect::RevertContactChange { id } => {

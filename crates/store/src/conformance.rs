@@ -45,7 +45,8 @@ macro_rules! conformance_tests {
             closed_cases_are_purged_after_retention,
             master_key_rotation_keeps_every_record_readable,
             risk_history_counts_requests_per_subject_and_keeps_the_context_sealed,
-            a_change_queues_its_messages_together_and_a_round_records_their_results_together
+            a_change_queues_its_messages_together_and_a_round_records_their_results_together,
+            a_contact_change_being_sent_is_never_cancelled_and_is_applied
         );
     };
     (@each $factory:path, $($check:ident),+) => {
@@ -951,4 +952,82 @@ pub async fn a_change_queues_its_messages_together_and_a_round_records_their_res
     let log = store.outbox_for_case(acme.id, case.id).await.unwrap();
     assert!(log.iter().any(|e| e.id == claimed[0].id && e.state == "sent"));
     store.finish_messages(&[], now).await.unwrap();
+}
+
+/// A contact change, proposed on a new contact-change case for `customer` and confirmed by its
+/// code; returns the case as it is now.
+async fn confirmed_contact_change(
+    store: &dyn Store,
+    tenant: &Tenant,
+    customer: &Customer,
+    n: u128,
+    email: &str,
+) -> Case {
+    let case = open_case(store, tenant, n, CaseKind::ContactChange).await;
+    let case = command(store, &case, CaseCommand::StartIdentification).await;
+    let case = command(store, &case, CaseCommand::Identify { customer_id: customer.id }).await;
+    let change = NewContactChange {
+        id: format!("01900000-0000-7000-8000-0000000{n:05}"),
+        tenant_id: tenant.id,
+        case_id: case.id,
+        customer_id: customer.id,
+        kind: ContactKind::Email,
+        value: email.to_owned(),
+        masked: "n***@e***.org".to_owned(),
+        replace: true,
+        attempts_max: 5,
+        code_expires_at: t0() + Duration::minutes(30),
+        created_at: t0(),
+    };
+    store.apply_effects(t0(), &[Effect::ProposeContact { change, code: "246810".into() }]).await.unwrap();
+    let ctx = AttemptContext { actor: agent(1), ip: None, at: t0() + Duration::minutes(1) };
+    let limit = FailureLimit { max: 5, window: Duration::hours(1), cooldown: Duration::hours(1) };
+    let confirmed = store.confirm_contact_change(&case, "246810", &ctx, &limit).await.unwrap();
+    assert!(matches!(confirmed, ContactConfirm::Confirmed { .. }), "{confirmed:?}");
+    store.case(tenant.id, case.id).await.unwrap().unwrap()
+}
+
+/// A contact change on its way to the tenant's account system (G5, L0): once marked as being
+/// sent, neither its case's end nor a lockdown cancels it, and it is applied even on an account
+/// frozen meanwhile (it may be made there, so the rollback must see it). Given back, it is
+/// cancellable again; once cancelled, it is never sent.
+pub async fn a_contact_change_being_sent_is_never_cancelled_and_is_applied(store: &dyn Store) {
+    let acme = tenant(store, 1, "acme").await;
+    let jane = customer(&acme, 30, "jane");
+    store.create_customer(&jane, None, &audit("customer.created")).await.unwrap();
+    let at = t0() + Duration::hours(50);
+    let state = |case: CaseId| async move { store.contact_change(acme.id, case).await.unwrap().unwrap().state };
+
+    let first = confirmed_contact_change(store, &acme, &jane, 200, "new.first@example.org").await;
+    let send = [Effect::SendContactChange { case: first.id }];
+    let cancel = [Effect::CancelContactChange { case: first.id }];
+    store.apply_effects(at, &send).await.unwrap();
+    store.apply_effects(at, &send).await.unwrap(); // a release tried again
+    assert!(matches!(store.apply_effects(at, &cancel).await, Err(StoreError::Conflict)));
+    assert_eq!(state(first.id).await, "sending");
+    store.apply_effects(at, &[Effect::UnsendContactChange { case: first.id }]).await.unwrap();
+    assert_eq!(state(first.id).await, "confirmed");
+    store.apply_effects(at, &cancel).await.unwrap();
+    assert_eq!(state(first.id).await, "cancelled");
+    assert!(
+        matches!(store.apply_effects(at, &send).await, Err(StoreError::Conflict)),
+        "a cancelled change is not sent"
+    );
+
+    // Sent, and then the account is locked down: the lockdown leaves it, the release applies it.
+    let second = confirmed_contact_change(store, &acme, &jane, 300, "new.second@example.org").await;
+    store.apply_effects(at, &[Effect::SendContactChange { case: second.id }]).await.unwrap();
+    let lockdown = [
+        Effect::EndRecoveries { customer: jane.id, except_case: first.id },
+        Effect::SetStatus { customer: jane.id, status: CustomerStatus::Frozen },
+    ];
+    store.apply_effects(at, &lockdown).await.unwrap();
+    assert_eq!(state(second.id).await, "sending");
+    store.apply_effects(at, &[Effect::ApplyContactChange { case: second.id }]).await.unwrap();
+    assert_eq!(state(second.id).await, "applied");
+    let record = store.customer(acme.id, jane.id).await.unwrap().unwrap();
+    let emails: Vec<&str> = record.emails.iter().map(|e| e.address.as_str()).collect();
+    assert_eq!(emails, ["new.second@example.org"], "in place of the old ones");
+    let recent = store.applied_contact_changes(acme.id, jane.id, t0()).await.unwrap();
+    assert_eq!(recent.iter().map(|c| c.case_id).collect::<Vec<_>>(), [second.id], "for the lockdown's rollback");
 }

@@ -291,9 +291,21 @@ pub enum Effect {
     /// dated now (so proofs to it do not count for `recent_contact_days`), and with `replace`
     /// the customer's other contacts of its kind are removed (kept sealed on the change, for a
     /// lockdown to restore). It must be confirmed and not yet applied.
+    /// One that was being sent to the tenant's account system ([`Effect::SendContactChange`])
+    /// is applied even if a lockdown froze the account meanwhile: it may have taken effect
+    /// there, and the lockdown's list of recent changes then offers it for rollback.
     ApplyContactChange { case: CaseId },
+    /// The case's confirmed contact change is about to be handed to the tenant's account system
+    /// (written before the call, so the change cannot be both made there and cancelled here):
+    /// from now on neither a repudiation nor a lockdown cancels it, and the release that follows
+    /// applies it. Again on a change already being sent (a release tried again); a conflict for
+    /// one cancelled, applied or not confirmed.
+    SendContactChange { case: CaseId },
+    /// The account system certainly did not take the change being sent (it could not be
+    /// reached, or answered with an error): it is only confirmed again, cancellable as before.
+    UnsendContactChange { case: CaseId },
     /// The case's contact change not yet made will never be: its case was repudiated, rejected,
-    /// cancelled or expired.
+    /// cancelled or expired. A conflict while the change is being sent to the account system.
     CancelContactChange { case: CaseId },
     /// Undo an applied contact change (a lockdown's rollback): the contact it added goes, the
     /// ones it replaced come back as they were.
@@ -325,6 +337,8 @@ impl std::fmt::Debug for Effect {
             Self::RemoveFactors { customer, factors } => write!(f, "RemoveFactors({customer}, {factors:?})"),
             Self::ProposeContact { change, .. } => write!(f, "ProposeContact({change:?})"),
             Self::ApplyContactChange { case } => write!(f, "ApplyContactChange({case})"),
+            Self::SendContactChange { case } => write!(f, "SendContactChange({case})"),
+            Self::UnsendContactChange { case } => write!(f, "UnsendContactChange({case})"),
             Self::CancelContactChange { case } => write!(f, "CancelContactChange({case})"),
             Self::RevertContactChange { id } => write!(f, "RevertContactChange({id})"),
             Self::RemoveContact { customer, kind, .. } => write!(f, "RemoveContact({customer}, {})", kind.as_str()),

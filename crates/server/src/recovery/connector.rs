@@ -81,20 +81,24 @@ impl fmt::Debug for AccountChange<'_> {
 }
 
 /// Why a call did not go through: `retry` when it may work later (the peer down or slow, a
-/// 5xx, a 429), else it will not (refused, unknown user, bad configuration).
+/// 5xx, a 429), else it will not (refused, unknown user, bad configuration). `unsure` when the
+/// peer may have made the change all the same: the request was sent, and then it timed out or
+/// the connection broke before an answer. A peer that answered with an error, or could not be
+/// reached at all, did not make it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteError {
     pub retry: bool,
+    pub unsure: bool,
     pub message: String,
 }
 
 impl RemoteError {
     fn later(message: impl Into<String>) -> Self {
-        Self { retry: true, message: message.into() }
+        Self { retry: true, unsure: false, message: message.into() }
     }
 
     fn never(message: impl Into<String>) -> Self {
-        Self { retry: false, message: message.into() }
+        Self { retry: false, unsure: false, message: message.into() }
     }
 }
 
@@ -123,7 +127,7 @@ pub async fn apply(
     match (result, change) {
         (Err(e), AccountChange::SetPassword(_) | AccountChange::SetContact { .. }) => {
             let status: String = e.message.split(':').next().unwrap_or("the account system refused it").to_owned();
-            Err(RemoteError { retry: e.retry, message: status })
+            Err(RemoteError { message: status, ..e })
         }
         (other, _) => other,
     }
@@ -137,7 +141,7 @@ fn transport(e: &reqwest::Error) -> RemoteError {
     } else {
         "request failed"
     };
-    RemoteError::later(format!("the account system {what}"))
+    RemoteError { unsure: !e.is_connect(), ..RemoteError::later(format!("the account system {what}")) }
 }
 
 /// A refusal's status and, when the peer said why, its words (SCIM's `detail`), cut short.

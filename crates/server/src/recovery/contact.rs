@@ -2,7 +2,9 @@
 //! contact-change case and proven by a code sent to it; once approved (always four eyes), the
 //! worker schedules it — every old address is told, with a "this wasn't me" link — and the
 //! case cools off; only the release applies it, in the directory and through the tenant's
-//! connector. A repudiation in the window cancels the case, so the change never applies.
+//! connector. A repudiation in the window cancels the case, so the change never applies. Once
+//! the release has begun handing it to the connector, nothing cancels it any more: a report
+//! then opens a security case, whose lockdown rolls it back.
 
 use std::collections::BTreeMap;
 
@@ -11,9 +13,9 @@ use regain_core::case::CaseCommand;
 use regain_core::{
     Actor, Case, CaseEvent, CaseKind, CaseState, Customer, CustomerStatus, EmailAddress, PhoneE164, Tenant,
 };
-use regain_store::{AttemptContext, ContactChange, ContactConfirm, ContactKind, Effect, NewContactChange};
+use regain_store::{AttemptContext, ContactChange, ContactConfirm, ContactKind, Effect, NewContactChange, StoreError};
 
-use super::actions::{remote, ActionError};
+use super::actions::ActionError;
 use super::apply_all;
 use super::connector::{AccountChange, ConnectorConfig};
 use crate::error::{ApiError, ApiResult};
@@ -324,6 +326,9 @@ pub async fn on_release(
         state.store.customer(case.tenant_id, customer_id).await?.ok_or_else(|| ApiError::not_found("customer"))?;
     let change = state.store.contact_change(case.tenant_id, case.id).await?;
     let change = match change {
+        // Handed to the account system by an earlier try, which may have made it there: it is
+        // made here too, lockdown or not, so that a lockdown lists it for rollback.
+        Some(change) if change.state == "sending" => change,
         Some(change) if change.state == "confirmed" && customer.status != CustomerStatus::Frozen => change,
         other => {
             let why = match other {
@@ -346,7 +351,7 @@ pub async fn on_release(
         .await?
         .ok_or_else(|| ApiError::not_found("contact change"))?;
     if let Some(connector) = state.config.connector(tenant.slug.as_str()) {
-        apply_remote(connector, &customer, &change, &value, state.now()).await?;
+        apply_remote(state, connector, &customer, &change, &value).await?;
     }
     // Told: every address the customer had — the old ones included — and the new one.
     let mut told = customer.clone();
@@ -367,30 +372,53 @@ pub async fn on_release(
     Ok((vec![event], effects))
 }
 
+/// Makes the change in the tenant's account system. First recorded as being sent, in its own
+/// transaction: from then on a "this wasn't me" or a lockdown can no longer cancel it, only
+/// roll it back once made, so the account system never holds a change that Regain calls
+/// cancelled. Given back (confirmed again) when the peer certainly did not take it.
 async fn apply_remote(
+    state: &AppState,
     connector: &ConnectorConfig,
     customer: &Customer,
     change: &ContactChange,
     value: &str,
-    now: regain_core::Timestamp,
 ) -> ApiResult<()> {
+    match state.store.apply_effects(state.now(), &[Effect::SendContactChange { case: change.case_id }]).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => {
+            return Err(ApiError::Conflict {
+                code: "contact-change-moved",
+                detail: "the contact change was cancelled or made meanwhile; read the case again".into(),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    }
     let set = AccountChange::SetContact { kind: change.kind, value, replace: change.replace };
-    match remote(connector, customer, &change.id, set, now).await {
+    let e = match super::connector::apply(connector, customer, &change.id, set, state.now()).await {
         Ok(answer) => {
             tracing::info!(case_id = %change.case_id, answer = %answer, "contact change made through the connector");
-            Ok(())
+            return Ok(());
         }
-        Err(ActionError::Retry(message)) => Err(ApiError::Refused {
+        Err(e) => e,
+    };
+    if !e.unsure {
+        let back = [Effect::UnsendContactChange { case: change.case_id }];
+        if let Err(error) = state.store.apply_effects(state.now(), &back).await {
+            tracing::warn!(case_id = %change.case_id, %error, "a contact change the account system did not take stays marked as being sent");
+        }
+    }
+    if e.retry {
+        return Err(ApiError::Refused {
             status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
             code: "connector-unavailable",
             detail: format!(
-                "the tenant's account system did not take the contact change ({message}); the release is tried \
-                 again by itself"
+                "the tenant's account system did not take the contact change ({}); the release is tried again by itself",
+                e.message
             ),
-        }),
-        Err(ActionError::Fail(message)) => Err(ApiError::Conflict {
-            code: "connector-refused",
-            detail: format!("the tenant's account system refused the contact change: {message}"),
-        }),
+        });
     }
+    Err(ApiError::Conflict {
+        code: "connector-refused",
+        detail: format!("the tenant's account system refused the contact change: {}", e.message),
+    })
 }

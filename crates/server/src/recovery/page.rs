@@ -192,6 +192,14 @@ async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
         if case.state != CaseState::CoolingOff {
             break;
         }
+        // A contact change the release is handing to the account system may be made there
+        // already: it is not cancelled but reported, like a change that took effect. (A send
+        // that starts after this read makes the commit below conflict, and this looks again.)
+        if case.kind == CaseKind::ContactChange
+            && state.store.contact_change(case.tenant_id, case.id).await?.is_some_and(|c| c.state == "sending")
+        {
+            break;
+        }
         let command = CaseCommand::Repudiate { reason: reason.clone() };
         let Ok((next, events)) = regain_core::case::apply(&case, command, actor, state.now()) else { break };
         match crate::webhooks::commit(state, &next, &events, &actor, effects.to_vec()).await {

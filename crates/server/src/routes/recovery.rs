@@ -41,7 +41,9 @@ pub struct ContactChangeView {
     /// The new contact, masked.
     pub destination: String,
     pub replace: bool,
-    /// awaiting_code, confirmed, applied (the cooling-off ended), reverted (a lockdown undid
+    /// awaiting_code, confirmed, sending (the cooling-off ended and the tenant's account system
+    /// is being told; it may have taken it, so it is no longer cancelled), applied (the
+    /// cooling-off ended), reverted (a lockdown undid
     /// it), cancelled (its case was repudiated, rejected, cancelled or expired, or the account
     /// was locked down), expired or exhausted (propose again), superseded.
     pub state: String,

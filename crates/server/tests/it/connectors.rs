@@ -133,6 +133,37 @@ impl Desk {
         id
     }
 
+    /// A contact-change case for jane.new@example.org, its code confirmed, approved by a
+    /// supervisor and scheduled: cooling off, every old address told.
+    async fn cooling_contact_change(&self, app: &TestApp, tenant: &regain_core::Tenant) -> String {
+        let case = app
+            .post_ok(
+                &self.key,
+                "/api/v1/cases",
+                json!({"kind": "contact_change", "channel": "phone"}),
+                StatusCode::CREATED,
+            )
+            .await;
+        let id = case["id"].as_str().expect("id").to_owned();
+        let path = |rest: &str| format!("/api/v1/cases/{id}/{rest}");
+        app.post_ok(&self.agent, &path("start-identification"), json!({}), StatusCode::OK).await;
+        let claim = json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201 555 0123"});
+        app.post_ok(&self.agent, &path("identification"), claim, StatusCode::OK).await;
+        app.verify_by_code(&self.agent, &id, "email-0").await;
+        app.post_ok(&self.agent, &path("decide"), json!({"approve": true, "reason": "code"}), StatusCode::OK).await;
+        let email = json!({"email": "jane.new@example.org"});
+        app.post_ok(&self.agent, &path("contact-change"), email, StatusCode::CREATED).await;
+        app.deliver().await;
+        let code = crate::support::code_in(&app.sent().last().expect("the code").body);
+        app.post_ok(&self.agent, &path("contact-change/code"), json!({"code": code}), StatusCode::OK).await;
+        app.post_ok(&self.agent, &path("request-approval"), json!({"reason": "new email"}), StatusCode::OK).await;
+        let supervisor = app.token(Some(tenant), Role::Supervisor).await;
+        app.post_ok(&supervisor, &path("approve"), json!({"reason": "ok"}), StatusCode::OK).await;
+        assert_eq!(app.perform_actions().await, 1);
+        assert_eq!(self.case(app, &id).await["state"], "cooling_off");
+        id
+    }
+
     async fn case(&self, app: &TestApp, id: &str) -> Value {
         app.get_ok(&self.agent, &format!("/api/v1/cases/{id}")).await
     }
@@ -482,25 +513,8 @@ async fn a_contact_change_reaches_the_scim_peer_only_when_it_takes_effect() {
     let d = desk(&app).await;
     let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
 
-    let case = app
-        .post_ok(&d.key, "/api/v1/cases", json!({"kind": "contact_change", "channel": "phone"}), StatusCode::CREATED)
-        .await;
-    let id = case["id"].as_str().expect("id").to_owned();
+    let id = d.cooling_contact_change(&app, &acme).await;
     let path = |rest: &str| format!("/api/v1/cases/{id}/{rest}");
-    app.post_ok(&d.agent, &path("start-identification"), json!({}), StatusCode::OK).await;
-    let claim = json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201 555 0123"});
-    app.post_ok(&d.agent, &path("identification"), claim, StatusCode::OK).await;
-    app.verify_by_code(&d.agent, &id, "email-0").await;
-    app.post_ok(&d.agent, &path("decide"), json!({"approve": true, "reason": "code"}), StatusCode::OK).await;
-    app.post_ok(&d.agent, &path("contact-change"), json!({"email": "jane.new@example.org"}), StatusCode::CREATED).await;
-    app.deliver().await;
-    let code = crate::support::code_in(&app.sent().last().expect("the code").body);
-    app.post_ok(&d.agent, &path("contact-change/code"), json!({"code": code}), StatusCode::OK).await;
-    app.post_ok(&d.agent, &path("request-approval"), json!({"reason": "new email"}), StatusCode::OK).await;
-    let supervisor = app.token(Some(&acme), Role::Supervisor).await;
-    app.post_ok(&supervisor, &path("approve"), json!({"reason": "ok"}), StatusCode::OK).await;
-    assert_eq!(app.perform_actions().await, 1);
-    assert_eq!(d.case(&app, &id).await["state"], "cooling_off");
     let seen = peer.call(reqwest::Method::GET, &format!("/Users/{user_id}"), None).await;
     assert_eq!(seen["emails"][0]["value"], "jane@example.com", "nothing before the release: {seen}");
 
@@ -513,6 +527,8 @@ async fn a_contact_change_reaches_the_scim_peer_only_when_it_takes_effect() {
     // (The agent's session idled out meanwhile; the integration reads on.)
     let d = Desk { agent: d.key.clone(), ..d };
     assert_eq!(d.case(&app, &id).await["state"], "cooling_off");
+    // The peer could not be reached, so it certainly did not take it: still cancellable.
+    assert_eq!(app.get_ok(&d.key, &path("contact-change")).await["state"], "confirmed");
 
     // It is back (a new process: the user made again); the next sweep makes the change.
     let peer = ScimPeer::start_on(port).await;
@@ -528,4 +544,72 @@ async fn a_contact_change_reaches_the_scim_peer_only_when_it_takes_effect() {
     let change = app.get_ok(&d.key, &path("contact-change")).await;
     assert_eq!(change["state"], "applied", "{change}");
     assert!(d.timeline(&app, &id).await.contains("case.action_applied"));
+}
+
+/// The release hands a contact change to the tenant's account system, and while that call is
+/// under way the customer reports it ("this wasn't me", G5). The account system may have made
+/// the change already, so the report does not cancel it (that would leave the account system
+/// holding a change Regain calls cancelled): it opens a security case, and the release
+/// completes and records the change as applied, where a lockdown's rollback finds it (L0).
+#[tokio::test]
+async fn a_report_while_the_account_system_takes_a_contact_change_opens_a_security_case_and_the_change_is_recorded() {
+    let secret = WebhookSecret::from_bytes((0u8..32).collect()).expect("secret");
+    // The report to post from inside the connector call (its URL), and what it answered.
+    let report: Arc<Mutex<Option<String>>> = Arc::default();
+    let reported: Arc<Mutex<Vec<StatusCode>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/regain", listener.local_addr().expect("addr"));
+    let (slot, seen) = (report.clone(), reported.clone());
+    let endpoint = axum::Router::new().route(
+        "/regain",
+        axum::routing::post(move |body: String| {
+            let (slot, seen) = (slot.clone(), seen.clone());
+            async move {
+                let target = slot.lock().expect("lock").clone();
+                if let Some(target) = target.filter(|_| body.contains("account.set_contact")) {
+                    let response = reqwest::Client::new()
+                        .post(target)
+                        .form(&[("decision", "report")])
+                        .send()
+                        .await
+                        .expect("report");
+                    seen.lock().expect("lock").push(response.status());
+                }
+                (StatusCode::OK, json!({"reference": "T-9"}).to_string())
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, endpoint).await.ok() });
+    let app = app_with(ConnectorConfig::Webhook { url, secret }).await;
+    let d = desk(&app).await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+
+    let id = d.cooling_contact_change(&app, &acme).await;
+    let path = |rest: &str| format!("/api/v1/cases/{id}/{rest}");
+    // The old address's notice carries the "this wasn't me" link.
+    let before = app.sent().len();
+    app.deliver().await;
+    let notice = app
+        .sent()
+        .into_iter()
+        .skip(before)
+        .find(|m| {
+            m.body.contains("/report/")
+                && matches!(&m.to, regain_delivery::Address::Email(a) if a == "jane@example.com")
+        })
+        .expect("the old address's notice");
+    let token = crate::recovery::link_token(&notice.body, "report");
+    *report.lock().expect("lock") = Some(format!("{}/report/{token}", app.base));
+
+    app.clock.advance(chrono::Duration::hours(49));
+    assert_eq!(regain_server::sweeper::release_due(&app.state).await.expect("sweep"), 1, "the release completes");
+    assert_eq!(*reported.lock().expect("lock"), [StatusCode::OK], "the report was taken during the call");
+    let key = d.key.clone();
+    let case = app.get_ok(&key, &format!("/api/v1/cases/{id}")).await;
+    assert_eq!(case["state"], "resolved", "not cancelled: {case}");
+    assert_eq!(app.get_ok(&key, &path("contact-change")).await["state"], "applied");
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let security = app.get_ok(&analyst, "/api/v1/cases?kind=compromised_account").await;
+    assert_eq!(security["items"].as_array().map(Vec::len), Some(1), "the report opened a security case: {security}");
+    assert_eq!(security["items"][0]["customer_id"], case["customer_id"]);
 }

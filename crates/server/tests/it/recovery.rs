@@ -81,7 +81,7 @@ impl Desk {
 }
 
 /// The token in the first `/{page}/` link of `body`.
-fn link_token(body: &str, page: &str) -> String {
+pub(crate) fn link_token(body: &str, page: &str) -> String {
     let marker = format!("/{page}/");
     let start = body.find(&marker).unwrap_or_else(|| panic!("no /{page}/ link in {body:?}")) + marker.len();
     body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
