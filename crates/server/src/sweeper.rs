@@ -4,8 +4,11 @@
 //! version check makes two sweepers racing for one case harmless, and a purge deletes only
 //! what is still there.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
 use regain_core::case::{apply, CaseCommand};
-use regain_core::Actor;
+use regain_core::{Actor, CaseId, Timestamp};
 use regain_store::StoreError;
 
 use crate::state::AppState;
@@ -15,41 +18,84 @@ const BATCH_MAX: u32 = 200;
 
 pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     let interval_ms = state.config.expiry_sweep_interval_ms;
-    crate::periodic::spawn_every(interval_ms, state, |state| async move {
-        match sweep(&state).await {
-            Ok(0) => {}
-            Ok(expired) => tracing::info!(expired, "expired cases swept"),
-            Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
-        }
-        // A hold's escalation runs right after the failure that starts it; this makes it
-        // certain (a crash or a conflict in between, a case opened during the hold).
-        match state.store.recovery_holds(state.now()).await {
-            Ok(holds) => {
-                for (tenant, customer, until) in holds {
-                    crate::verification::escalate_held(&state, tenant, customer, until).await;
-                }
+    let waits = Arc::new(ReleaseWaits::default());
+    crate::periodic::spawn_every(interval_ms, state, move |state| {
+        let waits = waits.clone();
+        async move {
+            match sweep(&state).await {
+                Ok(0) => {}
+                Ok(expired) => tracing::info!(expired, "expired cases swept"),
+                Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
             }
-            Err(e) => tracing::warn!(error = %e, "could not read recovery holds; will retry"),
-        }
-        match release_due(&state).await {
-            Ok(0) => {}
-            Ok(released) => tracing::info!(released, "cooling-off periods ended"),
-            Err(e) => tracing::warn!(error = %e, "release sweep failed; will retry"),
-        }
-        match purge(&state).await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "closed cases purged after their retention period"),
-            Err(e) => tracing::warn!(error = %e, "retention purge failed; will retry"),
+            // A hold's escalation runs right after the failure that starts it; this makes it
+            // certain (a crash or a conflict in between, a case opened during the hold).
+            match state.store.recovery_holds(state.now()).await {
+                Ok(holds) => {
+                    for (tenant, customer, until) in holds {
+                        crate::verification::escalate_held(&state, tenant, customer, until).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not read recovery holds; will retry"),
+            }
+            match release_due(&state, &waits).await {
+                Ok(0) => {}
+                Ok(released) => tracing::info!(released, "cooling-off periods ended"),
+                Err(e) => tracing::warn!(error = %e, "release sweep failed; will retry"),
+            }
+            match purge(&state).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "closed cases purged after their retention period"),
+                Err(e) => tracing::warn!(error = %e, "retention purge failed; will retry"),
+            }
         }
     })
 }
 
+/// The first wait after a release failed; each failure after doubles it, up to
+/// [`RELEASE_RETRY_CAP`].
+pub const RELEASE_RETRY_BASE: regain_core::chrono::Duration = regain_core::chrono::Duration::minutes(1);
+pub const RELEASE_RETRY_CAP: regain_core::chrono::Duration = regain_core::chrono::Duration::hours(1);
+
+/// Cases whose release failed (the tenant's account system down or refusing the change): each
+/// waits 1, 2, 4 … minutes, at most an hour, before it is tried again, rather than a try and a
+/// warning every sweep. Kept in the process: after a restart each is tried at once, then waits
+/// again.
+#[derive(Debug, Default)]
+pub struct ReleaseWaits(Mutex<HashMap<CaseId, (u32, Timestamp)>>);
+
+impl ReleaseWaits {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<CaseId, (u32, Timestamp)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn due(&self, case: CaseId, now: Timestamp) -> bool {
+        self.map().get(&case).is_none_or(|(_, next)| *next <= now)
+    }
+
+    /// Records one more failure; returns how many in a row and when the next try is.
+    fn failed(&self, case: CaseId, now: Timestamp) -> (u32, Timestamp) {
+        let mut map = self.map();
+        let failures = map.get(&case).map_or(1, |(n, _)| n.saturating_add(1));
+        let wait = RELEASE_RETRY_BASE * 2_i32.saturating_pow(failures.saturating_sub(1).min(10));
+        let next = now + wait.min(RELEASE_RETRY_CAP);
+        map.insert(case, (failures, next));
+        (failures, next)
+    }
+
+    /// Forgets every case but `waiting` (released, cancelled or gone meanwhile).
+    fn keep_only(&self, waiting: &HashSet<CaseId>) {
+        self.map().retain(|case, _| waiting.contains(case));
+    }
+}
+
 /// Ends the cooling-off periods that are over (a contact change takes effect then, through the
-/// tenant's connector too); returns how many cases were released. One whose connector is down
-/// or whose case changed meanwhile waits for the next sweep.
-pub async fn release_due(state: &AppState) -> Result<usize, StoreError> {
+/// tenant's connector too); returns how many cases were released. One whose case changed
+/// meanwhile waits for the next sweep; one whose release failed (its connector down or
+/// refusing) waits as `waits` says.
+pub async fn release_due(state: &AppState, waits: &ReleaseWaits) -> Result<usize, StoreError> {
     let now = state.now();
     let mut released = 0;
+    let mut waiting = HashSet::new();
     for tenant in state.store.list_tenants().await? {
         let filter =
             regain_store::CaseFilter { states: vec![regain_core::CaseState::CoolingOff], ..Default::default() };
@@ -60,6 +106,10 @@ pub async fn release_due(state: &AppState) -> Result<usize, StoreError> {
                 .list_cases(tenant.id, &filter, &regain_store::PageRequest { limit: BATCH_MAX, after })
                 .await?;
             for case in page.items.iter().filter(|c| c.cooling_off_until.is_some_and(|until| until <= now)) {
+                if !waits.due(case.id, now) {
+                    waiting.insert(case.id);
+                    continue;
+                }
                 let Ok((next, mut events)) = apply(case, CaseCommand::Release, Actor::System, now) else { continue };
                 let effects = match crate::recovery::contact::on_release(state, &next, &events).await {
                     Ok((more, effects)) => {
@@ -67,7 +117,9 @@ pub async fn release_due(state: &AppState) -> Result<usize, StoreError> {
                         effects
                     }
                     Err(e) => {
-                        tracing::warn!(case_id = %case.id, error = %e, "could not release the case yet; will retry");
+                        let (failures, retry_at) = waits.failed(case.id, now);
+                        waiting.insert(case.id);
+                        tracing::warn!(case_id = %case.id, error = %e, failures, %retry_at, "could not release the case yet; will retry");
                         continue;
                     }
                 };
@@ -84,6 +136,7 @@ pub async fn release_due(state: &AppState) -> Result<usize, StoreError> {
             }
         }
     }
+    waits.keep_only(&waiting);
     Ok(released)
 }
 
@@ -115,4 +168,30 @@ pub async fn sweep(state: &AppState) -> Result<usize, StoreError> {
         }
     }
     Ok(expired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regain_core::chrono::{Duration, TimeZone, Utc};
+
+    #[test]
+    fn a_failing_release_waits_twice_as_long_each_time_up_to_an_hour() {
+        let waits = ReleaseWaits::default();
+        let case = CaseId::from_uuid(uuid::Uuid::from_u128(7));
+        let mut now = Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).single().expect("time");
+        assert!(waits.due(case, now), "never failed: due");
+        let mut seen = Vec::new();
+        for _ in 0..9 {
+            let (failures, next) = waits.failed(case, now);
+            assert!(!waits.due(case, now) && !waits.due(case, next - Duration::seconds(1)));
+            assert!(waits.due(case, next));
+            seen.push((failures, (next - now).num_minutes()));
+            now = next;
+        }
+        assert_eq!(seen, [(1, 1), (2, 2), (3, 4), (4, 8), (5, 16), (6, 32), (7, 60), (8, 60), (9, 60)]);
+        // Released or gone: forgotten, due at once when it comes back.
+        waits.keep_only(&HashSet::new());
+        assert!(waits.due(case, now));
+    }
 }

@@ -648,7 +648,7 @@ async fn a_lockdown_freezes_the_account_and_holds_every_other_recovery() {
     let cancelled = app.get_ok(&d.key, &path(&change, "contact-change")).await;
     assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
     app.clock.advance(Duration::hours(49));
-    assert_eq!(regain_server::sweeper::release_due(&app.state).await.expect("sweep"), 1);
+    assert_eq!(regain_server::sweeper::release_due(&app.state, &Default::default()).await.expect("sweep"), 1);
     let ended = app.get_ok(&d.key, &format!("/api/v1/cases/{change}")).await;
     assert_eq!(ended["state"], "resolved", "{ended}");
     let timeline = app.get_ok(&d.key, &path(&change, "timeline")).await.to_string();
@@ -748,9 +748,13 @@ async fn a_lockdown_review_rolls_back_what_the_analyst_selects_and_reproofing_li
     // me": the sweeper releases it and it takes effect.
     assert!(cooling["cooling_off_until"].is_string(), "{cooling}");
     app.clock.advance(Duration::hours(47));
-    assert_eq!(regain_server::sweeper::release_due(&app.state).await.expect("sweep"), 0, "not yet");
+    assert_eq!(
+        regain_server::sweeper::release_due(&app.state, &Default::default()).await.expect("sweep"),
+        0,
+        "not yet"
+    );
     app.clock.advance(Duration::hours(2));
-    assert_eq!(regain_server::sweeper::release_due(&app.state).await.expect("sweep"), 1);
+    assert_eq!(regain_server::sweeper::release_due(&app.state, &Default::default()).await.expect("sweep"), 1);
     assert_eq!(d.case(&app, &change).await["state"], "resolved");
     assert_eq!(emails(&app).await, ["mallory@example.net"]);
     assert!(d.timeline_types(&app, &change).await.contains(&"case.action_applied".to_owned()));
@@ -884,7 +888,7 @@ async fn this_wasnt_me_from_an_old_address_stops_a_contact_change() {
     assert_eq!((case["state"].as_str(), case["tier"].as_u64()), (Some("cancelled"), Some(3)), "{case}");
     assert_eq!(app.get_ok(&d.agent, &path(&change, "contact-change")).await["state"], "cancelled");
     app.clock.advance(Duration::days(3));
-    assert_eq!(regain_server::sweeper::release_due(&app.state).await.expect("sweep"), 0);
+    assert_eq!(regain_server::sweeper::release_due(&app.state, &Default::default()).await.expect("sweep"), 0);
     let customer_id = regain_core::CustomerId::parse("id", &d.customer_id).expect("id");
     let record = app.state.store.customer(acme.id, customer_id).await.expect("read").expect("customer");
     let emails: Vec<&str> = record.emails.iter().map(|e| e.address.as_str()).collect();
