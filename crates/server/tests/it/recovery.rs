@@ -110,9 +110,7 @@ async fn reset_link(app: &TestApp, d: &Desk, id: &str) -> String {
     assert_eq!(executing["actions"][0]["state"], "pending", "the pending step shows: {executing}");
     assert_eq!(app.perform_actions().await, 1);
     assert_eq!(app.perform_actions().await, 0, "performed once");
-    let before = app.sent().len();
-    app.deliver().await;
-    let sent: Vec<_> = app.sent().into_iter().skip(before).collect();
+    let sent = app.deliver_new().await;
     assert_eq!(sent.len(), 1, "one reset link, to one registered contact");
     assert_eq!(sent[0].to, regain_delivery::Address::Email("jane@example.com".into()));
     assert!(sent[0].subject.contains("new password"), "{}", sent[0].subject);
@@ -201,9 +199,7 @@ async fn a_password_reset_runs_the_whole_loop(app: &TestApp) {
 
     // P3, P4: every registered address hears of it, with a "this wasn't me" link; no message
     // anywhere holds the password.
-    let before = app.sent().len();
-    app.deliver().await;
-    let notices: Vec<_> = app.sent().into_iter().skip(before).collect();
+    let notices = app.deliver_new().await;
     let to: Vec<_> = notices.iter().map(|m| m.to.clone()).collect();
     assert_eq!(
         to,
@@ -331,9 +327,7 @@ async fn an_unlock_and_a_username_reminder_complete_by_themselves() {
     let case = d.case(&app, &id).await;
     assert_eq!(case["state"], "resolved", "{case}");
     assert_eq!(login(&app, "an initial password", None).await.status(), StatusCode::OK, "unlocked");
-    let before = app.sent().len();
-    app.deliver().await;
-    let notices: Vec<_> = app.sent().into_iter().skip(before).collect();
+    let notices = app.deliver_new().await;
     assert_eq!(notices.len(), 2, "email and phone");
     assert!(notices.iter().all(|m| m.body.contains("Your account was unlocked")));
 
@@ -341,9 +335,7 @@ async fn an_unlock_and_a_username_reminder_complete_by_themselves() {
     app.post_ok(&d.agent, &path(&id, "execute"), json!({}), StatusCode::OK).await;
     assert_eq!(app.perform_actions().await, 1);
     assert_eq!(d.case(&app, &id).await["state"], "resolved");
-    let before = app.sent().len();
-    app.deliver().await;
-    let sent: Vec<_> = app.sent().into_iter().skip(before).collect();
+    let sent = app.deliver_new().await;
     let reminder: Vec<_> = sent.iter().filter(|m| m.subject == "Your acme Inc. username").collect();
     assert_eq!(reminder.len(), 1, "{sent:?}");
     assert_eq!(reminder[0].to, regain_delivery::Address::Email("jane@example.com".into()));
@@ -390,12 +382,10 @@ async fn this_wasnt_me_from_a_notice_opens_a_security_case() {
         form(&app, &format!("/reset/{token}"), &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
     assert_eq!(status, StatusCode::OK);
     let session = app.customer_session("jane", NEW_PASSWORD).await;
-    let before = app.sent().len();
-    app.deliver().await;
     let sms = app
-        .sent()
+        .deliver_new()
+        .await
         .into_iter()
-        .skip(before)
         .find(|m| matches!(m.to, regain_delivery::Address::Sms(_)))
         .expect("the phone's notice");
     let report = link_token(&sms.body, "report");
@@ -758,12 +748,10 @@ async fn a_lockdown_review_rolls_back_what_the_analyst_selects_and_reproofing_li
     assert_eq!(d.case(&app, &change).await["state"], "resolved");
     assert_eq!(emails(&app).await, ["mallory@example.net"]);
     assert!(d.timeline_types(&app, &change).await.contains(&"case.action_applied".to_owned()));
-    let before = app.sent().len();
-    app.deliver().await;
     let told: Vec<_> = app
-        .sent()
+        .deliver_new()
+        .await
         .into_iter()
-        .skip(before)
         .filter(|m| m.body.contains("Your contact details were changed"))
         .map(|m| m.to)
         .collect();

@@ -222,6 +222,13 @@ impl TestApp {
         regain_server::outbox::drain(&self.state, 10).await.expect("outbox");
     }
 
+    /// Delivers what the outbox holds and returns the messages that came of it.
+    pub async fn deliver_new(&self) -> Vec<regain_delivery::SinkedMessage> {
+        let before = self.sent().len();
+        self.deliver().await;
+        self.sent().split_off(before)
+    }
+
     /// Performs the queued recovery actions, as the action worker would; returns how many.
     pub async fn perform_actions(&self) -> usize {
         regain_server::recovery::perform_due(&self.state).await.expect("actions")
