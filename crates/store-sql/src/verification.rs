@@ -1147,21 +1147,48 @@ macro_rules! impl_sql_verification {
                     }
                     query.execute(&mut *tx).await.map_err(Self::map_err)?;
                 }
-                for (id, result) in results {
-                    let query = match result {
-                        DeliveryResult::Sent => continue,
-                        DeliveryResult::Retry { at, error } => sqlx::query(
-                            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1 AND state = 'pending'",
-                        )
-                        .bind(id)
-                        .bind(micros(*at))
-                        .bind(error.clone()),
-                        DeliveryResult::Dead { error } => sqlx::query(
-                            "UPDATE outbox SET state = 'dead', sealed = NULL, attempts = attempts + 1, last_error = $2 WHERE id = $1 AND state = 'pending'",
-                        )
-                        .bind(id)
-                        .bind(error.clone()),
-                    };
+                // Those to try again, and those given up, in one statement each: a provider that
+                // is down fails the whole round, which then costs two writes, not one a message.
+                let retry: Vec<(&str, i64, &str)> = results
+                    .iter()
+                    .filter_map(|(id, r)| match r {
+                        DeliveryResult::Retry { at, error } => Some((id.as_str(), micros(*at), error.as_str())),
+                        _ => None,
+                    })
+                    .collect();
+                for chunk in retry.chunks($crate::ROWS_PER_INSERT) {
+                    let rows = (0..chunk.len())
+                        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = v.column2, last_error = v.column3 \
+                         FROM (VALUES {rows}) AS v WHERE outbox.id = v.column1 AND outbox.state = 'pending'"
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for (id, at, error) in chunk {
+                        query = query.bind(*id).bind(*at).bind(*error);
+                    }
+                    query.execute(&mut *tx).await.map_err(Self::map_err)?;
+                }
+                let dead: Vec<(&str, &str)> = results
+                    .iter()
+                    .filter_map(|(id, r)| match r {
+                        DeliveryResult::Dead { error } => Some((id.as_str(), error.as_str())),
+                        _ => None,
+                    })
+                    .collect();
+                for chunk in dead.chunks($crate::ROWS_PER_INSERT) {
+                    let rows =
+                        (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(", ");
+                    let sql = format!(
+                        "UPDATE outbox SET state = 'dead', sealed = NULL, attempts = attempts + 1, last_error = v.column2 \
+                         FROM (VALUES {rows}) AS v WHERE outbox.id = v.column1 AND outbox.state = 'pending'"
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for (id, error) in chunk {
+                        query = query.bind(*id).bind(*error);
+                    }
                     query.execute(&mut *tx).await.map_err(Self::map_err)?;
                 }
                 tx.commit().await.map_err(Self::map_err)

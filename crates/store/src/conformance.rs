@@ -895,11 +895,13 @@ pub async fn a_change_queues_its_messages_together_and_a_round_records_their_res
         body: format!("Body {n}"),
         created_at: t0(),
     };
-    // Three messages in a row: written in one statement, each sealed under Jane's key.
+    // Five messages in a row: written in one statement, each sealed under Jane's key.
     let effects: Vec<Effect> = [
         message(1, "email", "jane@example.com"),
         message(2, "sms", "+12015550030"),
         message(3, "email", "jane.old@example.org"),
+        message(4, "sms", "+12015550031"),
+        message(5, "email", "jane@example.net"),
     ]
     .into_iter()
     .map(Effect::Message)
@@ -917,17 +919,23 @@ pub async fn a_change_queues_its_messages_together_and_a_round_records_their_res
         [
             ("jane@example.com", "Notice 1", "Body 1"),
             ("+12015550030", "Notice 2", "Body 2"),
-            ("jane.old@example.org", "Notice 3", "Body 3")
+            ("jane.old@example.org", "Notice 3", "Body 3"),
+            ("+12015550031", "Notice 4", "Body 4"),
+            ("jane@example.net", "Notice 5", "Body 5"),
         ]
     );
     assert!(store.claim_messages(now, lease, 10).await.unwrap().is_empty(), "leased");
 
-    // One round's results, recorded together.
+    // One round's results, recorded together: each kind in one statement, each message with
+    // its own retry time and error.
     let retry_at = now + Duration::minutes(5);
+    let later = now + Duration::minutes(9);
     let results = vec![
         (claimed[0].id.clone(), DeliveryResult::Sent),
         (claimed[1].id.clone(), DeliveryResult::Retry { at: retry_at, error: "provider busy".into() }),
         (claimed[2].id.clone(), DeliveryResult::Dead { error: "mailbox unknown".into() }),
+        (claimed[3].id.clone(), DeliveryResult::Retry { at: later, error: "rate limited".into() }),
+        (claimed[4].id.clone(), DeliveryResult::Dead { error: "domain has no MX".into() }),
     ];
     store.finish_messages(&results, now).await.unwrap();
     let mut log = store.outbox_for_case(acme.id, case.id).await.unwrap();
@@ -936,14 +944,23 @@ pub async fn a_change_queues_its_messages_together_and_a_round_records_their_res
         log.iter().map(|e| (e.state.as_str(), e.attempts, e.last_error.as_deref())).collect();
     assert_eq!(
         states,
-        [("sent", 1, None), ("pending", 1, Some("provider busy")), ("dead", 1, Some("mailbox unknown"))]
+        [
+            ("sent", 1, None),
+            ("pending", 1, Some("provider busy")),
+            ("dead", 1, Some("mailbox unknown")),
+            ("pending", 1, Some("rate limited")),
+            ("dead", 1, Some("domain has no MX")),
+        ]
     );
     assert_eq!(log[0].sent_at, Some(now));
-    // Only the one to retry comes back, and only when it is due.
+    assert!(log[1..].iter().all(|e| e.sent_at.is_none()));
+    // Only the ones to retry come back, each only when it is due.
     assert!(store.claim_messages(retry_at - Duration::seconds(1), lease, 10).await.unwrap().is_empty());
     let again = store.claim_messages(retry_at, retry_at + Duration::minutes(15), 10).await.unwrap();
     assert_eq!(again.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), [claimed[1].id.as_str()]);
     assert_eq!(again[0].attempts, 1);
+    let last = store.claim_messages(later, later + Duration::minutes(15), 10).await.unwrap();
+    assert_eq!(last.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), [claimed[3].id.as_str()]);
     // A result for a message already finished changes nothing.
     store
         .finish_messages(&[(claimed[0].id.clone(), DeliveryResult::Dead { error: "late".into() })], now)
