@@ -239,29 +239,114 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// CPU time this process's threads have used so far (Linux), in seconds: those whose name
-/// starts with `prefix`, and all the others.
-pub fn thread_cpu_seconds(prefix: &str) -> Option<(f64, f64)> {
-    // Clock ticks per second, as the kernel reports `utime` and `stime` in /proc.
-    const TICKS: f64 = 100.0;
-    let (mut named, mut others) = (0u64, 0u64);
-    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let path = task.path();
-        let (Ok(comm), Ok(stat)) =
-            (std::fs::read_to_string(path.join("comm")), std::fs::read_to_string(path.join("stat")))
-        else {
-            continue;
-        };
-        // Fields after the parenthesised name: state is the 3rd field, utime the 14th, stime the 15th.
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-        if comm.trim_end().starts_with(prefix) {
-            named += ticks;
-        } else {
-            others += ticks;
+/// Starts [`peak_rss_mib`] again from what the process holds now (Linux: `5` written to
+/// `/proc/self/clear_refs`), so a later reading is the peak of what came after. `false` where
+/// the kernel does not allow it; the peak then still counts from the start.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Where this process's threads have spent CPU so far (Linux), grouped by what they do, and how
+/// often they have been switched off a core.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadCpu {
+    /// Seconds in the password hashing workers (`argon2-*`).
+    pub hashing: f64,
+    /// Seconds in SQLite's connection threads (`sqlx-sqlite-*`).
+    pub sqlite: f64,
+    /// Seconds in the load generator's thread, as [`on_load_thread`] reads it (zero in a snapshot).
+    pub load: f64,
+    /// Seconds in every other thread: the async runtime's workers (the HTTP server, the
+    /// background workers) and the rest.
+    pub runtime: f64,
+    /// Context switches, voluntary and not, of every thread but the load generator's.
+    pub switches: u64,
+}
+
+impl ThreadCpu {
+    /// The figures now.
+    pub fn now() -> Option<ThreadCpu> {
+        let mut cpu = ThreadCpu::default();
+        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let path = task.path();
+            let (Ok(comm), Ok(status), Some(seconds)) = (
+                std::fs::read_to_string(path.join("comm")),
+                std::fs::read_to_string(path.join("status")),
+                task_cpu_seconds(&path),
+            ) else {
+                continue;
+            };
+            let comm = comm.trim_end();
+            if comm.starts_with(LOAD_THREAD) {
+                // Read by [`on_load_thread`] as that thread ends.
+                continue;
+            }
+            cpu.switches += status
+                .lines()
+                .filter(|l| l.starts_with("voluntary_ctxt_switches:") || l.starts_with("nonvoluntary_ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+            if comm.starts_with("argon2-") {
+                cpu.hashing += seconds;
+            } else if comm.starts_with("sqlx-sqlite") {
+                cpu.sqlite += seconds;
+            } else {
+                cpu.runtime += seconds;
+            }
+        }
+        Some(cpu)
+    }
+
+    /// What was spent between `earlier` and `self`.
+    pub fn since(&self, earlier: &ThreadCpu) -> ThreadCpu {
+        ThreadCpu {
+            hashing: self.hashing - earlier.hashing,
+            sqlite: self.sqlite - earlier.sqlite,
+            load: self.load - earlier.load,
+            runtime: self.runtime - earlier.runtime,
+            switches: self.switches.saturating_sub(earlier.switches),
         }
     }
-    Some((named as f64 / TICKS, others as f64 / TICKS))
+}
+
+/// The name of the load generator's thread.
+const LOAD_THREAD: &str = "load-gen";
+
+/// Runs `work` on a thread of its own with a single-threaded async runtime, so the load
+/// generator's CPU is told apart from the server's and its tasks never run on the server's
+/// runtime workers (as a client on another machine would not). Returns what `work` gave and
+/// the CPU seconds the thread used, read as it ends.
+pub async fn on_load_thread<F, Fut, T>(work: F) -> anyhow::Result<(T, Option<f64>)>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+    T: Send + 'static,
+{
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new().name(LOAD_THREAD.to_owned()).spawn(move || {
+        let outcome = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|runtime| {
+                let out = runtime.block_on(work());
+                // The runtime's own tasks (the client's connections) end with it.
+                drop(runtime);
+                (out, task_cpu_seconds(std::path::Path::new("/proc/thread-self")))
+            })
+            .map_err(anyhow::Error::from);
+        let _ = done.send(outcome);
+    })?;
+    result.await.map_err(|_| anyhow::anyhow!("the load generator's thread ended without a result"))?
+}
+
+/// CPU seconds (user and system) of the task whose `/proc` directory is `path`.
+fn task_cpu_seconds(path: &std::path::Path) -> Option<f64> {
+    // Clock ticks per second, as the kernel reports `utime` and `stime` in /proc.
+    const TICKS: f64 = 100.0;
+    let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+    // Fields after the parenthesised name: state is the 3rd field, utime the 14th, stime the 15th.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / TICKS)
 }

@@ -6,8 +6,10 @@
 //!
 //! Baseline, in the same run: raw Argon2id hashes with the same parameters on as many threads
 //! as the pool has workers, measured before the server starts and again after it has stopped;
-//! the ratio is against their mean. Resident memory is the whole bench process's peak, against the
-//! bound of workers × m + 64 MiB.
+//! the ratio is against their mean. The load generator runs on a thread of its own with its own
+//! runtime, so the CPU beside the hash is split into the server's and the client's. Resident
+//! memory is the whole bench process's peak while the server runs (the load generator and the
+//! prepared links included), against the bound of workers × m + 64 MiB.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,7 +24,9 @@ use regain_server::AppState;
 use regain_store::{Effect, LinkPurpose, NewCustomerLink};
 use serde_json::json;
 
-use crate::harness::{closed_loop, cores, peak_rss_mib, serve_stoppable, thread_cpu_seconds, Measured};
+use crate::harness::{
+    closed_loop, cores, on_load_thread, peak_rss_mib, reset_peak_rss, serve_stoppable, Measured, ThreadCpu,
+};
 use crate::scenarios::{line, raw_argon2, sqlite_store};
 
 const PASSWORD: &str = "umbrella-gravel-Tuesday-91";
@@ -33,6 +37,8 @@ pub async fn reset_sqlite(window: Duration, clients: usize) -> anyhow::Result<St
     let workers = cores();
     let params = Params::default();
     let before = tokio::task::spawn_blocking(move || raw_argon2(params, workers, window)).await??;
+    // The baseline's buffers are given back; the peak from here on is the server's run.
+    let peak_reset = reset_peak_rss();
 
     let dir = tempfile::tempdir()?;
     let store = sqlite_store(&dir, "regain.db").await?;
@@ -43,35 +49,37 @@ pub async fn reset_sqlite(window: Duration, clients: usize) -> anyhow::Result<St
     let tokens = Arc::new(links(&state, needed).await?);
     let next = Arc::new(AtomicUsize::new(0));
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-    let cpu_before = thread_cpu_seconds("argon2-");
-    let measured = closed_loop(clients, window, move |_| {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let request = tokens.get(i).map(|token| {
-            client.post(format!("{base}/reset/{token}")).form(&[("password", PASSWORD), ("confirm", PASSWORD)])
-        });
-        async move {
-            match request {
-                Some(request) => request.send().await.is_ok_and(|r| r.status().is_success()),
-                None => false,
+    let cpu_before = ThreadCpu::now();
+    let (measured, load) = on_load_thread(move || {
+        closed_loop(clients, window, move |_| {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let request = tokens.get(i).map(|token| {
+                client.post(format!("{base}/reset/{token}")).form(&[("password", PASSWORD), ("confirm", PASSWORD)])
+            });
+            async move {
+                match request {
+                    Some(request) => request.send().await.is_ok_and(|r| r.status().is_success()),
+                    None => false,
+                }
             }
-        }
+        })
     })
-    .await;
-    // What a reset costs beside its hash: the CPU of every other thread (the HTTP server and the
-    // load generator, SQLite, the background workers) over the window, per reset.
-    let beside = cpu_before.zip(thread_cpu_seconds("argon2-")).map(|((h0, o0), (h1, o1))| {
-        let per = |s: f64| 1000.0 * s / measured.ok.max(1) as f64;
-        (per(h1 - h0), per(o1 - o0))
-    });
-    // Peak memory so far: the first baseline and the server's run, not the second baseline's
-    // buffers on top of what the server still holds.
-    let rss = peak_rss_mib();
+    .await?;
+    // What a reset costs beside its hash, over the window: the CPU of the server's other threads
+    // (the HTTP server and the background workers on the runtime, SQLite's connection threads),
+    // and the load generator's apart.
+    let spent = cpu_before
+        .zip(ThreadCpu::now())
+        .map(|(before, after)| ThreadCpu { load: load.unwrap_or(f64::NAN), ..after.since(&before) });
+    // Peak memory of the server's run (its start, the setup, the window), not the second
+    // baseline's buffers on top of what the server still holds.
+    let rss = peak_rss_mib().map(|mib| (mib, peak_reset));
     // The raw rate again once the server and its background work have stopped: the machines
     // here drift by ±10 % within a minute, so the baseline is the mean of before and after.
     running.stop().await?;
     drop(state);
     let after = tokio::task::spawn_blocking(move || raw_argon2(params, workers, window)).await??;
-    Ok(report(&measured, &before, &after, beside, rss, params, workers, needed, clients))
+    Ok(report(&measured, &before, &after, spent, rss, params, workers, needed, clients))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -79,14 +87,18 @@ fn report(
     measured: &Measured,
     before: &Measured,
     after: &Measured,
-    cpu: Option<(f64, f64)>,
-    rss: Option<f64>,
+    cpu: Option<ThreadCpu>,
+    rss: Option<(f64, bool)>,
     params: Params,
     workers: usize,
     links: usize,
     clients: usize,
 ) -> String {
-    let rss = rss.map_or_else(|| "n/a".to_owned(), |m| format!("{m:.0} MiB"));
+    let rss = match rss {
+        Some((mib, true)) => format!("{mib:.0} MiB while the server ran"),
+        Some((mib, false)) => format!("{mib:.0} MiB since the bench started"),
+        None => "n/a".to_owned(),
+    };
     let bound = workers as f64 * f64::from(params.m_kib) / 1024.0 + 64.0;
     let raw = Measured {
         ok: before.ok + after.ok,
@@ -94,8 +106,19 @@ fn report(
         elapsed: before.elapsed + after.elapsed,
         latencies_us: Vec::new(),
     };
-    let cpu = cpu.map_or_else(String::new, |(hashing, other)| {
-        format!("; CPU per reset: {hashing:.1} ms in the hashing workers, {other:.1} ms in every other thread")
+    let resets = measured.ok.max(1) as f64;
+    let cpu = cpu.map_or_else(String::new, |c| {
+        let ms = |s: f64| 1000.0 * s / resets;
+        format!(
+            "; CPU per reset: {:.1} ms in the hashing workers, beside them {:.1} ms in the server ({:.1} ms runtime, \
+             {:.1} ms SQLite's threads) and {:.1} ms in the load generator; {:.0} context switches per reset",
+            ms(c.hashing),
+            ms(c.runtime + c.sqlite),
+            ms(c.runtime),
+            ms(c.sqlite),
+            ms(c.load),
+            c.switches as f64 / resets
+        )
     });
     format!(
         "{} (raw {:.0}/s before, {:.0}/s after{cpu}; Argon2id m={} KiB t={} p={}, {workers} workers, {clients} clients, {links} links prepared) | peak RSS of the whole bench process {rss}, bound {bound:.0} MiB",
