@@ -1449,13 +1449,13 @@ macro_rules! impl_sql_store {
                 async fn contact_change_values(&self, tenant: TenantId, id: &str) -> StoreResult<Option<(String, Vec<(String, bool)>)>> {
                     self.x_contact_change_values(tenant, id).await
                 }
-                async fn applied_contact_changes(
+                async fn recent_contact_changes(
                     &self,
                     tenant: TenantId,
                     customer: CustomerId,
                     since: Timestamp,
                 ) -> StoreResult<Vec<ContactChange>> {
-                    self.x_applied_contact_changes(tenant, customer, since).await
+                    self.x_recent_contact_changes(tenant, customer, since).await
                 }
                 async fn confirm_contact_change(
                     &self,

@@ -938,7 +938,7 @@ macro_rules! impl_sql_recovery {
                 Ok(Some((value, replaced)))
             }
 
-            async fn x_applied_contact_changes(
+            async fn x_recent_contact_changes(
                 &self,
                 tenant: TenantId,
                 customer: CustomerId,
@@ -946,7 +946,8 @@ macro_rules! impl_sql_recovery {
             ) -> StoreResult<Vec<ContactChange>> {
                 let rows: Vec<$crate::recovery::ContactChangeRow> = sqlx::query_as(&format!(
                     "SELECT {} FROM contact_changes WHERE tenant_id = $1 AND customer_id = $2 \
-                     AND state IN ('applied', 'reverted') AND applied_at >= $3 ORDER BY applied_at DESC, id DESC",
+                     AND ((state IN ('applied', 'reverted') AND applied_at >= $3) OR state = 'sending') \
+                     ORDER BY COALESCE(applied_at, confirmed_at, created_at) DESC, id DESC",
                     $crate::recovery::CONTACT_CHANGE_COLUMNS
                 ))
                 .bind(tenant.to_string())

@@ -1040,11 +1040,18 @@ pub async fn a_contact_change_being_sent_is_never_cancelled_and_is_applied(store
     ];
     store.apply_effects(at, &lockdown).await.unwrap();
     assert_eq!(state(second.id).await, "sending");
+    // Listed for the lockdown's review while it is being sent, however long ago it was sent:
+    // the account system may have made it.
+    for since in [t0(), at + Duration::days(30)] {
+        let listed = store.recent_contact_changes(acme.id, jane.id, since).await.unwrap();
+        let listed: Vec<(CaseId, &str)> = listed.iter().map(|c| (c.case_id, c.state.as_str())).collect();
+        assert_eq!(listed, [(second.id, "sending")]);
+    }
     store.apply_effects(at, &[Effect::ApplyContactChange { case: second.id }]).await.unwrap();
     assert_eq!(state(second.id).await, "applied");
     let record = store.customer(acme.id, jane.id).await.unwrap().unwrap();
     let emails: Vec<&str> = record.emails.iter().map(|e| e.address.as_str()).collect();
     assert_eq!(emails, ["new.second@example.org"], "in place of the old ones");
-    let recent = store.applied_contact_changes(acme.id, jane.id, t0()).await.unwrap();
+    let recent = store.recent_contact_changes(acme.id, jane.id, t0()).await.unwrap();
     assert_eq!(recent.iter().map(|c| c.case_id).collect::<Vec<_>>(), [second.id], "for the lockdown's rollback");
 }

@@ -462,8 +462,11 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         id: &str,
     ) -> StoreResult<Option<(String, Vec<(String, bool)>)>>;
-    /// The customer's contact changes applied at or after `since`, newest first.
-    async fn applied_contact_changes(
+    /// The customer's contact changes applied at or after `since` (those rolled back since
+    /// included), and any being made in the tenant's account system now (`sending`, however long
+    /// ago it was sent: it may have been made there), newest first by when they were applied, or
+    /// for one still being sent, confirmed.
+    async fn recent_contact_changes(
         &self,
         tenant: TenantId,
         customer: CustomerId,

@@ -166,7 +166,8 @@ pub struct ContactChange {
     pub kind: ContactKind,
     pub masked: String,
     pub replace: bool,
-    /// `awaiting_code`, `confirmed`, `applied`, `reverted`, `expired` or `exhausted` (its code),
+    /// `awaiting_code`, `confirmed`, `sending` (handed to the tenant's account system, its
+    /// answer not yet recorded), `applied`, `reverted`, `expired` or `exhausted` (its code),
     /// `cancelled` (by a lockdown), or `superseded` by a later proposal.
     pub state: String,
     pub attempts: u32,

@@ -48,7 +48,7 @@ pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) 
     let days = policy.recovery.lockdown_review_days;
     let since = state.now() - chrono::Duration::days(i64::from(days));
     let mut changes = Vec::new();
-    let applied = state.store.applied_contact_changes(case.tenant_id, customer.id, since).await?;
+    let applied = state.store.recent_contact_changes(case.tenant_id, customer.id, since).await?;
     let tenant = state.store.tenant(case.tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     // Where the account lives elsewhere, its contacts changed there too: Regain cannot undo
     // that side, so it does not pretend to.
@@ -60,9 +60,18 @@ pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) 
         .chain(customer.phones.iter().map(|p| p.number.masked()))
         .collect();
     for change in &applied {
-        let at = change.applied_at.unwrap_or(change.created_at);
+        let at = change.applied_at.or(change.confirmed_at).unwrap_or(change.created_at);
         let gone = !masked_now.contains(&change.masked);
-        let blocked = if change.state == "reverted" {
+        let sending = change.state == "sending";
+        let blocked = if sending {
+            // Handed to the account system, which may have made it; its release finishes it
+            // here too, lockdown or not, and then it can be undone.
+            Some(
+                "being made in the tenant's account system, with no answer recorded yet: it may already be made \
+                 there; undo it there, then remove it here once this review lists it as made"
+                    .to_owned(),
+            )
+        } else if change.state == "reverted" {
             Some("already rolled back".to_owned())
         } else if remote {
             Some("made in the tenant's account system too: undo it there, then remove it here".to_owned())
@@ -75,16 +84,19 @@ pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) 
             None
         };
         let reverted = blocked.is_some();
-        let replaced = if change.replaced.is_empty() {
+        let replaced = if sending && change.replace {
+            " in place of the ones on the account".to_owned()
+        } else if change.replaced.is_empty() {
             String::new()
         } else {
             format!(" in place of {}", change.replaced.join(", "))
         };
+        let what = if sending { "being added" } else { "added" };
         changes.push(RecentChange {
             id: format!("contact_change:{}", change.id),
             kind: "contact_changed",
             at,
-            detail: format!("{} {} added{replaced} (case {})", change.kind.as_str(), change.masked, change.case_id),
+            detail: format!("{} {} {what}{replaced} (case {})", change.kind.as_str(), change.masked, change.case_id),
             reversible: !reverted,
             undo: match &blocked {
                 Some(why) => why.clone(),
@@ -241,7 +253,7 @@ pub async fn roll_back(state: &AppState, actor: Actor, case: &Case, ids: &[Strin
     // never to one just taken away.
     let mut staying = customer.clone();
     let mut taken: Vec<(ContactKind, String)> = chosen.iter().filter_map(|c| c.removes.clone()).collect();
-    let applied = state.store.applied_contact_changes(case.tenant_id, customer.id, customer.created_at).await?;
+    let applied = state.store.recent_contact_changes(case.tenant_id, customer.id, customer.created_at).await?;
     for id in chosen.iter().filter_map(|c| c.reverts.as_deref()) {
         let Some(change) = applied.iter().find(|c| c.id == id) else { continue };
         let Some((value, replaced)) = state.store.contact_change_values(case.tenant_id, id).await? else { continue };

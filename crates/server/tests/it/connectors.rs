@@ -619,3 +619,72 @@ async fn a_report_while_the_account_system_takes_a_contact_change_opens_a_securi
     assert_eq!(security["items"].as_array().map(Vec::len), Some(1), "the report opened a security case: {security}");
     assert_eq!(security["items"][0]["customer_id"], case["customer_id"]);
 }
+
+/// SECURITY.md L0, G5: a contact change the account system may have taken (the call broke
+/// after it was sent, so nobody knows) stays `sending`; a lockdown's review lists it as being
+/// made there, and it cannot be rolled back from Regain until its release records it as made.
+#[tokio::test]
+async fn a_contact_change_the_account_system_may_have_taken_is_in_the_lockdown_review() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt as _;
+    // An account system that reads each call to its end and hangs up without an answer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/regain", listener.local_addr().expect("addr"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let (mut request, mut buf) = (Vec::new(), [0u8; 4096]);
+                // The headers and the JSON body, to its last brace.
+                while let Ok(n) = socket.read(&mut buf).await {
+                    request.extend_from_slice(&buf[..n]);
+                    if n == 0 || request.ends_with(b"}") {
+                        break;
+                    }
+                }
+                if String::from_utf8_lossy(&request).contains("account.set_contact") {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let secret = WebhookSecret::from_bytes((0u8..32).collect()).expect("secret");
+    let app = app_with(ConnectorConfig::Webhook { url, secret }).await;
+    let d = desk(&app).await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let id = d.cooling_contact_change(&app, &acme).await;
+
+    app.clock.advance(Duration::hours(49));
+    let released = regain_server::sweeper::release_due(&app.state, &Default::default()).await.expect("sweep");
+    assert_eq!((released, calls.load(Ordering::SeqCst)), (0, 1), "sent once, no answer: not released");
+    let change = app.get_ok(&d.key, &format!("/api/v1/cases/{id}/contact-change")).await;
+    assert_eq!(change["state"], "sending", "{change}");
+
+    // The customer calls the security team; the compromised-account case's review lists it.
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let case = app
+        .post_ok(
+            &d.key,
+            "/api/v1/cases",
+            json!({"kind": "compromised_account", "channel": "phone"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let lock = case["id"].as_str().expect("id").to_owned();
+    let path = |rest: &str| format!("/api/v1/cases/{lock}/{rest}");
+    app.post_ok(&analyst, &path("start-identification"), json!({}), StatusCode::OK).await;
+    let claim = json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201 555 0123"});
+    app.post_ok(&analyst, &path("identification"), claim, StatusCode::OK).await;
+    let review = app.get_ok(&analyst, &path("recent-changes")).await;
+    let listed = review["changes"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["kind"] == "contact_changed"))
+        .unwrap_or_else(|| panic!("the change being made is listed: {review}"))
+        .clone();
+    assert_eq!(listed["reversible"], false, "{listed}");
+    assert!(listed["detail"].as_str().is_some_and(|d| d.contains("being added")), "{listed}");
+    assert!(listed["undo"].as_str().is_some_and(|u| u.contains("account system")), "{listed}");
+    assert!(!review.to_string().contains("jane.new@"), "masked: {review}");
+}
