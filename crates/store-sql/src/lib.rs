@@ -86,6 +86,7 @@ pub const ROWS_PER_INSERT: usize = 100;
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty, $backend:literal, positions_at_write = $at_write:literal) => {
         const _: () = {
+            use $crate::regain_core::action::ActionKind;
             use $crate::regain_core::case::{CaseEvent, CaseState};
             use $crate::regain_core::customer::{Customer, CustomerLookup, CustomerStatus};
             use $crate::regain_core::{Actor, ApiKeyId, Case, CaseId, CustomerId, StaffId, Tenant, TenantId, TenantSettings, Timestamp};
@@ -1466,13 +1467,21 @@ macro_rules! impl_sql_store {
                 ) -> StoreResult<ContactConfirm> {
                     self.x_confirm_contact_change(case, code, ctx, limit).await
                 }
-                async fn last_lockdown_at(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<Option<Timestamp>> {
+                async fn last_action_end(
+                    &self,
+                    tenant: TenantId,
+                    customer: CustomerId,
+                    action: ActionKind,
+                    failed_too: bool,
+                ) -> StoreResult<Option<Timestamp>> {
                     let at: Option<i64> = sqlx::query_scalar(
                         "SELECT MAX(done_at) FROM recovery_actions WHERE tenant_id = $1 AND customer_id = $2 \
-                         AND action = 'lockdown' AND state = 'done'",
+                         AND action = $3 AND (state = 'done' OR ($4 AND state = 'failed'))",
                     )
                     .bind(tenant.to_string())
                     .bind(customer.to_string())
+                    .bind(action.as_str())
+                    .bind(failed_too)
                     .fetch_one(self.read_pool())
                     .await
                     .map_err(Self::map_err)?;

@@ -46,7 +46,8 @@ macro_rules! conformance_tests {
             master_key_rotation_keeps_every_record_readable,
             risk_history_counts_requests_per_subject_and_keeps_the_context_sealed,
             a_change_queues_its_messages_together_and_a_round_records_their_results_together,
-            a_contact_change_being_sent_is_never_cancelled_and_is_applied
+            a_contact_change_being_sent_is_never_cancelled_and_is_applied,
+            the_last_end_of_an_action_counts_failures_only_when_asked
         );
     };
     (@each $factory:path, $($check:ident),+) => {
@@ -1054,4 +1055,46 @@ pub async fn a_contact_change_being_sent_is_never_cancelled_and_is_applied(store
     assert_eq!(emails, ["new.second@example.org"], "in place of the old ones");
     let recent = store.recent_contact_changes(acme.id, jane.id, t0()).await.unwrap();
     assert_eq!(recent.iter().map(|c| c.case_id).collect::<Vec<_>>(), [second.id], "for the lockdown's rollback");
+}
+
+/// `last_action_end`: the latest done action of the kind, and with `failed_too` the latest
+/// failed one as well; other kinds, other customers and pending actions do not count.
+pub async fn the_last_end_of_an_action_counts_failures_only_when_asked(store: &dyn Store) {
+    use regain_core::action::ActionKind;
+    let acme = tenant(store, 1, "acme").await;
+    let jane = customer(&acme, 30, "jane");
+    let john = customer(&acme, 31, "john");
+    for c in [&jane, &john] {
+        store.create_customer(c, None, &audit("customer.created")).await.unwrap();
+    }
+    let case = open_case(store, &acme, 400, CaseKind::AccountUnlock).await;
+    let queue = |id: &str, who: CustomerId, action: ActionKind| {
+        Effect::QueueAction(NewAction {
+            id: id.to_owned(),
+            tenant_id: acme.id,
+            case_id: case.id,
+            customer_id: who,
+            action,
+            connector: "webhook".into(),
+            created_at: t0(),
+        })
+    };
+    let queued = [
+        queue("done", jane.id, ActionKind::Unlock),
+        queue("failed", jane.id, ActionKind::Unlock),
+        queue("pending", jane.id, ActionKind::Unlock),
+        queue("lockdown", jane.id, ActionKind::Lockdown),
+        queue("john", john.id, ActionKind::Unlock),
+    ];
+    store.apply_effects(t0(), &queued).await.unwrap();
+    let (t1, t2, t3) = (t0() + Duration::minutes(1), t0() + Duration::minutes(2), t0() + Duration::minutes(3));
+    store.apply_effects(t1, &[Effect::FinishAction { id: "done".into() }]).await.unwrap();
+    store.apply_effects(t2, &[Effect::FailAction { id: "failed".into(), error: "refused".into() }]).await.unwrap();
+    store.apply_effects(t3, &[Effect::FinishAction { id: "john".into() }]).await.unwrap();
+
+    let end = |who: CustomerId, action, failed_too| store.last_action_end(acme.id, who, action, failed_too);
+    assert_eq!(end(jane.id, ActionKind::Unlock, false).await.unwrap(), Some(t1));
+    assert_eq!(end(jane.id, ActionKind::Unlock, true).await.unwrap(), Some(t2));
+    assert_eq!(end(jane.id, ActionKind::Lockdown, true).await.unwrap(), None, "pending is not ended");
+    assert_eq!(end(john.id, ActionKind::Unlock, true).await.unwrap(), Some(t3));
 }

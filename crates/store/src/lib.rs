@@ -14,6 +14,7 @@ mod verification;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use regain_core::action::ActionKind;
 use regain_core::case::CaseEvent;
 use regain_core::customer::{Customer, CustomerLookup, CustomerStatus};
 use regain_core::{Actor, ApiKeyId, Case, CaseId, CustomerId, StaffId, Tenant, TenantId, TenantSettings, Timestamp};
@@ -482,9 +483,15 @@ pub trait Store: Send + Sync + 'static {
         ctx: &AttemptContext,
         limit: &FailureLimit,
     ) -> StoreResult<ContactConfirm>;
-    /// When the customer's latest lockdown action was done (while the account is frozen: the
-    /// lockdown in force).
-    async fn last_lockdown_at(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<Option<Timestamp>>;
+    /// When the customer's latest `action` ended: was done, or with `failed_too` also failed.
+    /// The latest lockdown done is, while the account is frozen, the lockdown in force.
+    async fn last_action_end(
+        &self,
+        tenant: TenantId,
+        customer: CustomerId,
+        action: ActionKind,
+        failed_too: bool,
+    ) -> StoreResult<Option<Timestamp>>;
     /// When the customer's password, authenticator app and recovery codes last changed.
     async fn factor_times(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<FactorTimes>;
 

@@ -40,6 +40,7 @@ impl From<ApiError> for ActionError {
 
 /// Performs `action` and commits it, or says why not.
 pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), ActionError> {
+    let started = state.now();
     let tenant =
         state.store.tenant(action.tenant_id).await?.ok_or_else(|| ActionError::Fail("no such tenant".into()))?;
     // The connector the action was queued for, as configured now.
@@ -77,7 +78,7 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
         // proofs were all given since. One opened before (its proofs may be to what the
         // intruder set up) neither locks again nor lifts.
         ActionKind::Lockdown if customer.status == CustomerStatus::Frozen => {
-            let since = state.store.last_lockdown_at(case.tenant_id, customer.id).await?;
+            let since = state.store.last_action_end(case.tenant_id, customer.id, ActionKind::Lockdown, false).await?;
             if since.is_none_or(|since| case.created_at <= since) {
                 return Err(ActionError::Fail(
                     "the account was locked down after this case was opened; re-proofing takes a new \
@@ -89,9 +90,99 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
         }
         ActionKind::Lockdown => lockdown(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?,
     };
+    let locking = action.action == ActionKind::Lockdown && customer.status != CustomerStatus::Frozen;
     effects.push(Effect::FinishAction { id: action.id.clone() });
-    crate::webhooks::commit(state, &next, &events, &Actor::System, effects).await?;
-    Ok(())
+    let committed = crate::webhooks::commit(state, &next, &events, &Actor::System, effects).await;
+    // An unlock and a lockdown of the same customer, on two workers, each tell the account
+    // system first and commit after; whichever order their calls arrive in, it must end
+    // deactivated, as Regain records the account frozen.
+    match (connector.as_ref(), committed) {
+        (Some(connector), Err(e)) if action.action == ActionKind::Unlock => {
+            Err(relock_if_frozen(state, connector, action, e.into()).await)
+        }
+        (Some(connector), Ok(())) if locking => {
+            deactivate_again_after_unlock(state, connector, action, &customer, started).await;
+            Ok(())
+        }
+        (_, committed) => Ok(committed?),
+    }
+}
+
+/// How far two workers' clocks may be apart, for [`deactivate_again_after_unlock`]'s window.
+const CLOCK_SKEW_MINUTES: i64 = 1;
+
+/// An unlock through a connector whose commit failed: when the reason is a lockdown of the
+/// customer committed meanwhile, the lockdown's deactivation may have reached the account
+/// system before this unlock's activation did, leaving the account open there. It is told to
+/// deactivate it again (SECURITY.md L0).
+async fn relock_if_frozen(
+    state: &AppState,
+    connector: &ConnectorConfig,
+    action: &ClaimedAction,
+    error: ActionError,
+) -> ActionError {
+    let customer = match state.store.customer(action.tenant_id, action.customer_id).await {
+        Ok(Some(customer)) if customer.status == CustomerStatus::Frozen => customer,
+        Ok(_) => return error,
+        Err(e) => {
+            tracing::error!(action_id = %action.id, error = %e, "an unlock did not commit and the account's lockdown could not be read");
+            return error;
+        }
+    };
+    let key = format!("{}:relock", action.id);
+    match remote(connector, &customer, &key, AccountChange::Deactivate, state.now()).await {
+        Ok(answer) => ActionError::Fail(format!(
+            "the account was locked down while this unlock was being made; the account system was told to \
+             deactivate it again ({}: {answer})",
+            connector.kind()
+        )),
+        Err(ActionError::Retry(e) | ActionError::Fail(e)) => {
+            // The action is over (the lockdown failed it), so nothing retries this: say it loudly.
+            tracing::error!(
+                action_id = %action.id, customer_id = %customer.id, error = %e,
+                "the account was locked down while an unlock was being made, and the account system could not be told \
+                 to deactivate it again: it may be active there; deactivate it by hand"
+            );
+            ActionError::Fail(format!(
+                "the account was locked down while this unlock was being made, and the account system could not be \
+                 told to deactivate it again ({e}): it may be active there"
+            ))
+        }
+    }
+}
+
+/// After a lockdown through a connector committed: when an unlock of the customer ended while
+/// it was being made (done on another worker, or failed by this lockdown while its call was
+/// out), that unlock's activation may have reached the account system after this lockdown's
+/// deactivation. It is sent again, under a key of its own (SECURITY.md L0).
+async fn deactivate_again_after_unlock(
+    state: &AppState,
+    connector: &ConnectorConfig,
+    action: &ClaimedAction,
+    customer: &Customer,
+    started: regain_core::Timestamp,
+) {
+    let since = started - chrono::Duration::minutes(CLOCK_SKEW_MINUTES);
+    let ended = state.store.last_action_end(action.tenant_id, customer.id, ActionKind::Unlock, true).await;
+    match ended {
+        Ok(Some(at)) if at >= since => {}
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(action_id = %action.id, error = %e, "could not read the customer's unlocks; deactivating again")
+        }
+    }
+    let key = format!("{}:again", action.id);
+    match remote(connector, customer, &key, AccountChange::Deactivate, state.now()).await {
+        Ok(answer) => tracing::info!(
+            action_id = %action.id, customer_id = %customer.id, %answer,
+            "an unlock ended while the lockdown was being made; the account system was told to deactivate again"
+        ),
+        Err(ActionError::Retry(e) | ActionError::Fail(e)) => tracing::error!(
+            action_id = %action.id, customer_id = %customer.id, error = %e,
+            "an unlock ended while the lockdown was being made, and the account system could not be told to \
+             deactivate again: the account may be active there; deactivate it by hand"
+        ),
+    }
 }
 
 use super::Step;

@@ -688,3 +688,172 @@ async fn a_contact_change_the_account_system_may_have_taken_is_in_the_lockdown_r
     assert!(listed["undo"].as_str().is_some_and(|u| u.contains("account system")), "{listed}");
     assert!(!review.to_string().contains("jane.new@"), "masked: {review}");
 }
+
+type Hook = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// An account system behind the webhook connector, for one account: whether it is active, and
+/// the calls (type, idempotency key) in the order they took effect. The first call of
+/// `trigger` runs the hook set with [`AccountSystem::meanwhile`] — another worker's action —
+/// and takes effect before it or after it, as `first_before`. With `refuse_first_unlock`, the
+/// first unlock is answered 503 and has no effect.
+struct AccountSystem {
+    url: String,
+    active: Arc<Mutex<bool>>,
+    log: Arc<Mutex<Vec<(String, String)>>>,
+    hook: Arc<Mutex<Option<Hook>>>,
+}
+
+impl AccountSystem {
+    async fn start(trigger: &'static str, first_before: bool, refuse_first_unlock: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/regain", listener.local_addr().expect("addr"));
+        let system = Self { url, active: Arc::new(Mutex::new(false)), log: Arc::default(), hook: Arc::default() };
+        let (active, log, hook) = (system.active.clone(), system.log.clone(), system.hook.clone());
+        let refused = Arc::new(Mutex::new(!refuse_first_unlock));
+        let handler = move |headers: HeaderMap, body: String| {
+            let (active, log, hook, refused) = (active.clone(), log.clone(), hook.clone(), refused.clone());
+            async move {
+                let body: Value = serde_json::from_str(&body).unwrap_or_default();
+                let kind = body["type"].as_str().unwrap_or("").to_owned();
+                let key = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                if kind == "account.unlock" && !std::mem::replace(&mut *refused.lock().expect("lock"), true) {
+                    return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+                }
+                let take_effect = || {
+                    *active.lock().expect("lock") = kind == "account.unlock";
+                    log.lock().expect("lock").push((kind.clone(), key.clone()));
+                };
+                let meanwhile = if kind == trigger { hook.lock().expect("lock").take() } else { None };
+                match meanwhile {
+                    Some(meanwhile) if first_before => {
+                        take_effect();
+                        meanwhile.await;
+                    }
+                    Some(meanwhile) => {
+                        meanwhile.await;
+                        take_effect();
+                    }
+                    None => take_effect(),
+                }
+                (StatusCode::OK, json!({"reference": "T-1"}).to_string())
+            }
+        };
+        let app = axum::Router::new().route("/regain", axum::routing::post(handler));
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        system
+    }
+
+    fn meanwhile(&self, hook: impl std::future::Future<Output = ()> + Send + 'static) {
+        *self.hook.lock().expect("lock") = Some(Box::pin(hook));
+    }
+
+    fn connector(&self) -> ConnectorConfig {
+        let secret = WebhookSecret::from_bytes((0u8..32).collect()).expect("secret");
+        ConnectorConfig::Webhook { url: self.url.clone(), secret }
+    }
+
+    fn log(&self) -> Vec<(String, String)> {
+        self.log.lock().expect("lock").clone()
+    }
+}
+
+/// A compromised-account case for jane, verified and decided by one security analyst and
+/// waiting for the second one's approval; its id and the second analyst's token.
+async fn lockdown_waiting_for_approval(app: &TestApp, d: &Desk) -> (String, String) {
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let second = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let case = app
+        .post_ok(
+            &d.key,
+            "/api/v1/cases",
+            json!({"kind": "compromised_account", "channel": "phone"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let id = case["id"].as_str().expect("id").to_owned();
+    let path = |rest: &str| format!("/api/v1/cases/{id}/{rest}");
+    app.post_ok(&analyst, &path("start-identification"), json!({}), StatusCode::OK).await;
+    let claim = json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201 555 0123"});
+    app.post_ok(&analyst, &path("identification"), claim, StatusCode::OK).await;
+    app.verify_by_code(&analyst, &id, "email-0").await;
+    app.verify_by_code(&analyst, &id, "phone-0").await;
+    app.post_ok(&analyst, &path("decide"), json!({"approve": true, "reason": "two proofs"}), StatusCode::OK).await;
+    app.post_ok(&analyst, &path("request-approval"), json!({"reason": "takeover"}), StatusCode::OK).await;
+    (id, second)
+}
+
+/// SECURITY.md L0: an unlock and a lockdown of one customer on two workers at once. The
+/// lockdown is approved and made while the unlock's call to the account system is out, and the
+/// unlock's activation arrives there last. The unlock then cannot commit (the lockdown ended
+/// it) and tells the account system to deactivate the account again, as Regain has it frozen.
+#[tokio::test]
+async fn an_unlock_overtaken_by_a_lockdown_leaves_the_account_deactivated_in_the_account_system() {
+    let system = AccountSystem::start("account.unlock", false, false).await;
+    let app = app_with(system.connector()).await;
+    let d = desk(&app).await;
+    let unlock = d.executed(&app, "account_unlock").await;
+    let (lock, second) = lockdown_waiting_for_approval(&app, &d).await;
+    let (state, approve) = (app.state.clone(), format!("{}/api/v1/cases/{lock}/approve", app.base));
+    system.meanwhile(async move {
+        let approved = reqwest::Client::new()
+            .post(approve)
+            .bearer_auth(second)
+            .json(&json!({"reason": "checked"}))
+            .send()
+            .await
+            .expect("approve");
+        assert!(approved.status().is_success(), "{}", approved.status());
+        assert_eq!(regain_server::recovery::perform_due(&state).await.expect("the lockdown"), 1);
+    });
+
+    assert_eq!(app.perform_actions().await, 1, "the unlock");
+    let log = system.log();
+    let kinds: Vec<&str> = log.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["account.lockdown", "account.lockdown", "account.unlock", "account.lockdown"], "{log:?}");
+    let unlock_case = d.case(&app, &unlock).await;
+    let unlock_action = unlock_case["actions"][0]["id"].as_str().expect("action id");
+    assert_eq!(log[3].1, format!("{unlock_action}:relock"), "{log:?}");
+    assert!(!*system.active.lock().expect("lock"), "deactivated in the account system: {log:?}");
+    assert_eq!(unlock_case["actions"][0]["state"], "failed", "{unlock_case}");
+    let locked = d.case(&app, &lock).await;
+    assert_eq!((locked["state"].as_str(), locked["customer"]["status"].as_str()), (Some("executing"), Some("frozen")));
+}
+
+/// SECURITY.md L0: the other order. An unlock (retried after the account system was down)
+/// is made and committed by another worker while the lockdown's call is out, and its activation
+/// arrives after the lockdown's deactivation; the lockdown, once committed, sees the unlock
+/// that ended meanwhile and deactivates the account again.
+#[tokio::test]
+async fn a_lockdown_overtaken_by_an_unlock_deactivates_the_account_again() {
+    let system = AccountSystem::start("account.lockdown", true, true).await;
+    let app = app_with(system.connector()).await;
+    let d = desk(&app).await;
+    let unlock = d.executed(&app, "account_unlock").await;
+    assert_eq!(app.perform_actions().await, 1);
+    let unlock_case = d.case(&app, &unlock).await;
+    assert_eq!(unlock_case["actions"][0]["state"], "pending", "503: retried later");
+    // Its next attempt two minutes away (the backoff's jitter could make it any moment).
+    let unlock_action = unlock_case["actions"][0]["id"].as_str().expect("action id");
+    let later = regain_core::Clock::now(app.clock.as_ref()) + Duration::minutes(2);
+    app.state.store.retry_action(unlock_action, later, "503").await.expect("retry later");
+    let (lock, second) = lockdown_waiting_for_approval(&app, &d).await;
+    app.post_ok(&second, &format!("/api/v1/cases/{lock}/approve"), json!({"reason": "checked"}), StatusCode::OK).await;
+    let (state, clock) = (app.state.clone(), app.clock.clone());
+    system.meanwhile(async move {
+        // Past the unlock's retry, within the lockdown's lease.
+        clock.advance(Duration::minutes(3));
+        assert_eq!(regain_server::recovery::perform_due(&state).await.expect("the unlock's retry"), 1);
+    });
+
+    assert_eq!(app.perform_actions().await, 1, "the lockdown");
+    assert_eq!(d.case(&app, &unlock).await["state"], "resolved", "the unlock was made meanwhile");
+    let log = system.log();
+    let kinds: Vec<&str> = log.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["account.lockdown", "account.unlock", "account.lockdown"], "{log:?}");
+    let locked = d.case(&app, &lock).await;
+    let lock_action = locked["actions"][0]["id"].as_str().expect("action id");
+    assert_eq!((log[0].1.as_str(), log[2].1.clone()), (lock_action, format!("{lock_action}:again")), "{log:?}");
+    assert!(!*system.active.lock().expect("lock"), "deactivated in the account system: {log:?}");
+    assert_eq!(locked["customer"]["status"], "frozen", "{locked}");
+}
