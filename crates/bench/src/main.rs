@@ -51,6 +51,10 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // `REGAIN_BENCH_LOG=sqlx::query=debug` lists every statement a scenario runs, on stderr.
+    if let Ok(filter) = std::env::var("REGAIN_BENCH_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let window = Duration::from_secs_f64(args.seconds.max(0.1));
     let run = |name: &str| args.scenario == "all" || args.scenario == name;
     println!("# regain-bench: {:.1} s per measurement, {} cores", window.as_secs_f64(), harness::cores());

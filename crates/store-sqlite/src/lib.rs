@@ -63,17 +63,23 @@ impl SqliteStore {
             options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full)
         };
         let acquire = Duration::from_millis(config.acquire_timeout_ms);
+        // No ping before each use: a connection is a handle to a library in this process, with
+        // no server that could have dropped it, and a ping is a round trip to the connection's
+        // thread (sqlx runs each connection on one) that would check nothing. A query on a
+        // broken handle fails with an error of its own.
         // The writer keeps the hot end of every index in memory (64 MiB instead of 2 MiB):
         // appends to large tables stay appends, not page reloads.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(acquire)
             .connect_with(options.clone().pragma("cache_size", "-65536"))
             .await
             .map_err(Self::map_err)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(config.readers_max.max(1))
+            .test_before_acquire(false)
             .acquire_timeout(acquire)
             .connect_with(options.read_only(!in_memory))
             .await
