@@ -68,6 +68,13 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
             "the account is locked down; nothing else is done to it until re-proofing".into(),
         ));
     }
+    if action.action != ActionKind::Lockdown
+        && super::opened_before_lockdown(state, &case, customer.id).await?.is_some()
+    {
+        return Err(ActionError::Fail(
+            "the account was locked down after this case was opened; it does not proceed after the re-proofing".into(),
+        ));
+    }
     let (next, events, mut effects) = match action.action {
         ActionKind::PasswordReset => send_reset_link(state, &tenant, &case, &customer).await?,
         ActionKind::UsernameReminder => send_username(state, &tenant, &case, &customer).await?,

@@ -118,6 +118,16 @@ pub async fn refuse_if_blocked(state: &AppState, case: &Case) -> ApiResult<()> {
                     .into(),
         });
     }
+    if let Some(at) = opened_before_lockdown(state, case, customer_id).await? {
+        return Err(crate::error::ApiError::Conflict {
+            code: "opened-before-lockdown",
+            detail: format!(
+                "this case was opened before the customer's account was locked down ({}); its proofs may have gone \
+                 to what an intruder had set up, so it does not proceed after the re-proofing: open a new case",
+                at.format("%Y-%m-%d %H:%M UTC")
+            ),
+        });
+    }
     // One read for both holds (G5): a contact change under way (approved, being carried out,
     // or cooling off) holds every other recovery of the customer until it takes effect or is
     // repudiated, and so does any other recovery cooling off.
@@ -153,6 +163,18 @@ pub async fn refuse_if_blocked(state: &AppState, case: &Case) -> ApiResult<()> {
         });
     }
     Ok(())
+}
+
+/// When the customer's account was last locked down, if `case` was opened before that (SECURITY.md
+/// L0): a lockdown ends every recovery opened before it — their proofs may have gone to what the
+/// intruder had set up — so after the re-proofing lifts it, they do not resume.
+pub(crate) async fn opened_before_lockdown(
+    state: &AppState,
+    case: &Case,
+    customer: regain_core::CustomerId,
+) -> ApiResult<Option<regain_core::Timestamp>> {
+    let lockdown = state.store.last_action_end(case.tenant_id, customer, ActionKind::Lockdown, false).await?;
+    Ok(lockdown.filter(|at| case.created_at <= *at))
 }
 
 /// The change that closes a case whose action was performed, as `actor`: the step recorded

@@ -918,3 +918,45 @@ async fn a_case_opened_before_the_lockdown_does_not_lift_it() {
     let timeline = lock.timeline_types(&app, &early).await;
     assert!(timeline.contains(&"case.action_failed".to_owned()), "{timeline:?}");
 }
+
+/// SECURITY.md L0: a lockdown ends every recovery opened before it. A password reset decided
+/// before the account was locked down (its proofs may have gone to what an intruder had set up)
+/// does not go on once re-proofing has lifted the lockdown: a new case does.
+#[tokio::test]
+async fn a_recovery_opened_before_a_lockdown_does_not_resume_after_the_reproofing() {
+    /// A compromised-account case verified, decided and approved by two analysts, its action
+    /// performed; the customer's status after it.
+    async fn lockdown_case(app: &TestApp, d: &Desk) -> (String, String) {
+        let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+        let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+        let second = app.token(Some(&acme), Role::SecurityAnalyst).await;
+        let lock = Desk { key: d.key.clone(), agent: analyst.clone(), customer_id: d.customer_id.clone() };
+        let id = lock.verified(app, "compromised_account", &["email-0", "phone-0"]).await;
+        app.post_ok(&analyst, &path(&id, "decide"), json!({"approve": true, "reason": "proofs"}), StatusCode::OK).await;
+        app.post_ok(&analyst, &path(&id, "request-approval"), json!({"reason": "takeover"}), StatusCode::OK).await;
+        app.post_ok(&second, &path(&id, "approve"), json!({"reason": "checked"}), StatusCode::OK).await;
+        assert_eq!(app.perform_actions().await, 1);
+        let case = lock.case(app, &id).await;
+        let status = case["customer"]["status"].as_str().unwrap_or_default().to_owned();
+        if status == "frozen" {
+            app.post_ok(&analyst, &path(&id, "complete"), json!({}), StatusCode::OK).await;
+        }
+        (id, status)
+    }
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let old = d.decided(&app, "password_reset").await;
+    assert_eq!(lockdown_case(&app, &d).await.1, "frozen");
+    app.clock.advance(Duration::days(2));
+    assert_eq!(lockdown_case(&app, &d).await.1, "active", "re-proofed");
+
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let d = Desk { agent: app.token(Some(&acme), Role::Agent).await, ..d };
+    let refused = app.post(&d.agent, &path(&old, "execute"), json!({})).await;
+    let problem = expect_problem(refused, StatusCode::CONFLICT, "opened-before-lockdown").await;
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("open a new case")), "{problem}");
+    let actions = d.case(&app, &old).await["actions"].clone();
+    assert_eq!(actions, json!([]), "nothing queued");
+    let new = d.decided(&app, "password_reset").await;
+    app.post_ok(&d.agent, &path(&new, "execute"), json!({}), StatusCode::OK).await;
+}
