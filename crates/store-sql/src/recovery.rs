@@ -11,7 +11,7 @@ use regain_store::{
 };
 
 pub const CONTACT_CHANGE_COLUMNS: &str = "id, case_id, customer_id, kind, masked, replace_old, state, attempts, \
-     code_expires_at, created_at, confirmed_at, applied_at, replaced_masked";
+     code_expires_at, created_at, confirmed_at, applied_at, replaced_masked, reported_at";
 
 #[derive(sqlx::FromRow)]
 pub struct ContactChangeRow {
@@ -28,6 +28,7 @@ pub struct ContactChangeRow {
     pub confirmed_at: Option<i64>,
     pub applied_at: Option<i64>,
     pub replaced_masked: Option<String>,
+    pub reported_at: Option<i64>,
 }
 
 impl ContactChangeRow {
@@ -50,6 +51,7 @@ impl ContactChangeRow {
             confirmed_at: self.confirmed_at.map(timestamp),
             applied_at: self.applied_at.map(timestamp),
             replaced,
+            reported_at: self.reported_at.map(timestamp),
             id: self.id,
         })
     }
@@ -660,7 +662,7 @@ macro_rules! impl_sql_recovery {
                     Effect::SendContactChange { case } => {
                         let done = sqlx::query(
                             "UPDATE contact_changes SET state = 'sending' \
-                             WHERE case_id = $1 AND state IN ('confirmed', 'sending')",
+                             WHERE case_id = $1 AND (state = 'confirmed' OR (state = 'sending' AND reported_at IS NULL))",
                         )
                         .bind(case.to_string())
                         .execute(&mut **tx)
@@ -670,9 +672,21 @@ macro_rules! impl_sql_recovery {
                     }
                     Effect::UnsendContactChange { case } => {
                         let done = sqlx::query(
-                            "UPDATE contact_changes SET state = 'confirmed' WHERE case_id = $1 AND state = 'sending'",
+                            "UPDATE contact_changes SET state = CASE WHEN reported_at IS NULL THEN 'confirmed' ELSE 'cancelled' END \
+                             WHERE case_id = $1 AND state = 'sending'",
                         )
                         .bind(case.to_string())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        one_row(done.rows_affected())
+                    }
+                    Effect::ReportContactChange { case } => {
+                        let done = sqlx::query(
+                            "UPDATE contact_changes SET reported_at = COALESCE(reported_at, $2) WHERE case_id = $1 AND state = 'sending'",
+                        )
+                        .bind(case.to_string())
+                        .bind(micros(at))
                         .execute(&mut **tx)
                         .await
                         .map_err(Self::map_err)?;

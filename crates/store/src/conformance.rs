@@ -1032,6 +1032,20 @@ pub async fn a_contact_change_being_sent_is_never_cancelled_and_is_applied(store
         "a cancelled change is not sent"
     );
 
+    // "This wasn't me" while it is being sent: marked, never sent again, and cancelled when the
+    // account system did not take it; there is nothing to mark on a change not being sent.
+    let reported = confirmed_contact_change(store, &acme, &jane, 250, "new.reported@example.org").await;
+    let report = [Effect::ReportContactChange { case: reported.id }];
+    assert!(matches!(store.apply_effects(at, &report).await, Err(StoreError::Conflict)), "not being sent");
+    store.apply_effects(at, &[Effect::SendContactChange { case: reported.id }]).await.unwrap();
+    store.apply_effects(at, &report).await.unwrap();
+    let marked = store.contact_change(acme.id, reported.id).await.unwrap().unwrap();
+    assert_eq!((marked.state.as_str(), marked.reported_at), ("sending", Some(at)));
+    let again = [Effect::SendContactChange { case: reported.id }];
+    assert!(matches!(store.apply_effects(at, &again).await, Err(StoreError::Conflict)), "not sent again");
+    store.apply_effects(at, &[Effect::UnsendContactChange { case: reported.id }]).await.unwrap();
+    assert_eq!(state(reported.id).await, "cancelled", "not given back to be made");
+
     // Sent, and then the account is locked down: the lockdown leaves it, the release applies it.
     let second = confirmed_contact_change(store, &acme, &jane, 300, "new.second@example.org").await;
     store.apply_effects(at, &[Effect::SendContactChange { case: second.id }]).await.unwrap();

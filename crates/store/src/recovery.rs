@@ -168,7 +168,8 @@ pub struct ContactChange {
     pub replace: bool,
     /// `awaiting_code`, `confirmed`, `sending` (handed to the tenant's account system, its
     /// answer not yet recorded), `applied`, `reverted`, `expired` or `exhausted` (its code),
-    /// `cancelled` (by a lockdown), or `superseded` by a later proposal.
+    /// `cancelled` (by its case's end, a lockdown, or a report while it was being sent that the
+    /// account system did not take), or `superseded` by a later proposal.
     pub state: String,
     pub attempts: u32,
     pub code_expires_at: Timestamp,
@@ -177,6 +178,8 @@ pub struct ContactChange {
     pub applied_at: Option<Timestamp>,
     /// The contacts it replaced, masked (empty unless applied with `replace`).
     pub replaced: Vec<String>,
+    /// When the customer said "this wasn't me" while it was being sent.
+    pub reported_at: Option<Timestamp>,
 }
 
 /// What checking a contact change's code found. Every check is an attempt; a wrong one counts
@@ -303,8 +306,13 @@ pub enum Effect {
     /// one cancelled, applied or not confirmed.
     SendContactChange { case: CaseId },
     /// The account system certainly did not take the change being sent (it could not be
-    /// reached, or answered with an error): it is only confirmed again, cancellable as before.
+    /// reached, or answered with an error): it is only confirmed again, cancellable as before —
+    /// or, when it was reported while being sent, cancelled.
     UnsendContactChange { case: CaseId },
+    /// "This wasn't me" while the case's contact change is being sent (G5): it cannot be
+    /// cancelled now, but it is never sent again, and cancelled if the account system did not
+    /// take it. A conflict when the change is not being sent.
+    ReportContactChange { case: CaseId },
     /// The case's contact change not yet made will never be: its case was repudiated, rejected,
     /// cancelled or expired. A conflict while the change is being sent to the account system.
     CancelContactChange { case: CaseId },
@@ -340,6 +348,7 @@ impl std::fmt::Debug for Effect {
             Self::ApplyContactChange { case } => write!(f, "ApplyContactChange({case})"),
             Self::SendContactChange { case } => write!(f, "SendContactChange({case})"),
             Self::UnsendContactChange { case } => write!(f, "UnsendContactChange({case})"),
+            Self::ReportContactChange { case } => write!(f, "ReportContactChange({case})"),
             Self::CancelContactChange { case } => write!(f, "CancelContactChange({case})"),
             Self::RevertContactChange { id } => write!(f, "RevertContactChange({id})"),
             Self::RemoveContact { customer, kind, .. } => write!(f, "RemoveContact({customer}, {})", kind.as_str()),

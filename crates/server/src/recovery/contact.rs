@@ -328,10 +328,19 @@ pub async fn on_release(
     let change = match change {
         // Handed to the account system by an earlier try, which may have made it there: it is
         // made here too, lockdown or not, so that a lockdown lists it for rollback.
-        Some(change) if change.state == "sending" => change,
+        // Unless the customer reported it meanwhile: then it is not sent again.
+        Some(change) if change.state == "sending" && change.reported_at.is_none() => change,
         Some(change) if change.state == "confirmed" && customer.status != CustomerStatus::Frozen => change,
         other => {
             let why = match other {
+                Some(c) if c.reported_at.is_some() && c.state == "sending" => {
+                    "reported as not the customer's while the account system was taking it, and not sent again: \
+                     whether the account system made it is not known; check there (the security case lists it)"
+                }
+                Some(c) if c.reported_at.is_some() => {
+                    "reported as not the customer's while the account system was taking it; the account system \
+                     did not take it, and it was not made"
+                }
                 Some(c) if c.state == "cancelled" || customer.status == CustomerStatus::Frozen => {
                     "the account was locked down before the change took effect; it was not made"
                 }

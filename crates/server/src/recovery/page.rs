@@ -193,12 +193,24 @@ async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
             break;
         }
         // A contact change the release is handing to the account system may be made there
-        // already: it is not cancelled but reported, like a change that took effect. (A send
-        // that starts after this read makes the commit below conflict, and this looks again.)
+        // already: it is not cancelled but reported, like a change that took effect — and
+        // marked so, so that if the account system did not take it, it is cancelled rather
+        // than made at the next release. (A send that starts after this read makes the commit
+        // below conflict, and one that ends before the mark does, too: this looks again.)
         if case.kind == CaseKind::ContactChange
             && state.store.contact_change(case.tenant_id, case.id).await?.is_some_and(|c| c.state == "sending")
         {
-            break;
+            let mut marked = effects.to_vec();
+            marked.push(Effect::ReportContactChange { case: case.id });
+            match open_security_case(state, &link, &reason, &marked).await {
+                Ok(security) => {
+                    tracing::warn!(case_id = %security.id, reported_case = %case.id, "a contact change being made was reported; security case opened");
+                    return Ok(true);
+                }
+                Err(StoreError::Conflict) if !still_usable(state, token).await? => return Ok(false),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e),
+            }
         }
         let command = CaseCommand::Repudiate { reason: reason.clone() };
         let Ok((next, events)) = regain_core::case::apply(&case, command, actor, state.now()) else { break };
@@ -207,11 +219,7 @@ async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
                 tracing::warn!(case_id = %case.id, "recovery repudiated during cooling-off; cancelled and escalated");
                 return Ok(true);
             }
-            Err(StoreError::Conflict)
-                if !state.store.customer_link(token).await?.is_some_and(|l| l.usable(state.now())) =>
-            {
-                return Ok(false)
-            }
+            Err(StoreError::Conflict) if !still_usable(state, token).await? => return Ok(false),
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e),
         }
@@ -226,6 +234,11 @@ async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
     };
     tracing::warn!(case_id = %case.id, reported_case = %link.case_id, "recovery reported as not the customer; security case opened");
     Ok(true)
+}
+
+/// Whether the link `token` can still be used (a conflict may mean another submission spent it).
+async fn still_usable(state: &AppState, token: &str) -> Result<bool, StoreError> {
+    Ok(state.store.customer_link(token).await?.is_some_and(|l| l.usable(state.now())))
 }
 
 async fn open_security_case(

@@ -44,14 +44,17 @@ pub struct ContactChangeView {
     /// awaiting_code, confirmed, sending (the cooling-off ended and the tenant's account system
     /// is being told; it may have taken it, so it is no longer cancelled), applied (the
     /// cooling-off ended), reverted (a lockdown undid
-    /// it), cancelled (its case was repudiated, rejected, cancelled or expired, or the account
-    /// was locked down), expired or exhausted (propose again), superseded.
+    /// it), cancelled (its case was repudiated, rejected, cancelled or expired, the account
+    /// was locked down, or it was reported while being sent and the account system did not
+    /// take it), expired or exhausted (propose again), superseded.
     pub state: String,
     pub attempts: u32,
     pub code_expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,
     pub applied_at: Option<DateTime<Utc>>,
+    /// When the customer said "this wasn't me" while it was being sent: it is not sent again.
+    pub reported_at: Option<DateTime<Utc>>,
     /// The contacts it replaced when applied, masked.
     pub replaced: Vec<String>,
 }
@@ -68,6 +71,7 @@ impl From<ContactChange> for ContactChangeView {
             created_at: c.created_at,
             confirmed_at: c.confirmed_at,
             applied_at: c.applied_at,
+            reported_at: c.reported_at,
             replaced: c.replaced,
         }
     }

@@ -555,21 +555,25 @@ async fn a_contact_change_reaches_the_scim_peer_only_when_it_takes_effect() {
 /// the change already, so the report does not cancel it (that would leave the account system
 /// holding a change Regain calls cancelled): it opens a security case, and the release
 /// completes and records the change as applied, where a lockdown's rollback finds it (L0).
-#[tokio::test]
-async fn a_report_while_the_account_system_takes_a_contact_change_opens_a_security_case_and_the_change_is_recorded() {
-    let secret = WebhookSecret::from_bytes((0u8..32).collect()).expect("secret");
-    // The report to post from inside the connector call (its URL), and what it answered.
-    let report: Arc<Mutex<Option<String>>> = Arc::default();
-    let reported: Arc<Mutex<Vec<StatusCode>>> = Arc::default();
+/// The report to post from inside a contact change's connector call (its URL, once known),
+/// and what the report page answered.
+#[derive(Clone, Default)]
+struct ReportDuringCall {
+    target: Arc<Mutex<Option<String>>>,
+    answered: Arc<Mutex<Vec<StatusCode>>>,
+}
+
+/// A tenant endpoint that, on a contact change, posts the report set in `report` and then
+/// answers `status` (200 and a reference, or an error with no effect there); its URL.
+async fn reporting_endpoint(report: ReportDuringCall, status: StatusCode) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/regain", listener.local_addr().expect("addr"));
-    let (slot, seen) = (report.clone(), reported.clone());
     let endpoint = axum::Router::new().route(
         "/regain",
         axum::routing::post(move |body: String| {
-            let (slot, seen) = (slot.clone(), seen.clone());
+            let report = report.clone();
             async move {
-                let target = slot.lock().expect("lock").clone();
+                let target = report.target.lock().expect("lock").clone();
                 if let Some(target) = target.filter(|_| body.contains("account.set_contact")) {
                     let response = reqwest::Client::new()
                         .post(target)
@@ -577,20 +581,18 @@ async fn a_report_while_the_account_system_takes_a_contact_change_opens_a_securi
                         .send()
                         .await
                         .expect("report");
-                    seen.lock().expect("lock").push(response.status());
+                    report.answered.lock().expect("lock").push(response.status());
                 }
-                (StatusCode::OK, json!({"reference": "T-9"}).to_string())
+                (status, json!({"reference": "T-9"}).to_string())
             }
         }),
     );
     tokio::spawn(async move { axum::serve(listener, endpoint).await.ok() });
-    let app = app_with(ConnectorConfig::Webhook { url, secret }).await;
-    let d = desk(&app).await;
-    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    url
+}
 
-    let id = d.cooling_contact_change(&app, &acme).await;
-    let path = |rest: &str| format!("/api/v1/cases/{id}/{rest}");
-    // The old address's notice carries the "this wasn't me" link.
+/// The "this wasn't me" link in the notice to jane's old address, as a URL on `app`.
+async fn report_url(app: &TestApp) -> String {
     let notice = app
         .deliver_new()
         .await
@@ -600,8 +602,22 @@ async fn a_report_while_the_account_system_takes_a_contact_change_opens_a_securi
                 && matches!(&m.to, regain_delivery::Address::Email(a) if a == "jane@example.com")
         })
         .expect("the old address's notice");
-    let token = crate::recovery::link_token(&notice.body, "report");
-    *report.lock().expect("lock") = Some(format!("{}/report/{token}", app.base));
+    format!("{}/report/{}", app.base, crate::recovery::link_token(&notice.body, "report"))
+}
+
+#[tokio::test]
+async fn a_report_while_the_account_system_takes_a_contact_change_opens_a_security_case_and_the_change_is_recorded() {
+    let secret = WebhookSecret::from_bytes((0u8..32).collect()).expect("secret");
+    let report = ReportDuringCall::default();
+    let url = reporting_endpoint(report.clone(), StatusCode::OK).await;
+    let app = app_with(ConnectorConfig::Webhook { url, secret }).await;
+    let d = desk(&app).await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+
+    let id = d.cooling_contact_change(&app, &acme).await;
+    let path = |rest: &str| format!("/api/v1/cases/{id}/{rest}");
+    // The old address's notice carries the "this wasn't me" link.
+    *report.target.lock().expect("lock") = Some(report_url(&app).await);
 
     app.clock.advance(chrono::Duration::hours(49));
     assert_eq!(
@@ -609,7 +625,7 @@ async fn a_report_while_the_account_system_takes_a_contact_change_opens_a_securi
         1,
         "the release completes"
     );
-    assert_eq!(*reported.lock().expect("lock"), [StatusCode::OK], "the report was taken during the call");
+    assert_eq!(*report.answered.lock().expect("lock"), [StatusCode::OK], "the report was taken during the call");
     let key = d.key.clone();
     let case = app.get_ok(&key, &format!("/api/v1/cases/{id}")).await;
     assert_eq!(case["state"], "resolved", "not cancelled: {case}");
@@ -618,6 +634,45 @@ async fn a_report_while_the_account_system_takes_a_contact_change_opens_a_securi
     let security = app.get_ok(&analyst, "/api/v1/cases?kind=compromised_account").await;
     assert_eq!(security["items"].as_array().map(Vec::len), Some(1), "the report opened a security case: {security}");
     assert_eq!(security["items"][0]["customer_id"], case["customer_id"]);
+}
+
+/// SECURITY.md G5: the same report, and the account system then answers with an error: it
+/// did not take the change. The change is cancelled, not given back to be made at the next
+/// release: the customer's "this wasn't me" holds, and the account system is not asked again.
+#[tokio::test]
+async fn a_report_while_the_account_system_refuses_a_contact_change_cancels_it() {
+    let secret = WebhookSecret::from_bytes((0u8..32).collect()).expect("secret");
+    let report = ReportDuringCall::default();
+    let url = reporting_endpoint(report.clone(), StatusCode::SERVICE_UNAVAILABLE).await;
+    let app = app_with(ConnectorConfig::Webhook { url, secret }).await;
+    let d = desk(&app).await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let id = d.cooling_contact_change(&app, &acme).await;
+    let path = |rest: &str| format!("/api/v1/cases/{id}/{rest}");
+    *report.target.lock().expect("lock") = Some(report_url(&app).await);
+
+    app.clock.advance(chrono::Duration::hours(49));
+    let limits = Default::default();
+    let sweep = || regain_server::sweeper::release_due(&app.state, &limits);
+    assert_eq!(sweep().await.expect("sweep"), 0, "the account system did not take it");
+    assert_eq!(*report.answered.lock().expect("lock"), [StatusCode::OK], "the report was taken during the call");
+    assert_eq!(app.get_ok(&d.key, &path("contact-change")).await["state"], "cancelled");
+    // The next sweeps close the case without asking the account system again.
+    app.clock.advance(chrono::Duration::hours(2));
+    sweep().await.expect("sweep");
+    assert_eq!(report.answered.lock().expect("lock").len(), 1, "never sent again");
+    let case = app.get_ok(&d.key, &format!("/api/v1/cases/{id}")).await;
+    assert_ne!(case["state"], "cooling_off", "{case}");
+    let timeline = app.get_ok(&d.key, &path("timeline")).await.to_string();
+    assert!(timeline.contains("did not take it, and it was not made"), "{timeline}");
+    let customer =
+        regain_core::CustomerId::parse("customer_id", case["customer_id"].as_str().expect("id")).expect("customer id");
+    let jane = app.state.store.customer(acme.id, customer).await.expect("read").expect("jane");
+    let emails: Vec<&str> = jane.emails.iter().map(|e| e.address.as_str()).collect();
+    assert_eq!(emails, ["jane@example.com"], "not made");
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let security = app.get_ok(&analyst, "/api/v1/cases?kind=compromised_account").await;
+    assert_eq!(security["items"].as_array().map(Vec::len), Some(1), "the report opened a security case: {security}");
 }
 
 /// SECURITY.md L0, G5: a contact change the account system may have taken (the call broke
