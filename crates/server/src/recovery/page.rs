@@ -108,6 +108,15 @@ async fn submit_reset(
                  changed; please contact support.</p>",
                 );
             }
+            ResetRefused::Unknown => return page(
+                StatusCode::BAD_GATEWAY,
+                "Not confirmed",
+                "<h1>We could not confirm the change</h1><p>Your account system did not answer in time, so your new \
+                 password may or may not be set. Try signing in with it; if that does not work, contact support for \
+                 a new link (this one cannot be used again).</p><p>Every device that was signed in to your account \
+                 has been signed out, and we sent a notice to every email address and phone number on your \
+                 account.</p>",
+            ),
             ResetRefused::Internal(error) => {
                 tracing::error!(%error, "could not set a password through a reset link");
                 return page(

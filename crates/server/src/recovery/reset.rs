@@ -5,7 +5,8 @@
 //! session is made: the customer signs in with the new password, and an enrolled second factor
 //! is still asked for then.
 
-use regain_core::action::ActionKind;
+use regain_core::action::{ActionKind, ActionOutcome};
+use regain_core::case::CaseCommand;
 use regain_core::password::{self, PasswordRules, Refusal};
 use regain_core::{Actor, Case, CaseState, Customer, Tenant};
 use regain_hashing::HashError;
@@ -29,6 +30,10 @@ pub enum ResetRefused {
     Busy,
     /// The tenant's account system refused the new password (its words, for support).
     Refused(String),
+    /// The tenant's account system did not answer after the new password was sent: whether it
+    /// took it is not known. The link is spent, the case says so, every session ended and every
+    /// address was told.
+    Unknown,
     Internal(String),
 }
 
@@ -115,6 +120,12 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
                     tracing::info!(case_id = %case.id, connector = connector.kind(), %answer, "password set in the account system");
                     None
                 }
+                // Sent, and no answer: it may be set there. Not given back as "nothing changed".
+                Err(e) if e.unsure => {
+                    tracing::warn!(case_id = %case.id, error = %e.message, "the account system did not answer after a new password was sent");
+                    uncertain(state, &tenant, case, &customer).await;
+                    return Err(ResetRefused::Unknown);
+                }
                 Err(e) if e.retry => {
                     tracing::warn!(case_id = %case.id, error = %e.message, "the account system could not take the new password yet");
                     Some(ResetRefused::Busy)
@@ -165,33 +176,73 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
 
 /// After the tenant's account system took the new password (the link already spent): the case
 /// completes, sessions end, the notices go. The password is changed whatever happens here, so a
-/// failure to record it is logged for staff, not shown to the customer as "nothing changed".
-async fn finish_remote(
-    state: &AppState,
-    tenant: &regain_core::Tenant,
-    mut case: Case,
-    customer: &Customer,
-) -> Result<(), ResetRefused> {
-    let actor = Actor::Customer { id: customer.id };
-    for _ in 0..3 {
-        let detail = "new password set in the account system through the reset link; every session ended".to_owned();
+/// failure to record it is logged for staff, never shown to the customer as "nothing changed".
+async fn finish_remote(state: &AppState, tenant: &Tenant, case: Case, customer: &Customer) -> Result<(), ResetRefused> {
+    let detail = "new password set in the account system through the reset link; every session ended";
+    let done = record_remote(state, case, |state, case| async move {
         let effects = vec![Effect::RevokeSessions { customer: customer.id }];
-        let (next, events, effects) = {
-            let what = ActionKind::PasswordReset.notice();
-            performed(state, tenant, &case, customer, ActionKind::PasswordReset, detail, what, actor, effects).await?
+        let what = ActionKind::PasswordReset.notice();
+        let actor = Actor::Customer { id: customer.id };
+        let action = ActionKind::PasswordReset;
+        performed(state, tenant, &case, customer, action, detail.to_owned(), what, actor, effects).await
+    })
+    .await;
+    if !done {
+        tracing::error!(customer_id = %customer.id, "the password changed in the account system; the case was not completed");
+    }
+    Ok(())
+}
+
+/// After the tenant's account system left a new password unanswered (the link stays spent): the
+/// case says that nobody knows whether it was set and stays open for staff, every session ends
+/// (it may be the new password that counts now), and every address is told (SECURITY.md P3).
+async fn uncertain(state: &AppState, tenant: &Tenant, case: Case, customer: &Customer) {
+    let detail = "a new password was sent to the account system through the reset link and it did not answer: \
+                  whether it was set there is not known; every session ended. Ask the customer to try it, else send \
+                  a new reset link";
+    let done = record_remote(state, case, |state, case| async move {
+        let action = ActionKind::PasswordReset;
+        let command = CaseCommand::RecordAction { action, outcome: ActionOutcome::Failed, detail: Some(detail.into()) };
+        let (next, events) = super::apply_all(&case, vec![command], Actor::Customer { id: customer.id }, state.now())?;
+        let what = "A new password was submitted for your account through a reset link; it may have taken effect";
+        let mut effects = vec![Effect::RevokeSessions { customer: customer.id }];
+        effects.extend(super::recovery_notices(state, tenant, &next, customer, what).await?);
+        Ok((next, events, effects))
+    })
+    .await;
+    if !done {
+        tracing::error!(customer_id = %customer.id, "a new password may be set in the account system; the case does not say so");
+    }
+}
+
+/// Commits what `step` makes of the case (re-read on a conflict, while it is executing), after
+/// a connector call that changed or may have changed the account: `false` when it could not
+/// be recorded. Nothing here is returned to the customer as an error.
+async fn record_remote<'a, F, Fut>(state: &'a AppState, mut case: Case, step: F) -> bool
+where
+    F: Fn(&'a AppState, Case) -> Fut,
+    Fut: std::future::Future<Output = crate::error::ApiResult<super::Step>>,
+{
+    let actor = case.customer_id.map_or(Actor::System, |id| Actor::Customer { id });
+    for _ in 0..3 {
+        let (next, events, effects) = match step(state, case.clone()).await {
+            Ok(step) => step,
+            Err(e) => {
+                tracing::error!(case_id = %case.id, error = %e, "could not prepare the case's step after the account system's answer");
+                return false;
+            }
         };
         match crate::webhooks::commit(state, &next, &events, &actor, effects).await {
-            Ok(()) => return Ok(()),
-            Err(StoreError::Conflict) => match state.store.case(case.tenant_id, case.id).await? {
-                Some(fresh) if fresh.state == CaseState::Executing => case = fresh,
-                _ => break,
+            Ok(()) => return true,
+            Err(StoreError::Conflict) => match state.store.case(case.tenant_id, case.id).await {
+                Ok(Some(fresh)) if fresh.state == CaseState::Executing => case = fresh,
+                _ => return false,
             },
             Err(e) => {
-                tracing::error!(case_id = %case.id, error = %e, "the password changed in the account system; the case was not completed");
-                return Ok(());
+                tracing::error!(case_id = %case.id, error = %e, "could not record the case's step after the account system's answer");
+                return false;
             }
         }
     }
-    tracing::error!(case_id = %case.id, "the password changed in the account system; the case was not completed");
-    Ok(())
+    false
 }

@@ -675,17 +675,13 @@ async fn a_report_while_the_account_system_refuses_a_contact_change_cancels_it()
     assert_eq!(security["items"].as_array().map(Vec::len), Some(1), "the report opened a security case: {security}");
 }
 
-/// SECURITY.md L0, G5: a contact change the account system may have taken (the call broke
-/// after it was sent, so nobody knows) stays `sending`; a lockdown's review lists it as being
-/// made there, and it cannot be rolled back from Regain until its release records it as made.
-#[tokio::test]
-async fn a_contact_change_the_account_system_may_have_taken_is_in_the_lockdown_review() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+/// An account system that reads each call to its end and hangs up without an answer: its URL,
+/// and how many calls of type `kind` it read.
+async fn hanging_up_endpoint(kind: &'static str) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     use tokio::io::AsyncReadExt as _;
-    // An account system that reads each call to its end and hangs up without an answer.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/regain", listener.local_addr().expect("addr"));
-    let calls = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = calls.clone();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
@@ -699,12 +695,59 @@ async fn a_contact_change_the_account_system_may_have_taken_is_in_the_lockdown_r
                         break;
                     }
                 }
-                if String::from_utf8_lossy(&request).contains("account.set_contact") {
-                    seen.fetch_add(1, Ordering::SeqCst);
+                if String::from_utf8_lossy(&request).contains(kind) {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
             });
         }
     });
+    (url, calls)
+}
+
+/// SECURITY.md P2, P3: a new password sent through the webhook connector, and the account
+/// system hangs up without an answer: it may have set it. The customer is not told "nothing
+/// changed" with the link given back; the link stays spent, the case says that nobody knows
+/// and stays open for staff, every session ends and every address is told.
+#[tokio::test]
+async fn a_new_password_the_account_system_did_not_answer_is_not_reported_as_unchanged() {
+    use std::sync::atomic::Ordering;
+    let (url, calls) = hanging_up_endpoint("account.set_password").await;
+    let secret = WebhookSecret::from_bytes((0u8..32).collect()).expect("secret");
+    let app = app_with(ConnectorConfig::Webhook { url, secret }).await;
+    let d = desk(&app).await;
+    let id = d.executed(&app, "password_reset").await;
+    assert_eq!(app.perform_actions().await, 1);
+    let body = app.deliver_new().await.into_iter().find(|m| m.body.contains("/reset/")).expect("the link").body;
+    let token = crate::recovery::link_token(&body, "reset");
+    let form = [("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)];
+    let answer = app.client.post(format!("{}/reset/{token}", app.base)).form(&form).send().await.expect("post");
+    assert_eq!(answer.status(), StatusCode::BAD_GATEWAY);
+    let page = answer.text().await.expect("page");
+    assert!(page.contains("may or may not be set") && !page.contains("Nothing was changed"), "{page}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "sent once");
+
+    let again = app.client.get(format!("{}/reset/{token}", app.base)).send().await.expect("get");
+    assert_eq!(again.status(), StatusCode::GONE, "the link stays spent");
+    assert_eq!(d.case(&app, &id).await["state"], "executing", "open for staff");
+    assert!(d.timeline(&app, &id).await.contains("whether it was set there is not known"));
+    let told: Vec<_> = app
+        .deliver_new()
+        .await
+        .into_iter()
+        .filter(|m| m.body.contains("it may have taken effect"))
+        .map(|m| m.to)
+        .collect();
+    assert!(told.contains(&regain_delivery::Address::Email("jane@example.com".into())), "{told:?}");
+    assert!(told.iter().any(|to| matches!(to, regain_delivery::Address::Sms(_))), "every address: {told:?}");
+}
+
+/// SECURITY.md L0, G5: a contact change the account system may have taken (the call broke
+/// after it was sent, so nobody knows) stays `sending`; a lockdown's review lists it as being
+/// made there, and it cannot be rolled back from Regain until its release records it as made.
+#[tokio::test]
+async fn a_contact_change_the_account_system_may_have_taken_is_in_the_lockdown_review() {
+    use std::sync::atomic::Ordering;
+    let (url, calls) = hanging_up_endpoint("account.set_contact").await;
     let secret = WebhookSecret::from_bytes((0u8..32).collect()).expect("secret");
     let app = app_with(ConnectorConfig::Webhook { url, secret }).await;
     let d = desk(&app).await;
