@@ -68,12 +68,19 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
             "the account is locked down; nothing else is done to it until re-proofing".into(),
         ));
     }
-    if action.action != ActionKind::Lockdown
-        && super::opened_before_lockdown(state, &case, customer.id).await?.is_some()
-    {
-        return Err(ActionError::Fail(
-            "the account was locked down after this case was opened; it does not proceed after the re-proofing".into(),
-        ));
+    if action.action != ActionKind::Lockdown {
+        if super::opened_before_lockdown(state, &case, customer.id).await?.is_some() {
+            return Err(ActionError::Fail(
+                "the account was locked down after this case was opened; it does not proceed after the re-proofing"
+                    .into(),
+            ));
+        }
+        // Approved before another recovery began to hold it (G5): it waits for staff to retry.
+        match super::held_by_others(state, &case, customer.id).await {
+            Ok(()) => {}
+            Err(ApiError::Conflict { detail, .. }) => return Err(ActionError::Fail(detail)),
+            Err(e) => return Err(e.into()),
+        }
     }
     let (next, events, mut effects) = match action.action {
         ActionKind::PasswordReset => send_reset_link(state, &tenant, &case, &customer).await?,

@@ -102,7 +102,7 @@ pub(crate) fn apply_all(
 /// L0: only the security team's compromised-account case proceeds), or has another recovery
 /// still cooling off (G5: a pending contact change, or a high-risk recovery, holds the rest).
 pub async fn refuse_if_blocked(state: &AppState, case: &Case) -> ApiResult<()> {
-    use regain_core::{CaseKind, CaseState, CustomerStatus};
+    use regain_core::CustomerStatus;
     let Some(customer_id) = case.customer_id else { return Ok(()) };
     if case.kind == regain_core::CaseKind::CompromisedAccount {
         return Ok(());
@@ -128,9 +128,19 @@ pub async fn refuse_if_blocked(state: &AppState, case: &Case) -> ApiResult<()> {
             ),
         });
     }
-    // One read for both holds (G5): a contact change under way (approved, being carried out,
-    // or cooling off) holds every other recovery of the customer until it takes effect or is
-    // repudiated, and so does any other recovery cooling off.
+    held_by_others(state, case, customer_id).await
+}
+
+/// Refuses `case`'s next step while another recovery of its customer holds it (G5): a contact
+/// change under way (approved, being carried out, or cooling off) holds every other recovery
+/// of the customer until it takes effect or is repudiated, and so does any other recovery
+/// cooling off. One read for both.
+pub(crate) async fn held_by_others(
+    state: &AppState,
+    case: &Case,
+    customer_id: regain_core::CustomerId,
+) -> ApiResult<()> {
+    use regain_core::{CaseKind, CaseState};
     let filter = regain_store::CaseFilter {
         states: vec![CaseState::AwaitingApproval, CaseState::Executing, CaseState::CoolingOff],
         customer_id: Some(customer_id),

@@ -60,8 +60,21 @@ async fn show_reset(State(state): State<AppState>, Path(token): Path<String>) ->
             let tenant = escape(&open.tenant.display_name);
             page(StatusCode::OK, &format!("{} password reset", open.tenant.display_name), &reset_form(&tenant, None))
         }
+        Err(ResetRefused::Held(_)) => held(),
         Err(_) => gone(),
     }
+}
+
+/// Another recovery of the customer holds the reset (SECURITY.md G5). Which one, and its case,
+/// are for staff: the customer is told what to do.
+fn held() -> Response {
+    page(
+        StatusCode::CONFLICT,
+        "Not yet",
+        "<h1>Another change to your account is under way</h1><p>For example a new email address or phone number \
+         waiting to take effect. This link works again once that is over. If you did not ask for that change, use \
+         the \u{201c}this wasn't me\u{201d} link in the notice we sent you, or contact support.</p>",
+    )
 }
 
 #[derive(Deserialize)]
@@ -91,6 +104,10 @@ async fn submit_reset(
     let problem =
         match refused {
             ResetRefused::Gone => return gone(),
+            ResetRefused::Held(detail) => {
+                tracing::info!(%detail, "a reset link held by another recovery of the customer");
+                return held();
+            }
             ResetRefused::Rules(refusal) => refusal.to_string(),
             ResetRefused::Mismatch => "the two passwords differ; type the same password twice".to_owned(),
             ResetRefused::Busy => return page(

@@ -30,6 +30,9 @@ pub enum ResetRefused {
     Busy,
     /// The tenant's account system refused the new password (its words, for support).
     Refused(String),
+    /// Another recovery of the customer holds this one (SECURITY.md G5: a contact change under
+    /// way, or a recovery cooling off); the link works again once it is over.
+    Held(String),
     /// The tenant's account system did not answer after the new password was sent: whether it
     /// took it is not known. The link is spent, the case says so, every session ended and every
     /// address was told.
@@ -74,6 +77,11 @@ pub async fn open(state: &AppState, token: &str) -> Result<OpenLink, ResetRefuse
     let customer = state.store.customer(link.tenant_id, link.customer_id).await?.ok_or(ResetRefused::Gone)?;
     if customer.status == regain_core::CustomerStatus::Frozen {
         return Err(ResetRefused::Gone);
+    }
+    match super::held_by_others(state, &case, customer.id).await {
+        Ok(()) => {}
+        Err(ApiError::Conflict { detail, .. }) => return Err(ResetRefused::Held(detail)),
+        Err(e) => return Err(e.into()),
     }
     Ok(OpenLink { link, tenant, case, customer })
 }

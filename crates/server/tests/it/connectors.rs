@@ -136,6 +136,16 @@ impl Desk {
     /// A contact-change case for jane.new@example.org, its code confirmed, approved by a
     /// supervisor and scheduled: cooling off, every old address told.
     async fn cooling_contact_change(&self, app: &TestApp, tenant: &regain_core::Tenant) -> String {
+        self.cooling_contact_change_with(app, tenant, &["email-0"]).await
+    }
+
+    /// The same, verified by a code to each of `contacts`.
+    async fn cooling_contact_change_with(
+        &self,
+        app: &TestApp,
+        tenant: &regain_core::Tenant,
+        contacts: &[&str],
+    ) -> String {
         let case = app
             .post_ok(
                 &self.key,
@@ -149,7 +159,9 @@ impl Desk {
         app.post_ok(&self.agent, &path("start-identification"), json!({}), StatusCode::OK).await;
         let claim = json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201 555 0123"});
         app.post_ok(&self.agent, &path("identification"), claim, StatusCode::OK).await;
-        app.verify_by_code(&self.agent, &id, "email-0").await;
+        for contact in contacts {
+            app.verify_by_code(&self.agent, &id, contact).await;
+        }
         app.post_ok(&self.agent, &path("decide"), json!({"approve": true, "reason": "code"}), StatusCode::OK).await;
         let email = json!({"email": "jane.new@example.org"});
         app.post_ok(&self.agent, &path("contact-change"), email, StatusCode::CREATED).await;
@@ -954,4 +966,44 @@ async fn a_lockdown_overtaken_by_an_unlock_deactivates_the_account_again() {
     assert_eq!((log[0].1.as_str(), log[2].1.clone()), (lock_action, format!("{lock_action}:again")), "{log:?}");
     assert!(!*system.active.lock().expect("lock"), "deactivated in the account system: {log:?}");
     assert_eq!(locked["customer"]["status"], "frozen", "{locked}");
+}
+
+/// SECURITY.md G5: while a contact change is under way no other recovery of the customer
+/// proceeds — neither a reset link sent before the change was approved, nor an unlock approved
+/// before it and performed after.
+#[tokio::test]
+async fn a_contact_change_under_way_holds_a_reset_link_already_sent_and_a_queued_unlock() {
+    let app = app_with_config(ServerConfig::default()).await;
+    let d = desk(&app).await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    d.executed(&app, "password_reset").await;
+    assert_eq!(app.perform_actions().await, 1);
+    let body = app.deliver_new().await.into_iter().find(|m| m.body.contains("/reset/")).expect("the link").body;
+    let token = crate::recovery::link_token(&body, "reset");
+    let unlock = d.executed(&app, "account_unlock").await;
+    let unlock_action = d.case(&app, &unlock).await["actions"][0]["id"].as_str().expect("action id").to_owned();
+    let later = regain_core::Clock::now(app.clock.as_ref()) + Duration::minutes(30);
+    app.state.store.retry_action(&unlock_action, later, "later").await.expect("later");
+    // A third recovery today: the risk puts it at the second tier, a supervisor's, with one
+    // proof more.
+    let tier2 = Desk { key: d.key.clone(), agent: app.token(Some(&acme), Role::Supervisor).await };
+    let change = tier2.cooling_contact_change_with(&app, &acme, &["email-0", "phone-0"]).await;
+
+    let page = app.client.get(format!("{}/reset/{token}", app.base)).send().await.expect("get");
+    assert_eq!(page.status(), StatusCode::CONFLICT);
+    let form = [("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)];
+    let post = app.client.post(format!("{}/reset/{token}", app.base)).form(&form).send().await.expect("post");
+    assert_eq!(post.status(), StatusCode::CONFLICT);
+    let text = post.text().await.expect("page");
+    assert!(text.contains("Another change to your account is under way") && !text.contains(&change), "{text}");
+    let link = app.state.store.customer_link(&token).await.expect("read").expect("the link");
+    assert!(link.usable(regain_core::Clock::now(app.clock.as_ref())), "not spent: nothing was changed");
+
+    app.clock.advance(Duration::minutes(31));
+    assert_eq!(app.perform_actions().await, 1, "the unlock");
+    let held = app.get_ok(&d.key, &format!("/api/v1/cases/{unlock}")).await;
+    assert_eq!(held["actions"][0]["state"], "failed", "{held}");
+    assert_eq!(held["state"], "executing", "for staff to retry once the change is over: {held}");
+    let timeline = app.get_ok(&d.key, &format!("/api/v1/cases/{unlock}/timeline")).await.to_string();
+    assert!(timeline.contains("a contact change for this customer"), "{timeline}");
 }
