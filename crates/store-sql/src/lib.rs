@@ -1386,6 +1386,38 @@ macro_rules! impl_sql_store {
                     Ok(Page { items, next_after })
                 }
 
+                async fn customer_cases_in(
+                    &self,
+                    tenant: TenantId,
+                    customer: CustomerId,
+                    states: &[CaseState],
+                ) -> StoreResult<Vec<CaseBrief>> {
+                    if states.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut q: QueryBuilder<'_, Db> =
+                        QueryBuilder::new("SELECT id, kind, state, cooling_off_until FROM cases WHERE tenant_id = ");
+                    q.push_bind(tenant.to_string()).push(" AND customer_id = ").push_bind(customer.to_string());
+                    q.push(" AND state IN (");
+                    let mut list = q.separated(", ");
+                    for s in states {
+                        list.push_bind(s.as_str());
+                    }
+                    q.push(") ORDER BY id DESC LIMIT 50");
+                    let rows: Vec<(String, String, String, Option<i64>)> =
+                        q.build_query_as().fetch_all(self.read_pool()).await.map_err(Self::map_err)?;
+                    rows.into_iter()
+                        .map(|(id, kind, state, until)| {
+                            Ok(CaseBrief {
+                                id: $crate::regain_store::codec::parse_column("cases.id", &id, CaseId::parse)?,
+                                kind: $crate::regain_store::codec::parse_column("cases.kind", &kind, $crate::regain_core::CaseKind::parse)?,
+                                state: $crate::regain_store::codec::parse_column("cases.state", &state, CaseState::parse)?,
+                                cooling_off_until: until.map($crate::regain_store::codec::timestamp),
+                            })
+                        })
+                        .collect()
+                }
+
                 async fn update_case(&self, case: &Case, events: &[CaseEvent], actor: &Actor) -> StoreResult<()> {
                     self.commit_case_change(case, events, actor, &[]).await
                 }

@@ -47,7 +47,8 @@ macro_rules! conformance_tests {
             risk_history_counts_requests_per_subject_and_keeps_the_context_sealed,
             a_change_queues_its_messages_together_and_a_round_records_their_results_together,
             a_contact_change_being_sent_is_never_cancelled_and_is_applied,
-            the_last_end_of_an_action_counts_failures_only_when_asked
+            the_last_end_of_an_action_counts_failures_only_when_asked,
+            a_customers_cases_in_some_states_are_read_briefly
         );
     };
     (@each $factory:path, $($check:ident),+) => {
@@ -1111,4 +1112,33 @@ pub async fn the_last_end_of_an_action_counts_failures_only_when_asked(store: &d
     assert_eq!(end(jane.id, ActionKind::Unlock, true).await.unwrap(), Some(t2));
     assert_eq!(end(jane.id, ActionKind::Lockdown, true).await.unwrap(), None, "pending is not ended");
     assert_eq!(end(john.id, ActionKind::Unlock, true).await.unwrap(), Some(t3));
+}
+
+/// `customer_cases_in`: the customer's cases in the states asked, newest first, and no other
+/// customer's; no state asked, none.
+pub async fn a_customers_cases_in_some_states_are_read_briefly(store: &dyn Store) {
+    let acme = tenant(store, 1, "acme").await;
+    let jane = customer(&acme, 30, "jane");
+    let john = customer(&acme, 31, "john");
+    for c in [&jane, &john] {
+        store.create_customer(c, None, &audit("customer.created")).await.unwrap();
+    }
+    let mut identified = Vec::new();
+    for (n, who) in [(500u128, &jane), (501, &john), (502, &jane)] {
+        let case = open_case(store, &acme, n, CaseKind::PasswordReset).await;
+        let case = command(store, &case, CaseCommand::StartIdentification).await;
+        identified.push(command(store, &case, CaseCommand::Identify { customer_id: who.id }).await);
+    }
+    let open = open_case(store, &acme, 503, CaseKind::MfaRecovery).await;
+    let state = identified[0].state;
+    assert_ne!(state, open.state);
+
+    let briefs = store.customer_cases_in(acme.id, jane.id, &[state]).await.unwrap();
+    let expected: Vec<(CaseId, CaseKind, CaseState)> =
+        [&identified[2], &identified[0]].iter().map(|c| (c.id, c.kind, c.state)).collect();
+    assert_eq!(briefs.iter().map(|b| (b.id, b.kind, b.state)).collect::<Vec<_>>(), expected, "jane's, newest first");
+    assert!(briefs.iter().all(|b| b.cooling_off_until.is_none()));
+    assert!(store.customer_cases_in(acme.id, jane.id, &[CaseState::CoolingOff]).await.unwrap().is_empty());
+    assert!(store.customer_cases_in(acme.id, jane.id, &[]).await.unwrap().is_empty());
+    assert_eq!(store.customer_cases_in(acme.id, john.id, &[state]).await.unwrap().len(), 1);
 }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use regain_core::action::ActionKind;
-use regain_core::case::CaseEvent;
+use regain_core::case::{CaseEvent, CaseState};
 use regain_core::customer::{Customer, CustomerLookup, CustomerStatus};
 use regain_core::{Actor, ApiKeyId, Case, CaseId, CustomerId, StaffId, Tenant, TenantId, TenantSettings, Timestamp};
 pub use regain_crypto::MasterKey;
@@ -185,6 +185,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn case(&self, tenant: TenantId, id: CaseId) -> StoreResult<Option<Case>>;
     async fn list_cases(&self, tenant: TenantId, filter: &CaseFilter, page: &PageRequest) -> StoreResult<Page<Case>>;
+    /// The customer's cases in one of `states`, newest first, at most 50, as [`CaseBrief`]s.
+    async fn customer_cases_in(
+        &self,
+        tenant: TenantId,
+        customer: CustomerId,
+        states: &[CaseState],
+    ) -> StoreResult<Vec<CaseBrief>>;
     /// Replaces the case (whose version was `case.version - 1` when read) and appends its
     /// events, in one transaction. [`StoreError::Conflict`] when the case changed meanwhile.
     async fn update_case(&self, case: &Case, events: &[CaseEvent], actor: &Actor) -> StoreResult<()>;

@@ -112,6 +112,16 @@ pub struct Erasure {
     pub cases: u64,
 }
 
+/// What the holds of SECURITY.md G5 read of a customer's other cases: no sealed field, so no
+/// key is unwrapped for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseBrief {
+    pub id: CaseId,
+    pub kind: CaseKind,
+    pub state: CaseState,
+    pub cooling_off_until: Option<Timestamp>,
+}
+
 /// Which cases a listing returns; every field narrows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaseFilter {

@@ -141,14 +141,9 @@ pub(crate) async fn held_by_others(
     customer_id: regain_core::CustomerId,
 ) -> ApiResult<()> {
     use regain_core::{CaseKind, CaseState};
-    let filter = regain_store::CaseFilter {
-        states: vec![CaseState::AwaitingApproval, CaseState::Executing, CaseState::CoolingOff],
-        customer_id: Some(customer_id),
-        ..Default::default()
-    };
-    let page =
-        state.store.list_cases(case.tenant_id, &filter, &regain_store::PageRequest { limit: 50, after: None }).await?;
-    let others: Vec<&Case> = page.items.iter().filter(|c| c.id != case.id).collect();
+    let states = [CaseState::AwaitingApproval, CaseState::Executing, CaseState::CoolingOff];
+    let open = state.store.customer_cases_in(case.tenant_id, customer_id, &states).await?;
+    let others: Vec<&regain_store::CaseBrief> = open.iter().filter(|c| c.id != case.id).collect();
     if let Some(other) = others.iter().find(|c| c.kind == CaseKind::ContactChange) {
         return Err(crate::error::ApiError::Conflict {
             code: "contact-change-pending",

@@ -1,0 +1,6 @@
+-- A customer's cases, newest first (the holds of SECURITY.md G5 read them before every step
+-- toward an action and before a reset link takes a password): with only (tenant_id,
+-- customer_id), the planner chose (tenant_id, id) for the order and walked every case of the
+-- tenant. The new index serves the filter and the order; the old one is its prefix.
+CREATE INDEX cases_customer_id_idx ON cases (tenant_id, customer_id, id);
+DROP INDEX cases_customer_idx;
