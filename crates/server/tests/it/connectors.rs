@@ -774,19 +774,8 @@ async fn a_contact_change_the_account_system_may_have_taken_is_in_the_lockdown_r
 
     // The customer calls the security team; the compromised-account case's review lists it.
     let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
-    let case = app
-        .post_ok(
-            &d.key,
-            "/api/v1/cases",
-            json!({"kind": "compromised_account", "channel": "phone"}),
-            StatusCode::CREATED,
-        )
-        .await;
-    let lock = case["id"].as_str().expect("id").to_owned();
+    let lock = compromised_case_identified(&app, &d.key, &analyst).await;
     let path = |rest: &str| format!("/api/v1/cases/{lock}/{rest}");
-    app.post_ok(&analyst, &path("start-identification"), json!({}), StatusCode::OK).await;
-    let claim = json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201 555 0123"});
-    app.post_ok(&analyst, &path("identification"), claim, StatusCode::OK).await;
     let review = app.get_ok(&analyst, &path("recent-changes")).await;
     let listed = review["changes"]
         .as_array()
@@ -867,25 +856,26 @@ impl AccountSystem {
     }
 }
 
+/// A compromised-account case for jane, opened with `key` and identified by `analyst`; its id.
+async fn compromised_case_identified(app: &TestApp, key: &str, analyst: &str) -> String {
+    let body = json!({"kind": "compromised_account", "channel": "phone"});
+    let case = app.post_ok(key, "/api/v1/cases", body, StatusCode::CREATED).await;
+    let id = case["id"].as_str().expect("id").to_owned();
+    let path = |rest: &str| format!("/api/v1/cases/{id}/{rest}");
+    app.post_ok(analyst, &path("start-identification"), json!({}), StatusCode::OK).await;
+    let claim = json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201 555 0123"});
+    app.post_ok(analyst, &path("identification"), claim, StatusCode::OK).await;
+    id
+}
+
 /// A compromised-account case for jane, verified and decided by one security analyst and
 /// waiting for the second one's approval; its id and the second analyst's token.
 async fn lockdown_waiting_for_approval(app: &TestApp, d: &Desk) -> (String, String) {
     let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
     let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
     let second = app.token(Some(&acme), Role::SecurityAnalyst).await;
-    let case = app
-        .post_ok(
-            &d.key,
-            "/api/v1/cases",
-            json!({"kind": "compromised_account", "channel": "phone"}),
-            StatusCode::CREATED,
-        )
-        .await;
-    let id = case["id"].as_str().expect("id").to_owned();
+    let id = compromised_case_identified(app, &d.key, &analyst).await;
     let path = |rest: &str| format!("/api/v1/cases/{id}/{rest}");
-    app.post_ok(&analyst, &path("start-identification"), json!({}), StatusCode::OK).await;
-    let claim = json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201 555 0123"});
-    app.post_ok(&analyst, &path("identification"), claim, StatusCode::OK).await;
     app.verify_by_code(&analyst, &id, "email-0").await;
     app.verify_by_code(&analyst, &id, "phone-0").await;
     app.post_ok(&analyst, &path("decide"), json!({"approve": true, "reason": "two proofs"}), StatusCode::OK).await;
