@@ -1476,6 +1476,26 @@ macro_rules! impl_sql_store {
                 async fn customer_link(&self, token: &str) -> StoreResult<Option<CustomerLink>> {
                     self.x_customer_link(token).await
                 }
+                async fn used_links(
+                    &self,
+                    tenant: TenantId,
+                    customer: CustomerId,
+                    purpose: LinkPurpose,
+                    since: Timestamp,
+                ) -> StoreResult<Vec<CustomerLink>> {
+                    let rows: Vec<$crate::recovery::LinkRow> = sqlx::query_as(
+                        "SELECT id, purpose, tenant_id, case_id, customer_id, destination, expires_at, used_at FROM customer_links \
+                         WHERE customer_id = $2 AND purpose = $3 AND used_at >= $4 AND tenant_id = $1 ORDER BY used_at DESC LIMIT 100",
+                    )
+                    .bind(tenant.to_string())
+                    .bind(customer.to_string())
+                    .bind(purpose.as_str())
+                    .bind(micros(since))
+                    .fetch_all(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)?;
+                    rows.into_iter().map($crate::recovery::LinkRow::into_domain).collect()
+                }
                 async fn contact_change(&self, tenant: TenantId, case: CaseId) -> StoreResult<Option<ContactChange>> {
                     self.x_contact_change(tenant, case).await
                 }

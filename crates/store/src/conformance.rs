@@ -48,7 +48,8 @@ macro_rules! conformance_tests {
             a_change_queues_its_messages_together_and_a_round_records_their_results_together,
             a_contact_change_being_sent_is_never_cancelled_and_is_applied,
             the_last_end_of_an_action_counts_failures_only_when_asked,
-            a_customers_cases_in_some_states_are_read_briefly
+            a_customers_cases_in_some_states_are_read_briefly,
+            a_customers_used_links_are_listed_latest_first
         );
     };
     (@each $factory:path, $($check:ident),+) => {
@@ -1141,4 +1142,55 @@ pub async fn a_customers_cases_in_some_states_are_read_briefly(store: &dyn Store
     assert!(store.customer_cases_in(acme.id, jane.id, &[CaseState::CoolingOff]).await.unwrap().is_empty());
     assert!(store.customer_cases_in(acme.id, jane.id, &[]).await.unwrap().is_empty());
     assert_eq!(store.customer_cases_in(acme.id, john.id, &[state]).await.unwrap().len(), 1);
+}
+
+/// `used_links`: the customer's links of the purpose used since, the latest use first; unused,
+/// given back, older, of another purpose or another customer's do not count.
+pub async fn a_customers_used_links_are_listed_latest_first(store: &dyn Store) {
+    let acme = tenant(store, 1, "acme").await;
+    let jane = customer(&acme, 30, "jane");
+    let john = customer(&acme, 31, "john");
+    for c in [&jane, &john] {
+        store.create_customer(c, None, &audit("customer.created")).await.unwrap();
+    }
+    let case = open_case(store, &acme, 600, CaseKind::PasswordReset).await;
+    let link = |id: &str, who: CustomerId, purpose: LinkPurpose| Effect::IssueLink {
+        link: NewCustomerLink {
+            id: id.to_owned(),
+            purpose,
+            tenant_id: acme.id,
+            case_id: case.id,
+            customer_id: who,
+            destination: "j***@e***.com".into(),
+            expires_at: t0() + Duration::days(1),
+            created_at: t0(),
+        },
+        token: format!("token-{id}"),
+    };
+    let links = [
+        link("old", jane.id, LinkPurpose::Reset),
+        link("first", jane.id, LinkPurpose::Reset),
+        link("second", jane.id, LinkPurpose::Enroll),
+        link("third", jane.id, LinkPurpose::Reset),
+        link("released", jane.id, LinkPurpose::Enroll),
+        link("unused", jane.id, LinkPurpose::Report),
+        link("john", john.id, LinkPurpose::Report),
+    ];
+    // Issued one by one: a new reset link ends the case's earlier ones, which is not under test.
+    for l in &links {
+        store.apply_effects(t0(), std::slice::from_ref(l)).await.unwrap();
+    }
+    let spend = |id: &str| Effect::SpendLink { token: format!("token-{id}") };
+    let minutes = |m: i64| t0() + Duration::minutes(m);
+    store.apply_effects(minutes(1), &[spend("third")]).await.unwrap();
+    store.apply_effects(minutes(2), &[spend("second"), spend("released"), spend("john")]).await.unwrap();
+    store.apply_effects(minutes(3), &[Effect::ReleaseLink { token: "token-released".into() }]).await.unwrap();
+
+    let used = |who: CustomerId, purpose| store.used_links(acme.id, who, purpose, minutes(1));
+    let ids = |links: Vec<CustomerLink>| links.into_iter().map(|l| (l.id, l.used_at)).collect::<Vec<_>>();
+    assert_eq!(ids(used(jane.id, LinkPurpose::Reset).await.unwrap()), [("third".to_owned(), Some(minutes(1)))]);
+    assert_eq!(ids(used(jane.id, LinkPurpose::Enroll).await.unwrap()), [("second".to_owned(), Some(minutes(2)))]);
+    assert!(used(jane.id, LinkPurpose::Report).await.unwrap().is_empty(), "unused");
+    assert_eq!(used(john.id, LinkPurpose::Report).await.unwrap().len(), 1);
+    assert!(store.used_links(acme.id, jane.id, LinkPurpose::Enroll, minutes(3)).await.unwrap().is_empty(), "older");
 }

@@ -460,6 +460,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<WebhookDelivery>>;
     /// The link `token` opens, used or not.
     async fn customer_link(&self, token: &str) -> StoreResult<Option<CustomerLink>>;
+    /// The customer's links of `purpose` used at or after `since`, the latest use first (at most
+    /// 100).
+    async fn used_links(
+        &self,
+        tenant: TenantId,
+        customer: CustomerId,
+        purpose: LinkPurpose,
+        since: Timestamp,
+    ) -> StoreResult<Vec<CustomerLink>>;
     /// The case's contact change: its latest proposal, masked.
     async fn contact_change(&self, tenant: TenantId, case: CaseId) -> StoreResult<Option<ContactChange>>;
     /// The new contact of the contact change `id` and the ones it replaced, opened (normalized):

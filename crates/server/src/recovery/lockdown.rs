@@ -167,6 +167,31 @@ pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) 
             Effect::RemoveFactors { customer: customer.id, factors: BTreeSet::from([Factor::RecoveryCodes]) },
         ));
     }
+    // Where the account lives elsewhere, a password set through a reset link went to the
+    // tenant's account system, and Regain keeps none to clear: each used link is listed (a
+    // call left unanswered too: it may have been set), for the analyst to undo there.
+    if remote {
+        for link in state.store.used_links(case.tenant_id, customer.id, regain_store::LinkPurpose::Reset, since).await?
+        {
+            let Some(at) = link.used_at else { continue };
+            changes.push(RecentChange {
+                id: format!("reset_link:{}", link.id),
+                kind: "password_changed",
+                at,
+                detail: format!(
+                    "a new password was set in the tenant's account system through a reset link sent to {} (case {})",
+                    link.destination, link.case_id
+                ),
+                reversible: false,
+                undo: "Regain keeps no password for this account: have it changed in the tenant's account system \
+                       after re-proofing"
+                    .into(),
+                effect: None,
+                removes: None,
+                reverts: None,
+            });
+        }
+    }
     if let Some(at) = times.password_changed_at.filter(recent) {
         changes.push(factor(
             "password",

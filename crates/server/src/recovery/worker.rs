@@ -12,9 +12,10 @@ use super::actions::{perform, ActionError};
 use crate::state::AppState;
 
 /// How long a claimed action stays out of other workers' reach: longer than a whole batch can
-/// take (10 actions, each at most two connector calls of 10 s), so no action of a slow batch is
+/// take (10 actions, each at most four connector requests of 10 s: an unlock or a lockdown may
+/// call twice, and SCIM looks the user up before each change), so no action of a slow batch is
 /// claimed twice while it runs.
-pub const LEASE_SECONDS: i64 = 5 * 60;
+pub const LEASE_SECONDS: i64 = 10 * 60;
 /// Actions claimed per round.
 pub const BATCH: u32 = 10;
 

@@ -997,3 +997,34 @@ async fn a_contact_change_under_way_holds_a_reset_link_already_sent_and_a_queued
     let timeline = app.get_ok(&d.key, &format!("/api/v1/cases/{unlock}/timeline")).await.to_string();
     assert!(timeline.contains("a contact change for this customer"), "{timeline}");
 }
+
+/// SECURITY.md L0: where the account lives in the tenant's system, a password set through a
+/// reset link is there, not in Regain — the lockdown's review still lists it (masked, with its
+/// case), as something to undo there, not as a rollback Regain pretends to make.
+#[tokio::test]
+async fn a_password_set_in_the_account_system_is_in_the_lockdown_review() {
+    let system = AccountSystem::start("none", false, false).await;
+    let app = app_with(system.connector()).await;
+    let d = desk(&app).await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let reset = d.executed(&app, "password_reset").await;
+    assert_eq!(app.perform_actions().await, 1);
+    let body = app.deliver_new().await.into_iter().find(|m| m.body.contains("/reset/")).expect("the link").body;
+    let token = crate::recovery::link_token(&body, "reset");
+    let form = [("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)];
+    let set = app.client.post(format!("{}/reset/{token}", app.base)).form(&form).send().await.expect("post");
+    assert_eq!(set.status(), StatusCode::OK);
+    assert!(system.log().iter().any(|(kind, _)| kind == "account.set_password"), "{:?}", system.log());
+
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let lock = compromised_case_identified(&app, &d.key, &analyst).await;
+    let review = app.get_ok(&analyst, &format!("/api/v1/cases/{lock}/recent-changes")).await;
+    let listed = review["changes"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["kind"] == "password_changed"))
+        .unwrap_or_else(|| panic!("the password set there is listed: {review}"))
+        .clone();
+    assert_eq!(listed["reversible"], false, "{listed}");
+    assert!(listed["detail"].as_str().is_some_and(|d| d.contains(&reset) && d.contains("j***@")), "{listed}");
+    assert!(listed["undo"].as_str().is_some_and(|u| u.contains("account system")), "{listed}");
+}
