@@ -562,11 +562,6 @@ async fn a_contact_change_reaches_the_scim_peer_only_when_it_takes_effect() {
     assert!(d.timeline(&app, &id).await.contains("case.action_applied"));
 }
 
-/// The release hands a contact change to the tenant's account system, and while that call is
-/// under way the customer reports it ("this wasn't me", G5). The account system may have made
-/// the change already, so the report does not cancel it (that would leave the account system
-/// holding a change Regain calls cancelled): it opens a security case, and the release
-/// completes and records the change as applied, where a lockdown's rollback finds it (L0).
 /// The report to post from inside a contact change's connector call (its URL, once known),
 /// and what the report page answered.
 #[derive(Clone, Default)]
@@ -617,19 +612,33 @@ async fn report_url(app: &TestApp) -> String {
     format!("{}/report/{}", app.base, crate::recovery::link_token(&notice.body, "report"))
 }
 
-#[tokio::test]
-async fn a_report_while_the_account_system_takes_a_contact_change_opens_a_security_case_and_the_change_is_recorded() {
+/// A webhook tenant whose account system answers a contact change with `status`, after the
+/// "this wasn't me" link of the old address's notice was posted from inside the call; jane's
+/// contact change cooling off. The app, the desk, the tenant, the change's case and the report.
+async fn contact_change_reported_during_its_call(
+    status: StatusCode,
+) -> (TestApp, Desk, regain_core::Tenant, String, ReportDuringCall) {
     let secret = WebhookSecret::from_bytes((0u8..32).collect()).expect("secret");
     let report = ReportDuringCall::default();
-    let url = reporting_endpoint(report.clone(), StatusCode::OK).await;
+    let url = reporting_endpoint(report.clone(), status).await;
     let app = app_with(ConnectorConfig::Webhook { url, secret }).await;
     let d = desk(&app).await;
     let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
-
     let id = d.cooling_contact_change(&app, &acme).await;
-    let path = |rest: &str| format!("/api/v1/cases/{id}/{rest}");
     // The old address's notice carries the "this wasn't me" link.
     *report.target.lock().expect("lock") = Some(report_url(&app).await);
+    (app, d, acme, id, report)
+}
+
+/// The release hands a contact change to the tenant's account system, and while that call is
+/// under way the customer reports it ("this wasn't me", G5). The account system may have made
+/// the change already, so the report does not cancel it (that would leave the account system
+/// holding a change Regain calls cancelled): it opens a security case, and the release
+/// completes and records the change as applied, where a lockdown's rollback finds it (L0).
+#[tokio::test]
+async fn a_report_while_the_account_system_takes_a_contact_change_opens_a_security_case_and_the_change_is_recorded() {
+    let (app, d, acme, id, report) = contact_change_reported_during_its_call(StatusCode::OK).await;
+    let path = |rest: &str| format!("/api/v1/cases/{id}/{rest}");
 
     app.clock.advance(chrono::Duration::hours(49));
     assert_eq!(
@@ -653,15 +662,8 @@ async fn a_report_while_the_account_system_takes_a_contact_change_opens_a_securi
 /// release: the customer's "this wasn't me" holds, and the account system is not asked again.
 #[tokio::test]
 async fn a_report_while_the_account_system_refuses_a_contact_change_cancels_it() {
-    let secret = WebhookSecret::from_bytes((0u8..32).collect()).expect("secret");
-    let report = ReportDuringCall::default();
-    let url = reporting_endpoint(report.clone(), StatusCode::SERVICE_UNAVAILABLE).await;
-    let app = app_with(ConnectorConfig::Webhook { url, secret }).await;
-    let d = desk(&app).await;
-    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
-    let id = d.cooling_contact_change(&app, &acme).await;
+    let (app, d, acme, id, report) = contact_change_reported_during_its_call(StatusCode::SERVICE_UNAVAILABLE).await;
     let path = |rest: &str| format!("/api/v1/cases/{id}/{rest}");
-    *report.target.lock().expect("lock") = Some(report_url(&app).await);
 
     app.clock.advance(chrono::Duration::hours(49));
     let limits = Default::default();
