@@ -239,13 +239,6 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// Starts [`peak_rss_mib`] again from what the process holds now (Linux: `5` written to
-/// `/proc/self/clear_refs`), so a later reading is the peak of what came after. `false` where
-/// the kernel does not allow it; the peak then still counts from the start.
-pub fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
 /// Where this process's threads have spent CPU so far (Linux), grouped by what they do, and how
 /// often they have been switched off a core.
 #[derive(Debug, Clone, Copy, Default)]

@@ -46,6 +46,10 @@ struct Args {
     /// PostgreSQL rows; without it those rows are skipped.
     #[arg(long, env = "REGAIN_BENCH_POSTGRES_URL")]
     postgres: Option<String>,
+    /// Internal: serve the prepared database at this path as B1's server process, driven over
+    /// stdin and stdout by the bench that started it.
+    #[arg(long, hide = true, value_name = "DATABASE")]
+    serve_child: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -54,6 +58,9 @@ async fn main() -> anyhow::Result<()> {
     // `REGAIN_BENCH_LOG=sqlx::query=debug` lists every statement a scenario runs, on stderr.
     if let Ok(filter) = std::env::var("REGAIN_BENCH_LOG") {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+    if let Some(path) = args.serve_child {
+        return reset::serve_child(path).await;
     }
     let window = Duration::from_secs_f64(args.seconds.max(0.1));
     let run = |name: &str| args.scenario == "all" || args.scenario == name;

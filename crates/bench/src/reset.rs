@@ -4,13 +4,20 @@
 //! link spent, the password stored, every session revoked, the case completed with its
 //! timeline and audit entries, and the notices queued for every registered address.
 //!
+//! The server runs in a process of its own (this binary again, started with `--serve-child`),
+//! as it would in production: its resident memory is its own peak, read by the kernel
+//! (`VmHWM`) — not the bench process's, which also holds the load generator, the prepared links
+//! and the baseline's buffers — and its CPU beside the hash is its own threads'. The database is
+//! prepared beforehand by this process (customers, cases in `executing`, live links) and handed
+//! over closed, with the master key that unlocks it.
+//!
 //! Baseline, in the same run: raw Argon2id hashes with the same parameters on as many threads
 //! as the pool has workers, measured before the server starts and again after it has stopped;
 //! the ratio is against their mean. The load generator runs on a thread of its own with its own
-//! runtime, so the CPU beside the hash is split into the server's and the client's. Resident
-//! memory is the whole bench process's peak while the server runs (the load generator and the
-//! prepared links included), against the bound of workers × m + 64 MiB.
+//! runtime.
 
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,35 +28,37 @@ use regain_hashing::Params;
 use regain_server::routes::customers::{create_customer_record, CustomerInput};
 use regain_server::routes::tenants::{create_tenant_record, CreateTenant};
 use regain_server::AppState;
-use regain_store::{Effect, LinkPurpose, NewCustomerLink};
+use regain_store::{Effect, LinkPurpose, MasterKey, NewCustomerLink, Store};
+use regain_store_sqlite::{SqliteConfig, SqliteStore};
 use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::harness::{
-    closed_loop, cores, on_load_thread, peak_rss_mib, reset_peak_rss, serve_stoppable, Measured, ThreadCpu,
-};
-use crate::scenarios::{line, raw_argon2, sqlite_store};
+use crate::harness::{closed_loop, cores, on_load_thread, peak_rss_mib, serve_stoppable, Measured, ThreadCpu};
+use crate::scenarios::{line, raw_argon2};
 
 const PASSWORD: &str = "umbrella-gravel-Tuesday-91";
 /// Customers (and reset links) per batch of setup writes.
 const CHUNK: usize = 200;
+/// The environment variable that hands the database's master key to the server process.
+const MASTER_KEY_ENV: &str = "REGAIN_BENCH_MASTER_KEY";
 
 pub async fn reset_sqlite(window: Duration, clients: usize) -> anyhow::Result<String> {
     let workers = cores();
     let params = Params::default();
     let before = tokio::task::spawn_blocking(move || raw_argon2(params, workers, window)).await??;
-    // The baseline's buffers are given back; the peak from here on is the server's run.
-    let peak_reset = reset_peak_rss();
 
     let dir = tempfile::tempdir()?;
-    let store = sqlite_store(&dir, "regain.db").await?;
-    let (base, state, running) =
-        serve_stoppable(Arc::new(store), regain_delivery::Router::new(None, None), true).await?;
+    let path = dir.path().join("regain.db");
+    let master = MasterKey::generate();
     // Enough links for a run at the raw rate and a half.
     let needed = (before.rate() * window.as_secs_f64() * 1.5) as usize + 64;
-    let tokens = Arc::new(links(&state, needed).await?);
+    let tokens = Arc::new(prepare(&path, &master, needed).await?);
+
+    let mut server = ServerProcess::start(&path, &master).await?;
+    let base = server.base.clone();
     let next = Arc::new(AtomicUsize::new(0));
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-    let cpu_before = ThreadCpu::now();
+    server.command("start").await?;
     let (measured, load) = on_load_thread(move || {
         closed_loop(clients, window, move |_| {
             let i = next.fetch_add(1, Ordering::Relaxed);
@@ -65,21 +74,133 @@ pub async fn reset_sqlite(window: Duration, clients: usize) -> anyhow::Result<St
         })
     })
     .await?;
-    // What a reset costs beside its hash, over the window: the CPU of the server's other threads
-    // (the HTTP server and the background workers on the runtime, SQLite's connection threads),
-    // and the load generator's apart.
-    let spent = cpu_before
-        .zip(ThreadCpu::now())
-        .map(|(before, after)| ThreadCpu { load: load.unwrap_or(f64::NAN), ..after.since(&before) });
-    // Peak memory of the server's run (its start, the setup, the window), not the second
-    // baseline's buffers on top of what the server still holds.
-    let rss = peak_rss_mib().map(|mib| (mib, peak_reset));
-    // The raw rate again once the server and its background work have stopped: the machines
-    // here drift by ±10 % within a minute, so the baseline is the mean of before and after.
+    let served = server.finish().await?;
+    // The raw rate again once the server process has ended: the machines here drift by ±10 %
+    // within a minute, so the baseline is the mean of before and after.
+    let after = tokio::task::spawn_blocking(move || raw_argon2(params, workers, window)).await??;
+    let cpu = ThreadCpu { load: load.unwrap_or(f64::NAN), ..served.cpu };
+    Ok(report(&measured, &before, &after, cpu, served.peak_rss_mib, params, workers, needed, clients))
+}
+
+/// Writes the database the server will run on: a tenant, `count` customers each with a
+/// password reset case in `executing` and a live reset link; returns the links' tokens. The
+/// store is closed (its WAL checkpointed) before this returns.
+async fn prepare(path: &Path, master: &MasterKey, count: usize) -> anyhow::Result<Vec<String>> {
+    let store = SqliteStore::connect(&SqliteConfig::for_file(path)).await?;
+    store.migrate().await?;
+    store.unlock(MasterKey::from_text(&master.to_text())?, regain_store::conformance::t0()).await?;
+    let (_, state, running) =
+        serve_stoppable(Arc::new(store.clone()), regain_delivery::Router::new(None, None), false).await?;
+    let tokens = links(&state, count).await;
     running.stop().await?;
     drop(state);
-    let after = tokio::task::spawn_blocking(move || raw_argon2(params, workers, window)).await??;
-    Ok(report(&measured, &before, &after, spent, rss, params, workers, needed, clients))
+    store.close().await;
+    tokens
+}
+
+/// What the server process reported as it stopped.
+struct Served {
+    /// CPU of its threads over the measured window (the load generator's is not among them).
+    cpu: ThreadCpu,
+    /// Its peak resident memory over its whole life, in MiB.
+    peak_rss_mib: Option<f64>,
+}
+
+/// The server, running as a child process; spoken to over its stdin and stdout, a line each.
+struct ServerProcess {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    base: String,
+}
+
+impl ServerProcess {
+    async fn start(path: &Path, master: &MasterKey) -> anyhow::Result<Self> {
+        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("--serve-child")
+            .arg(path)
+            .env(MASTER_KEY_ENV, master.to_text().as_str())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = child.stdin.take().ok_or_else(|| anyhow::anyhow!("the server process has no stdin"))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("the server process has no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let listening = lines.next_line().await?.unwrap_or_default();
+        let base = listening
+            .strip_prefix("listening ")
+            .ok_or_else(|| anyhow::anyhow!("the server process did not start: {listening:?}"))?
+            .to_owned();
+        Ok(Self { child, stdin, lines, base })
+    }
+
+    /// Sends `command` and waits for the process's answer line.
+    async fn command(&mut self, command: &str) -> anyhow::Result<String> {
+        self.stdin.write_all(format!("{command}\n").as_bytes()).await?;
+        self.stdin.flush().await?;
+        self.lines.next_line().await?.ok_or_else(|| anyhow::anyhow!("the server process ended during {command:?}"))
+    }
+
+    /// Ends the measurement: the process reports its CPU and memory, stops, and exits.
+    async fn finish(mut self) -> anyhow::Result<Served> {
+        let report: serde_json::Value = serde_json::from_str(&self.command("stop").await?)?;
+        let status = self.child.wait().await?;
+        anyhow::ensure!(status.success(), "the server process ended with {status}");
+        let seconds = |field: &str| report[field].as_f64().unwrap_or(f64::NAN);
+        Ok(Served {
+            cpu: ThreadCpu {
+                hashing: seconds("hashing"),
+                sqlite: seconds("sqlite"),
+                runtime: seconds("runtime"),
+                load: 0.0,
+                switches: report["switches"].as_u64().unwrap_or(0),
+            },
+            peak_rss_mib: report["peak_rss_mib"].as_f64(),
+        })
+    }
+}
+
+/// The server process's side (`regain-bench --serve-child <database>`): serves the prepared
+/// database on a free loopback port with the bench's configuration, prints `listening <url>`,
+/// snapshots its threads' CPU on `start`, and on `stop` prints that CPU and its peak resident
+/// memory as one JSON line, stops serving and returns.
+pub async fn serve_child(path: PathBuf) -> anyhow::Result<()> {
+    let master = MasterKey::from_text(&std::env::var(MASTER_KEY_ENV)?)?;
+    let store = SqliteStore::connect(&SqliteConfig::for_file(&path)).await?;
+    store.unlock(master, regain_store::conformance::t0()).await?;
+    let (base, state, running) =
+        serve_stoppable(Arc::new(store.clone()), regain_delivery::Router::new(None, None), true).await?;
+    let mut out = tokio::io::stdout();
+    let say = |text: String| format!("{text}\n").into_bytes();
+    out.write_all(&say(format!("listening {base}"))).await?;
+    out.flush().await?;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut started = None;
+    while let Some(command) = lines.next_line().await? {
+        match command.trim() {
+            "start" => {
+                started = ThreadCpu::now();
+                out.write_all(&say("started".into())).await?;
+            }
+            "stop" => {
+                let cpu = started.zip(ThreadCpu::now()).map(|(before, after)| after.since(&before)).unwrap_or_default();
+                let report = json!({
+                    "hashing": cpu.hashing, "sqlite": cpu.sqlite, "runtime": cpu.runtime,
+                    "switches": cpu.switches, "peak_rss_mib": peak_rss_mib(),
+                });
+                out.write_all(&say(report.to_string())).await?;
+                out.flush().await?;
+                break;
+            }
+            other => anyhow::bail!("unknown command {other:?}"),
+        }
+        out.flush().await?;
+    }
+    running.stop().await?;
+    drop(state);
+    store.close().await;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -87,18 +208,14 @@ fn report(
     measured: &Measured,
     before: &Measured,
     after: &Measured,
-    cpu: Option<ThreadCpu>,
-    rss: Option<(f64, bool)>,
+    cpu: ThreadCpu,
+    rss: Option<f64>,
     params: Params,
     workers: usize,
     links: usize,
     clients: usize,
 ) -> String {
-    let rss = match rss {
-        Some((mib, true)) => format!("{mib:.0} MiB while the server ran"),
-        Some((mib, false)) => format!("{mib:.0} MiB since the bench started"),
-        None => "n/a".to_owned(),
-    };
+    let rss = rss.map_or_else(|| "n/a".to_owned(), |mib| format!("{mib:.0} MiB"));
     let bound = workers as f64 * f64::from(params.m_kib) / 1024.0 + 64.0;
     let raw = Measured {
         ok: before.ok + after.ok,
@@ -107,10 +224,11 @@ fn report(
         latencies_us: Vec::new(),
     };
     let resets = measured.ok.max(1) as f64;
-    let cpu = cpu.map_or_else(String::new, |c| {
+    let cpu = {
+        let c = cpu;
         let ms = |s: f64| 1000.0 * s / resets;
         format!(
-            "; CPU per reset: {:.1} ms in the hashing workers, beside them {:.1} ms in the server ({:.1} ms runtime, \
+            "; CPU per reset in the server process: {:.1} ms in the hashing workers, beside them {:.1} ms ({:.1} ms runtime, \
              {:.1} ms SQLite's threads) and {:.1} ms in the load generator; {:.0} context switches per reset",
             ms(c.hashing),
             ms(c.runtime + c.sqlite),
@@ -119,9 +237,9 @@ fn report(
             ms(c.load),
             c.switches as f64 / resets
         )
-    });
+    };
     format!(
-        "{} (raw {:.0}/s before, {:.0}/s after{cpu}; Argon2id m={} KiB t={} p={}, {workers} workers, {clients} clients, {links} links prepared) | peak RSS of the whole bench process {rss}, bound {bound:.0} MiB",
+        "{} (raw {:.0}/s before, {:.0}/s after{cpu}; Argon2id m={} KiB t={} p={}, {workers} workers, {clients} clients, {links} links prepared) | peak RSS of the server process {rss}, bound {bound:.0} MiB",
         line("B1 reset completion, HTTP form, SQLite", "resets", measured, "raw Argon2id hashes", &raw),
         before.rate(),
         after.rate(),
