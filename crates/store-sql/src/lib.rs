@@ -301,6 +301,40 @@ macro_rules! impl_sql_store {
                     tx.commit().await.map_err(Self::map_err)
                 }
 
+                /// The customer's cases in `states`, newest first (at most 50), on `conn`: the read
+                /// pool's for a look, a transaction's for the holds it checks (G5).
+                async fn cases_in(
+                    conn: &mut <Db as sqlx::Database>::Connection,
+                    tenant: TenantId,
+                    customer: CustomerId,
+                    states: &[CaseState],
+                ) -> StoreResult<Vec<CaseBrief>> {
+                    if states.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut q: QueryBuilder<'_, Db> =
+                        QueryBuilder::new("SELECT id, kind, state, cooling_off_until FROM cases WHERE tenant_id = ");
+                    q.push_bind(tenant.to_string()).push(" AND customer_id = ").push_bind(customer.to_string());
+                    q.push(" AND state IN (");
+                    let mut list = q.separated(", ");
+                    for s in states {
+                        list.push_bind(s.as_str());
+                    }
+                    q.push(") ORDER BY id DESC LIMIT 50");
+                    let rows: Vec<(String, String, String, Option<i64>)> =
+                        q.build_query_as().fetch_all(&mut *conn).await.map_err(Self::map_err)?;
+                    rows.into_iter()
+                        .map(|(id, kind, state, until)| {
+                            Ok(CaseBrief {
+                                id: $crate::regain_store::codec::parse_column("cases.id", &id, CaseId::parse)?,
+                                kind: $crate::regain_store::codec::parse_column("cases.kind", &kind, $crate::regain_core::CaseKind::parse)?,
+                                state: $crate::regain_store::codec::parse_column("cases.state", &state, CaseState::parse)?,
+                                cooling_off_until: until.map($crate::regain_store::codec::timestamp),
+                            })
+                        })
+                        .collect()
+                }
+
                 async fn case_key_in(tx: &mut Tx, keyring: &Keyring, case: CaseId) -> StoreResult<Option<DataKey>> {
                     let wrapped: Option<Vec<u8>> = sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE subject = $1")
                         .bind(case.to_string())
@@ -1392,30 +1426,8 @@ macro_rules! impl_sql_store {
                     customer: CustomerId,
                     states: &[CaseState],
                 ) -> StoreResult<Vec<CaseBrief>> {
-                    if states.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    let mut q: QueryBuilder<'_, Db> =
-                        QueryBuilder::new("SELECT id, kind, state, cooling_off_until FROM cases WHERE tenant_id = ");
-                    q.push_bind(tenant.to_string()).push(" AND customer_id = ").push_bind(customer.to_string());
-                    q.push(" AND state IN (");
-                    let mut list = q.separated(", ");
-                    for s in states {
-                        list.push_bind(s.as_str());
-                    }
-                    q.push(") ORDER BY id DESC LIMIT 50");
-                    let rows: Vec<(String, String, String, Option<i64>)> =
-                        q.build_query_as().fetch_all(self.read_pool()).await.map_err(Self::map_err)?;
-                    rows.into_iter()
-                        .map(|(id, kind, state, until)| {
-                            Ok(CaseBrief {
-                                id: $crate::regain_store::codec::parse_column("cases.id", &id, CaseId::parse)?,
-                                kind: $crate::regain_store::codec::parse_column("cases.kind", &kind, $crate::regain_core::CaseKind::parse)?,
-                                state: $crate::regain_store::codec::parse_column("cases.state", &state, CaseState::parse)?,
-                                cooling_off_until: until.map($crate::regain_store::codec::timestamp),
-                            })
-                        })
-                        .collect()
+                    let mut conn = self.read_pool().acquire().await.map_err(Self::map_err)?;
+                    Self::cases_in(&mut conn, tenant, customer, states).await
                 }
 
                 async fn update_case(&self, case: &Case, events: &[CaseEvent], actor: &Actor) -> StoreResult<()> {

@@ -515,6 +515,18 @@ macro_rules! impl_sql_recovery {
                             .map_err(Self::map_err)?;
                         Ok(())
                     }
+                    Effect::RequireUnheld { tenant, customer, case } => {
+                        // SQLite has one writer: the read below already sees every other
+                        // change committed, and none can come before this one commits.
+                        if !$at_write {
+                            Self::lock_customer(tx, *tenant, *customer).await?;
+                        }
+                        let open = Self::cases_in(&mut **tx, *tenant, *customer, &HOLDING_STATES).await?;
+                        match hold_on(*case, &open) {
+                            Some(_) => Err(StoreError::Conflict),
+                            None => Ok(()),
+                        }
+                    }
                     Effect::Webhook(w) => {
                         sqlx::query(
                             "INSERT INTO webhook_deliveries (id, tenant_id, case_id, event_type, payload, state, attempts, \

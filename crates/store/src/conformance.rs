@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
             a_contact_change_being_sent_is_never_cancelled_and_is_applied,
             the_last_end_of_an_action_counts_failures_only_when_asked,
             a_customers_cases_in_some_states_are_read_briefly,
+            a_step_held_by_another_recovery_is_refused_inside_its_transaction,
             a_customers_used_links_are_listed_latest_first
         );
     };
@@ -1142,6 +1143,93 @@ pub async fn a_customers_cases_in_some_states_are_read_briefly(store: &dyn Store
     assert!(store.customer_cases_in(acme.id, jane.id, &[CaseState::CoolingOff]).await.unwrap().is_empty());
     assert!(store.customer_cases_in(acme.id, jane.id, &[]).await.unwrap().is_empty());
     assert_eq!(store.customer_cases_in(acme.id, john.id, &[state]).await.unwrap().len(), 1);
+}
+
+/// `Effect::RequireUnheld` (SECURITY.md G5): a step commits only while none of the customer's
+/// other cases holds it, as they stand inside its transaction — a contact change under way, or
+/// another recovery cooling off (a lockdown's case aside) — and nothing of a refused step is
+/// written. The case itself, whatever state the step takes it to, never holds itself.
+pub async fn a_step_held_by_another_recovery_is_refused_inside_its_transaction(store: &dyn Store) {
+    let acme = tenant(store, 1, "acme").await;
+    let jane = customer(&acme, 30, "jane");
+    let john = customer(&acme, 31, "john");
+    for c in [&jane, &john] {
+        store.create_customer(c, None, &audit("customer.created")).await.unwrap();
+    }
+    // The step under test: a case completes (into a cooling-off of its own with `hours`),
+    // committed with the guard for its customer.
+    let complete = |case: &Case, hours: Option<u32>, who: CustomerId| {
+        let (next, events) = apply(
+            case,
+            CaseCommand::Complete { cooling_off_hours: hours },
+            agent(1),
+            case.updated_at + Duration::seconds(1),
+        )
+        .unwrap();
+        let guard = vec![Effect::RequireUnheld { tenant: acme.id, customer: who, case: case.id }];
+        async move { store.commit_case_change(&next, &events, &agent(1), &guard).await }
+    };
+    let reset = executing(store, &acme, 520, CaseKind::PasswordReset, jane.id).await;
+
+    // A contact change under way holds it; nothing of the step is written.
+    let change = executing(store, &acme, 521, CaseKind::ContactChange, jane.id).await;
+    assert_eq!(complete(&reset, Some(24), jane.id).await, Err(StoreError::Conflict));
+    let stored = store.case(acme.id, reset.id).await.unwrap().unwrap();
+    assert_eq!((stored.state, stored.version), (reset.state, reset.version), "nothing written");
+    // It holds no other customer's.
+    let johns = executing(store, &acme, 522, CaseKind::PasswordReset, john.id).await;
+    assert_eq!(complete(&johns, None, john.id).await, Ok(()));
+
+    // Once the change is over, the step goes through; the cooling-off it starts holds the
+    // customer's next recovery, but not itself.
+    command(store, &change, CaseCommand::Complete { cooling_off_hours: None }).await;
+    assert_eq!(complete(&reset, Some(24), jane.id).await, Ok(()));
+    let cooling = store.case(acme.id, reset.id).await.unwrap().unwrap();
+    assert_eq!(cooling.state, CaseState::CoolingOff);
+    let next_one = executing(store, &acme, 523, CaseKind::MfaRecovery, jane.id).await;
+    assert_eq!(complete(&next_one, None, jane.id).await, Err(StoreError::Conflict));
+    // A lockdown's case cooling off holds nothing.
+    command(store, &cooling, CaseCommand::Repudiate { reason: "this wasn't me".into() }).await;
+    let lockdown = executing(store, &acme, 524, CaseKind::CompromisedAccount, jane.id).await;
+    let analyst = Actor::Staff { id: StaffId::from_uuid(uuid(3)), role: Role::SecurityAnalyst };
+    let (locked, events) = apply(
+        &lockdown,
+        CaseCommand::Complete { cooling_off_hours: Some(24) },
+        analyst,
+        lockdown.updated_at + Duration::seconds(1),
+    )
+    .unwrap();
+    assert_eq!(locked.state, CaseState::CoolingOff);
+    store.update_case(&locked, &events, &analyst).await.unwrap();
+    assert_eq!(complete(&next_one, None, jane.id).await, Ok(()));
+}
+
+/// A case of `kind` for `who`, taken to `executing` by a security analyst (who works every
+/// tier), approved by a second one where it needs approval.
+async fn executing(store: &dyn Store, tenant: &Tenant, n: u128, kind: CaseKind, who: CustomerId) -> Case {
+    let mut case = open_case(store, tenant, n, kind).await;
+    let step = |case: Case, cmd: CaseCommand, actor: Actor| async move {
+        let (next, events) = apply(&case, cmd, actor, case.updated_at + Duration::seconds(1)).unwrap();
+        store.update_case(&next, &events, &actor).await.unwrap();
+        next
+    };
+    let analyst = Actor::Staff { id: StaffId::from_uuid(uuid(3)), role: Role::SecurityAnalyst };
+    for cmd in [
+        CaseCommand::StartIdentification,
+        CaseCommand::Identify { customer_id: who },
+        CaseCommand::Decide { approve: true, reason: "verified".into() },
+    ] {
+        case = step(case, cmd, analyst).await;
+    }
+    case = if case.approval_required {
+        case = step(case, CaseCommand::RequestApproval { reason: "its kind asks for it".into() }, analyst).await;
+        let second = Actor::Staff { id: StaffId::from_uuid(uuid(4)), role: Role::SecurityAnalyst };
+        step(case, CaseCommand::Approve { reason: "evidence seen".into() }, second).await
+    } else {
+        step(case, CaseCommand::Execute, analyst).await
+    };
+    assert_eq!(case.state, CaseState::Executing);
+    case
 }
 
 /// `used_links`: the customer's links of the purpose used since, the latest use first; unused,

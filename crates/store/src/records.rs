@@ -122,6 +122,32 @@ pub struct CaseBrief {
     pub cooling_off_until: Option<Timestamp>,
 }
 
+/// The states in which a case can hold its customer's other recoveries (SECURITY.md G5): what
+/// [`hold_on`] is given of them.
+pub const HOLDING_STATES: [CaseState; 3] = [CaseState::AwaitingApproval, CaseState::Executing, CaseState::CoolingOff];
+
+/// Which of a customer's other cases holds the recovery `case` (SECURITY.md G5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold<'a> {
+    /// A contact change under way (approved, being carried out or cooling off): it holds every
+    /// other recovery of the customer until it takes effect or is repudiated.
+    ContactChange(&'a CaseBrief),
+    /// Another recovery cooling off (a lockdown's case aside): it holds the others until its
+    /// window ends or it is repudiated.
+    CoolingOff(&'a CaseBrief),
+}
+
+/// The hold on `case`, if any, among `open` — the customer's cases in [`HOLDING_STATES`]. Read
+/// before a step for its precise refusal, and again inside the step's transaction
+/// ([`crate::Effect::RequireUnheld`]), so that two recoveries begun at once cannot both pass.
+pub fn hold_on(case: CaseId, open: &[CaseBrief]) -> Option<Hold<'_>> {
+    let mut others = open.iter().filter(|c| c.id != case);
+    if let Some(change) = others.clone().find(|c| c.kind == CaseKind::ContactChange) {
+        return Some(Hold::ContactChange(change));
+    }
+    others.find(|c| c.state == CaseState::CoolingOff && c.kind != CaseKind::CompromisedAccount).map(Hold::CoolingOff)
+}
+
 /// Which cases a listing returns; every field narrows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaseFilter {

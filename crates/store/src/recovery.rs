@@ -278,6 +278,12 @@ pub enum Effect {
     SetPassword { customer: CustomerId, hash: String },
     /// End every session of the customer (SECURITY.md P2).
     RevokeSessions { customer: CustomerId },
+    /// Go on only while no other case of the customer holds `case` (SECURITY.md G5,
+    /// [`crate::hold_on`]), as the customer's cases stand inside the transaction: the check a
+    /// step makes before it is read outside, and another recovery may have begun since. A
+    /// conflict otherwise. On PostgreSQL the customer's row is locked first, so two such
+    /// changes of one customer's recoveries run one after the other.
+    RequireUnheld { tenant: TenantId, customer: CustomerId, case: CaseId },
     /// Set the directory account's status (an unlock: `active`, and the failure count cleared).
     SetStatus { customer: CustomerId, status: CustomerStatus },
     /// Queue an event for the tenant's webhook endpoint.
@@ -341,6 +347,7 @@ impl std::fmt::Debug for Effect {
             Self::EndRecoveries { customer, .. } => write!(f, "EndRecoveries({customer})"),
             Self::SetPassword { customer, .. } => write!(f, "SetPassword({customer})"),
             Self::RevokeSessions { customer } => write!(f, "RevokeSessions({customer})"),
+            Self::RequireUnheld { customer, case, .. } => write!(f, "RequireUnheld({customer}, {case})"),
             Self::SetStatus { customer, status } => write!(f, "SetStatus({customer}, {status})"),
             Self::Webhook(w) => write!(f, "Webhook({}, {})", w.id, w.event_type),
             Self::RemoveFactors { customer, factors } => write!(f, "RemoveFactors({customer}, {factors:?})"),

@@ -105,6 +105,13 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
         ActionKind::Lockdown => lockdown(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?,
     };
     let locking = action.action == ActionKind::Lockdown && customer.status != CustomerStatus::Frozen;
+    // Done here alone (nothing sent to an account system yet), it is recorded only while no
+    // other recovery holds the case (G5): one approved since the check above makes it a
+    // conflict, and the next attempt fails it with the reason. A change an account system
+    // has made is recorded whatever began meanwhile.
+    if connector.is_none() && action.action != ActionKind::Lockdown {
+        effects.insert(0, super::unheld(&case, customer.id));
+    }
     effects.push(Effect::FinishAction { id: action.id.clone() });
     let committed = crate::webhooks::commit(state, &next, &events, &Actor::System, effects).await;
     // An unlock and a lockdown of the same customer, on two workers, each tell the account

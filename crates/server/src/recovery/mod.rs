@@ -134,40 +134,47 @@ pub async fn refuse_if_blocked(state: &AppState, case: &Case) -> ApiResult<()> {
 /// Refuses `case`'s next step while another recovery of its customer holds it (G5): a contact
 /// change under way (approved, being carried out, or cooling off) holds every other recovery
 /// of the customer until it takes effect or is repudiated, and so does any other recovery
-/// cooling off. One read for both.
+/// cooling off. One read for both. The step's commit checks again, inside its transaction
+/// ([`unheld`]), for a recovery begun in between.
 pub(crate) async fn held_by_others(
     state: &AppState,
     case: &Case,
     customer_id: regain_core::CustomerId,
 ) -> ApiResult<()> {
-    use regain_core::{CaseKind, CaseState};
-    let states = [CaseState::AwaitingApproval, CaseState::Executing, CaseState::CoolingOff];
-    let open = state.store.customer_cases_in(case.tenant_id, customer_id, &states).await?;
-    let others: Vec<&regain_store::CaseBrief> = open.iter().filter(|c| c.id != case.id).collect();
-    if let Some(other) = others.iter().find(|c| c.kind == CaseKind::ContactChange) {
-        return Err(crate::error::ApiError::Conflict {
+    use regain_store::Hold;
+    let open = state.store.customer_cases_in(case.tenant_id, customer_id, &regain_store::HOLDING_STATES).await?;
+    match regain_store::hold_on(case.id, &open) {
+        None => Ok(()),
+        Some(Hold::ContactChange(other)) => Err(crate::error::ApiError::Conflict {
             code: "contact-change-pending",
             detail: format!(
                 "a contact change for this customer (case {}) is under way; no other recovery proceeds until it \
                  takes effect or is repudiated",
                 other.id
             ),
-        });
+        }),
+        Some(Hold::CoolingOff(other)) => {
+            let until = other
+                .cooling_off_until
+                .map_or_else(String::new, |t| format!(" until {}", t.format("%Y-%m-%d %H:%M UTC")));
+            Err(crate::error::ApiError::Conflict {
+                code: "recovery-cooling-off",
+                detail: format!(
+                    "another recovery for this customer (case {}, {}) is cooling off{until}; no other recovery \
+                     proceeds until it ends or is repudiated",
+                    other.id, other.kind
+                ),
+            })
+        }
     }
-    let cooling = others.iter().find(|c| c.state == CaseState::CoolingOff && c.kind != CaseKind::CompromisedAccount);
-    if let Some(other) = cooling {
-        let until =
-            other.cooling_off_until.map_or_else(String::new, |t| format!(" until {}", t.format("%Y-%m-%d %H:%M UTC")));
-        return Err(crate::error::ApiError::Conflict {
-            code: "recovery-cooling-off",
-            detail: format!(
-                "another recovery for this customer (case {}, {}) is cooling off{until}; no other recovery proceeds \
-                 until it ends or is repudiated",
-                other.id, other.kind
-            ),
-        });
-    }
-    Ok(())
+}
+
+/// The effect that makes a step of `case` commit only while nothing holds it (G5), judged
+/// inside the step's transaction: [`held_by_others`] read before it, and another recovery of
+/// the customer may have been approved meanwhile (a reset's hash alone takes a while). A step
+/// that meets one gets a conflict, and its caller reads again for the precise refusal.
+pub(crate) fn unheld(case: &Case, customer: regain_core::CustomerId) -> Effect {
+    Effect::RequireUnheld { tenant: case.tenant_id, customer, case: case.id }
 }
 
 /// When the customer's account was last locked down, if `case` was opened before that (SECURITY.md

@@ -101,7 +101,7 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
         return Err(ResetRefused::Mismatch);
     }
     check_password(&opened.customer, password).map_err(ResetRefused::Rules)?;
-    let OpenLink { link, tenant, mut case, customer } = opened;
+    let OpenLink { tenant, mut case, customer, .. } = opened;
     // Where the account lives: the directory inside Regain keeps an Argon2id hash; a tenant's
     // own system gets the password through its connector, and Regain keeps none.
     let set = match state.config.connector(tenant.slug.as_str()) {
@@ -154,6 +154,7 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
     for _ in 0..3 {
         let detail = "new password set through the reset link; every session ended".to_owned();
         let effects = vec![
+            super::unheld(&case, customer.id),
             Effect::SpendLink { token: token.to_owned() },
             set.clone(),
             Effect::RevokeSessions { customer: customer.id },
@@ -167,15 +168,10 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
                 tracing::info!(case_id = %case.id, customer_id = %customer.id, "password reset completed");
                 return Ok(());
             }
-            // The case moved meanwhile (a note, an assignment), or the link was spent by a
-            // second submission: read both again.
-            Err(StoreError::Conflict) => {
-                let still = state.store.customer_link(token).await?.is_some_and(|l| l.usable(state.now()));
-                case = state.store.case(link.tenant_id, link.case_id).await?.ok_or(ResetRefused::Gone)?;
-                if !still || case.state != CaseState::Executing {
-                    return Err(ResetRefused::Gone);
-                }
-            }
+            // The case moved meanwhile (a note, an assignment), the link was spent by a
+            // second submission, or another recovery of the customer began to hold this one
+            // while the password was hashed: everything `open` checks is read again.
+            Err(StoreError::Conflict) => case = open(state, token).await?.case,
             Err(e) => return Err(e.into()),
         }
     }

@@ -225,7 +225,21 @@ pub async fn run_command(
             }
         }
     }
-    crate::webhooks::commit(state, &next, &events, &principal.actor, effects).await?;
+    // A step toward an action commits only while no other recovery holds the case (G5), as
+    // the customer's cases stand then; one that began since the check above is refused
+    // with its reason.
+    let guarded = toward_action && next.kind != regain_core::CaseKind::CompromisedAccount;
+    if let Some(customer) = next.customer_id.filter(|_| guarded) {
+        effects.insert(0, crate::recovery::unheld(&next, customer));
+    }
+    match crate::webhooks::commit(state, &next, &events, &principal.actor, effects).await {
+        Ok(()) => {}
+        Err(regain_store::StoreError::Conflict) if guarded => {
+            crate::recovery::refuse_if_blocked(state, &case).await?;
+            return Err(regain_store::StoreError::Conflict.into());
+        }
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(case_id = %next.id, command = name, from = %case.state, to = %next.state, "case command");
     case_detail(state, &next).await
 }
