@@ -113,12 +113,19 @@ pub async fn set_password(state: &AppState, token: &str, password: &str, confirm
             Effect::SetPassword { customer: customer.id, hash }
         }
         Some(connector) => {
-            // The link is spent first, so two submissions never both reach the account system;
-            // given back if the change does not go through. Each submission has its own
-            // idempotency key: a retry with another password is another change.
-            match state.store.apply_effects(state.now(), &[Effect::SpendLink { token: token.to_owned() }]).await {
+            // The link is spent first, so two submissions never both reach the account system,
+            // and only while no other recovery holds the case (G5: the account system is not
+            // called for a held one); given back if the change does not go through. Each
+            // submission has its own idempotency key: a retry with another password is
+            // another change.
+            let spend = [super::unheld(&case, customer.id), Effect::SpendLink { token: token.to_owned() }];
+            match state.store.apply_effects(state.now(), &spend).await {
                 Ok(()) => {}
-                Err(StoreError::Conflict) => return Err(ResetRefused::Gone),
+                // Spent meanwhile, or held: `open` says which.
+                Err(StoreError::Conflict) => {
+                    open(state, token).await?;
+                    return Err(ResetRefused::Gone);
+                }
                 Err(e) => return Err(e.into()),
             }
             let key = crate::verification::new_id(state);
