@@ -9,7 +9,7 @@
 //! (`VmHWM`) — not the bench process's, which also holds the load generator, the prepared links
 //! and the baseline's buffers — and its CPU beside the hash is its own threads'. The database is
 //! prepared beforehand by this process (customers, cases in `executing`, live links) and handed
-//! over closed, with the master key that unlocks it.
+//! over closed, with the master key that unlocks it (the first line on the server's stdin).
 //!
 //! Baseline, in the same run: raw Argon2id hashes with the same parameters on as many threads
 //! as the pool has workers, measured before the server starts and again after it has stopped;
@@ -39,8 +39,8 @@ use crate::scenarios::{line, raw_argon2};
 const PASSWORD: &str = "umbrella-gravel-Tuesday-91";
 /// Customers (and reset links) per batch of setup writes.
 const CHUNK: usize = 200;
-/// The environment variable that hands the database's master key to the server process.
-const MASTER_KEY_ENV: &str = "REGAIN_BENCH_MASTER_KEY";
+/// How long the server process may take to answer a line (start, a command, stopping).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub async fn reset_sqlite(window: Duration, clients: usize) -> anyhow::Result<String> {
     let workers = cores();
@@ -115,37 +115,44 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// Starts the process on the database at `path` and hands it the master key; returns once
+    /// it listens.
     async fn start(path: &Path, master: &MasterKey) -> anyhow::Result<Self> {
         let mut child = tokio::process::Command::new(std::env::current_exe()?)
             .arg("--serve-child")
             .arg(path)
-            .env(MASTER_KEY_ENV, master.to_text().as_str())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()?;
         let stdin = child.stdin.take().ok_or_else(|| anyhow::anyhow!("the server process has no stdin"))?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("the server process has no stdout"))?;
-        let mut lines = BufReader::new(stdout).lines();
-        let listening = lines.next_line().await?.unwrap_or_default();
-        let base = listening
+        let mut server = Self { child, stdin, lines: BufReader::new(stdout).lines(), base: String::new() };
+        let listening = server.command(master.to_text().as_str()).await?;
+        server.base = listening
             .strip_prefix("listening ")
             .ok_or_else(|| anyhow::anyhow!("the server process did not start: {listening:?}"))?
             .to_owned();
-        Ok(Self { child, stdin, lines, base })
+        Ok(server)
     }
 
-    /// Sends `command` and waits for the process's answer line.
-    async fn command(&mut self, command: &str) -> anyhow::Result<String> {
-        self.stdin.write_all(format!("{command}\n").as_bytes()).await?;
+    /// Sends `line` and waits for the process's answer line.
+    async fn command(&mut self, line: &str) -> anyhow::Result<String> {
+        self.stdin.write_all(format!("{line}\n").as_bytes()).await?;
         self.stdin.flush().await?;
-        self.lines.next_line().await?.ok_or_else(|| anyhow::anyhow!("the server process ended during {command:?}"))
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, self.lines.next_line())
+            .await
+            .map_err(|_| anyhow::anyhow!("the server process did not answer within {ANSWER_TIMEOUT:?}"))??;
+        answer.ok_or_else(|| anyhow::anyhow!("the server process ended before it answered"))
     }
 
     /// Ends the measurement: the process reports its CPU and memory, stops, and exits.
     async fn finish(mut self) -> anyhow::Result<Served> {
         let report: serde_json::Value = serde_json::from_str(&self.command("stop").await?)?;
-        let status = self.child.wait().await?;
+        drop(self.stdin);
+        let status = tokio::time::timeout(ANSWER_TIMEOUT, self.child.wait())
+            .await
+            .map_err(|_| anyhow::anyhow!("the server process did not end within {ANSWER_TIMEOUT:?}"))??;
         anyhow::ensure!(status.success(), "the server process ended with {status}");
         let seconds = |field: &str| report[field].as_f64().unwrap_or(f64::NAN);
         Ok(Served {
@@ -161,12 +168,16 @@ impl ServerProcess {
     }
 }
 
-/// The server process's side (`regain-bench --serve-child <database>`): serves the prepared
-/// database on a free loopback port with the bench's configuration, prints `listening <url>`,
-/// snapshots its threads' CPU on `start`, and on `stop` prints that CPU and its peak resident
-/// memory as one JSON line, stops serving and returns.
+/// The server process's side (`regain-bench --serve-child <database>`): reads the master key
+/// from its first line of stdin, serves the prepared database on a free loopback port with the
+/// bench's configuration, prints `listening <url>`, snapshots its threads' CPU on `start`, and
+/// on `stop` prints that CPU and its peak resident memory as one JSON line, stops serving and
+/// returns.
 pub async fn serve_child(path: PathBuf) -> anyhow::Result<()> {
-    let master = MasterKey::from_text(&std::env::var(MASTER_KEY_ENV)?)?;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let key = lines.next_line().await?.ok_or_else(|| anyhow::anyhow!("no master key on stdin"))?;
+    let master = MasterKey::from_text(key.trim())?;
+    drop(key);
     let store = SqliteStore::connect(&SqliteConfig::for_file(&path)).await?;
     store.unlock(master, regain_store::conformance::t0()).await?;
     let (base, state, running) =
@@ -175,7 +186,6 @@ pub async fn serve_child(path: PathBuf) -> anyhow::Result<()> {
     let say = |text: String| format!("{text}\n").into_bytes();
     out.write_all(&say(format!("listening {base}"))).await?;
     out.flush().await?;
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut started = None;
     while let Some(command) = lines.next_line().await? {
         match command.trim() {

@@ -1206,7 +1206,7 @@ pub async fn a_step_held_by_another_recovery_is_refused_inside_its_transaction(s
 
 /// A case of `kind` for `who`, taken to `executing` by a security analyst (who works every
 /// tier), approved by a second one where it needs approval.
-async fn executing(store: &dyn Store, tenant: &Tenant, n: u128, kind: CaseKind, who: CustomerId) -> Case {
+pub async fn executing(store: &dyn Store, tenant: &Tenant, n: u128, kind: CaseKind, who: CustomerId) -> Case {
     let mut case = open_case(store, tenant, n, kind).await;
     let step = |case: Case, cmd: CaseCommand, actor: Actor| async move {
         let (next, events) = apply(&case, cmd, actor, case.updated_at + Duration::seconds(1)).unwrap();

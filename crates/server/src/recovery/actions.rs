@@ -105,11 +105,13 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
         ActionKind::Lockdown => lockdown(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?,
     };
     let locking = action.action == ActionKind::Lockdown && customer.status != CustomerStatus::Frozen;
-    // Done here alone (nothing sent to an account system yet), it is recorded only while no
-    // other recovery holds the case (G5): one approved since the check above makes it a
-    // conflict, and the next attempt fails it with the reason. A change an account system
-    // has made is recorded whatever began meanwhile.
-    if connector.is_none() && action.action != ActionKind::Lockdown {
+    // Done here alone (a link or a message sent, a change scheduled: nothing asked of an
+    // account system), it is recorded only while no other recovery holds the case (G5): one
+    // approved since the check above makes it a conflict, and the next attempt fails it with
+    // the reason. A change an account system has made (an unlock through a connector) is
+    // recorded whatever began meanwhile.
+    let remote = connector.is_some() && matches!(action.action, ActionKind::Unlock | ActionKind::MfaReset);
+    if !remote && action.action != ActionKind::Lockdown {
         effects.insert(0, super::unheld(&case, customer.id));
     }
     effects.push(Effect::FinishAction { id: action.id.clone() });
@@ -417,10 +419,13 @@ async fn lockdown(
         let answer = remote(connector, customer, key, AccountChange::Deactivate, state.now()).await?;
         detail = format!("{detail}; {}: {answer}", connector.kind());
     }
+    // The customer's row first, as every other change of the customer's account takes it
+    // (a reset's guard and password, an MFA reset): on PostgreSQL two of them meet at that
+    // row and wait, instead of each holding what the other needs next.
     let mut effects = vec![
+        Effect::SetStatus { customer: customer.id, status: CustomerStatus::Frozen },
         Effect::RevokeSessions { customer: customer.id },
         Effect::RemoveFactors { customer: customer.id, factors: [regain_core::policy::Factor::RecoveryCodes].into() },
-        Effect::SetStatus { customer: customer.id, status: CustomerStatus::Frozen },
         Effect::EndRecoveries { customer: customer.id, except_case: case.id },
     ];
     let command = record(ActionKind::Lockdown, ActionOutcome::Performed, detail);
