@@ -234,20 +234,17 @@ fn report(
         latencies_us: Vec::new(),
     };
     let resets = measured.ok.max(1) as f64;
-    let cpu = {
-        let c = cpu;
-        let ms = |s: f64| 1000.0 * s / resets;
-        format!(
-            "; CPU per reset in the server process: {:.1} ms in the hashing workers, beside them {:.1} ms ({:.1} ms runtime, \
-             {:.1} ms SQLite's threads) and {:.1} ms in the load generator; {:.0} context switches per reset",
-            ms(c.hashing),
-            ms(c.runtime + c.sqlite),
-            ms(c.runtime),
-            ms(c.sqlite),
-            ms(c.load),
-            c.switches as f64 / resets
-        )
-    };
+    let ms = |s: f64| 1000.0 * s / resets;
+    let cpu = format!(
+        "; CPU per reset in the server process: {:.1} ms in the hashing workers, beside them {:.1} ms ({:.1} ms runtime, \
+         {:.1} ms SQLite's threads) and {:.1} ms in the load generator; {:.0} context switches per reset",
+        ms(cpu.hashing),
+        ms(cpu.runtime + cpu.sqlite),
+        ms(cpu.runtime),
+        ms(cpu.sqlite),
+        ms(cpu.load),
+        cpu.switches as f64 / resets
+    );
     format!(
         "{} (raw {:.0}/s before, {:.0}/s after{cpu}; Argon2id m={} KiB t={} p={}, {workers} workers, {clients} clients, {links} links prepared) | peak RSS of the server process {rss}, bound {bound:.0} MiB",
         line("B1 reset completion, HTTP form, SQLite", "resets", measured, "raw Argon2id hashes", &raw),

@@ -118,6 +118,17 @@ pub fn customer(tenant: &Tenant, n: u128, username: &str) -> Customer {
     NewCustomer::parse(&draft, "US").unwrap().into_customer(CustomerId::from_uuid(uuid(n)), tenant.id, t0(), true)
 }
 
+/// Tenant acme with two customers stored, jane and john.
+async fn acme_jane_and_john(store: &dyn Store) -> (Tenant, Customer, Customer) {
+    let acme = tenant(store, 1, "acme").await;
+    let jane = customer(&acme, 30, "jane");
+    let john = customer(&acme, 31, "john");
+    for c in [&jane, &john] {
+        store.create_customer(c, None, &audit("customer.created")).await.unwrap();
+    }
+    (acme, jane, john)
+}
+
 fn agent(n: u128) -> Actor {
     Actor::Staff { id: StaffId::from_uuid(uuid(n)), role: Role::Agent }
 }
@@ -1078,12 +1089,7 @@ pub async fn a_contact_change_being_sent_is_never_cancelled_and_is_applied(store
 /// failed one as well; other kinds, other customers and pending actions do not count.
 pub async fn the_last_end_of_an_action_counts_failures_only_when_asked(store: &dyn Store) {
     use regain_core::action::ActionKind;
-    let acme = tenant(store, 1, "acme").await;
-    let jane = customer(&acme, 30, "jane");
-    let john = customer(&acme, 31, "john");
-    for c in [&jane, &john] {
-        store.create_customer(c, None, &audit("customer.created")).await.unwrap();
-    }
+    let (acme, jane, john) = acme_jane_and_john(store).await;
     let case = open_case(store, &acme, 400, CaseKind::AccountUnlock).await;
     let queue = |id: &str, who: CustomerId, action: ActionKind| {
         Effect::QueueAction(NewAction {
@@ -1119,12 +1125,7 @@ pub async fn the_last_end_of_an_action_counts_failures_only_when_asked(store: &d
 /// `customer_cases_in`: the customer's cases in the states asked, newest first, and no other
 /// customer's; no state asked, none.
 pub async fn a_customers_cases_in_some_states_are_read_briefly(store: &dyn Store) {
-    let acme = tenant(store, 1, "acme").await;
-    let jane = customer(&acme, 30, "jane");
-    let john = customer(&acme, 31, "john");
-    for c in [&jane, &john] {
-        store.create_customer(c, None, &audit("customer.created")).await.unwrap();
-    }
+    let (acme, jane, john) = acme_jane_and_john(store).await;
     let mut identified = Vec::new();
     for (n, who) in [(500u128, &jane), (501, &john), (502, &jane)] {
         let case = open_case(store, &acme, n, CaseKind::PasswordReset).await;
@@ -1150,12 +1151,7 @@ pub async fn a_customers_cases_in_some_states_are_read_briefly(store: &dyn Store
 /// another recovery cooling off (a lockdown's case aside) — and nothing of a refused step is
 /// written. The case itself, whatever state the step takes it to, never holds itself.
 pub async fn a_step_held_by_another_recovery_is_refused_inside_its_transaction(store: &dyn Store) {
-    let acme = tenant(store, 1, "acme").await;
-    let jane = customer(&acme, 30, "jane");
-    let john = customer(&acme, 31, "john");
-    for c in [&jane, &john] {
-        store.create_customer(c, None, &audit("customer.created")).await.unwrap();
-    }
+    let (acme, jane, john) = acme_jane_and_john(store).await;
     // The step under test: a case completes (into a cooling-off of its own with `hours`),
     // committed with the guard for its customer.
     let complete = |case: &Case, hours: Option<u32>, who: CustomerId| {
@@ -1235,12 +1231,7 @@ pub async fn executing(store: &dyn Store, tenant: &Tenant, n: u128, kind: CaseKi
 /// `used_links`: the customer's links of the purpose used since, the latest use first; unused,
 /// given back, older, of another purpose or another customer's do not count.
 pub async fn a_customers_used_links_are_listed_latest_first(store: &dyn Store) {
-    let acme = tenant(store, 1, "acme").await;
-    let jane = customer(&acme, 30, "jane");
-    let john = customer(&acme, 31, "john");
-    for c in [&jane, &john] {
-        store.create_customer(c, None, &audit("customer.created")).await.unwrap();
-    }
+    let (acme, jane, john) = acme_jane_and_john(store).await;
     let case = open_case(store, &acme, 600, CaseKind::PasswordReset).await;
     let link = |id: &str, who: CustomerId, purpose: LinkPurpose| Effect::IssueLink {
         link: NewCustomerLink {
