@@ -17,6 +17,10 @@ string_enum!(
         MfaReset = "mfa_reset",
         ContactChange = "contact_change",
         Lockdown = "lockdown",
+        /// The account deactivated again in the tenant's account system (SECURITY.md L0): owed
+        /// when an unlock crossed a lockdown there and the first attempt to deactivate it
+        /// again failed. Queued by Regain itself, never the action of a case kind.
+        Deactivate = "deactivate",
     }
 );
 
@@ -68,6 +72,7 @@ impl ActionKind {
                 | Self::MfaReset
                 | Self::ContactChange
                 | Self::Lockdown
+                | Self::Deactivate
         )
     }
 
@@ -79,7 +84,7 @@ impl ActionKind {
             Self::Unlock => "Your account was unlocked",
             Self::MfaReset => "Your two-step sign-in was reset",
             Self::ContactChange => "A change of your contact details was requested",
-            Self::Lockdown => "Your account was locked down",
+            Self::Lockdown | Self::Deactivate => "Your account was locked down",
         }
     }
 }

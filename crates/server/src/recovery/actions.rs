@@ -49,6 +49,10 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
         (kind, Some(config)) if config.kind() == kind => Some(config.clone()),
         (kind, _) => return Err(ActionError::Fail(format!("the tenant has no {kind} connector configured any more"))),
     };
+    // Owed to the account system whatever the case has come to since.
+    if action.action == ActionKind::Deactivate {
+        return deactivate_owed(state, connector.as_ref(), action).await;
+    }
     let case = state
         .store
         .case(action.tenant_id, action.case_id)
@@ -103,6 +107,7 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
             lift_lockdown(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?
         }
         ActionKind::Lockdown => lockdown(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?,
+        ActionKind::Deactivate => return deactivate_owed(state, connector.as_ref(), action).await,
     };
     let locking = action.action == ActionKind::Lockdown && customer.status != CustomerStatus::Frozen;
     // Done here alone (a link or a message sent, a change scheduled: nothing asked of an
@@ -160,18 +165,136 @@ async fn relock_if_frozen(
             connector.kind()
         )),
         Err(ActionError::Retry(e) | ActionError::Fail(e)) => {
-            // The action is over (the lockdown failed it), so nothing retries this: say it loudly.
-            tracing::error!(
+            // This action is over (the lockdown failed it): the deactivation is owed by an
+            // action of its own, on the lockdown's case, which retries until it goes through.
+            tracing::warn!(
                 action_id = %action.id, customer_id = %customer.id, error = %e,
                 "the account was locked down while an unlock was being made, and the account system could not be told \
-                 to deactivate it again: it may be active there; deactivate it by hand"
+                 to deactivate it again yet: it may be active there"
             );
+            let case = lockdown_case(state, &customer).await.unwrap_or(action.case_id);
+            let owed = owe_deactivation(state, connector, &customer, case).await;
             ActionError::Fail(format!(
                 "the account was locked down while this unlock was being made, and the account system could not be \
-                 told to deactivate it again ({e}): it may be active there"
+                 told to deactivate it again ({e}): it may be active there; {owed}"
             ))
         }
     }
+}
+
+/// The customer's compromised-account case whose lockdown is in force (executing), newest first.
+async fn lockdown_case(state: &AppState, customer: &Customer) -> Option<regain_core::CaseId> {
+    let executing = [CaseState::Executing];
+    match state.store.customer_cases_in(customer.tenant_id, customer.id, &executing).await {
+        Ok(cases) => cases.into_iter().find(|c| c.kind == regain_core::CaseKind::CompromisedAccount).map(|c| c.id),
+        Err(e) => {
+            tracing::warn!(customer_id = %customer.id, error = %e, "could not read the customer's lockdown case");
+            None
+        }
+    }
+}
+
+/// Queues a [`ActionKind::Deactivate`] for `customer` on `case`, after a call to deactivate the
+/// account again failed (SECURITY.md L0); says what became of it, for the case and the log.
+async fn owe_deactivation(
+    state: &AppState,
+    connector: &ConnectorConfig,
+    customer: &Customer,
+    case: regain_core::CaseId,
+) -> &'static str {
+    let owed = regain_store::NewAction {
+        id: crate::verification::new_id(state),
+        tenant_id: customer.tenant_id,
+        case_id: case,
+        customer_id: customer.id,
+        action: ActionKind::Deactivate,
+        connector: connector.kind().to_owned(),
+        created_at: state.now(),
+    };
+    let id = owed.id.clone();
+    match state.store.apply_effects(state.now(), &[Effect::QueueAction(owed)]).await {
+        Ok(()) => {
+            tracing::info!(customer_id = %customer.id, case_id = %case, action_id = %id, "a deactivation is owed to the account system; queued");
+            "a deactivation is queued and retried until the account system takes it"
+        }
+        Err(e) => {
+            tracing::error!(
+                customer_id = %customer.id, case_id = %case, error = %e,
+                "a deactivation is owed to the account system and could not be queued: the account may be active \
+                 there; deactivate it by hand"
+            );
+            "a deactivation could not be queued either: deactivate the account there by hand"
+        }
+    }
+}
+
+/// A deactivation owed to the account system (SECURITY.md L0): sent, under the action's id as
+/// its idempotency key, while Regain still has the account locked down; not sent once a
+/// re-proofing lifted the lockdown. Recorded on the case's timeline while it is executing (the
+/// lockdown's case is, until it is closed), else on the action alone.
+async fn deactivate_owed(
+    state: &AppState,
+    connector: Option<&ConnectorConfig>,
+    action: &ClaimedAction,
+) -> Result<(), ActionError> {
+    let Some(connector) = connector else {
+        return Err(ActionError::Fail(
+            "a deactivation is owed only to a tenant's account system; the directory inside Regain locks with the \
+             customer's record"
+                .into(),
+        ));
+    };
+    let customer = state
+        .store
+        .customer(action.tenant_id, action.customer_id)
+        .await?
+        .ok_or_else(|| ActionError::Fail("the customer's record was erased".into()))?;
+    let detail = if customer.status == CustomerStatus::Frozen {
+        let answer = remote(connector, &customer, &action.id, AccountChange::Deactivate, state.now()).await?;
+        // A re-proofing that lifted the lockdown while this was out has activated the account
+        // there before or after it: it fails closed, and staff are told.
+        if let Ok(Some(now)) = state.store.customer(action.tenant_id, customer.id).await {
+            if now.status != CustomerStatus::Frozen {
+                tracing::error!(
+                    action_id = %action.id, customer_id = %customer.id,
+                    "a re-proofing lifted the lockdown while an owed deactivation was being sent: the account may be \
+                     deactivated in the account system; activate it there by hand"
+                );
+            }
+        }
+        format!(
+            "an unlock crossed the lockdown; the account system was told to deactivate the account again ({}: {answer})",
+            connector.kind()
+        )
+    } else {
+        "an unlock crossed the lockdown; not sent again, as a re-proofing has lifted the lockdown since".to_owned()
+    };
+    let finish = Effect::FinishAction { id: action.id.clone() };
+    let case = state.store.case(action.tenant_id, action.case_id).await?;
+    let step = case.filter(|c| c.state == CaseState::Executing).and_then(|c| {
+        let command = record(ActionKind::Deactivate, ActionOutcome::Performed, detail.clone());
+        regain_core::case::apply(&c, command, Actor::System, state.now()).ok()
+    });
+    match step {
+        Some((next, events)) => crate::webhooks::commit(state, &next, &events, &Actor::System, vec![finish]).await?,
+        None => {
+            state.store.apply_effects(state.now(), &[finish]).await?;
+            let mut audit = regain_store::AuditRecord::new(
+                Some(action.tenant_id),
+                Actor::System,
+                "case.action_performed",
+                state.now(),
+            );
+            audit.case_id = Some(action.case_id);
+            audit.customer_id = Some(customer.id);
+            audit.data = serde_json::json!({"action": ActionKind::Deactivate.as_str(), "detail": detail});
+            if let Err(e) = state.store.record_audit(&audit).await {
+                tracing::error!(action_id = %action.id, error = %e, "an owed deactivation is done; its audit entry could not be written");
+            }
+        }
+    }
+    tracing::info!(action_id = %action.id, customer_id = %customer.id, %detail, "an owed deactivation is done");
+    Ok(())
 }
 
 /// After a lockdown through a connector committed: when an unlock of the customer ended while
@@ -200,11 +323,14 @@ async fn deactivate_again_after_unlock(
             action_id = %action.id, customer_id = %customer.id, %answer,
             "an unlock ended while the lockdown was being made; the account system was told to deactivate again"
         ),
-        Err(ActionError::Retry(e) | ActionError::Fail(e)) => tracing::error!(
-            action_id = %action.id, customer_id = %customer.id, error = %e,
-            "an unlock ended while the lockdown was being made, and the account system could not be told to \
-             deactivate again: the account may be active there; deactivate it by hand"
-        ),
+        Err(ActionError::Retry(e) | ActionError::Fail(e)) => {
+            tracing::warn!(
+                action_id = %action.id, customer_id = %customer.id, error = %e,
+                "an unlock ended while the lockdown was being made, and the account system could not be told to \
+                 deactivate again yet: the account may be active there"
+            );
+            owe_deactivation(state, connector, customer, action.case_id).await;
+        }
     }
 }
 

@@ -796,28 +796,41 @@ type Hook = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 /// the calls (type, idempotency key) in the order they took effect. The first call of
 /// `trigger` runs the hook set with [`AccountSystem::meanwhile`] — another worker's action —
 /// and takes effect before it or after it, as `first_before`. With `refuse_first_unlock`, the
-/// first unlock is answered 503 and has no effect.
+/// first unlock is answered 503 and has no effect; so is every call whose key ends as set with
+/// [`AccountSystem::refuse_keys_ending`].
 struct AccountSystem {
     url: String,
     active: Arc<Mutex<bool>>,
     log: Arc<Mutex<Vec<(String, String)>>>,
     hook: Arc<Mutex<Option<Hook>>>,
+    refuse: Arc<Mutex<Option<String>>>,
 }
 
 impl AccountSystem {
     async fn start(trigger: &'static str, first_before: bool, refuse_first_unlock: bool) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/regain", listener.local_addr().expect("addr"));
-        let system = Self { url, active: Arc::new(Mutex::new(false)), log: Arc::default(), hook: Arc::default() };
+        let system = Self {
+            url,
+            active: Arc::new(Mutex::new(false)),
+            log: Arc::default(),
+            hook: Arc::default(),
+            refuse: Arc::default(),
+        };
         let (active, log, hook) = (system.active.clone(), system.log.clone(), system.hook.clone());
+        let refuse = system.refuse.clone();
         let refused = Arc::new(Mutex::new(!refuse_first_unlock));
         let handler = move |headers: HeaderMap, body: String| {
             let (active, log, hook, refused) = (active.clone(), log.clone(), hook.clone(), refused.clone());
+            let refuse = refuse.lock().expect("lock").clone();
             async move {
                 let body: Value = serde_json::from_str(&body).unwrap_or_default();
                 let kind = body["type"].as_str().unwrap_or("").to_owned();
                 let key = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
                 if kind == "account.unlock" && !std::mem::replace(&mut *refused.lock().expect("lock"), true) {
+                    return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+                }
+                if refuse.as_deref().is_some_and(|ending| key.ends_with(ending)) {
                     return (StatusCode::SERVICE_UNAVAILABLE, String::new());
                 }
                 let take_effect = || {
@@ -846,6 +859,12 @@ impl AccountSystem {
 
     fn meanwhile(&self, hook: impl std::future::Future<Output = ()> + Send + 'static) {
         *self.hook.lock().expect("lock") = Some(Box::pin(hook));
+    }
+
+    /// Answers 503 (and does nothing) to every call whose idempotency key ends with `ending`,
+    /// until set to `None`.
+    fn refuse_keys_ending(&self, ending: Option<&str>) {
+        *self.refuse.lock().expect("lock") = ending.map(str::to_owned);
     }
 
     fn connector(&self) -> ConnectorConfig {
@@ -958,6 +977,110 @@ async fn a_lockdown_overtaken_by_an_unlock_deactivates_the_account_again() {
     assert_eq!((log[0].1.as_str(), log[2].1.clone()), (lock_action, format!("{lock_action}:again")), "{log:?}");
     assert!(!*system.active.lock().expect("lock"), "deactivated in the account system: {log:?}");
     assert_eq!(locked["customer"]["status"], "frozen", "{locked}");
+}
+
+/// SECURITY.md L0, the first order again, with the account system down when the unlock tells
+/// it to deactivate the account again: the deactivation is owed, as an action of its own on
+/// the lockdown's case, and sent once the account system is back.
+#[tokio::test]
+async fn a_relock_the_account_system_missed_is_owed_on_the_lockdown_case_and_sent_when_it_is_back() {
+    let system = AccountSystem::start("account.unlock", false, false).await;
+    let app = app_with(system.connector()).await;
+    let d = desk(&app).await;
+    let unlock = d.executed(&app, "account_unlock").await;
+    let (lock, second) = lockdown_waiting_for_approval(&app, &d).await;
+    let (state, approve) = (app.state.clone(), format!("{}/api/v1/cases/{lock}/approve", app.base));
+    system.meanwhile(async move {
+        let approved = reqwest::Client::new()
+            .post(approve)
+            .bearer_auth(second)
+            .json(&json!({"reason": "checked"}))
+            .send()
+            .await
+            .expect("approve");
+        assert!(approved.status().is_success(), "{}", approved.status());
+        assert_eq!(regain_server::recovery::perform_due(&state).await.expect("the lockdown"), 1);
+    });
+    system.refuse_keys_ending(Some(":relock"));
+
+    assert_eq!(app.perform_actions().await, 1, "the unlock");
+    assert!(*system.active.lock().expect("lock"), "the unlock came last, the relock was refused: {:?}", system.log());
+    let unlock_case = d.case(&app, &unlock).await;
+    assert_eq!(unlock_case["actions"][0]["state"], "failed", "ended by the lockdown: {unlock_case}");
+    owed_deactivation_goes_through(&app, &d, &system, &lock).await;
+}
+
+/// SECURITY.md L0, the other order again, with the account system down when the lockdown
+/// tells it to deactivate the account again: owed the same way.
+#[tokio::test]
+async fn a_second_deactivation_the_account_system_missed_is_owed_and_sent_when_it_is_back() {
+    let system = AccountSystem::start("account.lockdown", true, true).await;
+    let app = app_with(system.connector()).await;
+    let d = desk(&app).await;
+    let unlock = d.executed(&app, "account_unlock").await;
+    assert_eq!(app.perform_actions().await, 1);
+    let unlock_action = d.case(&app, &unlock).await["actions"][0]["id"].as_str().expect("action id").to_owned();
+    let later = regain_core::Clock::now(app.clock.as_ref()) + Duration::minutes(2);
+    app.state.store.retry_action(&unlock_action, later, "503").await.expect("retry later");
+    let (lock, second) = lockdown_waiting_for_approval(&app, &d).await;
+    app.post_ok(&second, &format!("/api/v1/cases/{lock}/approve"), json!({"reason": "checked"}), StatusCode::OK).await;
+    let (state, clock) = (app.state.clone(), app.clock.clone());
+    system.meanwhile(async move {
+        clock.advance(Duration::minutes(3));
+        assert_eq!(regain_server::recovery::perform_due(&state).await.expect("the unlock's retry"), 1);
+    });
+    system.refuse_keys_ending(Some(":again"));
+
+    assert_eq!(app.perform_actions().await, 1, "the lockdown");
+    assert!(
+        *system.active.lock().expect("lock"),
+        "the unlock came last, deactivating again was refused: {:?}",
+        system.log()
+    );
+    owed_deactivation_goes_through(&app, &d, &system, &lock).await;
+}
+
+/// The lockdown case `lock` owes a deactivation to `system`, which refuses it: the action is
+/// retried with backoff, and once the system takes calls again it is sent under its own key,
+/// the account ends deactivated, and the case's timeline records it.
+async fn owed_deactivation_goes_through(app: &TestApp, d: &Desk, system: &AccountSystem, lock: &str) {
+    let locked = d.case(app, lock).await;
+    assert_eq!((locked["state"].as_str(), locked["customer"]["status"].as_str()), (Some("executing"), Some("frozen")));
+    let owed = deactivation(&locked);
+    assert_eq!(owed["state"], "pending", "{locked}");
+    let owed_id = owed["id"].as_str().expect("id").to_owned();
+    // Staff do not close the case over it.
+    let complete = app.post(&d.agent, &format!("/api/v1/cases/{lock}/complete"), json!({})).await;
+    expect_problem(complete, StatusCode::CONFLICT, "action-pending").await;
+
+    // Still refused: tried again later.
+    system.refuse_keys_ending(Some(owed_id.as_str()));
+    assert_eq!(app.perform_actions().await, 1, "the owed deactivation");
+    let owed = deactivation(&d.case(app, lock).await);
+    assert_eq!((owed["state"].as_str(), owed["attempts"].as_u64()), (Some("pending"), Some(1)), "{owed}");
+    assert!(*system.active.lock().expect("lock"));
+
+    system.refuse_keys_ending(None);
+    // Past the first retry's backoff (at most 5 s).
+    app.clock.advance(Duration::minutes(1));
+    assert_eq!(app.perform_actions().await, 1, "the owed deactivation, once the system is back");
+    assert!(!*system.active.lock().expect("lock"), "deactivated in the account system: {:?}", system.log());
+    assert_eq!(system.log().last(), Some(&("account.lockdown".to_owned(), owed_id.clone())), "under its own key");
+    let locked = d.case(app, lock).await;
+    assert_eq!(deactivation(&locked)["state"], "done", "{locked}");
+    assert_eq!(locked["customer"]["status"], "frozen", "{locked}");
+    let timeline = d.timeline(app, lock).await;
+    assert!(timeline.contains("told to deactivate the account again"), "{timeline}");
+    assert_eq!(app.perform_actions().await, 0, "nothing more is owed");
+}
+
+/// The case's owed deactivation (its actions are listed by creation time, and the lockdown's
+/// and this one may share a millisecond).
+fn deactivation(case: &Value) -> Value {
+    let actions = case["actions"].as_array().expect("actions");
+    let owed: Vec<&Value> = actions.iter().filter(|a| a["action"] == "deactivate").collect();
+    assert_eq!(owed.len(), 1, "one owed deactivation: {case}");
+    owed[0].clone()
 }
 
 /// SECURITY.md G5: while a contact change is under way no other recovery of the customer
