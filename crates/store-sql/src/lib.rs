@@ -301,7 +301,7 @@ macro_rules! impl_sql_store {
                     tx.commit().await.map_err(Self::map_err)
                 }
 
-                /// The customer's cases in `states`, newest first (at most 50), on `conn`: the read
+                /// The customer's cases in `states`, newest first (every one), on `conn`: the read
                 /// pool's for a look, a transaction's for the holds it checks (G5).
                 async fn cases_in(
                     conn: &mut <Db as sqlx::Database>::Connection,
@@ -320,7 +320,7 @@ macro_rules! impl_sql_store {
                     for s in states {
                         list.push_bind(s.as_str());
                     }
-                    q.push(") ORDER BY id DESC LIMIT 50");
+                    q.push(") ORDER BY id DESC");
                     let rows: Vec<(String, String, String, Option<i64>)> =
                         q.build_query_as().fetch_all(&mut *conn).await.map_err(Self::map_err)?;
                     rows.into_iter()

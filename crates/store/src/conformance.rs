@@ -1122,8 +1122,8 @@ pub async fn the_last_end_of_an_action_counts_failures_only_when_asked(store: &d
     assert_eq!(end(john.id, ActionKind::Unlock, true).await.unwrap(), Some(t3));
 }
 
-/// `customer_cases_in`: the customer's cases in the states asked, newest first, and no other
-/// customer's; no state asked, none.
+/// `customer_cases_in`: the customer's cases in the states asked, newest first, all of them,
+/// and no other customer's; no state asked, none.
 pub async fn a_customers_cases_in_some_states_are_read_briefly(store: &dyn Store) {
     let (acme, jane, john) = acme_jane_and_john(store).await;
     let mut identified = Vec::new();
@@ -1144,6 +1144,17 @@ pub async fn a_customers_cases_in_some_states_are_read_briefly(store: &dyn Store
     assert!(store.customer_cases_in(acme.id, jane.id, &[CaseState::CoolingOff]).await.unwrap().is_empty());
     assert!(store.customer_cases_in(acme.id, jane.id, &[]).await.unwrap().is_empty());
     assert_eq!(store.customer_cases_in(acme.id, john.id, &[state]).await.unwrap().len(), 1);
+
+    // Every one, however many: the G5 hold check must not miss an old contact change behind
+    // a crowd of newer cases.
+    for n in 600u128..660 {
+        let case = open_case(store, &acme, n, CaseKind::PasswordReset).await;
+        let case = command(store, &case, CaseCommand::StartIdentification).await;
+        command(store, &case, CaseCommand::Identify { customer_id: jane.id }).await;
+    }
+    let briefs = store.customer_cases_in(acme.id, jane.id, &[state]).await.unwrap();
+    assert_eq!(briefs.len(), 62, "all of jane's");
+    assert_eq!(briefs.last().map(|b| b.id), Some(identified[0].id), "the oldest among them");
 }
 
 /// `Effect::RequireUnheld` (SECURITY.md G5): a step commits only while none of the customer's

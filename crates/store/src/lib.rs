@@ -185,7 +185,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn case(&self, tenant: TenantId, id: CaseId) -> StoreResult<Option<Case>>;
     async fn list_cases(&self, tenant: TenantId, filter: &CaseFilter, page: &PageRequest) -> StoreResult<Page<Case>>;
-    /// The customer's cases in one of `states`, newest first, at most 50, as [`CaseBrief`]s.
+    /// The customer's cases in one of `states`, newest first, every one (the G5 hold check
+    /// reads them all), as [`CaseBrief`]s.
     async fn customer_cases_in(
         &self,
         tenant: TenantId,
