@@ -235,9 +235,14 @@ fn report(
     };
     let resets = measured.ok.max(1) as f64;
     let ms = |s: f64| 1000.0 * s / resets;
+    // The hashing workers' share of all the CPU the run used: what the ratio would be if a hash
+    // cost the same in the server as a raw one. Unlike the ratio, it does not move with the
+    // machine's speed between the baseline's windows and the server's.
+    let share = 100.0 * cpu.hashing / (cpu.hashing + cpu.runtime + cpu.sqlite + cpu.load);
     let cpu = format!(
         "; CPU per reset in the server process: {:.1} ms in the hashing workers, beside them {:.1} ms ({:.1} ms runtime, \
-         {:.1} ms SQLite's threads) and {:.1} ms in the load generator; {:.0} context switches per reset",
+         {:.1} ms SQLite's threads) and {:.1} ms in the load generator, so hashing had {share:.1} % of the CPU; \
+         {:.0} context switches per reset",
         ms(cpu.hashing),
         ms(cpu.runtime + cpu.sqlite),
         ms(cpu.runtime),
