@@ -107,6 +107,7 @@ pub async fn perform(state: &AppState, action: &ClaimedAction) -> Result<(), Act
             lift_lockdown(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?
         }
         ActionKind::Lockdown => lockdown(state, &tenant, &case, &customer, connector.as_ref(), &action.id).await?,
+        // Handled before the case is read, above; here for completeness.
         ActionKind::Deactivate => return deactivate_owed(state, connector.as_ref(), action).await,
     };
     let locking = action.action == ActionKind::Lockdown && customer.status != CustomerStatus::Frozen;
@@ -172,7 +173,14 @@ async fn relock_if_frozen(
                 "the account was locked down while an unlock was being made, and the account system could not be told \
                  to deactivate it again yet: it may be active there"
             );
-            let case = lockdown_case(state, &customer).await.unwrap_or(action.case_id);
+            // Owed on the lockdown's case, for the security team; on this one if none is found.
+            let case = match lockdown_cases(state, &customer).await {
+                Ok(cases) => cases.first().map_or(action.case_id, |(id, _)| *id),
+                Err(e) => {
+                    tracing::warn!(customer_id = %customer.id, error = %e, "could not read the customer's lockdown case");
+                    action.case_id
+                }
+            };
             let owed = owe_deactivation(state, connector, &customer, case).await;
             ActionError::Fail(format!(
                 "the account was locked down while this unlock was being made, and the account system could not be \
@@ -182,16 +190,34 @@ async fn relock_if_frozen(
     }
 }
 
-/// The customer's compromised-account case whose lockdown is in force (executing), newest first.
-async fn lockdown_case(state: &AppState, customer: &Customer) -> Option<regain_core::CaseId> {
+/// The customer's lockdown cases still open: compromised-account cases in `executing` whose
+/// lockdown is done, newest first (the one in force), each with its actions.
+async fn lockdown_cases(
+    state: &AppState,
+    customer: &Customer,
+) -> Result<Vec<(regain_core::CaseId, Vec<regain_store::ActionEntry>)>, StoreError> {
     let executing = [CaseState::Executing];
-    match state.store.customer_cases_in(customer.tenant_id, customer.id, &executing).await {
-        Ok(cases) => cases.into_iter().find(|c| c.kind == regain_core::CaseKind::CompromisedAccount).map(|c| c.id),
-        Err(e) => {
-            tracing::warn!(customer_id = %customer.id, error = %e, "could not read the customer's lockdown case");
-            None
+    let mut found = Vec::new();
+    for case in state.store.customer_cases_in(customer.tenant_id, customer.id, &executing).await? {
+        if case.kind != regain_core::CaseKind::CompromisedAccount {
+            continue;
+        }
+        let actions = state.store.case_actions(customer.tenant_id, case.id).await?;
+        if actions.iter().any(|a| a.action == ActionKind::Lockdown && a.state == "done") {
+            found.push((case.id, actions));
         }
     }
+    Ok(found)
+}
+
+/// Whether a deactivation of `customer` is still owed to the account system (queued on one of
+/// their lockdown cases and not yet done).
+async fn deactivation_owed(state: &AppState, customer: &Customer) -> Result<bool, StoreError> {
+    let cases = lockdown_cases(state, customer).await?;
+    Ok(cases
+        .iter()
+        .flat_map(|(_, actions)| actions)
+        .any(|a| a.action == ActionKind::Deactivate && a.state == "pending"))
 }
 
 /// Queues a [`ActionKind::Deactivate`] for `customer` on `case`, after a call to deactivate the
@@ -202,6 +228,16 @@ async fn owe_deactivation(
     customer: &Customer,
     case: regain_core::CaseId,
 ) -> &'static str {
+    // Both calls to deactivate again can fail (the unlock's and the lockdown's): owed once.
+    match state.store.case_actions(customer.tenant_id, case).await {
+        Ok(actions) if actions.iter().any(|a| a.action == ActionKind::Deactivate && a.state == "pending") => {
+            return "a deactivation is already queued and retried until the account system takes it";
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(case_id = %case, error = %e, "could not read the case's actions; queueing a deactivation")
+        }
+    }
     let owed = regain_store::NewAction {
         id: crate::verification::new_id(state),
         tenant_id: customer.tenant_id,
@@ -230,8 +266,10 @@ async fn owe_deactivation(
 
 /// A deactivation owed to the account system (SECURITY.md L0): sent, under the action's id as
 /// its idempotency key, while Regain still has the account locked down; not sent once a
-/// re-proofing lifted the lockdown. Recorded on the case's timeline while it is executing (the
-/// lockdown's case is, until it is closed), else on the action alone.
+/// re-proofing lifted the lockdown. Retried for as long as the account system is away
+/// (`worker.rs`); a refusal fails it, for staff to deactivate the account there by hand.
+/// Recorded on the case's timeline while it is executing (the lockdown's case is, until it is
+/// closed), else as an audit entry.
 async fn deactivate_owed(
     state: &AppState,
     connector: Option<&ConnectorConfig>,
@@ -250,18 +288,9 @@ async fn deactivate_owed(
         .await?
         .ok_or_else(|| ActionError::Fail("the customer's record was erased".into()))?;
     let detail = if customer.status == CustomerStatus::Frozen {
+        // A re-proofing does not lift the lockdown while this is pending (`lift_lockdown`), so
+        // its activation cannot arrive before this deactivation.
         let answer = remote(connector, &customer, &action.id, AccountChange::Deactivate, state.now()).await?;
-        // A re-proofing that lifted the lockdown while this was out has activated the account
-        // there before or after it: it fails closed, and staff are told.
-        if let Ok(Some(now)) = state.store.customer(action.tenant_id, customer.id).await {
-            if now.status != CustomerStatus::Frozen {
-                tracing::error!(
-                    action_id = %action.id, customer_id = %customer.id,
-                    "a re-proofing lifted the lockdown while an owed deactivation was being sent: the account may be \
-                     deactivated in the account system; activate it there by hand"
-                );
-            }
-        }
         format!(
             "an unlock crossed the lockdown; the account system was told to deactivate the account again ({}: {answer})",
             connector.kind()
@@ -273,7 +302,9 @@ async fn deactivate_owed(
     let case = state.store.case(action.tenant_id, action.case_id).await?;
     let step = case.filter(|c| c.state == CaseState::Executing).and_then(|c| {
         let command = record(ActionKind::Deactivate, ActionOutcome::Performed, detail.clone());
-        regain_core::case::apply(&c, command, Actor::System, state.now()).ok()
+        regain_core::case::apply(&c, command, Actor::System, state.now())
+            .inspect_err(|e| tracing::warn!(action_id = %action.id, error = %e, "an owed deactivation is not on the case's timeline"))
+            .ok()
     });
     match step {
         Some((next, events)) => crate::webhooks::commit(state, &next, &events, &Actor::System, vec![finish]).await?,
@@ -576,6 +607,14 @@ async fn lift_lockdown(
         detail.push_str("; the password was rolled back, so the customer sets a new one through a password reset");
     }
     if let Some(connector) = connector {
+        // A deactivation still owed to the account system goes first: sent after this
+        // activation, it would leave the re-proofed account closed there.
+        if deactivation_owed(state, customer).await? {
+            return Err(ActionError::Retry(
+                "a deactivation owed to the account system since the lockdown is still pending; the lift follows it"
+                    .into(),
+            ));
+        }
         let answer = remote(connector, customer, key, AccountChange::Activate, state.now()).await?;
         detail = format!("{detail}; {}: {answer}", connector.kind());
     }

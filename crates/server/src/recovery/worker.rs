@@ -3,7 +3,7 @@
 //! given up after [`regain_delivery::ATTEMPTS_MAX`] attempts), and records on the case what
 //! failed for good.
 
-use regain_core::action::ActionOutcome;
+use regain_core::action::{ActionKind, ActionOutcome};
 use regain_core::case::CaseCommand;
 use regain_core::{Actor, CaseState};
 use regain_store::{ClaimedAction, Effect, StoreError};
@@ -39,12 +39,22 @@ pub async fn perform_due(state: &AppState) -> Result<usize, StoreError> {
             Ok(()) => {
                 tracing::info!(action_id = %action.id, case_id = %action.case_id, action = %action.action, attempt, "action performed")
             }
-            Err(ActionError::Retry(error)) if attempt < regain_delivery::ATTEMPTS_MAX => {
+            // A deactivation owed to an account system (L0) is not given up while it is away.
+            Err(ActionError::Retry(error))
+                if attempt < regain_delivery::ATTEMPTS_MAX || action.action == ActionKind::Deactivate =>
+            {
                 let (at, wait) = crate::periodic::retry_after(state, attempt);
                 tracing::warn!(action_id = %action.id, %error, attempt, retry_in_s = wait.as_secs(), "action will be retried");
                 state.store.retry_action(&action.id, at, &error).await?;
             }
             Err(ActionError::Retry(error) | ActionError::Fail(error)) => {
+                let error = if action.action == ActionKind::Deactivate {
+                    format!(
+                        "{error}; the account may still be active in the account system: deactivate it there by hand"
+                    )
+                } else {
+                    error
+                };
                 tracing::error!(action_id = %action.id, case_id = %action.case_id, %error, attempt, "action failed");
                 record_failure(state, &action, &error).await?;
             }

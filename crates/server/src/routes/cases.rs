@@ -202,7 +202,8 @@ pub struct CaseView {
 #[derive(Serialize, ToSchema)]
 pub struct ActionView {
     pub id: String,
-    /// password_reset, username_reminder, unlock, …
+    /// password_reset, username_reminder, unlock, mfa_reset, contact_change, lockdown, or
+    /// deactivate (owed to the tenant's account system after an unlock crossed a lockdown)
     pub action: String,
     /// Who performs it: `builtin` (the directory inside Regain).
     pub connector: String,

@@ -178,13 +178,18 @@ pub async fn run_command(
             });
         }
         if let Some(pending) = actions.iter().find(|a| a.state == "pending") {
-            return Err(ApiError::Conflict {
-                code: "action-pending",
-                detail: format!(
-                    "Regain is still performing this case's {} (attempt {} so far); it completes the case when done",
-                    pending.action, pending.attempts
+            let detail = match pending.action {
+                regain_core::action::ActionKind::Deactivate => format!(
+                    "Regain still owes the account system this case's deactivation (attempt {} so far; it is retried \
+                     while the account system is away); complete the case once it is done",
+                    pending.attempts
                 ),
-            });
+                other => format!(
+                    "Regain is still performing this case's {other} (attempt {} so far); it completes the case when done",
+                    pending.attempts
+                ),
+            };
+            return Err(ApiError::Conflict { code: "action-pending", detail });
         }
     }
     // The policy's cooling-off for the kind (longer by risk band) is a minimum the caller can

@@ -796,14 +796,14 @@ type Hook = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 /// the calls (type, idempotency key) in the order they took effect. The first call of
 /// `trigger` runs the hook set with [`AccountSystem::meanwhile`] — another worker's action —
 /// and takes effect before it or after it, as `first_before`. With `refuse_first_unlock`, the
-/// first unlock is answered 503 and has no effect; so is every call whose key ends as set with
-/// [`AccountSystem::refuse_keys_ending`].
+/// first unlock is answered 503 and has no effect; so is every call whose key ends in one of
+/// the endings set with [`AccountSystem::refuse_keys_ending`].
 struct AccountSystem {
     url: String,
     active: Arc<Mutex<bool>>,
     log: Arc<Mutex<Vec<(String, String)>>>,
     hook: Arc<Mutex<Option<Hook>>>,
-    refuse: Arc<Mutex<Option<String>>>,
+    refuse: Arc<Mutex<Vec<String>>>,
 }
 
 impl AccountSystem {
@@ -830,7 +830,7 @@ impl AccountSystem {
                 if kind == "account.unlock" && !std::mem::replace(&mut *refused.lock().expect("lock"), true) {
                     return (StatusCode::SERVICE_UNAVAILABLE, String::new());
                 }
-                if refuse.as_deref().is_some_and(|ending| key.ends_with(ending)) {
+                if refuse.iter().any(|ending| key.ends_with(ending.as_str())) {
                     return (StatusCode::SERVICE_UNAVAILABLE, String::new());
                 }
                 let take_effect = || {
@@ -861,10 +861,10 @@ impl AccountSystem {
         *self.hook.lock().expect("lock") = Some(Box::pin(hook));
     }
 
-    /// Answers 503 (and does nothing) to every call whose idempotency key ends with `ending`,
-    /// until set to `None`.
-    fn refuse_keys_ending(&self, ending: Option<&str>) {
-        *self.refuse.lock().expect("lock") = ending.map(str::to_owned);
+    /// Answers 503 (and does nothing) to every call whose idempotency key ends in one of
+    /// `endings`, until set to none.
+    fn refuse_keys_ending(&self, endings: &[&str]) {
+        *self.refuse.lock().expect("lock") = endings.iter().map(|e| (*e).to_owned()).collect();
     }
 
     fn connector(&self) -> ConnectorConfig {
@@ -979,9 +979,9 @@ async fn a_lockdown_overtaken_by_an_unlock_deactivates_the_account_again() {
     assert_eq!(locked["customer"]["status"], "frozen", "{locked}");
 }
 
-/// SECURITY.md L0, the first order again, with the account system down when the unlock tells
-/// it to deactivate the account again: the deactivation is owed, as an action of its own on
-/// the lockdown's case, and sent once the account system is back.
+/// SECURITY.md L0, the first order again, with the account system down when the lockdown and
+/// then the unlock tell it to deactivate the account again: the deactivation is owed, once, as
+/// an action of its own on the lockdown's case, and sent once the account system is back.
 #[tokio::test]
 async fn a_relock_the_account_system_missed_is_owed_on_the_lockdown_case_and_sent_when_it_is_back() {
     let system = AccountSystem::start("account.unlock", false, false).await;
@@ -1001,7 +1001,7 @@ async fn a_relock_the_account_system_missed_is_owed_on_the_lockdown_case_and_sen
         assert!(approved.status().is_success(), "{}", approved.status());
         assert_eq!(regain_server::recovery::perform_due(&state).await.expect("the lockdown"), 1);
     });
-    system.refuse_keys_ending(Some(":relock"));
+    system.refuse_keys_ending(&[":again", ":relock"]);
 
     assert_eq!(app.perform_actions().await, 1, "the unlock");
     assert!(*system.active.lock().expect("lock"), "the unlock came last, the relock was refused: {:?}", system.log());
@@ -1014,6 +1014,52 @@ async fn a_relock_the_account_system_missed_is_owed_on_the_lockdown_case_and_sen
 /// tells it to deactivate the account again: owed the same way.
 #[tokio::test]
 async fn a_second_deactivation_the_account_system_missed_is_owed_and_sent_when_it_is_back() {
+    let (app, d, system, lock) = lockdown_crossed_by_an_unlock_and_not_deactivated_again().await;
+    owed_deactivation_goes_through(&app, &d, &system, &lock).await;
+}
+
+/// SECURITY.md L0: a re-proofing through a connector while a deactivation is still owed waits
+/// for it, so the account system gets the deactivation first and the lift's activation last.
+#[tokio::test]
+async fn a_reproofing_waits_for_an_owed_deactivation_so_the_account_ends_active() {
+    let (app, d, system, lock) = lockdown_crossed_by_an_unlock_and_not_deactivated_again().await;
+    let owed = deactivation(&d.case(&app, &lock).await)["id"].as_str().expect("id").to_owned();
+    system.refuse_keys_ending(&[owed.as_str()]);
+    // Days later, with the account system still refusing it: a re-proofing (the risk of a
+    // second compromised-account case right after the first asks for more than the customer
+    // can give), by a desk signed in afresh.
+    app.clock.advance(Duration::days(3));
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let d = Desk { agent: app.token(Some(&acme), Role::Agent).await, ..d };
+    let (reproof, second) = lockdown_waiting_for_approval(&app, &d).await;
+    app.post_ok(&second, &format!("/api/v1/cases/{reproof}/approve"), json!({"reason": "re-proofed"}), StatusCode::OK)
+        .await;
+    assert_eq!(app.perform_actions().await, 2, "the owed deactivation (refused) and the lift");
+    let waiting = d.case(&app, &reproof).await;
+    let lift = &waiting["actions"][0];
+    assert_eq!(lift["state"], "pending", "{waiting}");
+    assert!(lift["last_error"].as_str().is_some_and(|e| e.contains("the lift follows it")), "{lift}");
+    assert_eq!(waiting["customer"]["status"], "frozen", "{waiting}");
+
+    system.refuse_keys_ending(&[]);
+    for _ in 0..3 {
+        app.clock.advance(Duration::minutes(1));
+        app.perform_actions().await;
+    }
+    let lifted = d.case(&app, &reproof).await;
+    assert_eq!((lifted["state"].as_str(), lifted["customer"]["status"].as_str()), (Some("resolved"), Some("active")));
+    let log = system.log();
+    let lift_id = lifted["actions"][0]["id"].as_str().expect("id");
+    let last_two: Vec<(&str, &str)> = log.iter().rev().take(2).rev().map(|(k, id)| (k.as_str(), id.as_str())).collect();
+    assert_eq!(last_two, [("account.lockdown", owed.as_str()), ("account.unlock", lift_id)], "{log:?}");
+    assert!(*system.active.lock().expect("lock"), "active in the account system after the re-proofing: {log:?}");
+}
+
+/// A lockdown through the account system that an unlock, retried on another worker, crossed:
+/// the unlock's activation arrives last and the account system refuses the lockdown's call to
+/// deactivate again, so a deactivation is owed on the lockdown's case. The app, desk, system
+/// and that case.
+async fn lockdown_crossed_by_an_unlock_and_not_deactivated_again() -> (TestApp, Desk, AccountSystem, String) {
     let system = AccountSystem::start("account.lockdown", true, true).await;
     let app = app_with(system.connector()).await;
     let d = desk(&app).await;
@@ -1029,15 +1075,12 @@ async fn a_second_deactivation_the_account_system_missed_is_owed_and_sent_when_i
         clock.advance(Duration::minutes(3));
         assert_eq!(regain_server::recovery::perform_due(&state).await.expect("the unlock's retry"), 1);
     });
-    system.refuse_keys_ending(Some(":again"));
+    system.refuse_keys_ending(&[":again"]);
 
     assert_eq!(app.perform_actions().await, 1, "the lockdown");
-    assert!(
-        *system.active.lock().expect("lock"),
-        "the unlock came last, deactivating again was refused: {:?}",
-        system.log()
-    );
-    owed_deactivation_goes_through(&app, &d, &system, &lock).await;
+    let active = *system.active.lock().expect("lock");
+    assert!(active, "the unlock came last, deactivating again was refused: {:?}", system.log());
+    (app, d, system, lock)
 }
 
 /// The lockdown case `lock` owes a deactivation to `system`, which refuses it: the action is
@@ -1049,18 +1092,20 @@ async fn owed_deactivation_goes_through(app: &TestApp, d: &Desk, system: &Accoun
     let owed = deactivation(&locked);
     assert_eq!(owed["state"], "pending", "{locked}");
     let owed_id = owed["id"].as_str().expect("id").to_owned();
-    // Staff do not close the case over it.
-    let complete = app.post(&d.agent, &format!("/api/v1/cases/{lock}/complete"), json!({})).await;
-    expect_problem(complete, StatusCode::CONFLICT, "action-pending").await;
+    // The security team does not close the case over it.
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let complete = format!("/api/v1/cases/{lock}/complete");
+    expect_problem(app.post(&analyst, &complete, json!({})).await, StatusCode::CONFLICT, "action-pending").await;
 
     // Still refused: tried again later.
-    system.refuse_keys_ending(Some(owed_id.as_str()));
+    system.refuse_keys_ending(&[owed_id.as_str()]);
     assert_eq!(app.perform_actions().await, 1, "the owed deactivation");
     let owed = deactivation(&d.case(app, lock).await);
     assert_eq!((owed["state"].as_str(), owed["attempts"].as_u64()), (Some("pending"), Some(1)), "{owed}");
     assert!(*system.active.lock().expect("lock"));
 
-    system.refuse_keys_ending(None);
+    system.refuse_keys_ending(&[]);
     // Past the first retry's backoff (at most 5 s).
     app.clock.advance(Duration::minutes(1));
     assert_eq!(app.perform_actions().await, 1, "the owed deactivation, once the system is back");
@@ -1072,6 +1117,8 @@ async fn owed_deactivation_goes_through(app: &TestApp, d: &Desk, system: &Accoun
     let timeline = d.timeline(app, lock).await;
     assert!(timeline.contains("told to deactivate the account again"), "{timeline}");
     assert_eq!(app.perform_actions().await, 0, "nothing more is owed");
+    let closed = app.post_ok(&analyst, &complete, json!({}), StatusCode::OK).await;
+    assert_eq!(closed["state"], "resolved", "{closed}");
 }
 
 /// The case's owed deactivation (its actions are listed by creation time, and the lockdown's
