@@ -910,6 +910,24 @@ async fn lockdown_waiting_for_approval(app: &TestApp, d: &Desk) -> (String, Stri
 /// it) and tells the account system to deactivate the account again, as Regain has it frozen.
 #[tokio::test]
 async fn an_unlock_overtaken_by_a_lockdown_leaves_the_account_deactivated_in_the_account_system() {
+    let (app, d, system, unlock, lock) = unlock_overtaken_by_a_lockdown(&[]).await;
+    let log = system.log();
+    let kinds: Vec<&str> = log.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["account.lockdown", "account.lockdown", "account.unlock", "account.lockdown"], "{log:?}");
+    let unlock_case = d.case(&app, &unlock).await;
+    let unlock_action = unlock_case["actions"][0]["id"].as_str().expect("action id");
+    assert_eq!(log[3].1, format!("{unlock_action}:relock"), "{log:?}");
+    assert!(!*system.active.lock().expect("lock"), "deactivated in the account system: {log:?}");
+    assert_eq!(unlock_case["actions"][0]["state"], "failed", "{unlock_case}");
+    let locked = d.case(&app, &lock).await;
+    assert_eq!((locked["state"].as_str(), locked["customer"]["status"].as_str()), (Some("executing"), Some("frozen")));
+}
+
+/// The first order of SECURITY.md L0's race: the unlock's call to the account system is out
+/// when the lockdown is approved and made on another worker, and the unlock's activation
+/// arrives there last; calls whose keys end in one of `refusing` are answered 503. The app,
+/// desk, system, and the unlock's and the lockdown's cases.
+async fn unlock_overtaken_by_a_lockdown(refusing: &[&str]) -> (TestApp, Desk, AccountSystem, String, String) {
     let system = AccountSystem::start("account.unlock", false, false).await;
     let app = app_with(system.connector()).await;
     let d = desk(&app).await;
@@ -927,18 +945,9 @@ async fn an_unlock_overtaken_by_a_lockdown_leaves_the_account_deactivated_in_the
         assert!(approved.status().is_success(), "{}", approved.status());
         assert_eq!(regain_server::recovery::perform_due(&state).await.expect("the lockdown"), 1);
     });
-
+    system.refuse_keys_ending(refusing);
     assert_eq!(app.perform_actions().await, 1, "the unlock");
-    let log = system.log();
-    let kinds: Vec<&str> = log.iter().map(|(kind, _)| kind.as_str()).collect();
-    assert_eq!(kinds, ["account.lockdown", "account.lockdown", "account.unlock", "account.lockdown"], "{log:?}");
-    let unlock_case = d.case(&app, &unlock).await;
-    let unlock_action = unlock_case["actions"][0]["id"].as_str().expect("action id");
-    assert_eq!(log[3].1, format!("{unlock_action}:relock"), "{log:?}");
-    assert!(!*system.active.lock().expect("lock"), "deactivated in the account system: {log:?}");
-    assert_eq!(unlock_case["actions"][0]["state"], "failed", "{unlock_case}");
-    let locked = d.case(&app, &lock).await;
-    assert_eq!((locked["state"].as_str(), locked["customer"]["status"].as_str()), (Some("executing"), Some("frozen")));
+    (app, d, system, unlock, lock)
 }
 
 /// SECURITY.md L0: the other order. An unlock (retried after the account system was down)
@@ -947,6 +956,24 @@ async fn an_unlock_overtaken_by_a_lockdown_leaves_the_account_deactivated_in_the
 /// that ended meanwhile and deactivates the account again.
 #[tokio::test]
 async fn a_lockdown_overtaken_by_an_unlock_deactivates_the_account_again() {
+    let (app, d, system, unlock, lock) = lockdown_overtaken_by_an_unlock(&[]).await;
+    assert_eq!(d.case(&app, &unlock).await["state"], "resolved", "the unlock was made meanwhile");
+    let log = system.log();
+    let kinds: Vec<&str> = log.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["account.lockdown", "account.unlock", "account.lockdown"], "{log:?}");
+    let locked = d.case(&app, &lock).await;
+    let lock_action = locked["actions"][0]["id"].as_str().expect("action id");
+    assert_eq!((log[0].1.as_str(), log[2].1.clone()), (lock_action, format!("{lock_action}:again")), "{log:?}");
+    assert!(!*system.active.lock().expect("lock"), "deactivated in the account system: {log:?}");
+    assert_eq!(locked["customer"]["status"], "frozen", "{locked}");
+}
+
+/// The other order of SECURITY.md L0's race: an unlock, retried after the account system was
+/// down, is made and committed by another worker while the lockdown's call is out, and its
+/// activation arrives after the lockdown's deactivation; calls whose keys end in one of
+/// `refusing` are answered 503. The app, desk, system, and the unlock's and the lockdown's
+/// cases.
+async fn lockdown_overtaken_by_an_unlock(refusing: &[&str]) -> (TestApp, Desk, AccountSystem, String, String) {
     let system = AccountSystem::start("account.lockdown", true, true).await;
     let app = app_with(system.connector()).await;
     let d = desk(&app).await;
@@ -966,17 +993,9 @@ async fn a_lockdown_overtaken_by_an_unlock_deactivates_the_account_again() {
         clock.advance(Duration::minutes(3));
         assert_eq!(regain_server::recovery::perform_due(&state).await.expect("the unlock's retry"), 1);
     });
-
+    system.refuse_keys_ending(refusing);
     assert_eq!(app.perform_actions().await, 1, "the lockdown");
-    assert_eq!(d.case(&app, &unlock).await["state"], "resolved", "the unlock was made meanwhile");
-    let log = system.log();
-    let kinds: Vec<&str> = log.iter().map(|(kind, _)| kind.as_str()).collect();
-    assert_eq!(kinds, ["account.lockdown", "account.unlock", "account.lockdown"], "{log:?}");
-    let locked = d.case(&app, &lock).await;
-    let lock_action = locked["actions"][0]["id"].as_str().expect("action id");
-    assert_eq!((log[0].1.as_str(), log[2].1.clone()), (lock_action, format!("{lock_action}:again")), "{log:?}");
-    assert!(!*system.active.lock().expect("lock"), "deactivated in the account system: {log:?}");
-    assert_eq!(locked["customer"]["status"], "frozen", "{locked}");
+    (app, d, system, unlock, lock)
 }
 
 /// SECURITY.md L0, the first order again, with the account system down when the lockdown and
@@ -984,26 +1003,7 @@ async fn a_lockdown_overtaken_by_an_unlock_deactivates_the_account_again() {
 /// an action of its own on the lockdown's case, and sent once the account system is back.
 #[tokio::test]
 async fn a_relock_the_account_system_missed_is_owed_on_the_lockdown_case_and_sent_when_it_is_back() {
-    let system = AccountSystem::start("account.unlock", false, false).await;
-    let app = app_with(system.connector()).await;
-    let d = desk(&app).await;
-    let unlock = d.executed(&app, "account_unlock").await;
-    let (lock, second) = lockdown_waiting_for_approval(&app, &d).await;
-    let (state, approve) = (app.state.clone(), format!("{}/api/v1/cases/{lock}/approve", app.base));
-    system.meanwhile(async move {
-        let approved = reqwest::Client::new()
-            .post(approve)
-            .bearer_auth(second)
-            .json(&json!({"reason": "checked"}))
-            .send()
-            .await
-            .expect("approve");
-        assert!(approved.status().is_success(), "{}", approved.status());
-        assert_eq!(regain_server::recovery::perform_due(&state).await.expect("the lockdown"), 1);
-    });
-    system.refuse_keys_ending(&[":again", ":relock"]);
-
-    assert_eq!(app.perform_actions().await, 1, "the unlock");
+    let (app, d, system, unlock, lock) = unlock_overtaken_by_a_lockdown(&[":again", ":relock"]).await;
     assert!(*system.active.lock().expect("lock"), "the unlock came last, the relock was refused: {:?}", system.log());
     let unlock_case = d.case(&app, &unlock).await;
     assert_eq!(unlock_case["actions"][0]["state"], "failed", "ended by the lockdown: {unlock_case}");
@@ -1060,24 +1060,7 @@ async fn a_reproofing_waits_for_an_owed_deactivation_so_the_account_ends_active(
 /// deactivate again, so a deactivation is owed on the lockdown's case. The app, desk, system
 /// and that case.
 async fn lockdown_crossed_by_an_unlock_and_not_deactivated_again() -> (TestApp, Desk, AccountSystem, String) {
-    let system = AccountSystem::start("account.lockdown", true, true).await;
-    let app = app_with(system.connector()).await;
-    let d = desk(&app).await;
-    let unlock = d.executed(&app, "account_unlock").await;
-    assert_eq!(app.perform_actions().await, 1);
-    let unlock_action = d.case(&app, &unlock).await["actions"][0]["id"].as_str().expect("action id").to_owned();
-    let later = regain_core::Clock::now(app.clock.as_ref()) + Duration::minutes(2);
-    app.state.store.retry_action(&unlock_action, later, "503").await.expect("retry later");
-    let (lock, second) = lockdown_waiting_for_approval(&app, &d).await;
-    app.post_ok(&second, &format!("/api/v1/cases/{lock}/approve"), json!({"reason": "checked"}), StatusCode::OK).await;
-    let (state, clock) = (app.state.clone(), app.clock.clone());
-    system.meanwhile(async move {
-        clock.advance(Duration::minutes(3));
-        assert_eq!(regain_server::recovery::perform_due(&state).await.expect("the unlock's retry"), 1);
-    });
-    system.refuse_keys_ending(&[":again"]);
-
-    assert_eq!(app.perform_actions().await, 1, "the lockdown");
+    let (app, d, system, _, lock) = lockdown_overtaken_by_an_unlock(&[":again"]).await;
     let active = *system.active.lock().expect("lock");
     assert!(active, "the unlock came last, deactivating again was refused: {:?}", system.log());
     (app, d, system, lock)
