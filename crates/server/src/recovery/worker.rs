@@ -1,7 +1,8 @@
 //! The action worker: claims queued actions with a lease, performs each through its
 //! connector, retries what failed for a passing reason with exponential backoff (capped, and
-//! given up after [`regain_delivery::ATTEMPTS_MAX`] attempts), and records on the case what
-//! failed for good.
+//! given up after [`regain_delivery::ATTEMPTS_MAX`] attempts — except a deactivation owed to
+//! an account system, which is retried while it is away), and records on the case what failed
+//! for good.
 
 use regain_core::action::{ActionKind, ActionOutcome};
 use regain_core::case::CaseCommand;
