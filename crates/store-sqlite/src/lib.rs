@@ -67,11 +67,17 @@ impl SqliteStore {
         // no server that could have dropped it, and a ping is a round trip to the connection's
         // thread (sqlx runs each connection on one) that would check nothing. A query on a
         // broken handle fails with an error of its own.
+        // No idle timeout and no maximum lifetime either: a connection to a file in this process
+        // does not go stale, and without them sqlx runs no reaper task, which in sqlx 0.8 can
+        // spin at 100 % CPU forever once its idle count underflows (launchbadge/sqlx#3645,
+        // fixed only in 0.9), hanging the process at shutdown — seen here in a CLI test.
         // The writer keeps the hot end of every index in memory (64 MiB instead of 2 MiB):
         // appends to large tables stay appends, not page reloads.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .test_before_acquire(false)
             .acquire_timeout(acquire)
             .connect_with(options.clone().pragma("cache_size", "-65536"))
@@ -79,6 +85,8 @@ impl SqliteStore {
             .map_err(Self::map_err)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(config.readers_max.max(1))
+            .idle_timeout(None)
+            .max_lifetime(None)
             .test_before_acquire(false)
             .acquire_timeout(acquire)
             .connect_with(options.read_only(!in_memory))
