@@ -214,10 +214,12 @@ async fn lockdown_cases(
 /// their lockdown cases and not yet done).
 async fn deactivation_owed(state: &AppState, customer: &Customer) -> Result<bool, StoreError> {
     let cases = lockdown_cases(state, customer).await?;
-    Ok(cases
-        .iter()
-        .flat_map(|(_, actions)| actions)
-        .any(|a| a.action == ActionKind::Deactivate && a.state == "pending"))
+    Ok(cases.iter().flat_map(|(_, actions)| actions).any(owes_deactivation))
+}
+
+/// Whether `action` is a deactivation still owed (queued or being retried).
+fn owes_deactivation(action: &regain_store::ActionEntry) -> bool {
+    action.action == ActionKind::Deactivate && action.state == "pending"
 }
 
 /// Queues a [`ActionKind::Deactivate`] for `customer` on `case`, after a call to deactivate the
@@ -230,7 +232,7 @@ async fn owe_deactivation(
 ) -> &'static str {
     // Both calls to deactivate again can fail (the unlock's and the lockdown's): owed once.
     match state.store.case_actions(customer.tenant_id, case).await {
-        Ok(actions) if actions.iter().any(|a| a.action == ActionKind::Deactivate && a.state == "pending") => {
+        Ok(actions) if actions.iter().any(owes_deactivation) => {
             return "a deactivation is already queued and retried until the account system takes it";
         }
         Ok(_) => {}
