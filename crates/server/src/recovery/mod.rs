@@ -317,9 +317,12 @@ fn templated_link(
     Ok((Effect::IssueLink { link, token }, message))
 }
 
-/// The notice after a recovery (SECURITY.md P3): to every verified address the customer has,
-/// old ones included, each with its own "this wasn't me" link; what happened, when, through
-/// which channel, and the next steps. Never a secret. The tenant's templates are read once for
+/// The notice after a recovery (SECURITY.md P3): to every address the customer has registered,
+/// verified or not, old ones included, each with its own "this wasn't me" link; what happened,
+/// when, through which channel, and the next steps. Never a secret. An unverified address is
+/// told too: it may be the customer's only one an impostor does not hold, and what it can do
+/// with the notice is report it, which only makes the account safer (secrets, by contrast, go
+/// to verified addresses only: `actions::registered`). The tenant's templates are read once for
 /// all of them, and the links come before the messages, so the store writes each kind in one
 /// statement.
 pub(crate) async fn recovery_notices(
@@ -330,9 +333,8 @@ pub(crate) async fn recovery_notices(
     what: &str,
 ) -> ApiResult<Vec<Effect>> {
     let now = state.now();
-    let emails =
-        customer.emails.iter().filter(|e| e.verified).map(|e| ("email", e.address.as_str(), e.address.masked()));
-    let phones = customer.phones.iter().filter(|p| p.verified).map(|p| ("sms", p.number.as_str(), p.number.masked()));
+    let emails = customer.emails.iter().map(|e| ("email", e.address.as_str(), e.address.masked()));
+    let phones = customer.phones.iter().map(|p| ("sms", p.number.as_str(), p.number.masked()));
     let addresses: Vec<_> = emails.chain(phones).collect();
     if addresses.is_empty() {
         return Ok(Vec::new());

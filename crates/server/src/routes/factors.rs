@@ -136,9 +136,10 @@ pub async fn recovery_codes(
     Ok(Json(RecoveryCodesView { codes }))
 }
 
-/// Tells every verified email that a sign-in method was set up: the customer hears of it even
-/// when someone else, with their password, did it (and such a factor does not count for
-/// recovery until the policy's `recent_contact_days` have passed).
+/// Tells every registered address, emails and phones, verified or not (SECURITY.md P3), that
+/// a sign-in method was set up: the customer hears of it even when someone else, with their
+/// password, did it (and such a factor does not count for recovery until the policy's
+/// `recent_contact_days` have passed).
 pub(crate) async fn notify_factor(
     state: &AppState,
     tenant_id: TenantId,
@@ -147,7 +148,9 @@ pub(crate) async fn notify_factor(
 ) -> ApiResult<()> {
     let tenant = state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     let Some(customer) = state.store.customer(tenant_id, customer_id).await? else { return Ok(()) };
-    for e in customer.emails.iter().filter(|e| e.verified) {
+    let emails = customer.emails.iter().map(|e| ("email", e.address.as_str(), e.address.masked()));
+    let phones = customer.phones.iter().map(|p| ("sms", p.number.as_str(), p.number.masked()));
+    for (channel, to, masked) in emails.chain(phones) {
         let values = std::collections::BTreeMap::from([
             ("factor", factor.to_owned()),
             ("when", state.now().format("%Y-%m-%d %H:%M UTC").to_string()),
@@ -157,9 +160,9 @@ pub(crate) async fn notify_factor(
             &tenant,
             None,
             customer_id,
-            "email",
-            e.address.as_str(),
-            e.address.masked(),
+            channel,
+            to,
+            masked,
             "factor_added",
             values,
         )

@@ -7,7 +7,7 @@ use regain_core::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{customer_json, expect_problem, TestApp};
+use crate::support::{customer_json, expect_problem, TestApp, LONG_AGO};
 
 const NEW_PASSWORD: &str = "umbrella-gravel-Tuesday-91";
 
@@ -234,6 +234,48 @@ async fn a_password_reset_runs_the_whole_loop_on_sqlite() {
 #[tokio::test]
 async fn a_password_reset_runs_the_whole_loop_on_postgres() {
     a_password_reset_runs_the_whole_loop(&TestApp::postgres().await).await;
+}
+
+/// SECURITY.md P3 against P1/E4: an address the tenant registered but nobody confirmed hears
+/// of the recovery like the others (it may be the customer's one address an impostor does not
+/// hold), while the reset link itself goes only to a verified one.
+#[tokio::test]
+async fn a_notice_reaches_an_unverified_address_and_a_secret_does_not() {
+    let app = TestApp::sqlite().await;
+    let acme = app.tenant("acme").await;
+    let key = app.api_key(&acme, "integration").await;
+    let mut jane = customer_json("jane");
+    jane["emails"] = json!([
+        {"address": "jane@example.com", "verified": true, "added_at": LONG_AGO},
+        {"address": "jane.home@example.net", "verified": false, "added_at": LONG_AGO},
+    ]);
+    let customer = app.post_ok(&key, "/api/v1/customers", jane, StatusCode::CREATED).await;
+    let agent = app.token(Some(&acme), Role::Agent).await;
+    let d = Desk { key, agent, customer_id: customer["id"].as_str().expect("id").to_owned() };
+    let id = d.decided(&app, "password_reset").await;
+    // One link, to the verified email only (asserted inside).
+    let token = reset_link(&app, &d, &id).await;
+    let (status, _, html) =
+        form(&app, &format!("/reset/{token}"), &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+
+    let notices = app.deliver_new().await;
+    let mut to: Vec<_> = notices.iter().map(|m| m.to.clone()).collect();
+    to.sort_by_key(|a| format!("{a:?}"));
+    assert_eq!(
+        to,
+        [
+            regain_delivery::Address::Email("jane.home@example.net".into()),
+            regain_delivery::Address::Email("jane@example.com".into()),
+            regain_delivery::Address::Sms("+12015550123".into()),
+        ],
+        "{notices:?}"
+    );
+    let reports: std::collections::HashSet<_> = notices.iter().map(|m| link_token(&m.body, "report")).collect();
+    assert_eq!(reports.len(), 3, "each address has its own \"this wasn't me\" link");
+    for notice in &notices {
+        assert!(notice.body.contains("Your password was changed") && !notice.body.contains(NEW_PASSWORD));
+    }
 }
 
 /// P6: a customer with an authenticator app still needs its code after a reset; and a link
@@ -464,6 +506,10 @@ async fn an_mfa_reset_removes_the_factors_and_the_link_sets_up_a_new_one() {
     assert_eq!(confirmed.status(), StatusCode::NO_CONTENT);
     app.post_ok(&me, "/api/v1/directory/acme/me/recovery-codes", json!({}), StatusCode::OK).await;
     app.deliver().await;
+    // P3: each new sign-in method is told to every registered address, the phone included.
+    let told: Vec<_> = app.sent().into_iter().filter(|m| m.body.contains("was set up on your")).map(|m| m.to).collect();
+    assert_eq!(told.len(), 4, "an authenticator and new recovery codes, each to the email and the phone: {told:?}");
+    assert!(told.contains(&regain_delivery::Address::Sms("+12015550123".into())), "{told:?}");
     // A week and a day on, the factors are not new any more (a new one raises the risk); the
     // agent's session has idled out, so the integration carries on.
     app.clock.advance(Duration::days(8));
