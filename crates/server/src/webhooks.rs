@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::LazyLock;
 
-use regain_core::action::ActionOutcome;
+use regain_core::action::{ActionKind, ActionOutcome};
 use regain_core::{Actor, Case, CaseEvent, CaseState};
 use regain_delivery::signing::WebhookSecret;
 use regain_store::{Effect, NewWebhookEvent, StoreError, WebhookDelivery, WebhookResult};
@@ -57,13 +57,15 @@ impl WebhookEndpoint {
     }
 }
 
-/// The webhook event types a case change's events make.
-pub fn event_types(events: &[CaseEvent]) -> Vec<&'static str> {
+/// The webhook event types a case change's events make, each with the action it is about
+/// (`action.failed` names which action failed; its reason stays on the case's timeline, as a
+/// connector's answer may hold personal data).
+pub fn event_types(events: &[CaseEvent]) -> Vec<(&'static str, Option<ActionKind>)> {
     events
         .iter()
         .filter_map(|e| match e {
-            CaseEvent::Opened { .. } => Some("case.created"),
-            CaseEvent::Escalated { .. } => Some("case.escalated"),
+            CaseEvent::Opened { .. } => Some(("case.created", None)),
+            CaseEvent::Escalated { .. } => Some(("case.escalated", None)),
             CaseEvent::StateChanged { to, command, .. } => match (to, *command) {
                 (CaseState::Executing, "approve") => Some("case.approved"),
                 (CaseState::Resolved, _) => Some("case.resolved"),
@@ -72,8 +74,9 @@ pub fn event_types(events: &[CaseEvent]) -> Vec<&'static str> {
                 (CaseState::Cancelled, _) => Some("case.cancelled"),
                 (CaseState::Expired, _) => Some("case.expired"),
                 _ => None,
-            },
-            CaseEvent::Action { outcome: ActionOutcome::Failed, .. } => Some("action.failed"),
+            }
+            .map(|t| (t, None)),
+            CaseEvent::Action { action, outcome: ActionOutcome::Failed, .. } => Some(("action.failed", Some(*action))),
             _ => None,
         })
         .collect()
@@ -93,10 +96,10 @@ pub async fn effects(state: &AppState, case: &Case, events: &[CaseEvent]) -> Api
     let now = state.now();
     Ok(types
         .into_iter()
-        .filter(|t| endpoint.wants(t))
-        .map(|event_type| {
+        .filter(|(t, _)| endpoint.wants(t))
+        .map(|(event_type, action)| {
             let id = format!("msg_{}", crate::verification::new_id(state).replace('-', ""));
-            let payload = json!({
+            let mut payload = json!({
                 "type": event_type,
                 "timestamp": now.to_rfc3339(),
                 "data": {
@@ -109,6 +112,9 @@ pub async fn effects(state: &AppState, case: &Case, events: &[CaseEvent]) -> Api
                     "risk_band": case.risk.as_ref().map(|r| r.band.as_str()),
                 },
             });
+            if let Some(action) = action {
+                payload["data"]["action"] = json!(action.as_str());
+            }
             Effect::Webhook(NewWebhookEvent {
                 id,
                 tenant_id: case.tenant_id,

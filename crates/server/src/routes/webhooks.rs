@@ -44,7 +44,9 @@ pub struct DeliveryView {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
-    /// The body sent (ids only, never personal data).
+    /// The body sent: `type`, `timestamp` and `data` (`tenant`, `case_id`, `kind`, `state`,
+    /// `tier`, `customer_id`, `risk_band`; for `action.failed` also `action`). Ids only, never
+    /// personal data.
     pub payload: serde_json::Value,
 }
 

@@ -451,6 +451,42 @@ async fn event_webhooks_are_signed_retried_and_logged(postgres: bool) {
 
 /// Through a connector the reset link is spent before the call: a submission while the account
 /// system is down gets "try again" and the link back; two submissions at once reach the peer once.
+/// A refusal by the account system is an `action.failed` event for the tenant's ticketing,
+/// naming the action, so a person there can act on it; the reason stays on the case.
+#[tokio::test]
+async fn a_refused_action_is_an_action_failed_event_naming_the_action() {
+    use regain_server::webhooks::WebhookEndpoint;
+
+    let secret = WebhookSecret::from_bytes((0u8..32).collect()).expect("secret");
+    let refusing = reporting_endpoint(ReportDuringCall::default(), StatusCode::UNPROCESSABLE_ENTITY).await;
+    let events = tenant_endpoint(secret.clone(), Received::default()).await;
+    let only_failures = Some(std::collections::BTreeSet::from(["action.failed".to_owned()]));
+    let config = ServerConfig {
+        connectors: BTreeMap::from([(
+            "acme".to_owned(),
+            ConnectorConfig::Webhook { url: refusing, secret: secret.clone() },
+        )]),
+        webhooks: BTreeMap::from([("acme".to_owned(), WebhookEndpoint { url: events, secret, events: only_failures })]),
+        ..ServerConfig::default()
+    };
+    let app = app_with_config(config).await;
+    let d = desk(&app).await;
+    let id = d.executed(&app, "account_unlock").await;
+    assert_eq!(app.perform_actions().await, 1);
+    let case = d.case(&app, &id).await;
+    assert_eq!(case["actions"][0]["state"], "failed", "a 422 is a refusal, not retried: {case}");
+    assert!(d.timeline(&app, &id).await.contains("422"), "the reason, on the case");
+
+    let log = app.get_ok(&d.key, &format!("/api/v1/webhooks/deliveries?case_id={id}")).await;
+    let log = log.as_array().expect("list");
+    assert_eq!(log.len(), 1, "only the events the endpoint asked for: {log:?}");
+    assert_eq!(log[0]["event_type"], "action.failed");
+    let data = &log[0]["payload"]["data"];
+    assert_eq!(data["action"], "unlock", "{data}");
+    assert_eq!(data["case_id"], id.as_str());
+    assert!(!data.to_string().contains("422"), "no connector answer in the payload: {data}");
+}
+
 #[tokio::test]
 async fn a_reset_through_scim_survives_the_peer_being_down_and_double_submits_on_sqlite() {
     a_reset_through_scim_survives_the_peer_being_down_and_double_submits(false).await;
