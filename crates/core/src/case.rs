@@ -296,8 +296,13 @@ pub enum CaseCommand {
         tells: Vec<Observation>,
     },
     /// Perform the case's action again (a reset link that expired unused, an action that
-    /// failed and whose cause was fixed): staff ask, Regain does it.
-    RetryAction,
+    /// failed and whose cause was fixed): staff ask, Regain does it. `action` is `None` for the
+    /// case's own action; on a compromised-account case whose lockdown is done (never done
+    /// twice), the server names [`ActionKind::Deactivate`]: a deactivation owed to the account
+    /// system that it refused, sent again once its cause is fixed (SECURITY.md L0).
+    RetryAction {
+        action: Option<ActionKind>,
+    },
     /// A step of the case's action, recorded by Regain (the action worker) or by the customer
     /// (the reset page), never by staff: what the account went through is not typed in.
     RecordAction {
@@ -361,7 +366,7 @@ impl CaseCommand {
             Self::AssessRisk { .. } => "assess_risk",
             Self::Observe { .. } => "observe",
             Self::RecordAction { .. } => "record_action",
-            Self::RetryAction => "retry_action",
+            Self::RetryAction { .. } => "retry_action",
             Self::RollBack { .. } => "roll_back",
         }
     }
@@ -578,7 +583,11 @@ pub fn apply(
     // A critical risk stops every step toward an action, whoever takes it (issue 5).
     let toward_action = matches!(
         command,
-        C::Decide { approve: true, .. } | C::RequestApproval { .. } | C::Approve { .. } | C::Execute | C::RetryAction
+        C::Decide { approve: true, .. }
+            | C::RequestApproval { .. }
+            | C::Approve { .. }
+            | C::Execute
+            | C::RetryAction { .. }
     );
     if toward_action && case.risk_route().hold {
         return Err(CaseError::RiskHold { score: case.risk.as_ref().map_or(0, |r| r.score) });
@@ -742,8 +751,12 @@ pub fn apply(
                 events.push(CaseEvent::Observed { tells: new_tells });
             }
         }
-        (S::Executing, C::RetryAction) => {
-            let action = ActionKind::for_case(case.kind);
+        (S::Executing, C::RetryAction { action }) => {
+            let action = match action {
+                None => ActionKind::for_case(case.kind),
+                Some(ActionKind::Deactivate) if case.kind == CaseKind::CompromisedAccount => ActionKind::Deactivate,
+                Some(_) => return Err(wrong_state()),
+            };
             if !action.is_automated() || case.customer_id.is_none() {
                 return Err(wrong_state());
             }

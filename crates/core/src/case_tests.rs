@@ -63,7 +63,7 @@ fn every_command() -> Vec<CaseCommand> {
             policy_version: None,
         },
         CaseCommand::Observe { tells: vec![crate::risk::Observation::Urgency] },
-        CaseCommand::RetryAction,
+        CaseCommand::RetryAction { action: None },
         CaseCommand::RollBack { changes: vec!["email a***@example.com added".into()] },
         CaseCommand::RecordAction {
             action: crate::action::ActionKind::PasswordReset,
@@ -329,4 +329,30 @@ fn only_security_staff_roll_back_a_locked_down_account() {
     let reset = case_in(CaseState::Executing, CaseKind::PasswordReset);
     let wrong = apply(&reset, CaseCommand::RollBack { changes: vec!["x".into()] }, analyst, t0());
     assert!(matches!(wrong, Err(CaseError::WrongState { .. })));
+}
+
+#[test]
+fn a_retry_names_only_the_cases_own_action_or_an_owed_deactivation() {
+    use crate::action::{ActionKind, ActionOutcome};
+    // SECURITY.md L0: on a compromised-account case, staff may have a deactivation the
+    // account system refused sent again; no other case kind queues one, and no case another
+    // kind's action.
+    let analyst = Actor::Staff { id: StaffId::from_uuid(Uuid::from_u128(8)), role: Role::SecurityAnalyst };
+    let lockdown = case_in(CaseState::Executing, CaseKind::CompromisedAccount);
+    let again = CaseCommand::RetryAction { action: Some(ActionKind::Deactivate) };
+    let (next, events) = apply(&lockdown, again.clone(), analyst, t0()).unwrap();
+    assert_eq!(next.state, CaseState::Executing);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [CaseEvent::Action { action: ActionKind::Deactivate, outcome: ActionOutcome::Queued, .. }]
+        ),
+        "{events:?}"
+    );
+    let (_, own) = apply(&lockdown, CaseCommand::RetryAction { action: None }, analyst, t0()).unwrap();
+    assert!(matches!(own.as_slice(), [CaseEvent::Action { action: ActionKind::Lockdown, .. }]), "{own:?}");
+    let unlock = case_in(CaseState::Executing, CaseKind::AccountUnlock);
+    assert!(matches!(apply(&unlock, again, analyst, t0()), Err(CaseError::WrongState { .. })));
+    let other = CaseCommand::RetryAction { action: Some(ActionKind::PasswordReset) };
+    assert!(matches!(apply(&lockdown, other, analyst, t0()), Err(CaseError::WrongState { .. })));
 }

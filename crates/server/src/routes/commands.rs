@@ -8,7 +8,7 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use regain_core::case::{apply, CaseCommand, Channel, Tier};
-use regain_core::{CustomerId, StaffId, ValidationError};
+use regain_core::{CustomerId, CustomerStatus, StaffId, ValidationError};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -82,7 +82,7 @@ pub async fn run_command(
     state: &AppState,
     principal: &Principal,
     id: &str,
-    command: CaseCommand,
+    mut command: CaseCommand,
 ) -> ApiResult<CaseView> {
     let tenant = principal.tenant()?;
     let mut case = load_case(state, tenant, id).await?;
@@ -94,7 +94,7 @@ pub async fn run_command(
             | CaseCommand::RequestApproval { .. }
             | CaseCommand::Approve { .. }
             | CaseCommand::Execute
-            | CaseCommand::RetryAction
+            | CaseCommand::RetryAction { .. }
     );
     if toward_action {
         case = crate::risk::assess_and_record(state, case).await?;
@@ -148,7 +148,7 @@ pub async fn run_command(
         CaseCommand::RequestApproval { .. }
         | CaseCommand::Approve { .. }
         | CaseCommand::Execute
-        | CaseCommand::RetryAction => {
+        | CaseCommand::RetryAction { .. } => {
             if let Some(customer) = case.customer_id {
                 crate::verification::refuse_if_held(state, tenant, customer).await?;
             }
@@ -164,22 +164,34 @@ pub async fn run_command(
     // While Regain is still performing the case's action, staff do not complete it by hand:
     // the action would run on a closed case. Once it is done (a reset link out, waiting for
     // the customer) or has failed, they may.
-    if matches!(command, CaseCommand::Complete { .. } | CaseCommand::RetryAction) {
+    if matches!(command, CaseCommand::Complete { .. } | CaseCommand::RetryAction { .. }) {
+        use regain_core::action::ActionKind;
         let actions = state.store.case_actions(tenant, case.id).await?;
-        // A lockdown is not done twice; it is lifted only by re-proofing on a new case.
-        if matches!(command, CaseCommand::RetryAction)
-            && actions.iter().any(|a| a.action == regain_core::action::ActionKind::Lockdown && a.state == "done")
-        {
-            return Err(ApiError::Conflict {
-                code: "lockdown-done",
-                detail: "this case's lockdown is done; only a new compromised_account case, opened and verified \
-                         after it, lifts it"
-                    .into(),
-            });
+        // A lockdown is not done twice; it is lifted only by re-proofing on a new case. What
+        // may go again is a deactivation owed to the account system that it refused (L0),
+        // once the cause is fixed there, while the lockdown is in force.
+        let done = |kind: ActionKind| actions.iter().any(|a| a.action == kind && a.state == "done");
+        let owed = |s: &str| actions.iter().any(|a| a.action == ActionKind::Deactivate && a.state == s);
+        if matches!(command, CaseCommand::RetryAction { .. }) && done(ActionKind::Lockdown) && !owed("pending") {
+            let frozen = match case.customer_id {
+                Some(id) => state.store.customer(tenant, id).await?.is_some_and(|c| c.status == CustomerStatus::Frozen),
+                None => false,
+            };
+            // (Owed once per lockdown: no unlock crosses a lockdown in force.)
+            if owed("failed") && !done(ActionKind::Deactivate) && frozen {
+                command = CaseCommand::RetryAction { action: Some(ActionKind::Deactivate) };
+            } else {
+                return Err(ApiError::Conflict {
+                    code: "lockdown-done",
+                    detail: "this case's lockdown is done; only a new compromised_account case, opened and verified \
+                             after it, lifts it"
+                        .into(),
+                });
+            }
         }
         if let Some(pending) = actions.iter().find(|a| a.state == "pending") {
             let detail = match pending.action {
-                regain_core::action::ActionKind::Deactivate => format!(
+                ActionKind::Deactivate => format!(
                     "Regain still owes the account system this case's deactivation (attempt {} so far; it is retried \
                      while the account system is away); complete the case once it is done",
                     pending.attempts
@@ -377,8 +389,8 @@ command_route!(
     retry_action,
     "/api/v1/cases/{id}/retry-action",
     CasesWork,
-    "Have Regain perform the case's action again: a new reset link when the last one expired unused, or an action that failed once its cause is fixed.",
-    CaseCommand::RetryAction
+    "Have Regain perform the case's action again: a new reset link when the last one expired unused, or an action that failed once its cause is fixed; on a lockdown's case, a deactivation the account system refused.",
+    CaseCommand::RetryAction { action: None }
 );
 command_route!(
     complete,

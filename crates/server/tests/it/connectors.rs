@@ -833,13 +833,15 @@ type Hook = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 /// `trigger` runs the hook set with [`AccountSystem::meanwhile`] — another worker's action —
 /// and takes effect before it or after it, as `first_before`. With `refuse_first_unlock`, the
 /// first unlock is answered 503 and has no effect; so is every call whose key ends in one of
-/// the endings set with [`AccountSystem::refuse_keys_ending`].
+/// the endings set with [`AccountSystem::refuse_keys_ending`] (or answered with the status set
+/// by [`AccountSystem::refuse_with`]).
 struct AccountSystem {
     url: String,
     active: Arc<Mutex<bool>>,
     log: Arc<Mutex<Vec<(String, String)>>>,
     hook: Arc<Mutex<Option<Hook>>>,
     refuse: Arc<Mutex<Vec<String>>>,
+    refusal: Arc<Mutex<StatusCode>>,
 }
 
 impl AccountSystem {
@@ -852,13 +854,15 @@ impl AccountSystem {
             log: Arc::default(),
             hook: Arc::default(),
             refuse: Arc::default(),
+            refusal: Arc::new(Mutex::new(StatusCode::SERVICE_UNAVAILABLE)),
         };
         let (active, log, hook) = (system.active.clone(), system.log.clone(), system.hook.clone());
-        let refuse = system.refuse.clone();
+        let (refuse, refusal) = (system.refuse.clone(), system.refusal.clone());
         let refused = Arc::new(Mutex::new(!refuse_first_unlock));
         let handler = move |headers: HeaderMap, body: String| {
             let (active, log, hook, refused) = (active.clone(), log.clone(), hook.clone(), refused.clone());
             let refuse = refuse.lock().expect("lock").clone();
+            let refusal = *refusal.lock().expect("lock");
             async move {
                 let body: Value = serde_json::from_str(&body).unwrap_or_default();
                 let kind = body["type"].as_str().unwrap_or("").to_owned();
@@ -867,7 +871,7 @@ impl AccountSystem {
                     return (StatusCode::SERVICE_UNAVAILABLE, String::new());
                 }
                 if refuse.iter().any(|ending| key.ends_with(ending.as_str())) {
-                    return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+                    return (refusal, String::new());
                 }
                 let take_effect = || {
                     *active.lock().expect("lock") = kind == "account.unlock";
@@ -901,6 +905,12 @@ impl AccountSystem {
     /// `endings`, until set to none.
     fn refuse_keys_ending(&self, endings: &[&str]) {
         *self.refuse.lock().expect("lock") = endings.iter().map(|e| (*e).to_owned()).collect();
+    }
+
+    /// What the calls [`AccountSystem::refuse_keys_ending`] names are answered: 503 (away, so
+    /// retried) unless set, e.g. to 403 (refused for good).
+    fn refuse_with(&self, status: StatusCode) {
+        *self.refusal.lock().expect("lock") = status;
     }
 
     fn connector(&self) -> ConnectorConfig {
@@ -1089,6 +1099,48 @@ async fn a_reproofing_waits_for_an_owed_deactivation_so_the_account_ends_active(
     let last_two: Vec<(&str, &str)> = log.iter().rev().take(2).rev().map(|(k, id)| (k.as_str(), id.as_str())).collect();
     assert_eq!(last_two, [("account.lockdown", owed.as_str()), ("account.unlock", lift_id)], "{log:?}");
     assert!(*system.active.lock().expect("lock"), "active in the account system after the re-proofing: {log:?}");
+}
+
+/// SECURITY.md L0: a deactivation the account system refused for good fails on the lockdown's
+/// case for the security team ("deactivate it there by hand"); once they fixed the cause,
+/// retry-action sends it again, under a new key, and the lockdown itself is never redone.
+#[tokio::test]
+async fn a_refused_deactivation_is_sent_again_by_retry_action_once_fixed() {
+    let (app, d, system, lock) = lockdown_crossed_by_an_unlock_and_not_deactivated_again().await;
+    let first = deactivation(&d.case(&app, &lock).await)["id"].as_str().expect("id").to_owned();
+    system.refuse_with(StatusCode::FORBIDDEN);
+    system.refuse_keys_ending(&[first.as_str()]);
+    assert_eq!(app.perform_actions().await, 1, "the owed deactivation, refused for good");
+    let failed = d.case(&app, &lock).await;
+    assert_eq!(deactivation(&failed)["state"], "failed", "{failed}");
+    assert!(d.timeline(&app, &lock).await.contains("deactivate it there by hand"));
+    assert!(*system.active.lock().expect("lock"), "still active there");
+
+    // Fixed in the account system; the security team has Regain send it again.
+    system.refuse_keys_ending(&[]);
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let retry = format!("/api/v1/cases/{lock}/retry-action");
+    let again = app.post_ok(&analyst, &retry, json!({}), StatusCode::OK).await;
+    let owed: Vec<&Value> =
+        again["actions"].as_array().expect("actions").iter().filter(|a| a["action"] == "deactivate").collect();
+    assert_eq!(owed.len(), 2, "{again}");
+    let second = owed.iter().find(|a| a["state"] == "pending").expect("a new deactivation")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_ne!(second, first, "a new idempotency key: the refused request is not replayed");
+    assert_eq!(again["actions"].as_array().expect("actions").iter().filter(|a| a["action"] == "lockdown").count(), 1);
+    assert_eq!(app.perform_actions().await, 1);
+    assert!(!*system.active.lock().expect("lock"), "deactivated there: {:?}", system.log());
+    assert_eq!(system.log().last(), Some(&("account.lockdown".to_owned(), second)));
+    let locked = d.case(&app, &lock).await;
+    assert_eq!((locked["state"].as_str(), locked["customer"]["status"].as_str()), (Some("executing"), Some("frozen")));
+    assert!(d.timeline(&app, &lock).await.contains("told to deactivate the account again"));
+
+    // Done: nothing is owed, and the lockdown is not redone.
+    expect_problem(app.post(&analyst, &retry, json!({})).await, StatusCode::CONFLICT, "lockdown-done").await;
+    assert_eq!(app.perform_actions().await, 0);
 }
 
 /// A lockdown through the account system that an unlock, retried on another worker, crossed:
