@@ -1551,6 +1551,24 @@ macro_rules! impl_sql_store {
                     .map_err(Self::map_err)?;
                     Ok(at.map($crate::regain_store::codec::timestamp))
                 }
+                async fn action_pending(
+                    &self,
+                    tenant: TenantId,
+                    customer: CustomerId,
+                    action: ActionKind,
+                ) -> StoreResult<bool> {
+                    // Among the pending actions only (the due index), never the whole history.
+                    sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM recovery_actions WHERE state = 'pending' AND tenant_id = $1 \
+                         AND customer_id = $2 AND action = $3)",
+                    )
+                    .bind(tenant.to_string())
+                    .bind(customer.to_string())
+                    .bind(action.as_str())
+                    .fetch_one(self.read_pool())
+                    .await
+                    .map_err(Self::map_err)
+                }
                 async fn factor_times(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<FactorTimes> {
                     self.x_factor_times(tenant, customer).await
                 }

@@ -1086,7 +1086,8 @@ pub async fn a_contact_change_being_sent_is_never_cancelled_and_is_applied(store
 }
 
 /// `last_action_end`: the latest done action of the kind, and with `failed_too` the latest
-/// failed one as well; other kinds, other customers and pending actions do not count.
+/// failed one as well; other kinds, other customers and pending actions do not count. And
+/// `action_pending`, over the same actions.
 pub async fn the_last_end_of_an_action_counts_failures_only_when_asked(store: &dyn Store) {
     use regain_core::action::ActionKind;
     let (acme, jane, john) = acme_jane_and_john(store).await;
@@ -1120,6 +1121,17 @@ pub async fn the_last_end_of_an_action_counts_failures_only_when_asked(store: &d
     assert_eq!(end(jane.id, ActionKind::Unlock, true).await.unwrap(), Some(t2));
     assert_eq!(end(jane.id, ActionKind::Lockdown, true).await.unwrap(), None, "pending is not ended");
     assert_eq!(end(john.id, ActionKind::Unlock, true).await.unwrap(), Some(t3));
+
+    // `action_pending`: queued or retried, of the kind and the customer, on any case.
+    let pending = |who: CustomerId, action| store.action_pending(acme.id, who, action);
+    assert!(pending(jane.id, ActionKind::Unlock).await.unwrap());
+    assert!(pending(jane.id, ActionKind::Lockdown).await.unwrap());
+    assert!(!pending(jane.id, ActionKind::Deactivate).await.unwrap());
+    assert!(!pending(john.id, ActionKind::Unlock).await.unwrap(), "john's is done");
+    store.retry_action("pending", t3, "away").await.unwrap();
+    assert!(pending(jane.id, ActionKind::Unlock).await.unwrap(), "being retried is pending");
+    store.apply_effects(t3, &[Effect::FinishAction { id: "pending".into() }]).await.unwrap();
+    assert!(!pending(jane.id, ActionKind::Unlock).await.unwrap());
 }
 
 /// `customer_cases_in`: the customer's cases in the states asked, newest first, all of them,

@@ -509,6 +509,9 @@ pub trait Store: Send + Sync + 'static {
         action: ActionKind,
         failed_too: bool,
     ) -> StoreResult<Option<Timestamp>>;
+    /// Whether one of the customer's `action`s, on any of their cases, is still pending
+    /// (queued or being retried).
+    async fn action_pending(&self, tenant: TenantId, customer: CustomerId, action: ActionKind) -> StoreResult<bool>;
     /// When the customer's password, authenticator app and recovery codes last changed.
     async fn factor_times(&self, tenant: TenantId, customer: CustomerId) -> StoreResult<FactorTimes>;
 

@@ -210,11 +210,11 @@ async fn lockdown_cases(
     Ok(found)
 }
 
-/// Whether a deactivation of `customer` is still owed to the account system (queued on one of
-/// their lockdown cases and not yet done).
+/// Whether a deactivation of `customer` is still owed to the account system: queued and not
+/// yet done, on whichever case it went to (a lockdown's, or the unlock's own when no lockdown
+/// case was found).
 async fn deactivation_owed(state: &AppState, customer: &Customer) -> Result<bool, StoreError> {
-    let cases = lockdown_cases(state, customer).await?;
-    Ok(cases.iter().flat_map(|(_, actions)| actions).any(owes_deactivation))
+    state.store.action_pending(customer.tenant_id, customer.id, ActionKind::Deactivate).await
 }
 
 /// Whether `action` is a deactivation still owed (queued or being retried).
