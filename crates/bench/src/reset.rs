@@ -289,7 +289,7 @@ async fn links(state: &AppState, count: usize) -> anyhow::Result<Vec<String>> {
                 id: regain_server::verification::new_id(state),
                 purpose: LinkPurpose::Reset,
                 tenant_id: tenant.id,
-                case_id: case.id,
+                case_id: Some(case.id),
                 customer_id: customer.id,
                 destination: "r***@e***.com".into(),
                 expires_at: now + regain_core::chrono::Duration::hours(6),

@@ -27,7 +27,8 @@ pub const BUILTIN_NAMES: &[&str] = &[
 /// - `verification_link`: `tenant`, `link`, `minutes` (validity), `purpose`
 /// - `recovery_code_used`: `tenant`, `when`, `remaining` (codes left)
 /// - `recovery_blocked`: `tenant`, `until`
-/// - `factor_added`: `tenant`, `factor` (what was set up, e.g. "an authenticator app"), `when`
+/// - `factor_added`: `tenant`, `factor` (what was set up, e.g. "An authenticator app"), `when`,
+///   `report_link` ("this wasn't me")
 /// - `password_reset_link`: `tenant`, `link`, `minutes` (validity)
 /// - `username_reminder`: `tenant`, `username`
 /// - `account_recovered`: `tenant`, `what` (e.g. "Your password was changed"), `when`,
@@ -42,7 +43,7 @@ pub fn builtin_placeholders(name: &str) -> Option<&'static [&'static str]> {
         "verification_link" => Some(&["tenant", "link", "minutes", "purpose"]),
         "recovery_code_used" => Some(&["tenant", "when", "remaining"]),
         "recovery_blocked" => Some(&["tenant", "until"]),
-        "factor_added" => Some(&["tenant", "factor", "when"]),
+        "factor_added" => Some(&["tenant", "factor", "when", "report_link"]),
         "password_reset_link" => Some(&["tenant", "link", "minutes"]),
         "username_reminder" => Some(&["tenant", "username"]),
         "account_recovered" => Some(&["tenant", "what", "when", "channel", "report_link"]),
@@ -140,15 +141,20 @@ Your sign-in is unchanged. Not you? Tell {{tenant}} support.",
 
 {{factor}} was set up on your {{tenant}} account on {{when}}.
 
-If this was you, there is nothing to do.
+If this was you, there is nothing to do. You may want to review the devices signed in to your account.
 
-If this was not you, contact {{tenant}} support right away: someone may know your password. \
-Until you do, a new sign-in method cannot be used to recover your account for several days.
+If this was not you, someone may know your password. Tell us now: we will sign every device out \
+of your account and our security team will take over:
+
+{{report_link}}
+
+A new sign-in method cannot be used to recover your account for several days, so whoever set it up \
+cannot use it to take your account over in the meantime.
 ",
         ),
         ("factor_added", Channel::Sms) => (
             "",
-            "{{tenant}}: {{factor}} was set up on your account on {{when}}. Not you? Contact {{tenant}} support now.",
+            "{{tenant}}: {{factor}} was set up on your account on {{when}}. Not you? {{report_link}}",
         ),
         ("password_reset_link", Channel::Email) => (
             "Set a new password for your {{tenant}} account",

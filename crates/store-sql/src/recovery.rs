@@ -226,7 +226,7 @@ pub struct LinkRow {
     pub id: String,
     pub purpose: String,
     pub tenant_id: String,
-    pub case_id: String,
+    pub case_id: Option<String>,
     pub customer_id: String,
     pub destination: String,
     pub expires_at: i64,
@@ -239,7 +239,7 @@ impl LinkRow {
             purpose: LinkPurpose::parse(&self.purpose)
                 .ok_or_else(|| StoreError::Corrupt("customer_links.purpose does not parse".into()))?,
             tenant_id: parse_column("customer_links.tenant_id", &self.tenant_id, TenantId::parse)?,
-            case_id: parse_column("customer_links.case_id", &self.case_id, CaseId::parse)?,
+            case_id: self.case_id.map(|id| parse_column("customer_links.case_id", &id, CaseId::parse)).transpose()?,
             customer_id: parse_column("customer_links.customer_id", &self.customer_id, CustomerId::parse)?,
             destination: self.destination,
             expires_at: timestamp(self.expires_at),
@@ -359,7 +359,7 @@ macro_rules! impl_sql_recovery {
                             .bind(&link.id)
                             .bind(link.purpose.as_str())
                             .bind(link.tenant_id.to_string())
-                            .bind(link.case_id.to_string())
+                            .bind(link.case_id.map(|c| c.to_string()))
                             .bind(link.customer_id.to_string())
                             .bind($crate::recovery::link_token_hash(keyring, token))
                             .bind(&link.destination)
@@ -419,13 +419,13 @@ macro_rules! impl_sql_recovery {
                         one_row(done.rows_affected())
                     }
                     Effect::IssueLink { link, token } => {
-                        if link.purpose == LinkPurpose::Reset {
+                        if let Some(case) = link.case_id.filter(|_| link.purpose == LinkPurpose::Reset) {
                             // One live reset link per case: a new one ends the ones sent before.
                             sqlx::query(
                                 "UPDATE customer_links SET expires_at = $2 \
                                  WHERE case_id = $1 AND purpose = 'reset' AND used_at IS NULL AND expires_at > $2",
                             )
-                            .bind(link.case_id.to_string())
+                            .bind(case.to_string())
                             .bind(micros(link.created_at))
                             .execute(&mut **tx)
                             .await

@@ -84,7 +84,9 @@ pub struct NewCustomerLink {
     pub id: String,
     pub purpose: LinkPurpose,
     pub tenant_id: TenantId,
-    pub case_id: CaseId,
+    /// The case the link belongs to; `None` only for a report link in a notice of a change
+    /// the customer made themselves (a new sign-in method), which no case stands behind.
+    pub case_id: Option<CaseId>,
     pub customer_id: CustomerId,
     /// Masked.
     pub destination: String,
@@ -98,7 +100,8 @@ pub struct CustomerLink {
     pub id: String,
     pub purpose: LinkPurpose,
     pub tenant_id: TenantId,
-    pub case_id: CaseId,
+    /// `None` only for a report link no case stands behind ([`NewCustomerLink::case_id`]).
+    pub case_id: Option<CaseId>,
     pub customer_id: CustomerId,
     pub destination: String,
     pub expires_at: Timestamp,

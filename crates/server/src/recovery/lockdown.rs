@@ -179,8 +179,9 @@ pub async fn recent_changes(state: &AppState, case: &Case, customer: &Customer) 
                 kind: "password_changed",
                 at,
                 detail: format!(
-                    "a new password was set in the tenant's account system through a reset link sent to {} (case {})",
-                    link.destination, link.case_id
+                    "a new password was set in the tenant's account system through a reset link sent to {}{}",
+                    link.destination,
+                    link.case_id.map(|c| format!(" (case {c})")).unwrap_or_default()
                 ),
                 reversible: false,
                 undo: "Regain keeps no password for this account: have it changed in the tenant's account system \

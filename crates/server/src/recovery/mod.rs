@@ -266,7 +266,7 @@ pub(crate) async fn link_message(
 ) -> ApiResult<[Effect; 2]> {
     let templates = crate::verification::Templates::of(state, tenant.id).await?;
     let (link, message) =
-        templated_link(state, tenant, case, customer, purpose, path, lifetime, to, &templates, template, values)?;
+        templated_link(state, tenant, Some(case), customer, purpose, path, lifetime, to, &templates, template, values)?;
     Ok([link, Effect::Message(message)])
 }
 
@@ -275,7 +275,7 @@ pub(crate) async fn link_message(
 fn templated_link(
     state: &AppState,
     tenant: &Tenant,
-    case: &Case,
+    case: Option<&Case>,
     customer: &Customer,
     purpose: LinkPurpose,
     path: &str,
@@ -295,7 +295,7 @@ fn templated_link(
     let message = crate::verification::render(
         state,
         tenant,
-        Some(case),
+        case,
         customer.id,
         channel,
         address,
@@ -308,7 +308,7 @@ fn templated_link(
         id: crate::verification::new_id(state),
         purpose,
         tenant_id: tenant.id,
-        case_id: case.id,
+        case_id: case.map(|c| c.id),
         customer_id: customer.id,
         destination: masked.clone(),
         expires_at: now + lifetime,
@@ -332,7 +332,25 @@ pub(crate) async fn recovery_notices(
     customer: &Customer,
     what: &str,
 ) -> ApiResult<Vec<Effect>> {
-    let now = state.now();
+    let values = BTreeMap::from([
+        ("what", what.to_owned()),
+        ("when", state.now().format("%Y-%m-%d %H:%M UTC").to_string()),
+        ("channel", case.channel.to_string()),
+    ]);
+    reported_notices(state, tenant, Some(case), customer, "account_recovered", values).await
+}
+
+/// The notice `template` with `values` to every address the customer has registered (P3), each
+/// with its own "this wasn't me" link (`report_link`) for `case`, or for no case when the
+/// customer made the change themselves: the link effects first, then the messages.
+pub(crate) async fn reported_notices(
+    state: &AppState,
+    tenant: &Tenant,
+    case: Option<&Case>,
+    customer: &Customer,
+    template: &str,
+    values: BTreeMap<&'static str, String>,
+) -> ApiResult<Vec<Effect>> {
     let emails = customer.emails.iter().map(|e| ("email", e.address.as_str(), e.address.masked()));
     let phones = customer.phones.iter().map(|p| ("sms", p.number.as_str(), p.number.masked()));
     let addresses: Vec<_> = emails.chain(phones).collect();
@@ -342,11 +360,6 @@ pub(crate) async fn recovery_notices(
     let templates = crate::verification::Templates::of(state, tenant.id).await?;
     let (mut links, mut messages) = (Vec::new(), Vec::new());
     for (channel, to, masked) in addresses {
-        let values = BTreeMap::from([
-            ("what", what.to_owned()),
-            ("when", now.format("%Y-%m-%d %H:%M UTC").to_string()),
-            ("channel", case.channel.to_string()),
-        ]);
         let to = (channel, to.to_owned(), masked);
         let lifetime = chrono::Duration::days(REPORT_LINK_DAYS);
         let (link, message) = templated_link(
@@ -359,8 +372,8 @@ pub(crate) async fn recovery_notices(
             lifetime,
             &to,
             &templates,
-            "account_recovered",
-            values,
+            template,
+            values.clone(),
         )?;
         links.push(link);
         messages.push(Effect::Message(message));

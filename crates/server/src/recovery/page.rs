@@ -158,8 +158,12 @@ async fn show_report(State(state): State<AppState>, Path(token): Path<String>) -
     let Some(link) = usable.filter(|l| l.usable(state.now())) else { return gone() };
     let Ok(Some(record)) = state.store.tenant(link.tenant_id).await else { return gone() };
     let tenant = escape(&record.display_name);
+    let what = match link.case_id {
+        Some(_) => format!("ask {tenant} support for this change"),
+        None => "set up this sign-in method yourself".to_owned(),
+    };
     let body = format!(
-        "<h1>Was this not you?</h1><p>If you did not ask {tenant} support for this change, tell us below. We will \
+        "<h1>Was this not you?</h1><p>If you did not {what}, tell us below. We will \
          sign every device out of your account, stop what can still be stopped, and our security team will contact \
          you at a registered address.</p>\
          <form method=\"post\"><input type=\"hidden\" name=\"decision\" value=\"report\">\
@@ -200,8 +204,9 @@ async fn submit_report(State(state): State<AppState>, Path(token): Path<String>,
 }
 
 /// "This wasn't me" (SECURITY.md G5, P3): a case still cooling off is cancelled and escalated
-/// to the security tier; a closed one opens a compromised-account case for the security team.
-/// Either way every session of the customer ends. `false`: the link was used or expired.
+/// to the security tier; a closed one, or a change no case stands behind (a new sign-in
+/// method), opens a compromised-account case for the security team. Either way every session
+/// of the customer ends. `false`: the link was used or expired.
 async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
     let Some(link) = state.store.customer_link(token).await?.filter(|l| l.purpose == LinkPurpose::Report) else {
         return Ok(false);
@@ -214,7 +219,8 @@ async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
         [Effect::SpendLink { token: token.to_owned() }, Effect::RevokeSessions { customer: link.customer_id }];
     let reason = format!("this wasn't me: reported from {}", link.destination);
     for _ in 0..3 {
-        let Some(case) = state.store.case(link.tenant_id, link.case_id).await? else { break };
+        let Some(case_id) = link.case_id else { break };
+        let Some(case) = state.store.case(link.tenant_id, case_id).await? else { break };
         if case.state != CaseState::CoolingOff {
             break;
         }
@@ -258,7 +264,8 @@ async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
         Err(StoreError::Conflict) => return Ok(false),
         Err(e) => return Err(e),
     };
-    tracing::warn!(case_id = %case.id, reported_case = %link.case_id, "recovery reported as not the customer; security case opened");
+    let reported = link.case_id.map(|c| c.to_string());
+    tracing::warn!(case_id = %case.id, reported_case = ?reported, "a change reported as not the customer's; security case opened");
     Ok(true)
 }
 
@@ -275,7 +282,10 @@ async fn open_security_case(
 ) -> Result<Case, StoreError> {
     let tenant = state.store.tenant(link.tenant_id).await?.ok_or(StoreError::NotFound)?;
     let actor = Actor::Customer { id: link.customer_id };
-    let summary = format!("Reported by the customer after case {}: {reason}", link.case_id);
+    let summary = match link.case_id {
+        Some(case) => format!("Reported by the customer after case {case}: {reason}"),
+        None => format!("Reported by the customer after a notice of a new sign-in method: {reason}"),
+    };
     let new = NewCase { kind: CaseKind::CompromisedAccount, channel: Channel::Web, summary: Some(summary) };
     let now = state.now();
     let id = regain_core::CaseId::generate(state.clock.as_ref(), state.entropy.as_ref());

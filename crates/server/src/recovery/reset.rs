@@ -70,7 +70,8 @@ pub async fn open(state: &AppState, token: &str) -> Result<OpenLink, ResetRefuse
         return Err(ResetRefused::Gone);
     }
     let tenant = state.store.tenant(link.tenant_id).await?.ok_or(ResetRefused::Gone)?;
-    let case = state.store.case(link.tenant_id, link.case_id).await?.ok_or(ResetRefused::Gone)?;
+    let case_id = link.case_id.ok_or(ResetRefused::Gone)?;
+    let case = state.store.case(link.tenant_id, case_id).await?.ok_or(ResetRefused::Gone)?;
     if case.state != CaseState::Executing {
         return Err(ResetRefused::Gone);
     }

@@ -137,9 +137,10 @@ pub async fn recovery_codes(
 }
 
 /// Tells every registered address, emails and phones, verified or not (SECURITY.md P3), that
-/// a sign-in method was set up: the customer hears of it even when someone else, with their
-/// password, did it (and such a factor does not count for recovery until the policy's
-/// `recent_contact_days` have passed).
+/// a sign-in method was set up, each with a "this wasn't me" link (no case stands behind the
+/// change; a report opens one for the security team): the customer hears of it even when
+/// someone else, with their password, did it (and such a factor does not count for recovery
+/// until the policy's `recent_contact_days` have passed). The links and messages are one write.
 pub(crate) async fn notify_factor(
     state: &AppState,
     tenant_id: TenantId,
@@ -148,27 +149,12 @@ pub(crate) async fn notify_factor(
 ) -> ApiResult<()> {
     let tenant = state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
     let Some(customer) = state.store.customer(tenant_id, customer_id).await? else { return Ok(()) };
-    let emails = customer.emails.iter().map(|e| ("email", e.address.as_str(), e.address.masked()));
-    let phones = customer.phones.iter().map(|p| ("sms", p.number.as_str(), p.number.masked()));
-    for (channel, to, masked) in emails.chain(phones) {
-        let values = std::collections::BTreeMap::from([
-            ("factor", factor.to_owned()),
-            ("when", state.now().format("%Y-%m-%d %H:%M UTC").to_string()),
-        ]);
-        let message = crate::verification::compose(
-            state,
-            &tenant,
-            None,
-            customer_id,
-            channel,
-            to,
-            masked,
-            "factor_added",
-            values,
-        )
-        .await?;
-        state.store.enqueue_message(&message).await?;
-    }
+    let values = std::collections::BTreeMap::from([
+        ("factor", factor.to_owned()),
+        ("when", state.now().format("%Y-%m-%d %H:%M UTC").to_string()),
+    ]);
+    let effects = crate::recovery::reported_notices(state, &tenant, None, &customer, "factor_added", values).await?;
+    state.store.apply_effects(state.now(), &effects).await?;
     Ok(())
 }
 

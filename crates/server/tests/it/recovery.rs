@@ -463,6 +463,52 @@ async fn this_wasnt_me_from_a_notice_opens_a_security_case() {
     );
 }
 
+/// SECURITY.md P3 for a factor change no case stands behind: a new authenticator set up by
+/// whoever has the password is told to every registered address with a "this wasn't me" link;
+/// reporting it ends every session and opens a compromised-account case for the security team.
+#[tokio::test]
+async fn this_wasnt_me_from_a_new_sign_in_method_notice_opens_a_security_case() {
+    use regain_core::totp::{decode_secret, totp, TotpParams};
+
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let me = app.customer_session("jane", "an initial password").await;
+    let enrollment = app.post_ok(&me, "/api/v1/directory/acme/me/totp", json!({}), StatusCode::OK).await;
+    let secret = decode_secret(enrollment["secret"].as_str().expect("secret")).expect("base32");
+    let code = totp(&secret, regain_core::Clock::now(app.clock.as_ref()), &TotpParams::default());
+    let confirmed = app.post(&me, "/api/v1/directory/acme/me/totp/confirm", json!({"code": code})).await;
+    assert_eq!(confirmed.status(), StatusCode::NO_CONTENT);
+    let notices = app.deliver_new().await;
+    assert_eq!(notices.len(), 2, "the email and the phone: {notices:?}");
+    let reports: std::collections::HashSet<_> = notices.iter().map(|m| link_token(&m.body, "report")).collect();
+    assert_eq!(reports.len(), 2, "a link of its own each: {notices:?}");
+    for notice in &notices {
+        assert!(notice.body.contains("An authenticator app was set up"), "{}", notice.body);
+        assert!(!notice.body.contains(enrollment["secret"].as_str().expect("secret")), "P4: never the secret");
+    }
+    let email = notices.iter().find(|m| matches!(m.to, regain_delivery::Address::Email(_))).expect("email");
+    let report = link_token(&email.body, "report");
+    let page = app.client.get(format!("{}/report/{report}", app.base)).send().await.expect("get");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("If you did not set up this sign-in method yourself"), "{html}");
+
+    let (status, _, html) = form(&app, &format!("/report/{report}"), &[("decision", "report")]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    expect_problem(app.get(&me, "/api/v1/directory/acme/me").await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let cases = app.get_ok(&analyst, "/api/v1/cases?kind=compromised_account").await;
+    let items = cases["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{cases}");
+    assert_eq!((items[0]["tier"].as_u64(), items[0]["customer_id"].as_str()), (Some(3), Some(d.customer_id.as_str())));
+    let case = app.get_ok(&analyst, &format!("/api/v1/cases/{}", items[0]["id"].as_str().expect("id"))).await;
+    assert!(case.to_string().contains("a new sign-in method"), "the summary says what was reported: {case}");
+    // Once.
+    let (status, _, _) = form(&app, &format!("/report/{report}"), &[("decision", "report")]).await;
+    assert_eq!(status, StatusCode::GONE);
+}
+
 /// Bad input on the pages: unknown tokens, a password past the limit, a form without fields.
 #[tokio::test]
 async fn the_pages_refuse_bad_input_plainly() {

@@ -31,3 +31,54 @@ fn the_embedded_migrators_agree() {
         |m: &sqlx::migrate::Migrator| m.iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>();
     assert_eq!(versions(&regain_store_sqlite::MIGRATIONS), versions(&regain_store_postgres::MIGRATIONS));
 }
+
+/// Migration 0011 rebuilds `customer_links` (SQLite cannot drop a NOT NULL in place): the
+/// links already there survive it, and a link without a case can be stored after it.
+#[tokio::test]
+async fn the_customer_links_rebuild_keeps_every_link() {
+    use sqlx::{Connection, Row};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.expect("connect");
+    let files = migrations("store-sqlite");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let (before, rest) = files.split_at(files.iter().position(|f| f.starts_with("0011")).expect("0011"));
+    for file in before {
+        sqlx::raw_sql(&std::fs::read_to_string(path.join(file)).expect("read")).execute(&mut db).await.expect(file);
+    }
+    // (No customer row: the link alone is under test.)
+    sqlx::raw_sql("PRAGMA foreign_keys = OFF").execute(&mut db).await.expect("pragma");
+    sqlx::raw_sql(
+        "INSERT INTO customer_links (id, purpose, tenant_id, case_id, customer_id, token_hash, destination, expires_at, \
+         used_at, created_at) VALUES ('l1', 'reset', 't', 'c1', 'u', 'h1', 'j***@e***.com', 20, 15, 10)",
+    )
+    .execute(&mut db)
+    .await
+    .expect("an old link");
+    sqlx::raw_sql(&std::fs::read_to_string(path.join(&rest[0])).expect("read")).execute(&mut db).await.expect("0011");
+
+    let row =
+        sqlx::query("SELECT id, case_id, token_hash, used_at FROM customer_links").fetch_one(&mut db).await.unwrap();
+    let kept: (String, Option<String>, String, Option<i64>) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(kept, ("l1".into(), Some("c1".into()), "h1".into(), Some(15)));
+    sqlx::raw_sql(
+        "INSERT INTO customer_links (id, purpose, tenant_id, case_id, customer_id, token_hash, destination, expires_at, \
+         created_at) VALUES ('l2', 'report', 't', NULL, 'u', 'h2', 'j***@e***.com', 20, 10)",
+    )
+    .execute(&mut db)
+    .await
+    .expect("a link without a case");
+    let duplicate = sqlx::raw_sql(
+        "INSERT INTO customer_links (id, purpose, tenant_id, case_id, customer_id, token_hash, destination, expires_at, \
+         created_at) VALUES ('l3', 'report', 't', NULL, 'u', 'h2', 'x', 20, 10)",
+    )
+    .execute(&mut db)
+    .await;
+    assert!(duplicate.is_err(), "the token hash is still unique");
+    let indexes: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'customer_links' AND sql IS NOT NULL ORDER BY name")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(indexes, ["customer_links_case_idx", "customer_links_customer_idx"]);
+}
