@@ -685,6 +685,16 @@ async fn tenants_word_their_own_messages() {
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
         assert!(problem["errors"][0]["message"].as_str().unwrap_or("").contains(says), "{problem}");
     }
+    // A notice without its "this wasn't me" link is refused (SECURITY.md P3).
+    for path in ["/api/v1/templates/account_recovered/sms", "/api/v1/templates/factor_added/sms"] {
+        let problem = expect_problem(
+            put(path, json!({"body": "{{tenant}}: something changed on {{when}}"})).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        )
+        .await;
+        assert!(problem["errors"][0]["message"].as_str().unwrap_or("").contains("{{report_link}}"), "{problem}");
+    }
     let missing = put("/api/v1/templates/no_such/sms", json!({"body": "x"})).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let saved =
