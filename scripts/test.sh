@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs Regain's whole test suite on a fresh Debian machine with the Rust toolchain:
 # it finds or starts PostgreSQL (installing Debian's package where none runs), makes sure the
-# tools the tests drive are present (curl; pyotp and aiosmtpd in a virtualenv), then runs
-# formatting, lints and every test.
+# tools the tests drive are present (curl; pyotp, aiosmtpd, standardwebhooks and scim2-server in
+# a virtualenv; chromium with playwright-core and axe-core), then runs formatting, lints and
+# every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,6 +69,18 @@ if ! "$venv/bin/python" -c 'import pyotp, aiosmtpd, standardwebhooks, scim2_serv
         'scim2-server>=0.8,<0.9'
 fi
 export REGAIN_TEST_PYTHON="$PWD/$venv/bin/python"
+
+# A real browser for the customer's pages: Debian's chromium, driven by playwright-core from
+# npm, with axe-core checking each page's accessibility (versions pinned in package-lock.json).
+command -v chromium >/dev/null || { log "installing chromium"; apt_install chromium; }
+command -v npm >/dev/null || { log "installing Node.js and npm"; apt_install nodejs npm; }
+browser=crates/server/tests/browser
+if [ ! -d "$browser/node_modules/playwright-core" ] || [ ! -d "$browser/node_modules/axe-core" ] \
+    || [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
+    log "installing playwright-core and axe-core into $browser/node_modules"
+    npm ci --prefix "$browser" --no-audit --no-fund --loglevel=error
+fi
+export REGAIN_TEST_BROWSER="$PWD/$browser"
 
 log "formatting"
 cargo fmt --all -- --check

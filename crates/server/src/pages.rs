@@ -41,7 +41,7 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
          <title>{title}</title><style>\
          body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a}}\
          h1{{font-size:1.4rem}} form{{display:inline}} button{{font-size:1rem;padding:.6rem 1.2rem;margin:.5rem .5rem 0 0;\
-         border-radius:.4rem;border:1px solid #555;cursor:pointer}} .approve{{background:#0b5;color:#fff;border-color:#0b5}}\
+         border-radius:.4rem;border:1px solid #555;cursor:pointer}} .approve{{background:#087a3a;color:#fff;border-color:#087a3a}}\
          .deny{{background:#fff;color:#b00;border-color:#b00}} .muted{{color:#555;font-size:.9rem}}\
          label{{display:block;margin-top:1rem;font-weight:600}} .hint{{display:block;font-weight:400;color:#555;font-size:.9rem}}\
          input[type=password]{{width:100%;box-sizing:border-box;font-size:1rem;padding:.5rem;margin-top:.3rem;border:1px solid #555;border-radius:.3rem}}\

@@ -38,9 +38,9 @@ fn reset_form(tenant: &str, error: Option<&str>) -> String {
     format!(
         "<h1>Choose a new password for {tenant}</h1>{error}\
          <form method=\"post\">\
-         <label for=\"password\">New password\
+         <label for=\"password\">New password</label>\
          <span class=\"hint\" id=\"rules\">At least {min} characters; a few unrelated words make a strong one. \
-         Not your name, username or email, and not a common password.</span></label>\
+         Not your name, username or email, and not a common password.</span>\
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required \
          minlength=\"{min}\" maxlength=\"{max}\" aria-describedby=\"{described}\">\
          <label for=\"confirm\">The same password again</label>\
@@ -352,8 +352,9 @@ fn code_form(name: &str, qr_svg: &str, secret: &str, error: Option<&str>) -> Str
          <form method=\"post\"><input type=\"hidden\" name=\"step\" value=\"confirm\">\
          <label for=\"code\">The six-digit code the app shows for {name}</label>\
          <input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\" \
-         maxlength=\"6\" required>\
-         <button class=\"approve\" type=\"submit\">Finish</button></form>"
+         maxlength=\"6\" required{described}>\
+         <button class=\"approve\" type=\"submit\">Finish</button></form>",
+        described = if error.is_empty() { "" } else { " aria-describedby=\"problem\"" },
     )
 }
 
@@ -445,7 +446,7 @@ async fn submit_enroll(
                 StatusCode::OK,
                 "Two-step sign-in is on",
                 "<h1>Two-step sign-in is on again</h1><p>From now on you sign in with your password and the code \
-                 from the app. We told every email address on your account.</p>",
+                 from the app. We told every email address and phone number on your account.</p>",
             )
         }
         _ => page(StatusCode::BAD_REQUEST, "Not understood", "<h1>Please use the buttons on the page</h1>"),

@@ -509,6 +509,67 @@ async fn this_wasnt_me_from_a_new_sign_in_method_notice_opens_a_security_case() 
     assert_eq!(status, StatusCode::GONE);
 }
 
+/// The customer's pages in a real browser (Debian's chromium, driven by playwright-core; see
+/// `tests/browser/pages.cjs`): the reset page reached by keyboard and labels, a short password
+/// stopped by the browser, a common one refused with its reason announced and not echoed, the
+/// new one set with no session; then "this wasn't me" from the notice. Every page passes
+/// axe-core's WCAG 2.1 AA rules.
+#[tokio::test]
+async fn the_reset_and_report_pages_work_in_a_real_browser() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let id = d.decided(&app, "password_reset").await;
+    let token = reset_link(&app, &d, &id).await;
+    in_browser(&["reset", &app.base, &token, NEW_PASSWORD]).await;
+    assert_eq!(d.case(&app, &id).await["state"], "resolved");
+    assert_eq!(login(&app, NEW_PASSWORD, None).await.status(), StatusCode::OK, "set through the browser");
+
+    let notice = app.deliver_new().await.into_iter().find(|m| m.body.contains("/report/")).expect("a notice");
+    in_browser(&["report", &app.base, &link_token(&notice.body, "report")]).await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let cases = app.get_ok(&analyst, "/api/v1/cases?kind=compromised_account").await;
+    assert_eq!(cases["items"].as_array().map(Vec::len), Some(1), "{cases}");
+}
+
+/// The MFA reset's re-enrollment page in a real browser: Start shows the QR code and the key,
+/// a wrong code is refused and announced, the code the key gives turns two-step sign-in on.
+#[tokio::test]
+async fn the_enroll_page_works_in_a_real_browser() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let id = d.decided_with(&app, "mfa_recovery", &["email-0", "phone-0"]).await;
+    app.post_ok(&d.agent, &path(&id, "request-approval"), json!({"reason": "lost phone"}), StatusCode::OK).await;
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let supervisor = app.token(Some(&acme), Role::Supervisor).await;
+    app.post_ok(&supervisor, &path(&id, "approve"), json!({"reason": "evidence checked"}), StatusCode::OK).await;
+    assert_eq!(app.perform_actions().await, 1);
+    let link = app.deliver_new().await.into_iter().find(|m| m.body.contains("/enroll/")).expect("a re-enrollment link");
+    let now = regain_core::Clock::now(app.clock.as_ref()).timestamp().to_string();
+    in_browser(&["enroll", &app.base, &link_token(&link.body, "enroll"), &now]).await;
+    assert_eq!(d.case(&app, &id).await["customer"]["totp_enrolled"], true);
+}
+
+/// Runs `tests/browser/pages.cjs` with `args` under Node (its own process, so the server in
+/// this test's runtime answers the browser meanwhile); fails with what the script said.
+async fn in_browser(args: &[&str]) {
+    let dir = std::env::var("REGAIN_TEST_BROWSER").expect(
+        "REGAIN_TEST_BROWSER must name crates/server/tests/browser with its node_modules installed \
+         (scripts/test.sh sets it)",
+    );
+    let script = std::path::Path::new(&dir).join("pages.cjs");
+    let out = tokio::process::Command::new("node")
+        .arg(&script)
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run node");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser run {args:?} failed:\n{said}");
+    assert!(said.contains(&format!("{}: ok", args[0])), "{said}");
+}
+
 /// Bad input on the pages: unknown tokens, a password past the limit, a form without fields.
 #[tokio::test]
 async fn the_pages_refuse_bad_input_plainly() {

@@ -1,0 +1,194 @@
+// The customer's pages in a real browser (Debian's chromium, driven by playwright-core), as the
+// server's tests call it: `node pages.cjs reset BASE TOKEN PASSWORD`,
+// `node pages.cjs report BASE TOKEN` or `node pages.cjs enroll BASE TOKEN UNIX_TIME` (the
+// server's clock, for the authenticator's code). Each page is also checked by axe-core, the accessibility
+// engine, for WCAG 2.1 A and AA problems. Exits non-zero, with the reason on stderr, when the
+// page does not behave as a customer expects.
+'use strict';
+
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const { chromium } = require('playwright-core');
+
+const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+function check(condition, what) {
+  if (!condition) {
+    throw new Error(what);
+  }
+}
+
+// WCAG 2.1 A and AA rules over the page as it stands, in a page of its own: the pages forbid
+// every script (Content-Security-Policy), which the customer's browser keeps to, so axe-core
+// runs on a copy. A violation names the rule and the elements.
+async function accessible(page, where) {
+  const copy = await page.context().browser().newPage();
+  try {
+    await copy.setContent(await page.content());
+    await copy.addScriptTag({ content: axeSource });
+    await audit(copy, where);
+  } finally {
+    await copy.close();
+  }
+}
+
+async function audit(page, where) {
+  const result = await page.evaluate(async () =>
+    // eslint-disable-next-line no-undef
+    axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }),
+  );
+  const problems = result.violations.map(
+    (v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
+  );
+  check(problems.length === 0, `${where}: accessibility problems:\n  ${problems.join('\n  ')}`);
+}
+
+async function reset(page, context, base, token, password) {
+  const url = `${base}/reset/${token}`;
+  const opened = await page.goto(url);
+  check(opened.status() === 200, `the reset page answered ${opened.status()}`);
+  await page.getByRole('heading', { level: 1, name: /Choose a new password/ }).waitFor();
+  await accessible(page, 'the reset page');
+  // The fields are reached by their labels, and the keyboard reaches the first one first.
+  const first = page.getByLabel('New password', { exact: true });
+  const again = page.getByLabel('The same password again', { exact: true });
+  await page.keyboard.press('Tab');
+  check(await first.evaluate((e) => e === document.activeElement), 'Tab does not reach the new password first');
+  check((await first.getAttribute('autocomplete')) === 'new-password', 'a password manager is not offered to fill it');
+
+  // Too short: the browser itself stops it, nothing is sent.
+  await first.fill('short');
+  await again.fill('short');
+  await page.getByRole('button', { name: 'Set the new password' }).click();
+  check(page.url() === url && !(await first.evaluate((e) => e.validity.valid)), 'a short password was submitted');
+
+  // A common one: refused by Regain with the rule it breaks, announced, and not echoed back.
+  await first.fill('password1234');
+  await again.fill('password1234');
+  const [refused] = await Promise.all([
+    page.waitForResponse((r) => r.url() === url && r.request().method() === 'POST'),
+    page.getByRole('button', { name: 'Set the new password' }).click(),
+  ]);
+  check(refused.status() === 422, `a common password answered ${refused.status()}`);
+  const alert = page.getByRole('alert');
+  check((await alert.innerText()).includes('most common'), `the refusal does not say why: ${await alert.innerText()}`);
+  const described = (await first.getAttribute('aria-describedby')) || '';
+  check(described.split(' ').includes('problem'), 'the field is not described by the refusal');
+  check((await first.inputValue()) === '', 'the refused password is shown again');
+  check(!(await page.content()).includes('password1234'), 'the refused password is in the page');
+  await accessible(page, 'the reset page with a refusal');
+
+  // The real one: changed, and no session comes with it (SECURITY.md P1).
+  await first.fill(password);
+  await again.fill(password);
+  const [done] = await Promise.all([
+    page.waitForResponse((r) => r.url() === url && r.request().method() === 'POST'),
+    page.getByRole('button', { name: 'Set the new password' }).click(),
+  ]);
+  check(done.status() === 200, `the new password answered ${done.status()}`);
+  await page.getByRole('heading', { level: 1, name: 'Your password is changed' }).waitFor();
+  await accessible(page, 'the confirmation');
+  const cookies = await context.cookies();
+  check(cookies.length === 0, `the reset signed the browser in: ${JSON.stringify(cookies)}`);
+
+  // Used: the link is gone for good.
+  const reused = await page.goto(url);
+  check(reused.status() === 410, `a used link answered ${reused.status()}`);
+}
+
+async function report(page, base, token) {
+  const url = `${base}/report/${token}`;
+  const opened = await page.goto(url);
+  check(opened.status() === 200, `the report page answered ${opened.status()}`);
+  await page.getByRole('heading', { level: 1, name: 'Was this not you?' }).waitFor();
+  await accessible(page, 'the report page');
+  const [answered] = await Promise.all([
+    page.waitForResponse((r) => r.url() === url && r.request().method() === 'POST'),
+    page.getByRole('button', { name: "This wasn't me" }).click(),
+  ]);
+  check(answered.status() === 200, `the report answered ${answered.status()}`);
+  await page.getByRole('heading', { level: 1, name: /we are on it/ }).waitFor();
+  await accessible(page, 'the report confirmation');
+}
+
+// RFC 6238 with the defaults (SHA-1, 30 s, 6 digits), as an authenticator app computes it from
+// the key the page shows (RFC 4648 base32).
+function totp(base32, unixTime) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of base32.replace(/[\s=]/g, '').toUpperCase()) {
+    const v = alphabet.indexOf(c);
+    check(v >= 0, `the key is not base32: ${base32}`);
+    bits += v.toString(2).padStart(5, '0');
+  }
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unixTime / 30)));
+  const mac = crypto.createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  const code = (mac.readUInt32BE(offset) & 0x7fffffff) % 1000000;
+  return String(code).padStart(6, '0');
+}
+
+async function enroll(page, base, token, unixTime) {
+  const url = `${base}/enroll/${token}`;
+  const opened = await page.goto(url);
+  check(opened.status() === 200, `the enroll page answered ${opened.status()}`);
+  await page.getByRole('heading', { level: 1, name: /Set up two-step sign-in/ }).waitFor();
+  await accessible(page, 'the enroll page');
+  await page.getByRole('button', { name: 'Start' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Scan this with your authenticator app' }).waitFor();
+  check((await page.locator('svg').count()) === 1, 'no QR code');
+  await accessible(page, 'the QR code page');
+  const key = (await page.locator('code').innerText()).trim();
+  const field = page.getByLabel(/The six-digit code the app shows/);
+  check((await field.getAttribute('autocomplete')) === 'one-time-code', 'the code field is not a one-time code');
+
+  // A wrong code: refused, announced, and the field says so.
+  const right = totp(key, unixTime);
+  await field.fill(right === '000000' ? '111111' : '000000');
+  await page.getByRole('button', { name: 'Finish' }).click();
+  await page.getByRole('alert').waitFor();
+  check((await page.getByRole('alert').innerText()).includes('not right'), 'a wrong code is not refused plainly');
+  check((await field.getAttribute('aria-describedby')) === 'problem', 'the field is not described by the refusal');
+  check((await page.locator('code').innerText()).trim() === key, 'the key changed after a wrong code');
+  await accessible(page, 'the QR code page with a refusal');
+
+  await field.fill(right);
+  const [done] = await Promise.all([
+    page.waitForResponse((r) => r.url() === url && r.request().method() === 'POST'),
+    page.getByRole('button', { name: 'Finish' }).click(),
+  ]);
+  check(done.status() === 200, `the right code answered ${done.status()}`);
+  await page.getByRole('heading', { level: 1, name: 'Two-step sign-in is on again' }).waitFor();
+  await accessible(page, 'the enroll confirmation');
+}
+
+async function main() {
+  const [mode, base, token, extra] = process.argv.slice(2);
+  check(['reset', 'report', 'enroll'].includes(mode) && base && token, 'usage: pages.cjs reset|report|enroll BASE TOKEN [PASSWORD|UNIX_TIME]');
+  const browser = await chromium.launch({
+    executablePath: process.env.REGAIN_TEST_CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-background-networking'],
+  });
+  try {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.setDefaultTimeout(10000);
+    if (mode === 'reset') {
+      await reset(page, context, base, token, extra);
+    } else if (mode === 'enroll') {
+      await enroll(page, base, token, Number(extra));
+    } else {
+      await report(page, base, token);
+    }
+  } finally {
+    await browser.close();
+  }
+  console.log(`${mode}: ok`);
+}
+
+main().catch((error) => {
+  console.error(error.stack || String(error));
+  process.exit(1);
+});
