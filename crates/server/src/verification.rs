@@ -267,7 +267,16 @@ fn resolve_template(
         .ok_or_else(|| ApiError::Internal(format!("no built-in template {name}")))?;
     if let Some(own) = own {
         match regain_delivery::Template::parse(name, &own.subject, &own.body, allowed) {
-            Ok(t) => return Ok(t),
+            Ok(t) => match missing_placeholder(allowed, &t) {
+                None => return Ok(t),
+                // Saved before the placeholder was asked for (a notice's report link, P3).
+                Some(needed) => tracing::error!(
+                    template = name,
+                    channel,
+                    placeholder = needed,
+                    "tenant template lacks what the message exists to deliver; using the built-in one"
+                ),
+            },
             // Validated when saved; a stored one that no longer parses falls back, loudly.
             Err(e) => {
                 tracing::error!(template = name, channel, error = %e, "tenant template does not parse; using the built-in one")
@@ -276,6 +285,14 @@ fn resolve_template(
     }
     let kind = if channel == "sms" { regain_delivery::Channel::Sms } else { regain_delivery::Channel::Email };
     regain_delivery::builtin(name, kind).ok_or_else(|| ApiError::Internal(format!("no built-in template {name}")))
+}
+
+/// What a message exists to deliver and its template of `allowed` placeholders lacks, if
+/// anything: its code, its link, or a notice's "this wasn't me" link (SECURITY.md P3). A
+/// tenant's wording may change everything else.
+pub fn missing_placeholder(allowed: &[&str], template: &regain_delivery::Template) -> Option<&'static str> {
+    let has = template.placeholders();
+    ["code", "link", "report_link"].into_iter().find(|n| allowed.contains(n) && !has.contains(n))
 }
 
 /// A tenant's own templates, read once for a change that sends several messages (a notice to

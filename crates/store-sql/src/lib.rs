@@ -1636,6 +1636,16 @@ macro_rules! impl_sql_store {
                         Self::insert_audit(&mut tx, &record).await?;
                         purged.push(case_id);
                     }
+                    // The report links no case stands behind (a notice of a new sign-in
+                    // method) go once they expired before the same cut-off.
+                    sqlx::query(
+                        "DELETE FROM customer_links WHERE tenant_id = $1 AND case_id IS NULL AND expires_at <= $2",
+                    )
+                    .bind(tenant.to_string())
+                    .bind(micros(closed_before))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
                     tx.commit().await.map_err(Self::map_err)?;
                     if !purged.is_empty() {
                         self.after_erasure().await;

@@ -419,6 +419,9 @@ macro_rules! impl_sql_recovery {
                         one_row(done.rows_affected())
                     }
                     Effect::IssueLink { link, token } => {
+                        if link.case_id.is_none() && link.purpose != LinkPurpose::Report {
+                            return Err(StoreError::Precondition(format!("a {} link belongs to a case", link.purpose.as_str())));
+                        }
                         if let Some(case) = link.case_id.filter(|_| link.purpose == LinkPurpose::Reset) {
                             // One live reset link per case: a new one ends the ones sent before.
                             sqlx::query(

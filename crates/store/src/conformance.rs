@@ -717,13 +717,34 @@ pub async fn closed_cases_are_purged_after_retention(store: &dyn Store) {
     let beta = tenant(store, 2, "beta").await;
     let elsewhere = open_case(store, &beta, 102, CaseKind::PasswordReset).await;
     command(store, &elsewhere, CaseCommand::Cancel { reason: "duplicate".into() }).await;
+    // Report links no case stands behind go once expired before the cut-off.
+    let jane = customer(&acme, 30, "jane");
+    store.create_customer(&jane, None, &audit("customer.created")).await.unwrap();
+    let link = |id: &str, expires_at| Effect::IssueLink {
+        link: NewCustomerLink {
+            id: id.to_owned(),
+            purpose: LinkPurpose::Report,
+            tenant_id: acme.id,
+            case_id: None,
+            customer_id: jane.id,
+            destination: "j***@e***.com".into(),
+            expires_at,
+            created_at: t0() - Duration::days(30),
+        },
+        token: format!("token-{id}"),
+    };
+    let links = [link("expired", t0() + Duration::hours(1)), link("live", t0() + Duration::days(30))];
+    store.apply_effects(t0(), &links).await.unwrap();
 
     // Not yet: closed after the cut-off.
     let purged = store.purge_closed_cases(acme.id, t0(), 10, t0()).await.unwrap();
     assert!(purged.is_empty());
+    assert!(store.customer_link("token-expired").await.unwrap().is_some(), "it expires after this cut-off");
     let logged = store.unsequenced_audit_entries().await.unwrap();
     let purged = store.purge_closed_cases(acme.id, t0() + Duration::days(1), 10, t0()).await.unwrap();
     assert_eq!(purged, vec![closed.id], "only the closed case of this tenant");
+    assert_eq!(store.customer_link("token-expired").await.unwrap(), None);
+    assert!(store.customer_link("token-live").await.unwrap().is_some());
     assert_eq!(store.case(acme.id, closed.id).await.unwrap(), None);
     assert!(store.timeline(acme.id, closed.id).await.unwrap().is_empty());
     assert!(store.case(acme.id, open.id).await.unwrap().is_some());
@@ -1299,4 +1320,10 @@ pub async fn a_customers_used_links_are_listed_latest_first(store: &dyn Store) {
     let read = |token: &'static str| store.customer_link(token);
     assert_eq!(read("token-john").await.unwrap().map(|l| (l.case_id, l.used_at)), Some((None, Some(minutes(2)))));
     assert_eq!(read("token-first").await.unwrap().and_then(|l| l.case_id), Some(case.id));
+    // Only a report link may have no case.
+    let Effect::IssueLink { mut link, .. } = link("caseless", jane.id, LinkPurpose::Reset) else { unreachable!() };
+    link.case_id = None;
+    let refused = store.apply_effects(t0(), &[Effect::IssueLink { link, token: "token-caseless".into() }]).await;
+    assert!(matches!(refused, Err(StoreError::Precondition(_))), "{refused:?}");
+    assert_eq!(read("token-caseless").await.unwrap(), None);
 }

@@ -269,7 +269,8 @@ async fn owe_deactivation(
 /// A deactivation owed to the account system (SECURITY.md L0): sent, under the action's id as
 /// its idempotency key, while Regain still has the account locked down; not sent once a
 /// re-proofing lifted the lockdown. Retried for as long as the account system is away
-/// (`worker.rs`); a refusal fails it, for staff to deactivate the account there by hand.
+/// (`worker.rs`); a refusal fails it, for staff to have it sent again once the cause is fixed
+/// (`retry-action` on the lockdown's case) or to deactivate the account there by hand.
 /// Recorded on the case's timeline while it is executing (the lockdown's case is, until it is
 /// closed), else as an audit entry.
 async fn deactivate_owed(

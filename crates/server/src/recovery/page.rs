@@ -437,8 +437,15 @@ async fn submit_enroll(
             if let Err(e) = state.store.apply_effects(now, &[Effect::SpendLink { token: token.clone() }]).await {
                 tracing::warn!(error = %e, "the re-enrollment link was not spent");
             }
+            // The notice's report link is for the MFA reset's case: a report during its
+            // cooling-off cancels and escalates it.
+            let case = match link.case_id {
+                Some(id) => state.store.case(tenant.id, id).await.ok().flatten(),
+                None => None,
+            };
+            let factor = "An authenticator app";
             if let Err(e) =
-                crate::routes::factors::notify_factor(&state, tenant.id, customer.id, "An authenticator app").await
+                crate::routes::factors::notify_factor(&state, tenant.id, customer.id, case.as_ref(), factor).await
             {
                 tracing::error!(error = %e, "could not queue the notice of a new authenticator app");
             }

@@ -51,7 +51,8 @@ pub async fn perform_due(state: &AppState) -> Result<usize, StoreError> {
             Err(ActionError::Retry(error) | ActionError::Fail(error)) => {
                 let error = if action.action == ActionKind::Deactivate {
                     format!(
-                        "{error}; the account may still be active in the account system: deactivate it there by hand"
+                        "{error}; the account may still be active in the account system: once the cause is fixed \
+                         there, retry-action on this case sends the deactivation again (or deactivate it there by hand)"
                     )
                 } else {
                     error

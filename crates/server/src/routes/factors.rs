@@ -101,7 +101,7 @@ pub async fn confirm_totp(
     }
     // The enrollment stands; a notice that cannot be queued is logged, not turned into a
     // failure the customer would retry.
-    if let Err(e) = notify_factor(&state, tenant, id, "An authenticator app").await {
+    if let Err(e) = notify_factor(&state, tenant, id, None, "An authenticator app").await {
         tracing::error!(error = %e, "could not queue the notice of a new authenticator app");
     }
     Ok(StatusCode::NO_CONTENT)
@@ -130,21 +130,23 @@ pub async fn recovery_codes(
     let normalized: Vec<String> = codes.iter().map(|c| c.replace('-', "")).collect();
     let audit = AuditRecord::new(Some(tenant), Actor::Customer { id }, "customer.recovery_codes_issued", state.now());
     state.store.replace_recovery_codes(tenant, id, &normalized, &audit).await?;
-    if let Err(e) = notify_factor(&state, tenant, id, "A new set of recovery codes").await {
+    if let Err(e) = notify_factor(&state, tenant, id, None, "A new set of recovery codes").await {
         tracing::error!(error = %e, "could not queue the notice of new recovery codes");
     }
     Ok(Json(RecoveryCodesView { codes }))
 }
 
 /// Tells every registered address, emails and phones, verified or not (SECURITY.md P3), that
-/// a sign-in method was set up, each with a "this wasn't me" link (no case stands behind the
-/// change; a report opens one for the security team): the customer hears of it even when
-/// someone else, with their password, did it (and such a factor does not count for recovery
-/// until the policy's `recent_contact_days` have passed). The links and messages are one write.
+/// a sign-in method was set up, each with a "this wasn't me" link — for `case` when one stands
+/// behind the change (the re-enrollment of an MFA reset), else for none (a report opens a case
+/// for the security team): the customer hears of it even when someone else, with their
+/// password, did it (and such a factor does not count for recovery until the policy's
+/// `recent_contact_days` have passed). The links and messages are one write.
 pub(crate) async fn notify_factor(
     state: &AppState,
     tenant_id: TenantId,
     customer_id: CustomerId,
+    case: Option<&regain_core::Case>,
     factor: &str,
 ) -> ApiResult<()> {
     let tenant = state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
@@ -153,7 +155,7 @@ pub(crate) async fn notify_factor(
         ("factor", factor.to_owned()),
         ("when", state.now().format("%Y-%m-%d %H:%M UTC").to_string()),
     ]);
-    let effects = crate::recovery::reported_notices(state, &tenant, None, &customer, "factor_added", values).await?;
+    let effects = crate::recovery::reported_notices(state, &tenant, case, &customer, "factor_added", values).await?;
     state.store.apply_effects(state.now(), &effects).await?;
     Ok(())
 }

@@ -145,10 +145,8 @@ pub async fn set(
     let parsed = Template::parse(&name, &subject, &req.body, allowed).map_err(template_problem)?;
     // The message is useless without what it exists to deliver; a notice, without its "this
     // wasn't me" link (SECURITY.md P3).
-    for needed in ["code", "link", "report_link"].iter().filter(|n| allowed.contains(n)) {
-        if !parsed.placeholders().contains(needed) {
-            return Err(ValidationError::new("body", format!("must contain {{{{{needed}}}}}")).into());
-        }
+    if let Some(needed) = crate::verification::missing_placeholder(allowed, &parsed) {
+        return Err(ValidationError::new("body", format!("must contain {{{{{needed}}}}}")).into());
     }
     let stored = StoredTemplate {
         name: name.clone(),

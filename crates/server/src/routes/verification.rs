@@ -852,30 +852,24 @@ pub async fn recovery_code(
     let ctx = AttemptContext { actor: auth.actor, ip: client.ip, at: state.now() };
     let limit = failure_limit(&policy);
     if let Some(issued_at) = state.store.recovery_code_issued_at(tenant_id, customer_id, &code).await? {
-        // Spent in the attempt's own transaction, with the notice to every verified email
+        // Spent in the attempt's own transaction, with the notice to every registered address
         // (SECURITY.md M2): all three happen, or none.
         let left = state.store.recovery_codes_left(tenant_id, customer_id, ctx.at).await?.saturating_sub(1);
         let customer =
             state.store.customer(tenant_id, customer_id).await?.ok_or_else(|| ApiError::not_found("customer"))?;
+        // Every registered address hears of it (P3), as of a factor change: a code used by
+        // someone else is the customer's cue to act.
         let mut messages = Vec::new();
-        for e in customer.emails.iter().filter(|e| e.verified) {
+        let emails = customer.emails.iter().map(|e| ("email", e.address.as_str(), e.address.masked()));
+        let phones = customer.phones.iter().map(|p| ("sms", p.number.as_str(), p.number.masked()));
+        for (channel, to, masked) in emails.chain(phones) {
             let values = BTreeMap::from([
                 ("when", ctx.at.format("%Y-%m-%d %H:%M UTC").to_string()),
                 ("remaining", left.to_string()),
             ]);
-            let to = e.address.as_str();
-            let message = compose(
-                &state,
-                &tenant,
-                Some(&case),
-                customer_id,
-                "email",
-                to,
-                e.address.masked(),
-                "recovery_code_used",
-                values,
-            )
-            .await?;
+            let message =
+                compose(&state, &tenant, Some(&case), customer_id, channel, to, masked, "recovery_code_used", values)
+                    .await?;
             messages.push(message);
         }
         // Since when the set has existed: codes issued recently do not count yet.

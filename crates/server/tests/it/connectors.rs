@@ -1102,7 +1102,7 @@ async fn a_reproofing_waits_for_an_owed_deactivation_so_the_account_ends_active(
 }
 
 /// SECURITY.md L0: a deactivation the account system refused for good fails on the lockdown's
-/// case for the security team ("deactivate it there by hand"); once they fixed the cause,
+/// case for the security team (what to do, on the timeline); once they fixed the cause,
 /// retry-action sends it again, under a new key, and the lockdown itself is never redone.
 #[tokio::test]
 async fn a_refused_deactivation_is_sent_again_by_retry_action_once_fixed() {
@@ -1113,7 +1113,8 @@ async fn a_refused_deactivation_is_sent_again_by_retry_action_once_fixed() {
     assert_eq!(app.perform_actions().await, 1, "the owed deactivation, refused for good");
     let failed = d.case(&app, &lock).await;
     assert_eq!(deactivation(&failed)["state"], "failed", "{failed}");
-    assert!(d.timeline(&app, &lock).await.contains("deactivate it there by hand"));
+    let timeline = d.timeline(&app, &lock).await;
+    assert!(timeline.contains("retry-action on this case sends the deactivation again"), "{timeline}");
     assert!(*system.active.lock().expect("lock"), "still active there");
 
     // Fixed in the account system; the security team has Regain send it again.

@@ -245,14 +245,15 @@ async fn a_notice_reaches_an_unverified_address_and_a_secret_does_not() {
     let acme = app.tenant("acme").await;
     let key = app.api_key(&acme, "integration").await;
     let mut jane = customer_json("jane");
+    // The unverified address first: a secret sent to "the first email" would reach it.
     jane["emails"] = json!([
-        {"address": "jane@example.com", "verified": true, "added_at": LONG_AGO},
         {"address": "jane.home@example.net", "verified": false, "added_at": LONG_AGO},
+        {"address": "jane@example.com", "verified": true, "added_at": LONG_AGO},
     ]);
     let customer = app.post_ok(&key, "/api/v1/customers", jane, StatusCode::CREATED).await;
     let agent = app.token(Some(&acme), Role::Agent).await;
     let d = Desk { key, agent, customer_id: customer["id"].as_str().expect("id").to_owned() };
-    let id = d.decided(&app, "password_reset").await;
+    let id = d.decided_with(&app, "password_reset", &["email-1"]).await;
     // One link, to the verified email only (asserted inside).
     let token = reset_link(&app, &d, &id).await;
     let (status, _, html) =
@@ -472,6 +473,18 @@ async fn this_wasnt_me_from_a_new_sign_in_method_notice_opens_a_security_case() 
 
     let app = TestApp::sqlite().await;
     let d = desk(&app).await;
+    // A tenant wording saved before notices had to carry the link: the built-in one is used.
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let old = regain_store::StoredTemplate {
+        name: "factor_added".into(),
+        channel: "sms".into(),
+        subject: String::new(),
+        body: "{{tenant}}: {{factor}} added on {{when}}".into(),
+        updated_at: regain_core::Clock::now(app.clock.as_ref()),
+    };
+    let audit =
+        regain_store::AuditRecord::new(Some(acme.id), regain_core::Actor::System, "template.updated", old.updated_at);
+    app.state.store.set_message_template(acme.id, &old, &audit).await.expect("an old template");
     let me = app.customer_session("jane", "an initial password").await;
     let enrollment = app.post_ok(&me, "/api/v1/directory/acme/me/totp", json!({}), StatusCode::OK).await;
     let secret = decode_secret(enrollment["secret"].as_str().expect("secret")).expect("base32");
@@ -496,7 +509,6 @@ async fn this_wasnt_me_from_a_new_sign_in_method_notice_opens_a_security_case() 
     let (status, _, html) = form(&app, &format!("/report/{report}"), &[("decision", "report")]).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     expect_problem(app.get(&me, "/api/v1/directory/acme/me").await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
-    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
     let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
     let cases = app.get_ok(&analyst, "/api/v1/cases?kind=compromised_account").await;
     let items = cases["items"].as_array().expect("items");

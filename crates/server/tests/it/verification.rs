@@ -476,9 +476,19 @@ async fn authenticator_and_recovery_codes_prove_possession_once() {
     assert_eq!(passed["verification"]["assessment"]["satisfied"], true, "M1: totp and a recovery code: {passed}");
     app.deliver().await;
     let notices: Vec<_> = app.sent().into_iter().skip(before).collect();
-    assert_eq!(notices.len(), 1, "M2: using a recovery code notifies the registered email");
-    assert!(notices[0].body.contains("recovery code"), "{}", notices[0].body);
-    assert!(!notices[0].body.contains(&codes[0]), "the notice never holds the code");
+    let to: Vec<_> = notices.iter().map(|m| m.to.clone()).collect();
+    assert_eq!(
+        to,
+        [
+            regain_delivery::Address::Email("jane@example.com".into()),
+            regain_delivery::Address::Sms("+12015550123".into())
+        ],
+        "M2, P3: using a recovery code notifies every registered address"
+    );
+    for notice in &notices {
+        assert!(notice.body.contains("recovery code"), "{}", notice.body);
+        assert!(!notice.body.contains(&codes[0]), "the notice never holds the code");
+    }
     expect_problem(
         app.post(&d.agent, &path(&id, "verification/recovery-code"), json!({"code": codes[0]})).await,
         StatusCode::UNPROCESSABLE_ENTITY,
