@@ -580,14 +580,15 @@ pub fn apply(
         return Err(wrong_state());
     }
     check_worker(case, &command, actor)?;
-    // A critical risk stops every step toward an action, whoever takes it (issue 5).
+    // A critical risk stops every step toward an action, whoever takes it (issue 5); not a
+    // deactivation sent again after a lockdown, which only makes the account safer.
     let toward_action = matches!(
         command,
         C::Decide { approve: true, .. }
             | C::RequestApproval { .. }
             | C::Approve { .. }
             | C::Execute
-            | C::RetryAction { .. }
+            | C::RetryAction { action: None }
     );
     if toward_action && case.risk_route().hold {
         return Err(CaseError::RiskHold { score: case.risk.as_ref().map_or(0, |r| r.score) });

@@ -86,15 +86,19 @@ pub async fn run_command(
 ) -> ApiResult<CaseView> {
     let tenant = principal.tenant()?;
     let mut case = load_case(state, tenant, id).await?;
+    if matches!(command, CaseCommand::RetryAction { action: None }) {
+        command = retry_after_lockdown(state, &case).await?.unwrap_or(command);
+    }
     // Every step toward an action is preceded by a fresh risk assessment (issue 5): its route
-    // (tier, approval, hold) is on the case before `apply` judges the step.
+    // (tier, approval, hold) is on the case before `apply` judges the step. A deactivation sent
+    // again after a lockdown only makes the account safer: no hold or extra proof stops it.
     let toward_action = matches!(
         command,
         CaseCommand::Decide { approve: true, .. }
             | CaseCommand::RequestApproval { .. }
             | CaseCommand::Approve { .. }
             | CaseCommand::Execute
-            | CaseCommand::RetryAction { .. }
+            | CaseCommand::RetryAction { action: None }
     );
     if toward_action {
         case = crate::risk::assess_and_record(state, case).await?;
@@ -148,7 +152,7 @@ pub async fn run_command(
         CaseCommand::RequestApproval { .. }
         | CaseCommand::Approve { .. }
         | CaseCommand::Execute
-        | CaseCommand::RetryAction { .. } => {
+        | CaseCommand::RetryAction { action: None } => {
             if let Some(customer) = case.customer_id {
                 crate::verification::refuse_if_held(state, tenant, customer).await?;
             }
@@ -167,28 +171,6 @@ pub async fn run_command(
     if matches!(command, CaseCommand::Complete { .. } | CaseCommand::RetryAction { .. }) {
         use regain_core::action::ActionKind;
         let actions = state.store.case_actions(tenant, case.id).await?;
-        // A lockdown is not done twice; it is lifted only by re-proofing on a new case. What
-        // may go again is a deactivation owed to the account system that it refused (L0),
-        // once the cause is fixed there, while the lockdown is in force.
-        let done = |kind: ActionKind| actions.iter().any(|a| a.action == kind && a.state == "done");
-        let owed = |s: &str| actions.iter().any(|a| a.action == ActionKind::Deactivate && a.state == s);
-        if matches!(command, CaseCommand::RetryAction { .. }) && done(ActionKind::Lockdown) && !owed("pending") {
-            let frozen = match case.customer_id {
-                Some(id) => state.store.customer(tenant, id).await?.is_some_and(|c| c.status == CustomerStatus::Frozen),
-                None => false,
-            };
-            // (Owed once per lockdown: no unlock crosses a lockdown in force.)
-            if owed("failed") && !done(ActionKind::Deactivate) && frozen {
-                command = CaseCommand::RetryAction { action: Some(ActionKind::Deactivate) };
-            } else {
-                return Err(ApiError::Conflict {
-                    code: "lockdown-done",
-                    detail: "this case's lockdown is done; only a new compromised_account case, opened and verified \
-                             after it, lifts it"
-                        .into(),
-                });
-            }
-        }
         if let Some(pending) = actions.iter().find(|a| a.state == "pending") {
             let detail = match pending.action {
                 ActionKind::Deactivate => format!(
@@ -259,6 +241,44 @@ pub async fn run_command(
     }
     tracing::info!(case_id = %next.id, command = name, from = %case.state, to = %next.state, "case command");
     case_detail(state, &next).await
+}
+
+/// What `retry-action` does on a case whose lockdown is done (`None` on any other case): a
+/// lockdown is not done twice, and is lifted only by re-proofing on a new case. What may go
+/// again is a deactivation owed to the account system that it refused (SECURITY.md L0), once
+/// the cause is fixed there, while the lockdown is in force — and not while a re-proofing is
+/// lifting it, whose activation must come last.
+async fn retry_after_lockdown(state: &AppState, case: &regain_core::Case) -> ApiResult<Option<CaseCommand>> {
+    use regain_core::action::ActionKind;
+    let actions = state.store.case_actions(case.tenant_id, case.id).await?;
+    let done = |kind: ActionKind| actions.iter().any(|a| a.action == kind && a.state == "done");
+    let owed = |s: &str| actions.iter().any(|a| a.action == ActionKind::Deactivate && a.state == s);
+    // A pending one is reported as such by the action-pending check.
+    if !done(ActionKind::Lockdown) || owed("pending") {
+        return Ok(None);
+    }
+    let lockdown_done = || ApiError::Conflict {
+        code: "lockdown-done",
+        detail: "this case's lockdown is done; only a new compromised_account case, opened and verified after it, \
+                 lifts it"
+            .into(),
+    };
+    let Some(customer_id) = case.customer_id else { return Err(lockdown_done()) };
+    let frozen =
+        state.store.customer(case.tenant_id, customer_id).await?.is_some_and(|c| c.status == CustomerStatus::Frozen);
+    // (Owed once per lockdown: no unlock crosses a lockdown in force.)
+    if !owed("failed") || done(ActionKind::Deactivate) || !frozen {
+        return Err(lockdown_done());
+    }
+    if state.store.action_pending(case.tenant_id, customer_id, ActionKind::Lockdown).await? {
+        return Err(ApiError::Conflict {
+            code: "action-pending",
+            detail: "a re-proofing is lifting the lockdown; the account system's activation comes last, so no \
+                     deactivation is sent now"
+                .into(),
+        });
+    }
+    Ok(Some(CaseCommand::RetryAction { action: Some(ActionKind::Deactivate) }))
 }
 
 fn staff_id(field: &str, value: &str) -> Result<StaffId, ValidationError> {

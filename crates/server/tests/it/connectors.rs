@@ -1117,10 +1117,22 @@ async fn a_refused_deactivation_is_sent_again_by_retry_action_once_fixed() {
     assert!(timeline.contains("retry-action on this case sends the deactivation again"), "{timeline}");
     assert!(*system.active.lock().expect("lock"), "still active there");
 
-    // Fixed in the account system; the security team has Regain send it again.
-    system.refuse_keys_ending(&[]);
+    // Someone failing verification five times puts the customer's recovery on hold (T7); that
+    // does not stop the security team sending a deactivation again.
     let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
     let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let probe = compromised_case_identified(&app, &d.key, &analyst).await;
+    let mut last = None;
+    for _ in 0..5 {
+        let code = app.send_code(&analyst, &probe, "email-0").await;
+        let wrong = format!("{:06}", (code.parse::<u32>().unwrap_or(0) + 1) % 1_000_000);
+        last =
+            Some(app.post(&analyst, &format!("/api/v1/cases/{probe}/verification/code"), json!({"code": wrong})).await);
+    }
+    expect_problem(last.expect("five tries"), StatusCode::LOCKED, "recovery-held").await;
+
+    // Fixed in the account system; the security team has Regain send it again.
+    system.refuse_keys_ending(&[]);
     let retry = format!("/api/v1/cases/{lock}/retry-action");
     let again = app.post_ok(&analyst, &retry, json!({}), StatusCode::OK).await;
     let owed: Vec<&Value> =
@@ -1142,6 +1154,44 @@ async fn a_refused_deactivation_is_sent_again_by_retry_action_once_fixed() {
     // Done: nothing is owed, and the lockdown is not redone.
     expect_problem(app.post(&analyst, &retry, json!({})).await, StatusCode::CONFLICT, "lockdown-done").await;
     assert_eq!(app.perform_actions().await, 0);
+}
+
+/// SECURITY.md L0: a refused deactivation is not sent again while a re-proofing lifts the
+/// lockdown (its activation must come last), nor once it is lifted.
+#[tokio::test]
+async fn a_refused_deactivation_is_not_sent_again_while_or_after_a_reproofing_lifts_the_lockdown() {
+    let (app, d, system, lock) = lockdown_crossed_by_an_unlock_and_not_deactivated_again().await;
+    let owed = deactivation(&d.case(&app, &lock).await)["id"].as_str().expect("id").to_owned();
+    system.refuse_with(StatusCode::FORBIDDEN);
+    system.refuse_keys_ending(&[owed.as_str()]);
+    assert_eq!(app.perform_actions().await, 1, "refused for good");
+
+    app.clock.advance(Duration::days(3));
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let d = Desk { agent: app.token(Some(&acme), Role::Agent).await, ..d };
+    let (reproof, second) = lockdown_waiting_for_approval(&app, &d).await;
+    let approved = app
+        .post_ok(&second, &format!("/api/v1/cases/{reproof}/approve"), json!({"reason": "re-proofed"}), StatusCode::OK)
+        .await;
+    let lift = approved["actions"][0]["id"].as_str().expect("the lift").to_owned();
+    // The account system is away for the lift's activation: it stays pending.
+    system.refuse_with(StatusCode::SERVICE_UNAVAILABLE);
+    system.refuse_keys_ending(&[lift.as_str()]);
+    assert_eq!(app.perform_actions().await, 1);
+    assert_eq!(d.case(&app, &reproof).await["actions"][0]["state"], "pending");
+
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let retry = format!("/api/v1/cases/{lock}/retry-action");
+    let refused =
+        expect_problem(app.post(&analyst, &retry, json!({})).await, StatusCode::CONFLICT, "action-pending").await;
+    assert!(refused["detail"].as_str().is_some_and(|d| d.contains("re-proofing")), "{refused}");
+
+    system.refuse_keys_ending(&[]);
+    app.clock.advance(Duration::minutes(1));
+    assert_eq!(app.perform_actions().await, 1, "the lift, once the system is back");
+    assert_eq!(d.case(&app, &reproof).await["customer"]["status"], "active");
+    expect_problem(app.post(&analyst, &retry, json!({})).await, StatusCode::CONFLICT, "lockdown-done").await;
+    assert!(*system.active.lock().expect("lock"), "active there, the activation last: {:?}", system.log());
 }
 
 /// A lockdown through the account system that an unlock, retried on another worker, crossed:
