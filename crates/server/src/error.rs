@@ -38,6 +38,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("too many requests; try again later")]
     TooManyRequests,
+    /// 429 with its own problem code, and the seconds to wait as `Retry-After`.
+    #[error("{detail}")]
+    TooSoon { code: &'static str, detail: String, retry_after_s: u64 },
     /// A refusal with its own status and problem code (a rejected code: 422, an expired one:
     /// 410, a customer whose recovery is on hold: 423).
     #[error("{detail}")]
@@ -98,6 +101,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
             }
             Self::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many requests"),
+            Self::TooSoon { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code, "Too many requests"),
             Self::Refused { status, code, .. } => (*status, code, status.canonical_reason().unwrap_or("Refused")),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
@@ -135,6 +139,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, _) = self.parts();
         let problem = self.problem();
+        let wait = match &self {
+            Self::TooSoon { retry_after_s, .. } => HeaderValue::from(*retry_after_s),
+            _ => HeaderValue::from_static("5"),
+        };
         let internal = match self {
             Self::Internal(internal) | Self::Unavailable(internal) => Some(internal),
             _ => None,
@@ -145,7 +153,7 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         match status {
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                headers.insert(header::RETRY_AFTER, wait);
             }
             StatusCode::UNAUTHORIZED => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"regain\""));

@@ -351,8 +351,11 @@ pub(crate) async fn reported_notices(
     template: &str,
     values: BTreeMap<&'static str, String>,
 ) -> ApiResult<Vec<Effect>> {
-    let emails = customer.emails.iter().map(|e| ("email", e.address.as_str(), e.address.masked()));
-    let phones = customer.phones.iter().map(|p| ("sms", p.number.as_str(), p.number.masked()));
+    // An unverified address says so where staff read it (the outbox, the report's reason), as
+    // its report weighs less than one from an address the customer proved.
+    let shown = |masked: String, verified: bool| if verified { masked } else { format!("{masked} (unverified)") };
+    let emails = customer.emails.iter().map(|e| ("email", e.address.as_str(), shown(e.address.masked(), e.verified)));
+    let phones = customer.phones.iter().map(|p| ("sms", p.number.as_str(), shown(p.number.masked(), p.verified)));
     let addresses: Vec<_> = emails.chain(phones).collect();
     if addresses.is_empty() {
         return Ok(Vec::new());

@@ -23,6 +23,9 @@ use crate::state::AppState;
 pub const RECOVERY_CODES: usize = 10;
 /// Characters per recovery code: 16 of base32 is 80 bits (SECURITY.md M2: at least 64).
 const RECOVERY_CODE_CHARS: usize = 16;
+/// A new set of recovery codes at most this often: each set is told to every address on the
+/// account, so a password alone must not turn the endpoint into a mail and SMS flood (T9).
+pub const RECOVERY_CODES_EVERY_MINUTES: i64 = 10;
 
 async fn signed_in(state: &AppState, slug: &str, customer: &CustomerPrincipal) -> ApiResult<(TenantId, String)> {
     let tenant = super::directory::signed_in_tenant(state, slug, customer).await?;
@@ -118,6 +121,7 @@ pub struct RecoveryCodesView {
     params(("tenant" = String, Path, description = "The tenant's slug")), security(("customer_bearer" = [])), responses(
     (status = 200, body = RecoveryCodesView),
     (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "A set was made less than 10 minutes ago", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn recovery_codes(
     State(state): State<AppState>,
@@ -126,6 +130,21 @@ pub async fn recovery_codes(
 ) -> ApiResult<Json<RecoveryCodesView>> {
     let (tenant, _) = signed_in(&state, &slug, &customer).await?;
     let id = customer.0.customer_id;
+    let every = chrono::Duration::minutes(RECOVERY_CODES_EVERY_MINUTES);
+    if let Some(last) = state.store.factor_times(tenant, id).await?.recovery_codes_issued_at {
+        if state.now() < last + every {
+            let wait = (last + every - state.now()).num_seconds().max(1);
+            return Err(ApiError::TooSoon {
+                code: "too-soon",
+                retry_after_s: u64::try_from(wait).unwrap_or(1),
+                detail: format!(
+                    "a new set of recovery codes was made at {}; the next can be made from {}",
+                    last.format("%H:%M:%S UTC"),
+                    (last + every).format("%H:%M:%S UTC")
+                ),
+            });
+        }
+    }
     let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code(state.entropy.as_ref())).collect();
     let normalized: Vec<String> = codes.iter().map(|c| c.replace('-', "")).collect();
     let audit = AuditRecord::new(Some(tenant), Actor::Customer { id }, "customer.recovery_codes_issued", state.now());

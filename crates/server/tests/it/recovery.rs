@@ -277,6 +277,16 @@ async fn a_notice_reaches_an_unverified_address_and_a_secret_does_not() {
     for notice in &notices {
         assert!(notice.body.contains("Your password was changed") && !notice.body.contains(NEW_PASSWORD));
     }
+    // A report from the unverified address says so, for the security team to weigh.
+    let home = notices.iter().find(|m| m.to == regain_delivery::Address::Email("jane.home@example.net".into()));
+    let report = link_token(&home.expect("the unverified address's notice").body, "report");
+    let (status, _, _) = form(&app, &format!("/report/{report}"), &[("decision", "report")]).await;
+    assert_eq!(status, StatusCode::OK);
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let cases = app.get_ok(&analyst, "/api/v1/cases?kind=compromised_account").await;
+    let security = cases["items"][0]["id"].as_str().expect("a security case").to_owned();
+    let case = app.get_ok(&analyst, &format!("/api/v1/cases/{security}")).await;
+    assert!(case["summary"].as_str().is_some_and(|s| s.contains("(unverified)")), "{case}");
 }
 
 /// P6: a customer with an authenticator app still needs its code after a reset; and a link
@@ -624,6 +634,10 @@ async fn an_mfa_reset_removes_the_factors_and_the_link_sets_up_a_new_one() {
         app.post(&me, "/api/v1/directory/acme/me/totp/confirm", json!({"code": now_code(&app, &secret)})).await;
     assert_eq!(confirmed.status(), StatusCode::NO_CONTENT);
     app.post_ok(&me, "/api/v1/directory/acme/me/recovery-codes", json!({}), StatusCode::OK).await;
+    // Another set at once is refused: each one is told to every address (T9: no flood).
+    let again = app.post(&me, "/api/v1/directory/acme/me/recovery-codes", json!({})).await;
+    assert_eq!(again.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("600"), "on a fixed clock");
+    expect_problem(again, StatusCode::TOO_MANY_REQUESTS, "too-soon").await;
     app.deliver().await;
     // P3: each new sign-in method is told to every registered address, the phone included.
     let told: Vec<_> = app.sent().into_iter().filter(|m| m.body.contains("was set up on your")).map(|m| m.to).collect();

@@ -32,53 +32,62 @@ fn the_embedded_migrators_agree() {
     assert_eq!(versions(&regain_store_sqlite::MIGRATIONS), versions(&regain_store_postgres::MIGRATIONS));
 }
 
-/// Migration 0011 rebuilds `customer_links` (SQLite cannot drop a NOT NULL in place): the
-/// links already there survive it, and a link without a case can be stored after it.
+/// Migration 0011 rebuilds `customer_links` (SQLite cannot drop a NOT NULL in place): run as
+/// the store runs it (foreign keys on, in one transaction) over a database with a customer
+/// and a link, the link survives, a link without a case can be stored after it, the token
+/// stays unique, and erasing the customer still takes its links.
 #[tokio::test]
 async fn the_customer_links_rebuild_keeps_every_link() {
     use sqlx::{Connection, Row};
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
     let mut db = sqlx::SqliteConnection::connect(&url).await.expect("connect");
+    sqlx::raw_sql("PRAGMA foreign_keys = ON").execute(&mut db).await.expect("pragma");
     let files = migrations("store-sqlite");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     let (before, rest) = files.split_at(files.iter().position(|f| f.starts_with("0011")).expect("0011"));
     for file in before {
         sqlx::raw_sql(&std::fs::read_to_string(path.join(file)).expect("read")).execute(&mut db).await.expect(file);
     }
-    // (No customer row: the link alone is under test.)
-    sqlx::raw_sql("PRAGMA foreign_keys = OFF").execute(&mut db).await.expect("pragma");
     sqlx::raw_sql(
-        "INSERT INTO customer_links (id, purpose, tenant_id, case_id, customer_id, token_hash, destination, expires_at, \
+        "INSERT INTO tenants (id, slug, display_name, settings, created_at) VALUES ('t', 'acme', 'ACME', '{}', 0); \
+         INSERT INTO customers (id, tenant_id, external_id, sealed, username_bidx, account_number_bidx, status, \
+         privileged, vip, password_enrolled, totp_enrolled, recovery_codes_remaining, passkeys, failed_logins, \
+         created_at, updated_at) VALUES ('u', 't', NULL, 'sealed', 'bidx', NULL, 'active', 0, 0, 1, 0, 0, 0, 0, 0, 0); \
+         INSERT INTO customer_links (id, purpose, tenant_id, case_id, customer_id, token_hash, destination, expires_at, \
          used_at, created_at) VALUES ('l1', 'reset', 't', 'c1', 'u', 'h1', 'j***@e***.com', 20, 15, 10)",
     )
     .execute(&mut db)
     .await
-    .expect("an old link");
-    sqlx::raw_sql(&std::fs::read_to_string(path.join(&rest[0])).expect("read")).execute(&mut db).await.expect("0011");
+    .expect("a customer with a link");
+    let mut tx = db.begin().await.expect("begin");
+    sqlx::raw_sql(&std::fs::read_to_string(path.join(&rest[0])).expect("read")).execute(&mut *tx).await.expect("0011");
+    tx.commit().await.expect("commit");
 
     let row =
         sqlx::query("SELECT id, case_id, token_hash, used_at FROM customer_links").fetch_one(&mut db).await.unwrap();
     let kept: (String, Option<String>, String, Option<i64>) = (row.get(0), row.get(1), row.get(2), row.get(3));
     assert_eq!(kept, ("l1".into(), Some("c1".into()), "h1".into(), Some(15)));
-    sqlx::raw_sql(
-        "INSERT INTO customer_links (id, purpose, tenant_id, case_id, customer_id, token_hash, destination, expires_at, \
-         created_at) VALUES ('l2', 'report', 't', NULL, 'u', 'h2', 'j***@e***.com', 20, 10)",
+    let insert = |id: &str, token: &str| {
+        format!(
+            "INSERT INTO customer_links (id, purpose, tenant_id, case_id, customer_id, token_hash, destination, \
+             expires_at, created_at) VALUES ('{id}', 'report', 't', NULL, 'u', '{token}', 'j***@e***.com', 20, 10)"
+        )
+    };
+    sqlx::raw_sql(&insert("l2", "h2")).execute(&mut db).await.expect("a link without a case");
+    assert!(sqlx::raw_sql(&insert("l3", "h2")).execute(&mut db).await.is_err(), "the token hash is still unique");
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'customer_links' AND sql IS NOT NULL \
+         ORDER BY name",
     )
-    .execute(&mut db)
+    .fetch_all(&mut db)
     .await
-    .expect("a link without a case");
-    let duplicate = sqlx::raw_sql(
-        "INSERT INTO customer_links (id, purpose, tenant_id, case_id, customer_id, token_hash, destination, expires_at, \
-         created_at) VALUES ('l3', 'report', 't', NULL, 'u', 'h2', 'x', 20, 10)",
-    )
-    .execute(&mut db)
-    .await;
-    assert!(duplicate.is_err(), "the token hash is still unique");
-    let indexes: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'customer_links' AND sql IS NOT NULL ORDER BY name")
-            .fetch_all(&mut db)
-            .await
-            .unwrap();
+    .unwrap();
     assert_eq!(indexes, ["customer_links_case_idx", "customer_links_customer_idx"]);
+    let dangling: Vec<sqlx::sqlite::SqliteRow> =
+        sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut db).await.unwrap();
+    assert!(dangling.is_empty());
+    sqlx::raw_sql("DELETE FROM customers WHERE id = 'u'").execute(&mut db).await.expect("erase");
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customer_links").fetch_one(&mut db).await.unwrap();
+    assert_eq!(left, 0, "the links go with their customer");
 }
