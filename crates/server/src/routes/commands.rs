@@ -87,6 +87,8 @@ pub async fn run_command(
     let tenant = principal.tenant()?;
     let mut case = load_case(state, tenant, id).await?;
     if matches!(command, CaseCommand::RetryAction { action: None }) {
+        // Who may work the case answers before what its actions allow.
+        regain_core::case::may_work(&case, principal.actor)?;
         command = retry_after_lockdown(state, &case).await?.unwrap_or(command);
     }
     // Every step toward an action is preceded by a fresh risk assessment (issue 5): its route
