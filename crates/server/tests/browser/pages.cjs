@@ -1,7 +1,8 @@
 // The customer's pages in a real browser (Debian's chromium, driven by playwright-core), as the
 // server's tests call it: `node pages.cjs reset BASE TOKEN PASSWORD`,
-// `node pages.cjs report BASE TOKEN` or `node pages.cjs enroll BASE TOKEN UNIX_TIME` (the
-// server's clock, for the authenticator's code). Each page is also checked by axe-core, the accessibility
+// `node pages.cjs report BASE TOKEN`, `node pages.cjs verify BASE TOKEN` (a confirmation link,
+// approved) or `node pages.cjs enroll BASE TOKEN UNIX_TIME` (the server's clock, for the
+// authenticator's code). Each page is also checked by axe-core, the accessibility
 // engine, for WCAG 2.1 A and AA problems. Exits non-zero, with the reason on stderr, when the
 // page does not behave as a customer expects.
 'use strict';
@@ -164,9 +165,32 @@ async function enroll(page, base, token, unixTime) {
   await accessible(page, 'the enroll confirmation');
 }
 
+async function verify(page, base, token) {
+  const url = `${base}/verify/${token}`;
+  const opened = await page.goto(url);
+  check(opened.status() === 200, `the confirmation page answered ${opened.status()}`);
+  await page.getByRole('heading', { level: 1, name: /support is verifying you/ }).waitFor();
+  await accessible(page, 'the confirmation page');
+  // Both answers are buttons a screen reader names; the page says what is asked and why.
+  await page.getByRole('button', { name: "This wasn't me" }).waitFor();
+  check((await page.locator('main').innerText()).includes('a password reset'), 'the page does not say what for');
+  const [answered] = await Promise.all([
+    page.waitForResponse((r) => r.url() === url && r.request().method() === 'POST'),
+    page.getByRole('button', { name: 'Approve: this is me' }).click(),
+  ]);
+  check(answered.status() === 200, `approving answered ${answered.status()}`);
+  await page.getByRole('heading', { level: 1, name: 'Thank you' }).waitFor();
+  await accessible(page, 'the confirmation answer');
+  const reused = await page.goto(url);
+  check(reused.status() === 410, `a used confirmation link answered ${reused.status()}`);
+}
+
 async function main() {
   const [mode, base, token, extra] = process.argv.slice(2);
-  check(['reset', 'report', 'enroll'].includes(mode) && base && token, 'usage: pages.cjs reset|report|enroll BASE TOKEN [PASSWORD|UNIX_TIME]');
+  check(
+    ['reset', 'report', 'verify', 'enroll'].includes(mode) && base && token,
+    'usage: pages.cjs reset|report|verify|enroll BASE TOKEN [PASSWORD|UNIX_TIME]',
+  );
   const browser = await chromium.launch({
     executablePath: process.env.REGAIN_TEST_CHROMIUM || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-background-networking'],
@@ -177,6 +201,8 @@ async function main() {
     page.setDefaultTimeout(10000);
     if (mode === 'reset') {
       await reset(page, context, base, token, extra);
+    } else if (mode === 'verify') {
+      await verify(page, base, token);
     } else if (mode === 'enroll') {
       await enroll(page, base, token, Number(extra));
     } else {

@@ -542,12 +542,12 @@ async fn the_reset_and_report_pages_work_in_a_real_browser() {
     let d = desk(&app).await;
     let id = d.decided(&app, "password_reset").await;
     let token = reset_link(&app, &d, &id).await;
-    in_browser(&["reset", &app.base, &token, NEW_PASSWORD]).await;
+    crate::support::in_browser(&["reset", &app.base, &token, NEW_PASSWORD]).await;
     assert_eq!(d.case(&app, &id).await["state"], "resolved");
     assert_eq!(login(&app, NEW_PASSWORD, None).await.status(), StatusCode::OK, "set through the browser");
 
     let notice = app.deliver_new().await.into_iter().find(|m| m.body.contains("/report/")).expect("a notice");
-    in_browser(&["report", &app.base, &link_token(&notice.body, "report")]).await;
+    crate::support::in_browser(&["report", &app.base, &link_token(&notice.body, "report")]).await;
     let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
     let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
     let cases = app.get_ok(&analyst, "/api/v1/cases?kind=compromised_account").await;
@@ -568,28 +568,8 @@ async fn the_enroll_page_works_in_a_real_browser() {
     assert_eq!(app.perform_actions().await, 1);
     let link = app.deliver_new().await.into_iter().find(|m| m.body.contains("/enroll/")).expect("a re-enrollment link");
     let now = regain_core::Clock::now(app.clock.as_ref()).timestamp().to_string();
-    in_browser(&["enroll", &app.base, &link_token(&link.body, "enroll"), &now]).await;
+    crate::support::in_browser(&["enroll", &app.base, &link_token(&link.body, "enroll"), &now]).await;
     assert_eq!(d.case(&app, &id).await["customer"]["totp_enrolled"], true);
-}
-
-/// Runs `tests/browser/pages.cjs` with `args` under Node (its own process, so the server in
-/// this test's runtime answers the browser meanwhile); fails with what the script said.
-async fn in_browser(args: &[&str]) {
-    let dir = std::env::var("REGAIN_TEST_BROWSER").expect(
-        "REGAIN_TEST_BROWSER must name crates/server/tests/browser with its node_modules installed \
-         (scripts/test.sh sets it)",
-    );
-    let script = std::path::Path::new(&dir).join("pages.cjs");
-    let out = tokio::process::Command::new("node")
-        .arg(&script)
-        .args(args)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run node");
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the browser run {args:?} failed:\n{said}");
-    assert!(said.contains(&format!("{}: ok", args[0])), "{said}");
 }
 
 /// Bad input on the pages: unknown tokens, a password past the limit, a form without fields.

@@ -350,3 +350,23 @@ pub async fn fresh_postgres_database() -> String {
     let (base, _) = admin_url.rsplit_once('/').expect("url");
     format!("{base}/{name}")
 }
+
+/// Runs `tests/browser/pages.cjs` with `args` under Node (its own process, so the server in
+/// this test's runtime answers the browser meanwhile); fails with what the script said.
+pub async fn in_browser(args: &[&str]) {
+    let dir = std::env::var("REGAIN_TEST_BROWSER").expect(
+        "REGAIN_TEST_BROWSER must name crates/server/tests/browser with its node_modules installed \
+         (scripts/test.sh sets it)",
+    );
+    let script = std::path::Path::new(&dir).join("pages.cjs");
+    let out = tokio::process::Command::new("node")
+        .arg(&script)
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run node");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser run {args:?} failed:\n{said}");
+    assert!(said.contains(&format!("{}: ok", args[0])), "{said}");
+}

@@ -549,6 +549,24 @@ async fn confirmation_links_approve_or_stop_the_case() {
     assert_eq!((case["state"].as_str(), case["tier"].as_u64()), (Some("cancelled"), Some(3)), "{case}");
 }
 
+/// The confirmation link's page in a real browser (`tests/browser/pages.cjs`): it says who
+/// asks and why, both answers are named buttons, approving proves the customer, and every
+/// page passes axe-core's WCAG 2.1 AA rules.
+#[tokio::test]
+async fn the_confirmation_page_works_in_a_real_browser() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let id = d.identified(&app, "password_reset").await;
+    let send = json!({"contact": "email-0", "delivery": "link"});
+    app.post_ok(&d.agent, &path(&id, "verification/send"), send, StatusCode::OK).await;
+    app.deliver().await;
+    let body = app.sent().last().expect("message").body.clone();
+    let token = crate::recovery::link_token(&body, "verify");
+    crate::support::in_browser(&["verify", &app.base, &token]).await;
+    let view = app.get_ok(&d.agent, &path(&id, "verification")).await;
+    assert_eq!(view["assessment"]["satisfied"], true, "approved in the browser: {view}");
+}
+
 /// The policy: a sensible default, versions, and a document that would lower a floor refused
 /// with the reason.
 #[tokio::test]
