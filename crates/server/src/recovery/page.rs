@@ -234,7 +234,7 @@ async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
         {
             let mut marked = effects.to_vec();
             marked.push(Effect::ReportContactChange { case: case.id });
-            match open_security_case(state, &link, &reason, &marked).await {
+            match open_security_case(state, &link, token, &reason, &marked).await {
                 Ok(security) => {
                     tracing::warn!(case_id = %security.id, reported_case = %case.id, "a contact change being made was reported; security case opened");
                     return Ok(true);
@@ -258,7 +258,7 @@ async fn report(state: &AppState, token: &str) -> Result<bool, StoreError> {
     }
     // The recovery is done: a security case opens, in the transaction that spends the link
     // (once, whoever submits twice) and ends the sessions.
-    let case = match open_security_case(state, &link, &reason, &effects).await {
+    let case = match open_security_case(state, &link, token, &reason, &effects).await {
         Ok(case) => case,
         // Spent meanwhile by another submission of the same link.
         Err(StoreError::Conflict) => return Ok(false),
@@ -274,9 +274,14 @@ async fn still_usable(state: &AppState, token: &str) -> Result<bool, StoreError>
     Ok(state.store.customer_link(token).await?.is_some_and(|l| l.usable(state.now())))
 }
 
+/// The security team's case for a report (`effects` in its transaction): the customer's open
+/// compromised-account case when there is one — a second report of the same incident, from
+/// another address's notice, is a note on it, not another case — else a new one at tier 3.
+/// A conflict means the link `token` was spent meanwhile (or the case kept changing).
 async fn open_security_case(
     state: &AppState,
     link: &regain_store::CustomerLink,
+    token: &str,
     reason: &str,
     effects: &[Effect],
 ) -> Result<Case, StoreError> {
@@ -286,6 +291,21 @@ async fn open_security_case(
         Some(case) => format!("Reported by the customer after case {case}: {reason}"),
         None => format!("Reported by the customer after a notice of a new sign-in method: {reason}"),
     };
+    let open: Vec<CaseState> = CaseState::ALL.iter().copied().filter(|s| !s.is_terminal()).collect();
+    for _ in 0..3 {
+        let cases = state.store.customer_cases_in(tenant.id, link.customer_id, &open).await?;
+        let Some(brief) = cases.iter().find(|c| c.kind == CaseKind::CompromisedAccount) else { break };
+        let Some(case) = state.store.case(tenant.id, brief.id).await? else { break };
+        let note = CaseCommand::AddNote { text: summary.clone() };
+        let (next, events) = regain_core::case::apply(&case, note, actor, state.now())
+            .map_err(|e| StoreError::Other(format!("noting the report on the security case: {e}")))?;
+        match crate::webhooks::commit(state, &next, &events, &actor, effects.to_vec()).await {
+            Ok(()) => return Ok(next),
+            // The case moved, or the link was spent: which one, the next round finds out.
+            Err(StoreError::Conflict) if still_usable(state, token).await? => continue,
+            Err(e) => return Err(e),
+        }
+    }
     let new = NewCase { kind: CaseKind::CompromisedAccount, channel: Channel::Web, summary: Some(summary) };
     let now = state.now();
     let id = regain_core::CaseId::generate(state.clock.as_ref(), state.entropy.as_ref());

@@ -529,6 +529,19 @@ async fn this_wasnt_me_from_a_new_sign_in_method_notice_opens_a_security_case() 
     // Once.
     let (status, _, _) = form(&app, &format!("/report/{report}"), &[("decision", "report")]).await;
     assert_eq!(status, StatusCode::GONE);
+    // The phone's report of the same change goes to the same security case, as a note.
+    let sms = notices.iter().find(|m| matches!(m.to, regain_delivery::Address::Sms(_))).expect("sms");
+    let (status, _, _) =
+        form(&app, &format!("/report/{}", link_token(&sms.body, "report")), &[("decision", "report")]).await;
+    assert_eq!(status, StatusCode::OK);
+    let cases = app.get_ok(&analyst, "/api/v1/cases?kind=compromised_account").await;
+    assert_eq!(cases["items"].as_array().map(Vec::len), Some(1), "one case for one incident: {cases}");
+    let timeline =
+        app.get_ok(&analyst, &format!("/api/v1/cases/{}/timeline", items[0]["id"].as_str().expect("id"))).await;
+    let notes: Vec<_> =
+        timeline["items"].as_array().expect("items").iter().filter(|e| e["type"] == "case.note_added").collect();
+    assert_eq!(notes.len(), 1, "{timeline}");
+    assert!(notes[0].to_string().contains("*** ending 23"), "the second address is named: {}", notes[0]);
 }
 
 /// The customer's pages in a real browser (Debian's chromium, driven by playwright-core; see
