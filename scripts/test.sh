@@ -74,6 +74,8 @@ export REGAIN_TEST_PYTHON="$PWD/$venv/bin/python"
 # npm, with axe-core checking each page's accessibility (versions pinned in package-lock.json).
 command -v chromium >/dev/null || { log "installing chromium"; apt_install chromium; }
 command -v npm >/dev/null || { log "installing Node.js and npm"; apt_install nodejs npm; }
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' \
+    || { echo "the browser tests need Node.js 18 or later (found $(node --version))" >&2; exit 1; }
 browser=crates/server/tests/browser
 if [ ! -d "$browser/node_modules/playwright-core" ] || [ ! -d "$browser/node_modules/axe-core" ] \
     || [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then

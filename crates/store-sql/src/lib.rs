@@ -1958,8 +1958,15 @@ macro_rules! impl_sql_store {
                 async fn claim_customer_totp_step(&self, tenant: TenantId, customer: CustomerId, step: i64, audit: Option<&AuditRecord>) -> StoreResult<bool> {
                     self.v_claim_customer_totp_step(tenant, customer, step, audit).await
                 }
-                async fn replace_recovery_codes(&self, tenant: TenantId, customer: CustomerId, codes: &[String], audit: &AuditRecord) -> StoreResult<()> {
-                    self.v_replace_recovery_codes(tenant, customer, codes, audit).await
+                async fn replace_recovery_codes(
+                    &self,
+                    tenant: TenantId,
+                    customer: CustomerId,
+                    codes: &[String],
+                    unless_issued_after: Option<Timestamp>,
+                    audit: &AuditRecord,
+                ) -> StoreResult<()> {
+                    self.v_replace_recovery_codes(tenant, customer, codes, unless_issued_after, audit).await
                 }
                 async fn recovery_codes_left(&self, tenant: TenantId, customer: CustomerId, issued_by: Timestamp) -> StoreResult<u32> {
                     let n: i64 = sqlx::query_scalar(

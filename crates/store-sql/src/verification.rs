@@ -888,10 +888,38 @@ macro_rules! impl_sql_verification {
                 Ok(true)
             }
 
-            async fn v_replace_recovery_codes(&self, tenant: TenantId, customer: CustomerId, codes: &[String], audit: &AuditRecord) -> StoreResult<()> {
+            async fn v_replace_recovery_codes(
+                &self,
+                tenant: TenantId,
+                customer: CustomerId,
+                codes: &[String],
+                unless_issued_after: Option<Timestamp>,
+                audit: &AuditRecord,
+            ) -> StoreResult<()> {
                 let keyring = self.keys.get()?;
                 let mut tx = self.write_tx().await?;
                 Self::customer_exists(&mut tx, tenant, customer).await?;
+                if let Some(after) = unless_issued_after {
+                    // The customer's row first (a no-op update takes its lock on PostgreSQL;
+                    // SQLite has one writer), then the codes as committed by whoever held it.
+                    sqlx::query("UPDATE customers SET updated_at = updated_at WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.to_string())
+                        .bind(customer.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                    let newer: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM customer_recovery_codes WHERE customer_id = $1 AND created_at > $2",
+                    )
+                    .bind(customer.to_string())
+                    .bind(micros(after))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(Self::map_err)?;
+                    if newer > 0 {
+                        return Err(StoreError::Precondition("a set of recovery codes was issued since".into()));
+                    }
+                }
                 sqlx::query("DELETE FROM customer_recovery_codes WHERE customer_id = $1")
                     .bind(customer.to_string())
                     .execute(&mut *tx)

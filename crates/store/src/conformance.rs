@@ -50,7 +50,8 @@ macro_rules! conformance_tests {
             the_last_end_of_an_action_counts_failures_only_when_asked,
             a_customers_cases_in_some_states_are_read_briefly,
             a_step_held_by_another_recovery_is_refused_inside_its_transaction,
-            a_customers_used_links_are_listed_latest_first
+            a_customers_used_links_are_listed_latest_first,
+            a_new_set_of_recovery_codes_waits_for_its_interval_even_at_once
         );
     };
     (@each $factory:path, $($check:ident),+) => {
@@ -1326,4 +1327,38 @@ pub async fn a_customers_used_links_are_listed_latest_first(store: &dyn Store) {
     let refused = store.apply_effects(t0(), &[Effect::IssueLink { link, token: "token-caseless".into() }]).await;
     assert!(matches!(refused, Err(StoreError::Precondition(_))), "{refused:?}");
     assert_eq!(read("token-caseless").await.unwrap(), None);
+}
+
+/// `replace_recovery_codes` with `unless_issued_after`: refused while a set issued after it
+/// exists, decided under the customer's lock, so of two at once exactly one goes through.
+pub async fn a_new_set_of_recovery_codes_waits_for_its_interval_even_at_once(store: &dyn Store) {
+    let acme = tenant(store, 1, "acme").await;
+    let jane = customer(&acme, 30, "jane");
+    store.create_customer(&jane, None, &audit("customer.created")).await.unwrap();
+    let set = |n: u8, at: Timestamp| {
+        let codes: Vec<String> = (0..3).map(|i| format!("CODE{n}{i}AAAAAAAAAAA")).collect();
+        let mut record = audit("customer.recovery_codes_issued");
+        record.at = at;
+        (codes, record)
+    };
+    let (codes, record) = set(1, t0());
+    store.replace_recovery_codes(acme.id, jane.id, &codes, None, &record).await.unwrap();
+    let (codes, record) = set(2, t0() + Duration::minutes(1));
+    let refused =
+        store.replace_recovery_codes(acme.id, jane.id, &codes, Some(t0() - Duration::minutes(9)), &record).await;
+    assert!(matches!(refused, Err(StoreError::Precondition(_))), "{refused:?}");
+    assert_eq!(store.factor_times(acme.id, jane.id).await.unwrap().recovery_codes_issued_at, Some(t0()), "unchanged");
+
+    let later = t0() + Duration::minutes(11);
+    let (a, first) = set(3, later);
+    let (b, second) = set(4, later);
+    let since = Some(later - Duration::minutes(10));
+    let (x, y) = futures::join!(
+        store.replace_recovery_codes(acme.id, jane.id, &a, since, &first),
+        store.replace_recovery_codes(acme.id, jane.id, &b, since, &second),
+    );
+    let passed = [&x, &y].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(passed, 1, "exactly one of two at once: {x:?} {y:?}");
+    assert!([&x, &y].iter().all(|r| r.is_ok() || matches!(r, Err(StoreError::Precondition(_)))), "{x:?} {y:?}");
+    assert_eq!(store.recovery_codes_left(acme.id, jane.id, later).await.unwrap(), 3, "one set, not two");
 }

@@ -341,11 +341,14 @@ pub trait Store: Send + Sync + 'static {
         audit: Option<&AuditRecord>,
     ) -> StoreResult<bool>;
     /// Replaces the customer's recovery codes with these (normalized); only keyed hashes are kept.
+    /// Refused ([`StoreError::Precondition`]) when a set was issued after `unless_issued_after`:
+    /// decided under the customer's row lock, so requests at once cannot all pass.
     async fn replace_recovery_codes(
         &self,
         tenant: TenantId,
         customer: CustomerId,
         codes: &[String],
+        unless_issued_after: Option<Timestamp>,
         audit: &AuditRecord,
     ) -> StoreResult<()>;
     /// Unused recovery codes Regain holds for the customer, issued at or before `issued_by` (an

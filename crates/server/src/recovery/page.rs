@@ -274,10 +274,12 @@ async fn still_usable(state: &AppState, token: &str) -> Result<bool, StoreError>
     Ok(state.store.customer_link(token).await?.is_some_and(|l| l.usable(state.now())))
 }
 
-/// The security team's case for a report (`effects` in its transaction): the customer's open
-/// compromised-account case when there is one — a second report of the same incident, from
-/// another address's notice, is a note on it, not another case — else a new one at tier 3.
-/// A conflict means the link `token` was spent meanwhile (or the case kept changing).
+/// The security team's case for a report (`effects` in its transaction): the customer's
+/// compromised-account case still being worked toward its decision when there is one — a
+/// second report of the same incident, from another address's notice, is a note on it, not
+/// another case — else a new one at tier 3 (a case already executing or cooling off may
+/// resolve on its own, so a report does not hide in it). A conflict means the link `token` was
+/// spent meanwhile (or the case kept changing).
 async fn open_security_case(
     state: &AppState,
     link: &regain_store::CustomerLink,
@@ -291,14 +293,14 @@ async fn open_security_case(
         Some(case) => format!("Reported by the customer after case {case}: {reason}"),
         None => format!("Reported by the customer after a notice of a new sign-in method: {reason}"),
     };
-    let open: Vec<CaseState> = CaseState::ALL.iter().copied().filter(|s| !s.is_terminal()).collect();
+    let worked: Vec<CaseState> = CaseState::ALL.iter().copied().filter(|s| s.is_before_execution()).collect();
     for _ in 0..3 {
-        let cases = state.store.customer_cases_in(tenant.id, link.customer_id, &open).await?;
+        let cases = state.store.customer_cases_in(tenant.id, link.customer_id, &worked).await?;
         let Some(brief) = cases.iter().find(|c| c.kind == CaseKind::CompromisedAccount) else { break };
         let Some(case) = state.store.case(tenant.id, brief.id).await? else { break };
         let note = CaseCommand::AddNote { text: summary.clone() };
-        let (next, events) = regain_core::case::apply(&case, note, actor, state.now())
-            .map_err(|e| StoreError::Other(format!("noting the report on the security case: {e}")))?;
+        // Closed since it was listed: a case of its own, then.
+        let Ok((next, events)) = regain_core::case::apply(&case, note, actor, state.now()) else { break };
         match crate::webhooks::commit(state, &next, &events, &actor, effects.to_vec()).await {
             Ok(()) => return Ok(next),
             // The case moved, or the link was spent: which one, the next round finds out.

@@ -50,10 +50,18 @@ pub async fn perform_due(state: &AppState) -> Result<usize, StoreError> {
             }
             Err(ActionError::Retry(error) | ActionError::Fail(error)) => {
                 let error = if action.action == ActionKind::Deactivate {
-                    format!(
-                        "{error}; the account may still be active in the account system: once the cause is fixed \
-                         there, retry-action on this case sends the deactivation again (or deactivate it there by hand)"
-                    )
+                    // retry-action sends it again only from a lockdown's case still executing.
+                    let case = state.store.case(action.tenant_id, action.case_id).await?;
+                    let retriable = case.is_some_and(|c| {
+                        c.kind == regain_core::CaseKind::CompromisedAccount && c.state == CaseState::Executing
+                    });
+                    let then = if retriable {
+                        "once the cause is fixed there, retry-action on this case sends the deactivation again (or \
+                         deactivate it there by hand)"
+                    } else {
+                        "deactivate it there by hand"
+                    };
+                    format!("{error}; the account may still be active in the account system: {then}")
                 } else {
                     error
                 };

@@ -255,9 +255,18 @@ async fn retry_after_lockdown(state: &AppState, case: &regain_core::Case) -> Api
     let actions = state.store.case_actions(case.tenant_id, case.id).await?;
     let done = |kind: ActionKind| actions.iter().any(|a| a.action == kind && a.state == "done");
     let owed = |s: &str| actions.iter().any(|a| a.action == ActionKind::Deactivate && a.state == s);
-    // A pending one is reported as such by the action-pending check.
-    if !done(ActionKind::Lockdown) || owed("pending") {
+    if !done(ActionKind::Lockdown) {
         return Ok(None);
+    }
+    // Answered here, from this one read: a later read could find it done and let the case's
+    // own action, the lockdown, through.
+    if owed("pending") {
+        return Err(ApiError::Conflict {
+            code: "action-pending",
+            detail: "Regain still owes the account system this case's deactivation; it is retried while the \
+                     account system is away"
+                .into(),
+        });
     }
     let lockdown_done = || ApiError::Conflict {
         code: "lockdown-done",

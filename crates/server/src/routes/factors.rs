@@ -131,24 +131,32 @@ pub async fn recovery_codes(
     let (tenant, _) = signed_in(&state, &slug, &customer).await?;
     let id = customer.0.customer_id;
     let every = chrono::Duration::minutes(RECOVERY_CODES_EVERY_MINUTES);
+    let too_soon = |last: regain_core::Timestamp| {
+        let wait = (last + every - state.now()).num_seconds().max(1);
+        ApiError::TooSoon {
+            code: "too-soon",
+            retry_after_s: u64::try_from(wait).unwrap_or(1),
+            detail: format!(
+                "a new set of recovery codes was made at {}; the next can be made from {}",
+                last.format("%Y-%m-%d %H:%M:%S UTC"),
+                (last + every).format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        }
+    };
     if let Some(last) = state.store.factor_times(tenant, id).await?.recovery_codes_issued_at {
         if state.now() < last + every {
-            let wait = (last + every - state.now()).num_seconds().max(1);
-            return Err(ApiError::TooSoon {
-                code: "too-soon",
-                retry_after_s: u64::try_from(wait).unwrap_or(1),
-                detail: format!(
-                    "a new set of recovery codes was made at {}; the next can be made from {}",
-                    last.format("%H:%M:%S UTC"),
-                    (last + every).format("%H:%M:%S UTC")
-                ),
-            });
+            return Err(too_soon(last));
         }
     }
     let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code(state.entropy.as_ref())).collect();
     let normalized: Vec<String> = codes.iter().map(|c| c.replace('-', "")).collect();
     let audit = AuditRecord::new(Some(tenant), Actor::Customer { id }, "customer.recovery_codes_issued", state.now());
-    state.store.replace_recovery_codes(tenant, id, &normalized, &audit).await?;
+    // Decided again in the store's transaction: requests at once do not all pass the read above.
+    match state.store.replace_recovery_codes(tenant, id, &normalized, Some(state.now() - every), &audit).await {
+        Ok(()) => {}
+        Err(regain_store::StoreError::Precondition(_)) => return Err(too_soon(state.now())),
+        Err(e) => return Err(e.into()),
+    }
     if let Err(e) = notify_factor(&state, tenant, id, None, "A new set of recovery codes").await {
         tracing::error!(error = %e, "could not queue the notice of new recovery codes");
     }

@@ -4,7 +4,8 @@
 // approved) or `node pages.cjs enroll BASE TOKEN UNIX_TIME` (the server's clock, for the
 // authenticator's code). Each page is also checked by axe-core, the accessibility
 // engine, for WCAG 2.1 A and AA problems. Exits non-zero, with the reason on stderr, when the
-// page does not behave as a customer expects.
+// page does not behave as a customer expects. The browser is /usr/bin/chromium, or the one
+// REGAIN_TEST_CHROMIUM names.
 'use strict';
 
 const crypto = require('node:crypto');
@@ -58,10 +59,15 @@ async function reset(page, context, base, token, password) {
   check((await first.getAttribute('autocomplete')) === 'new-password', 'a password manager is not offered to fill it');
 
   // Too short: the browser itself stops it, nothing is sent.
+  let posts = 0;
+  page.on('request', (r) => {
+    if (r.method() === 'POST') posts += 1;
+  });
   await first.fill('short');
   await again.fill('short');
   await page.getByRole('button', { name: 'Set the new password' }).click();
-  check(page.url() === url && !(await first.evaluate((e) => e.validity.valid)), 'a short password was submitted');
+  await page.waitForTimeout(300);
+  check(posts === 0 && !(await first.evaluate((e) => e.validity.valid)), 'a short password was submitted');
 
   // A common one: refused by Regain with the rule it breaks, announced, and not echoed back.
   await first.fill('password1234');
@@ -148,7 +154,11 @@ async function enroll(page, base, token, unixTime) {
   // A wrong code: refused, announced, and the field says so.
   const right = totp(key, unixTime);
   await field.fill(right === '000000' ? '111111' : '000000');
-  await page.getByRole('button', { name: 'Finish' }).click();
+  const [wrong] = await Promise.all([
+    page.waitForResponse((r) => r.url() === url && r.request().method() === 'POST'),
+    page.getByRole('button', { name: 'Finish' }).click(),
+  ]);
+  check(wrong.status() === 422, `a wrong code answered ${wrong.status()}`);
   await page.getByRole('alert').waitFor();
   check((await page.getByRole('alert').innerText()).includes('not right'), 'a wrong code is not refused plainly');
   check((await field.getAttribute('aria-describedby')) === 'problem', 'the field is not described by the refusal');

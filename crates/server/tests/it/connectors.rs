@@ -1144,6 +1144,8 @@ async fn a_refused_deactivation_is_sent_again_by_retry_action_once_fixed() {
         .to_owned();
     assert_ne!(second, first, "a new idempotency key: the refused request is not replayed");
     assert_eq!(again["actions"].as_array().expect("actions").iter().filter(|a| a["action"] == "lockdown").count(), 1);
+    // Asked again while it is queued: it is pending, and nothing else is queued.
+    expect_problem(app.post(&analyst, &retry, json!({})).await, StatusCode::CONFLICT, "action-pending").await;
     assert_eq!(app.perform_actions().await, 1);
     assert!(!*system.active.lock().expect("lock"), "deactivated there: {:?}", system.log());
     assert_eq!(system.log().last(), Some(&("account.lockdown".to_owned(), second)));
