@@ -45,6 +45,15 @@ async function audit(page, where) {
   check(problems.length === 0, `${where}: accessibility problems:\n  ${problems.join('\n  ')}`);
 }
 
+// Clicks the button named `name` and waits for the answer to the form's POST to `url`.
+async function submit(page, url, name) {
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.url() === url && r.request().method() === 'POST'),
+    page.getByRole('button', { name }).click(),
+  ]);
+  return response;
+}
+
 async function reset(page, context, base, token, password) {
   const url = `${base}/reset/${token}`;
   const opened = await page.goto(url);
@@ -72,10 +81,7 @@ async function reset(page, context, base, token, password) {
   // A common one: refused by Regain with the rule it breaks, announced, and not echoed back.
   await first.fill('password1234');
   await again.fill('password1234');
-  const [refused] = await Promise.all([
-    page.waitForResponse((r) => r.url() === url && r.request().method() === 'POST'),
-    page.getByRole('button', { name: 'Set the new password' }).click(),
-  ]);
+  const refused = await submit(page, url, 'Set the new password');
   check(refused.status() === 422, `a common password answered ${refused.status()}`);
   const alert = page.getByRole('alert');
   check((await alert.innerText()).includes('most common'), `the refusal does not say why: ${await alert.innerText()}`);
@@ -88,10 +94,7 @@ async function reset(page, context, base, token, password) {
   // The real one: changed, and no session comes with it (SECURITY.md P1).
   await first.fill(password);
   await again.fill(password);
-  const [done] = await Promise.all([
-    page.waitForResponse((r) => r.url() === url && r.request().method() === 'POST'),
-    page.getByRole('button', { name: 'Set the new password' }).click(),
-  ]);
+  const done = await submit(page, url, 'Set the new password');
   check(done.status() === 200, `the new password answered ${done.status()}`);
   await page.getByRole('heading', { level: 1, name: 'Your password is changed' }).waitFor();
   await accessible(page, 'the confirmation');
@@ -109,10 +112,7 @@ async function report(page, base, token) {
   check(opened.status() === 200, `the report page answered ${opened.status()}`);
   await page.getByRole('heading', { level: 1, name: 'Was this not you?' }).waitFor();
   await accessible(page, 'the report page');
-  const [answered] = await Promise.all([
-    page.waitForResponse((r) => r.url() === url && r.request().method() === 'POST'),
-    page.getByRole('button', { name: "This wasn't me" }).click(),
-  ]);
+  const answered = await submit(page, url, "This wasn't me");
   check(answered.status() === 200, `the report answered ${answered.status()}`);
   await page.getByRole('heading', { level: 1, name: /we are on it/ }).waitFor();
   await accessible(page, 'the report confirmation');
@@ -154,10 +154,7 @@ async function enroll(page, base, token, unixTime) {
   // A wrong code: refused, announced, and the field says so.
   const right = totp(key, unixTime);
   await field.fill(right === '000000' ? '111111' : '000000');
-  const [wrong] = await Promise.all([
-    page.waitForResponse((r) => r.url() === url && r.request().method() === 'POST'),
-    page.getByRole('button', { name: 'Finish' }).click(),
-  ]);
+  const wrong = await submit(page, url, 'Finish');
   check(wrong.status() === 422, `a wrong code answered ${wrong.status()}`);
   await page.getByRole('alert').waitFor();
   check((await page.getByRole('alert').innerText()).includes('not right'), 'a wrong code is not refused plainly');
@@ -166,10 +163,7 @@ async function enroll(page, base, token, unixTime) {
   await accessible(page, 'the QR code page with a refusal');
 
   await field.fill(right);
-  const [done] = await Promise.all([
-    page.waitForResponse((r) => r.url() === url && r.request().method() === 'POST'),
-    page.getByRole('button', { name: 'Finish' }).click(),
-  ]);
+  const done = await submit(page, url, 'Finish');
   check(done.status() === 200, `the right code answered ${done.status()}`);
   await page.getByRole('heading', { level: 1, name: 'Two-step sign-in is on again' }).waitFor();
   await accessible(page, 'the enroll confirmation');
@@ -184,10 +178,7 @@ async function verify(page, base, token) {
   // Both answers are buttons a screen reader names; the page says what is asked and why.
   await page.getByRole('button', { name: "This wasn't me" }).waitFor();
   check((await page.locator('main').innerText()).includes('a password reset'), 'the page does not say what for');
-  const [answered] = await Promise.all([
-    page.waitForResponse((r) => r.url() === url && r.request().method() === 'POST'),
-    page.getByRole('button', { name: 'Approve: this is me' }).click(),
-  ]);
+  const answered = await submit(page, url, 'Approve: this is me');
   check(answered.status() === 200, `approving answered ${answered.status()}`);
   await page.getByRole('heading', { level: 1, name: 'Thank you' }).waitFor();
   await accessible(page, 'the confirmation answer');

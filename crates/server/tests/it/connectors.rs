@@ -1106,11 +1106,7 @@ async fn a_reproofing_waits_for_an_owed_deactivation_so_the_account_ends_active(
 /// retry-action sends it again, under a new key, and the lockdown itself is never redone.
 #[tokio::test]
 async fn a_refused_deactivation_is_sent_again_by_retry_action_once_fixed() {
-    let (app, d, system, lock) = lockdown_crossed_by_an_unlock_and_not_deactivated_again().await;
-    let first = deactivation(&d.case(&app, &lock).await)["id"].as_str().expect("id").to_owned();
-    system.refuse_with(StatusCode::FORBIDDEN);
-    system.refuse_keys_ending(&[first.as_str()]);
-    assert_eq!(app.perform_actions().await, 1, "the owed deactivation, refused for good");
+    let (app, d, system, lock, first) = deactivation_refused_for_good().await;
     let failed = d.case(&app, &lock).await;
     assert_eq!(deactivation(&failed)["state"], "failed", "{failed}");
     let timeline = d.timeline(&app, &lock).await;
@@ -1162,11 +1158,7 @@ async fn a_refused_deactivation_is_sent_again_by_retry_action_once_fixed() {
 /// lockdown (its activation must come last), nor once it is lifted.
 #[tokio::test]
 async fn a_refused_deactivation_is_not_sent_again_while_or_after_a_reproofing_lifts_the_lockdown() {
-    let (app, d, system, lock) = lockdown_crossed_by_an_unlock_and_not_deactivated_again().await;
-    let owed = deactivation(&d.case(&app, &lock).await)["id"].as_str().expect("id").to_owned();
-    system.refuse_with(StatusCode::FORBIDDEN);
-    system.refuse_keys_ending(&[owed.as_str()]);
-    assert_eq!(app.perform_actions().await, 1, "refused for good");
+    let (app, d, system, lock, _) = deactivation_refused_for_good().await;
 
     app.clock.advance(Duration::days(3));
     let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
@@ -1194,6 +1186,18 @@ async fn a_refused_deactivation_is_not_sent_again_while_or_after_a_reproofing_li
     assert_eq!(d.case(&app, &reproof).await["customer"]["status"], "active");
     expect_problem(app.post(&analyst, &retry, json!({})).await, StatusCode::CONFLICT, "lockdown-done").await;
     assert!(*system.active.lock().expect("lock"), "active there, the activation last: {:?}", system.log());
+}
+
+/// [`lockdown_crossed_by_an_unlock_and_not_deactivated_again`], with the owed deactivation
+/// then refused for good (403) by the account system, which goes on refusing that key. The
+/// app, desk, system, the lockdown's case and the refused deactivation's id.
+async fn deactivation_refused_for_good() -> (TestApp, Desk, AccountSystem, String, String) {
+    let (app, d, system, lock) = lockdown_crossed_by_an_unlock_and_not_deactivated_again().await;
+    let owed = deactivation(&d.case(&app, &lock).await)["id"].as_str().expect("id").to_owned();
+    system.refuse_with(StatusCode::FORBIDDEN);
+    system.refuse_keys_ending(&[owed.as_str()]);
+    assert_eq!(app.perform_actions().await, 1, "the owed deactivation, refused for good");
+    (app, d, system, lock, owed)
 }
 
 /// A lockdown through the account system that an unlock, retried on another worker, crossed:

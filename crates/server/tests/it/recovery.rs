@@ -80,6 +80,19 @@ impl Desk {
     }
 }
 
+/// Sets up an authenticator app for the signed-in customer `me` (enrolled, then confirmed with
+/// its current code on the app's clock): its secret, in base32.
+async fn enroll_authenticator(app: &TestApp, me: &str) -> String {
+    use regain_core::totp::{decode_secret, totp, TotpParams};
+    let enrollment = app.post_ok(me, "/api/v1/directory/acme/me/totp", json!({}), StatusCode::OK).await;
+    let base32 = enrollment["secret"].as_str().expect("secret").to_owned();
+    let secret = decode_secret(&base32).expect("base32");
+    let code = totp(&secret, regain_core::Clock::now(app.clock.as_ref()), &TotpParams::default());
+    let confirmed = app.post(me, "/api/v1/directory/acme/me/totp/confirm", json!({"code": code})).await;
+    assert_eq!(confirmed.status(), StatusCode::NO_CONTENT);
+    base32
+}
+
 /// The token in the first `/{page}/` link of `body`.
 pub(crate) fn link_token(body: &str, page: &str) -> String {
     let marker = format!("/{page}/");
@@ -479,8 +492,6 @@ async fn this_wasnt_me_from_a_notice_opens_a_security_case() {
 /// reporting it ends every session and opens a compromised-account case for the security team.
 #[tokio::test]
 async fn this_wasnt_me_from_a_new_sign_in_method_notice_opens_a_security_case() {
-    use regain_core::totp::{decode_secret, totp, TotpParams};
-
     let app = TestApp::sqlite().await;
     let d = desk(&app).await;
     // A tenant wording saved before notices had to carry the link: the built-in one is used.
@@ -496,18 +507,14 @@ async fn this_wasnt_me_from_a_new_sign_in_method_notice_opens_a_security_case() 
         regain_store::AuditRecord::new(Some(acme.id), regain_core::Actor::System, "template.updated", old.updated_at);
     app.state.store.set_message_template(acme.id, &old, &audit).await.expect("an old template");
     let me = app.customer_session("jane", "an initial password").await;
-    let enrollment = app.post_ok(&me, "/api/v1/directory/acme/me/totp", json!({}), StatusCode::OK).await;
-    let secret = decode_secret(enrollment["secret"].as_str().expect("secret")).expect("base32");
-    let code = totp(&secret, regain_core::Clock::now(app.clock.as_ref()), &TotpParams::default());
-    let confirmed = app.post(&me, "/api/v1/directory/acme/me/totp/confirm", json!({"code": code})).await;
-    assert_eq!(confirmed.status(), StatusCode::NO_CONTENT);
+    let secret = enroll_authenticator(&app, &me).await;
     let notices = app.deliver_new().await;
     assert_eq!(notices.len(), 2, "the email and the phone: {notices:?}");
     let reports: std::collections::HashSet<_> = notices.iter().map(|m| link_token(&m.body, "report")).collect();
     assert_eq!(reports.len(), 2, "a link of its own each: {notices:?}");
     for notice in &notices {
         assert!(notice.body.contains("An authenticator app was set up"), "{}", notice.body);
-        assert!(!notice.body.contains(enrollment["secret"].as_str().expect("secret")), "P4: never the secret");
+        assert!(!notice.body.contains(&secret), "P4: never the secret");
     }
     let email = notices.iter().find(|m| matches!(m.to, regain_delivery::Address::Email(_))).expect("email");
     let report = link_token(&email.body, "report");
@@ -851,11 +858,7 @@ async fn a_lockdown_review_rolls_back_what_the_analyst_selects_and_reproofing_li
     app.clock.advance(Duration::days(8));
     let supervisor = app.token(Some(&acme), Role::Supervisor).await;
     let me = app.customer_session("jane", "an initial password").await;
-    let enrollment = app.post_ok(&me, "/api/v1/directory/acme/me/totp", json!({}), StatusCode::OK).await;
-    let secret = decode_secret(enrollment["secret"].as_str().expect("secret")).expect("base32");
-    let code = totp(&secret, regain_core::Clock::now(app.clock.as_ref()), &TotpParams::default());
-    let confirmed = app.post(&me, "/api/v1/directory/acme/me/totp/confirm", json!({"code": code})).await;
-    assert_eq!(confirmed.status(), StatusCode::NO_CONTENT);
+    let secret = decode_secret(&enroll_authenticator(&app, &me).await).expect("base32");
 
     // A contact change: refused before its new contact is proven; the code goes to the new
     // address only; a wrong one counts.
