@@ -1464,7 +1464,10 @@ macro_rules! impl_sql_store {
                     self.x_claim_actions(now, lease_until, limit).await
                 }
                 async fn retry_action(&self, id: &str, at: Timestamp, error: &str) -> StoreResult<()> {
-                    self.x_retry_action(id, at, error).await
+                    self.x_retry_action(id, at, error, true).await
+                }
+                async fn defer_action(&self, id: &str, at: Timestamp, reason: &str) -> StoreResult<()> {
+                    self.x_retry_action(id, at, reason, false).await
                 }
                 async fn apply_effects(&self, at: Timestamp, effects: &[Effect]) -> StoreResult<()> {
                     let keyring = self.keys.get()?;

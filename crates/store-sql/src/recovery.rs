@@ -530,6 +530,41 @@ macro_rules! impl_sql_recovery {
                             None => Ok(()),
                         }
                     }
+                    Effect::RequireNoPendingAction { tenant, customer, action } => {
+                        if !$at_write {
+                            Self::lock_customer(tx, *tenant, *customer).await?;
+                        }
+                        let pending: bool = sqlx::query_scalar(
+                            "SELECT EXISTS (SELECT 1 FROM recovery_actions WHERE state = 'pending' AND tenant_id = $1 \
+                             AND customer_id = $2 AND action = $3)",
+                        )
+                        .bind(tenant.to_string())
+                        .bind(customer.to_string())
+                        .bind(action.as_str())
+                        .fetch_one(&mut **tx)
+                        .await
+                        .map_err(Self::map_err)?;
+                        if pending { Err(StoreError::Conflict) } else { Ok(()) }
+                    }
+                    Effect::RequireNoOpenCase { tenant, customer, kind, except } => {
+                        if !$at_write {
+                            Self::lock_customer(tx, *tenant, *customer).await?;
+                        }
+                        let before: Vec<CaseState> =
+                            CaseState::ALL.iter().copied().filter(|s| s.is_before_execution()).collect();
+                        let open = Self::cases_in(&mut **tx, *tenant, *customer, &before).await?;
+                        if open.iter().any(|c| c.kind == *kind && c.id != *except) {
+                            Err(StoreError::Conflict)
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    Effect::LockCustomer { tenant, customer } => {
+                        if !$at_write {
+                            Self::lock_customer(tx, *tenant, *customer).await?;
+                        }
+                        Ok(())
+                    }
                     Effect::Webhook(w) => {
                         sqlx::query(
                             "INSERT INTO webhook_deliveries (id, tenant_id, case_id, event_type, payload, state, attempts, \
@@ -1187,15 +1222,17 @@ macro_rules! impl_sql_recovery {
                 rows.into_iter().map($crate::recovery::WebhookRow::into_domain).collect()
             }
 
-            async fn x_retry_action(&self, id: &str, at: Timestamp, error: &str) -> StoreResult<()> {
+            /// A failed attempt (`counted`) or a wait.
+            async fn x_retry_action(&self, id: &str, at: Timestamp, error: &str, counted: bool) -> StoreResult<()> {
                 let mut tx = self.write_tx().await?;
                 sqlx::query(
-                    "UPDATE recovery_actions SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 \
+                    "UPDATE recovery_actions SET attempts = attempts + $4, next_attempt_at = $2, last_error = $3 \
                      WHERE id = $1 AND state = 'pending'",
                 )
                 .bind(id)
                 .bind(micros(at))
                 .bind(error)
+                .bind(i64::from(counted))
                 .execute(&mut *tx)
                 .await
                 .map_err(Self::map_err)?;

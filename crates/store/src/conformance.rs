@@ -50,6 +50,7 @@ macro_rules! conformance_tests {
             the_last_end_of_an_action_counts_failures_only_when_asked,
             a_customers_cases_in_some_states_are_read_briefly,
             a_step_held_by_another_recovery_is_refused_inside_its_transaction,
+            guards_on_pending_actions_and_open_cases_are_judged_inside_the_transaction,
             a_customers_used_links_are_listed_latest_first,
             a_new_set_of_recovery_codes_waits_for_its_interval_even_at_once
         );
@@ -1152,6 +1153,18 @@ pub async fn the_last_end_of_an_action_counts_failures_only_when_asked(store: &d
     assert!(!pending(john.id, ActionKind::Unlock).await.unwrap(), "john's is done");
     store.retry_action("pending", t3, "away").await.unwrap();
     assert!(pending(jane.id, ActionKind::Unlock).await.unwrap(), "being retried is pending");
+    // A wait is put off like a retry, and counts no attempt.
+    let attempts = |entries: Vec<ActionEntry>| {
+        entries.into_iter().find(|a| a.id == "pending").map(|a| (a.attempts, a.last_error, a.next_attempt_at))
+    };
+    let t4 = t3 + Duration::minutes(1);
+    assert_eq!(attempts(store.case_actions(acme.id, case.id).await.unwrap()), Some((1, Some("away".into()), Some(t3))));
+    store.defer_action("pending", t4, "waits on another").await.unwrap();
+    assert_eq!(
+        attempts(store.case_actions(acme.id, case.id).await.unwrap()),
+        Some((1, Some("waits on another".into()), Some(t4)))
+    );
+    assert!(pending(jane.id, ActionKind::Unlock).await.unwrap(), "waiting is pending");
     store.apply_effects(t3, &[Effect::FinishAction { id: "pending".into() }]).await.unwrap();
     assert!(!pending(jane.id, ActionKind::Unlock).await.unwrap());
 }
@@ -1243,6 +1256,78 @@ pub async fn a_step_held_by_another_recovery_is_refused_inside_its_transaction(s
     assert_eq!(locked.state, CaseState::CoolingOff);
     store.update_case(&locked, &events, &analyst).await.unwrap();
     assert_eq!(complete(&next_one, None, jane.id).await, Ok(()));
+}
+
+/// `Effect::RequireNoPendingAction` and `Effect::RequireNoOpenCase`, judged as the customer's
+/// actions and cases stand inside the transaction, nothing of a refused change written: a
+/// deactivation sent again is not queued while a lift of the lockdown is pending (SECURITY.md
+/// L0), and a second report opens no second security case. Other customers' and other kinds'
+/// do not count, nor a case past its decision, nor the case `except`. `Effect::LockCustomer`
+/// changes nothing.
+pub async fn guards_on_pending_actions_and_open_cases_are_judged_inside_the_transaction(store: &dyn Store) {
+    use regain_core::action::ActionKind;
+    let (acme, jane, john) = acme_jane_and_john(store).await;
+    let lockdown = executing(store, &acme, 530, CaseKind::CompromisedAccount, jane.id).await;
+    let queue = |id: &str, who: CustomerId, action: ActionKind| {
+        Effect::QueueAction(NewAction {
+            id: id.to_owned(),
+            tenant_id: acme.id,
+            case_id: lockdown.id,
+            customer_id: who,
+            action,
+            connector: "webhook".into(),
+            created_at: t0(),
+        })
+    };
+    let no_lift = |who: CustomerId| Effect::RequireNoPendingAction {
+        tenant: acme.id,
+        customer: who,
+        action: ActionKind::Lockdown,
+    };
+    let queued = |id: &'static str| async move {
+        store.case_actions(acme.id, lockdown.id).await.unwrap().iter().any(|a| a.id == id)
+    };
+    let lock = Effect::LockCustomer { tenant: acme.id, customer: jane.id };
+    store
+        .apply_effects(t0(), &[lock, no_lift(jane.id), queue("again-1", jane.id, ActionKind::Deactivate)])
+        .await
+        .unwrap();
+    assert!(queued("again-1").await);
+    // A lift pending: refused, nothing queued; John's goes on.
+    store.apply_effects(t0(), &[queue("lift", jane.id, ActionKind::Lockdown)]).await.unwrap();
+    let again = [no_lift(jane.id), queue("again-2", jane.id, ActionKind::Deactivate)];
+    assert_eq!(store.apply_effects(t0(), &again).await, Err(StoreError::Conflict));
+    assert!(!queued("again-2").await, "nothing of the refused change");
+    store.apply_effects(t0(), &[no_lift(john.id), queue("john", john.id, ActionKind::Deactivate)]).await.unwrap();
+    // Once the lift is over, it goes through.
+    store.apply_effects(t0(), &[Effect::FinishAction { id: "lift".into() }]).await.unwrap();
+    store.apply_effects(t0(), &[no_lift(jane.id), queue("again-2", jane.id, ActionKind::Deactivate)]).await.unwrap();
+
+    let no_report = |who: CustomerId, except: CaseId| Effect::RequireNoOpenCase {
+        tenant: acme.id,
+        customer: who,
+        kind: CaseKind::CompromisedAccount,
+        except,
+    };
+    // The lockdown's case is executing, past its decision: it does not count.
+    store.apply_effects(t0(), &[no_report(jane.id, CaseId::from_uuid(uuid(1)))]).await.unwrap();
+    // One being verified does, but not for itself, nor for John; a reset case is another kind.
+    let analyst = Actor::Staff { id: StaffId::from_uuid(uuid(3)), role: Role::SecurityAnalyst };
+    let mut report = open_case(store, &acme, 531, CaseKind::CompromisedAccount).await;
+    for cmd in [CaseCommand::StartIdentification, CaseCommand::Identify { customer_id: jane.id }] {
+        let (next, events) = apply(&report, cmd, analyst, report.updated_at + Duration::seconds(1)).unwrap();
+        store.update_case(&next, &events, &analyst).await.unwrap();
+        report = next;
+    }
+    assert!(report.state.is_before_execution());
+    let second = CaseId::from_uuid(uuid(532));
+    assert_eq!(store.apply_effects(t0(), &[no_report(jane.id, second)]).await, Err(StoreError::Conflict));
+    store.apply_effects(t0(), &[no_report(jane.id, report.id)]).await.unwrap();
+    store.apply_effects(t0(), &[no_report(john.id, second)]).await.unwrap();
+    let reset = open_case(store, &acme, 533, CaseKind::PasswordReset).await;
+    let reset = command(store, &reset, CaseCommand::StartIdentification).await;
+    command(store, &reset, CaseCommand::Identify { customer_id: john.id }).await;
+    store.apply_effects(t0(), &[no_report(john.id, second)]).await.unwrap();
 }
 
 /// A case of `kind` for `who`, taken to `executing` by a security analyst (who works every

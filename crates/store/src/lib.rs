@@ -432,6 +432,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<ClaimedAction>>;
     /// Records a failed attempt of a pending action, to be tried again at `at`.
     async fn retry_action(&self, id: &str, at: Timestamp, error: &str) -> StoreResult<()>;
+    /// Puts a pending action that waits on another (a lift behind an owed deactivation) off
+    /// until `at`, with the reason as its last error, not counting an attempt: a wait is not a
+    /// failure, and must not use up the attempts its own work gets once the other is done.
+    async fn defer_action(&self, id: &str, at: Timestamp, reason: &str) -> StoreResult<()>;
     /// Gives a pending action up, with no case change (its case moved on, or is gone).
     async fn fail_action(&self, id: &str, error: &str, at: Timestamp) -> StoreResult<()>;
     async fn case_actions(&self, tenant: TenantId, case: CaseId) -> StoreResult<Vec<ActionEntry>>;

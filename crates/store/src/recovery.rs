@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use regain_core::action::ActionKind;
 use regain_core::policy::Factor;
-use regain_core::{CaseId, CustomerId, CustomerStatus, TenantId, Timestamp};
+use regain_core::{CaseId, CaseKind, CustomerId, CustomerStatus, TenantId, Timestamp};
 
 use crate::NewMessage;
 
@@ -287,6 +287,20 @@ pub enum Effect {
     /// conflict otherwise. On PostgreSQL the customer's row is locked first, so two such
     /// changes of one customer's recoveries run one after the other.
     RequireUnheld { tenant: TenantId, customer: CustomerId, case: CaseId },
+    /// Go on only while none of the customer's cases has `action` pending, as they stand inside
+    /// the transaction; a conflict otherwise. A deactivation sent again after a lockdown is
+    /// queued only while no re-proofing is lifting it (SECURITY.md L0): the lift's activation
+    /// must come last. The customer's row is locked first, as for [`Effect::RequireUnheld`].
+    RequireNoPendingAction { tenant: TenantId, customer: CustomerId, action: ActionKind },
+    /// Go on only while the customer has no case of `kind` before execution but `except`, as
+    /// they stand inside the transaction; a conflict otherwise. Two reports at once open one
+    /// security case, not two. The customer's row is locked first, as for
+    /// [`Effect::RequireUnheld`].
+    RequireNoOpenCase { tenant: TenantId, customer: CustomerId, kind: CaseKind, except: CaseId },
+    /// Only the customer's row lock (on PostgreSQL; SQLite has one writer), so that this change
+    /// and one a `Require…` above judges run one after the other: a re-proofing's lift queued
+    /// against a deactivation sent again.
+    LockCustomer { tenant: TenantId, customer: CustomerId },
     /// Set the directory account's status (an unlock: `active`, and the failure count cleared).
     SetStatus { customer: CustomerId, status: CustomerStatus },
     /// Queue an event for the tenant's webhook endpoint.
@@ -351,6 +365,13 @@ impl std::fmt::Debug for Effect {
             Self::SetPassword { customer, .. } => write!(f, "SetPassword({customer})"),
             Self::RevokeSessions { customer } => write!(f, "RevokeSessions({customer})"),
             Self::RequireUnheld { customer, case, .. } => write!(f, "RequireUnheld({customer}, {case})"),
+            Self::RequireNoPendingAction { customer, action, .. } => {
+                write!(f, "RequireNoPendingAction({customer}, {action})")
+            }
+            Self::RequireNoOpenCase { customer, kind, except, .. } => {
+                write!(f, "RequireNoOpenCase({customer}, {kind}, {except})")
+            }
+            Self::LockCustomer { customer, .. } => write!(f, "LockCustomer({customer})"),
             Self::SetStatus { customer, status } => write!(f, "SetStatus({customer}, {status})"),
             Self::Webhook(w) => write!(f, "Webhook({}, {})", w.id, w.event_type),
             Self::RemoveFactors { customer, factors } => write!(f, "RemoveFactors({customer}, {factors:?})"),

@@ -21,6 +21,18 @@ pub enum ActionError {
     Retry(String),
     /// It will not work: say so on the case.
     Fail(String),
+    /// Not yet: it waits on another action (a lift behind an owed deactivation). Looked at again
+    /// shortly, with no attempt counted, for as long as the other is pending.
+    Wait(String),
+}
+
+impl ActionError {
+    /// What went wrong, or what it waits on.
+    fn into_message(self) -> String {
+        match self {
+            Self::Retry(m) | Self::Fail(m) | Self::Wait(m) => m,
+        }
+    }
 }
 
 impl From<StoreError> for ActionError {
@@ -165,7 +177,8 @@ async fn relock_if_frozen(
              deactivate it again ({}: {answer})",
             connector.kind()
         )),
-        Err(ActionError::Retry(e) | ActionError::Fail(e)) => {
+        Err(e) => {
+            let e = e.into_message();
             // This action is over (the lockdown failed it): the deactivation is owed by an
             // action of its own, on the lockdown's case, which retries until it goes through.
             tracing::warn!(
@@ -357,7 +370,8 @@ async fn deactivate_again_after_unlock(
             action_id = %action.id, customer_id = %customer.id, %answer,
             "an unlock ended while the lockdown was being made; the account system was told to deactivate again"
         ),
-        Err(ActionError::Retry(e) | ActionError::Fail(e)) => {
+        Err(e) => {
+            let e = e.into_message();
             tracing::warn!(
                 action_id = %action.id, customer_id = %customer.id, error = %e,
                 "an unlock ended while the lockdown was being made, and the account system could not be told to \
@@ -613,7 +627,7 @@ async fn lift_lockdown(
         // A deactivation still owed to the account system goes first: sent after this
         // activation, it would leave the re-proofed account closed there.
         if deactivation_owed(state, customer).await? {
-            return Err(ActionError::Retry(
+            return Err(ActionError::Wait(
                 "a deactivation owed to the account system since the lockdown is still pending; the lift follows it"
                     .into(),
             ));

@@ -294,26 +294,61 @@ async fn open_security_case(
         None => format!("Reported by the customer after a notice of a new sign-in method: {reason}"),
     };
     let worked: Vec<CaseState> = CaseState::ALL.iter().copied().filter(|s| s.is_before_execution()).collect();
-    for _ in 0..3 {
+    // Three rounds guarded against a case opened meanwhile by another report (another
+    // address's link, at the same moment): it then takes this one as a note. The last case is
+    // opened unguarded, as a report is never lost to contention.
+    for round in 0..4 {
         let cases = state.store.customer_cases_in(tenant.id, link.customer_id, &worked).await?;
-        let Some(brief) = cases.iter().find(|c| c.kind == CaseKind::CompromisedAccount) else { break };
-        let Some(case) = state.store.case(tenant.id, brief.id).await? else { break };
-        let note = CaseCommand::AddNote { text: summary.clone() };
-        // Closed since it was listed: a case of its own, then.
-        let Ok((next, events)) = regain_core::case::apply(&case, note, actor, state.now()) else { break };
-        match crate::webhooks::commit(state, &next, &events, &actor, effects.to_vec()).await {
+        if let Some(brief) = cases.iter().find(|c| c.kind == CaseKind::CompromisedAccount) {
+            let Some(case) = state.store.case(tenant.id, brief.id).await? else { continue };
+            let note = CaseCommand::AddNote { text: summary.clone() };
+            // Closed since it was listed: the next round looks again.
+            let Ok((next, events)) = regain_core::case::apply(&case, note, actor, state.now()) else { continue };
+            match crate::webhooks::commit(state, &next, &events, &actor, effects.to_vec()).await {
+                Ok(()) => return Ok(next),
+                // The case moved, or the link was spent: which one, the next round finds out.
+                Err(StoreError::Conflict) if still_usable(state, token).await? => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let (next, events) = new_security_case(state, &tenant, link.customer_id, &summary, actor)?;
+        let mut all = effects.to_vec();
+        if round < 3 {
+            all.insert(
+                0,
+                Effect::RequireNoOpenCase {
+                    tenant: tenant.id,
+                    customer: link.customer_id,
+                    kind: CaseKind::CompromisedAccount,
+                    except: next.id,
+                },
+            );
+        }
+        all.extend(crate::webhooks::effects_or_log(state, &next, &events).await);
+        match state.store.create_case_with_effects(&next, &events, &actor, None, &all).await {
             Ok(()) => return Ok(next),
-            // The case moved, or the link was spent: which one, the next round finds out.
             Err(StoreError::Conflict) if still_usable(state, token).await? => continue,
             Err(e) => return Err(e),
         }
     }
-    let new = NewCase { kind: CaseKind::CompromisedAccount, channel: Channel::Web, summary: Some(summary) };
+    Err(StoreError::Conflict)
+}
+
+/// A tier-3 compromised-account case for `customer`, identified, with the events of its
+/// opening: written at version 1.
+fn new_security_case(
+    state: &AppState,
+    tenant: &regain_core::Tenant,
+    customer: regain_core::CustomerId,
+    summary: &str,
+    actor: Actor,
+) -> Result<(Case, Vec<regain_core::case::CaseEvent>), StoreError> {
+    let new = NewCase { kind: CaseKind::CompromisedAccount, channel: Channel::Web, summary: Some(summary.to_owned()) };
     let now = state.now();
     let id = regain_core::CaseId::generate(state.clock.as_ref(), state.entropy.as_ref());
     let (case, mut events) = Case::open(id, tenant.id, &tenant.settings, new, actor, now);
     let mut next = case;
-    for command in [CaseCommand::StartIdentification, CaseCommand::Identify { customer_id: link.customer_id }] {
+    for command in [CaseCommand::StartIdentification, CaseCommand::Identify { customer_id: customer }] {
         let (after, more) = regain_core::case::apply(&next, command, actor, now)
             .map_err(|e| StoreError::Other(format!("opening the security case: {e}")))?;
         next = after;
@@ -321,10 +356,7 @@ async fn open_security_case(
     }
     // A new case is written at version 1 with every event of its opening.
     next.version = 1;
-    let mut all = effects.to_vec();
-    all.extend(crate::webhooks::effects_or_log(state, &next, &events).await);
-    state.store.create_case_with_effects(&next, &events, &actor, None, &all).await?;
-    Ok(next)
+    Ok((next, events))
 }
 
 /// The re-enrollment link of an MFA reset, while usable.

@@ -1,8 +1,8 @@
 //! The action worker: claims queued actions with a lease, performs each through its
 //! connector, retries what failed for a passing reason with exponential backoff (capped, and
 //! given up after [`regain_delivery::ATTEMPTS_MAX`] attempts — except a deactivation owed to
-//! an account system, which is retried while it is away), and records on the case what failed
-//! for good.
+//! an account system, which is retried while it is away), puts off without counting an attempt
+//! what waits on another action, and records on the case what failed for good.
 
 use regain_core::action::{ActionKind, ActionOutcome};
 use regain_core::case::CaseCommand;
@@ -19,6 +19,9 @@ use crate::state::AppState;
 pub const LEASE_SECONDS: i64 = 10 * 60;
 /// Actions claimed per round.
 pub const BATCH: u32 = 10;
+/// How long an action that waits on another ([`ActionError::Wait`]) is put off before it looks
+/// again: one indexed read a minute, while the other may be retried for hours.
+pub const WAIT_SECONDS: i64 = 60;
 
 pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     crate::periodic::spawn_every(state.config.action_interval_ms, state, |state| async move {
@@ -47,6 +50,11 @@ pub async fn perform_due(state: &AppState) -> Result<usize, StoreError> {
                 let (at, wait) = crate::periodic::retry_after(state, attempt);
                 tracing::warn!(action_id = %action.id, %error, attempt, retry_in_s = wait.as_secs(), "action will be retried");
                 state.store.retry_action(&action.id, at, &error).await?;
+            }
+            Err(ActionError::Wait(reason)) => {
+                tracing::info!(action_id = %action.id, %reason, retry_in_s = WAIT_SECONDS, "action waits");
+                let at = state.now() + chrono::Duration::seconds(WAIT_SECONDS);
+                state.store.defer_action(&action.id, at, &reason).await?;
             }
             Err(ActionError::Retry(error) | ActionError::Fail(error)) => {
                 let error = if action.action == ActionKind::Deactivate {

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use regain_core::case::{apply, CaseCommand, Channel, Tier};
 use regain_core::{CustomerId, CustomerStatus, StaffId, ValidationError};
+use regain_store::Effect;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -199,6 +200,8 @@ pub async fn run_command(
         other => other,
     };
     let name = command.name();
+    // A deactivation sent again after a lockdown (`retry_after_lockdown`).
+    let resend = matches!(command, CaseCommand::RetryAction { action: Some(_) });
     let (next, mut events) = apply(&case, command, principal.actor, state.now())?;
     if events.is_empty() {
         return case_detail(state, &case).await;
@@ -230,13 +233,29 @@ pub async fn run_command(
     // the customer's cases stand then; one that began since the check above is refused
     // with its reason.
     let guarded = toward_action && next.kind != regain_core::CaseKind::CompromisedAccount;
-    if let Some(customer) = next.customer_id.filter(|_| guarded) {
-        effects.insert(0, crate::recovery::unheld(&next, customer));
+    if let Some(customer) = next.customer_id {
+        if guarded {
+            effects.insert(0, crate::recovery::unheld(&next, customer));
+        } else if resend {
+            // Checked above from a read; judged again in the transaction, ordered with a
+            // re-proofing's lift queued meanwhile (which takes the same lock, below).
+            let action = regain_core::action::ActionKind::Lockdown;
+            effects.insert(0, Effect::RequireNoPendingAction { tenant, customer, action });
+        } else if toward_action {
+            // A compromised-account case's step toward its lockdown, or its lift: ordered
+            // with a deactivation sent again by the customer's row lock.
+            effects.insert(0, Effect::LockCustomer { tenant, customer });
+        }
     }
     match crate::webhooks::commit(state, &next, &events, &principal.actor, effects).await {
         Ok(()) => {}
         Err(regain_store::StoreError::Conflict) if guarded => {
             crate::recovery::refuse_if_blocked(state, &case).await?;
+            return Err(regain_store::StoreError::Conflict.into());
+        }
+        // Answered as the read above would have: a lift queued since.
+        Err(regain_store::StoreError::Conflict) if resend => {
+            retry_after_lockdown(state, &case).await?;
             return Err(regain_store::StoreError::Conflict.into());
         }
         Err(e) => return Err(e.into()),

@@ -1086,12 +1086,25 @@ async fn a_reproofing_waits_for_an_owed_deactivation_so_the_account_ends_active(
     assert_eq!(lift["state"], "pending", "{waiting}");
     assert!(lift["last_error"].as_str().is_some_and(|e| e.contains("the lift follows it")), "{lift}");
     assert_eq!(waiting["customer"]["status"], "frozen", "{waiting}");
+    // The account system stays away for longer than an action's attempts last: the lift
+    // waits all along, and a wait is not an attempt, so it is neither given up nor left with
+    // fewer tries of its own activation.
+    for _ in 0..regain_delivery::ATTEMPTS_MAX + 2 {
+        app.clock.advance(Duration::minutes(2));
+        app.perform_actions().await;
+    }
+    let d = Desk { agent: app.token(Some(&acme), Role::Agent).await, ..d };
+    let waiting = d.case(&app, &reproof).await;
+    let lift = &waiting["actions"][0];
+    assert_eq!((lift["state"].as_str(), lift["attempts"].as_u64()), (Some("pending"), Some(0)), "{waiting}");
+    assert_eq!(deactivation(&d.case(&app, &lock).await)["state"], "pending", "retried while the system is away");
 
     system.refuse_keys_ending(&[]);
     for _ in 0..3 {
-        app.clock.advance(Duration::minutes(1));
+        app.clock.advance(Duration::minutes(61));
         app.perform_actions().await;
     }
+    let d = Desk { agent: app.token(Some(&acme), Role::Agent).await, ..d };
     let lifted = d.case(&app, &reproof).await;
     assert_eq!((lifted["state"].as_str(), lifted["customer"]["status"].as_str()), (Some("resolved"), Some("active")));
     let log = system.log();

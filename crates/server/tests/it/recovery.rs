@@ -551,6 +551,40 @@ async fn this_wasnt_me_from_a_new_sign_in_method_notice_opens_a_security_case() 
     assert!(notes[0].to_string().contains("*** ending 23"), "the second address is named: {}", notes[0]);
 }
 
+/// Two addresses' reports of one new sign-in method, submitted at the same moment, open one
+/// security case, the other report a note on it: the case is looked for again inside the
+/// transaction that opens one (`Effect::RequireNoOpenCase`), not only read before.
+#[tokio::test]
+async fn reports_at_the_same_moment_open_one_security_case() {
+    reports_at_the_same_moment(&TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn reports_at_the_same_moment_open_one_security_case_on_postgres() {
+    reports_at_the_same_moment(&TestApp::postgres().await).await;
+}
+
+async fn reports_at_the_same_moment(app: &TestApp) {
+    desk(app).await;
+    let me = app.customer_session("jane", "an initial password").await;
+    enroll_authenticator(app, &me).await;
+    let links: Vec<String> =
+        app.deliver_new().await.iter().map(|m| format!("/report/{}", link_token(&m.body, "report"))).collect();
+    assert_eq!(links.len(), 2, "the email's and the phone's");
+    let report = [("decision", "report")];
+    let (first, second) = tokio::join!(form(app, &links[0], &report), form(app, &links[1], &report));
+    assert_eq!((first.0, second.0), (StatusCode::OK, StatusCode::OK), "both taken: {first:?} {second:?}");
+    let acme = app.state.store.tenant_by_slug("acme").await.expect("read").expect("acme");
+    let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
+    let cases = app.get_ok(&analyst, "/api/v1/cases?kind=compromised_account").await;
+    let items = cases["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "one case for one incident: {cases}");
+    let timeline =
+        app.get_ok(&analyst, &format!("/api/v1/cases/{}/timeline", items[0]["id"].as_str().expect("id"))).await;
+    let notes = timeline["items"].as_array().expect("items").iter().filter(|e| e["type"] == "case.note_added").count();
+    assert_eq!(notes, 1, "the other report, as a note: {timeline}");
+}
+
 /// The customer's pages in a real browser (Debian's chromium, driven by playwright-core; see
 /// `tests/browser/pages.cjs`): the reset page reached by keyboard and labels, a short password
 /// stopped by the browser, a common one refused with its reason announced and not echoed, the

@@ -84,3 +84,87 @@ async fn a_hold_check_waits_for_the_customers_row_and_sees_what_committed_meanwh
     let stored = store.case(acme.id, reset.id).await.expect("read").expect("case");
     assert_eq!(stored.state, reset.state, "nothing of the step written");
 }
+
+/// SECURITY.md L0 on PostgreSQL: a deactivation sent again checks for a pending lift of the
+/// lockdown (`Effect::RequireNoPendingAction`) only once it holds the customer's row, so a lift
+/// queued by a transaction that holds the row (as a re-proofing's does, `Effect::LockCustomer`)
+/// and commits while it waits is seen, and the deactivation is not queued. Without the lock
+/// its read would come first and both would be queued, the deactivation able to arrive after
+/// the lift's activation.
+#[tokio::test]
+async fn a_deactivation_sent_again_waits_for_the_customers_row_and_sees_a_lift_queued_meanwhile() {
+    use regain_core::action::ActionKind;
+    use regain_core::case::CaseKind;
+    use regain_store::conformance::{audit, customer, executing, tenant};
+    use regain_store::{Effect, NewAction, Store, StoreError};
+
+    let (store, ()) = fresh_store().await;
+    let acme = tenant(&store, 1, "acme").await;
+    let jane = customer(&acme, 30, "jane");
+    store.create_customer(&jane, None, &audit("customer.created")).await.expect("customer");
+    let lockdown = executing(&store, &acme, 610, CaseKind::CompromisedAccount, jane.id).await;
+    let reproof = executing(&store, &acme, 611, CaseKind::CompromisedAccount, jane.id).await;
+    let queue = |id: &str, case: regain_core::CaseId, action| {
+        Effect::QueueAction(NewAction {
+            id: id.to_owned(),
+            tenant_id: acme.id,
+            case_id: case,
+            customer_id: jane.id,
+            action,
+            connector: "webhook".into(),
+            created_at: reproof.updated_at,
+        })
+    };
+    let at = reproof.updated_at;
+
+    // The re-proofing's change holds Jane's row: the deactivation's check waits for it.
+    let mut lift = store.pool().begin().await.expect("begin");
+    sqlx::query("UPDATE customers SET updated_at = updated_at WHERE id = $1")
+        .bind(jane.id.to_string())
+        .execute(&mut *lift)
+        .await
+        .expect("lock");
+    sqlx::query(
+        "INSERT INTO recovery_actions (id, tenant_id, case_id, customer_id, action, connector, state, attempts, \
+         next_attempt_at, created_at) VALUES ('lift', $1, $2, $3, 'lockdown', 'webhook', 'pending', 0, 0, 0)",
+    )
+    .bind(acme.id.to_string())
+    .bind(reproof.id.to_string())
+    .bind(jane.id.to_string())
+    .execute(&mut *lift)
+    .await
+    .expect("queue the lift");
+    let again = [
+        Effect::RequireNoPendingAction { tenant: acme.id, customer: jane.id, action: ActionKind::Lockdown },
+        queue("again", lockdown.id, ActionKind::Deactivate),
+    ];
+    let resend = {
+        let store = store.clone();
+        tokio::spawn(async move { store.apply_effects(at, &again).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!resend.is_finished(), "the check waits for Jane's row");
+    lift.commit().await.expect("commit");
+    assert_eq!(resend.await.expect("join"), Err(StoreError::Conflict));
+    assert!(!store.action_pending(acme.id, jane.id, ActionKind::Deactivate).await.expect("read"), "not queued");
+
+    // And `Effect::LockCustomer` takes the same lock: a change with it waits for the row too.
+    let mut holder = store.pool().begin().await.expect("begin");
+    sqlx::query("UPDATE customers SET updated_at = updated_at WHERE id = $1")
+        .bind(jane.id.to_string())
+        .execute(&mut *holder)
+        .await
+        .expect("lock");
+    let locked = {
+        let store = store.clone();
+        let effects = [
+            Effect::LockCustomer { tenant: acme.id, customer: jane.id },
+            queue("second-lift", reproof.id, ActionKind::Lockdown),
+        ];
+        tokio::spawn(async move { store.apply_effects(at, &effects).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!locked.is_finished(), "it waits for Jane's row");
+    holder.commit().await.expect("commit");
+    assert_eq!(locked.await.expect("join"), Ok(()));
+}
