@@ -3,7 +3,7 @@
 //! The routes are in `routes::verification`; the decisions themselves are pure functions in
 //! `regain_core::policy` and `regain_core::identify`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Duration;
 use regain_core::case::{apply, CaseCommand, CaseKind, CaseState, Tier};
@@ -257,8 +257,10 @@ pub async fn template(
     Templates::of(state, tenant).await?.get(name, channel)
 }
 
-/// The tenant's own template `own`, when it still parses, or else the built-in one.
+/// The tenant's own template `own`, when it can be used ([`unusable`]), or else the built-in
+/// one — said in the log once per stored template and process, not for every message.
 fn resolve_template(
+    tenant: TenantId,
     own: Option<&regain_store::StoredTemplate>,
     name: &str,
     channel: &str,
@@ -266,25 +268,40 @@ fn resolve_template(
     let allowed = regain_delivery::builtin_placeholders(name)
         .ok_or_else(|| ApiError::Internal(format!("no built-in template {name}")))?;
     if let Some(own) = own {
-        match regain_delivery::Template::parse(name, &own.subject, &own.body, allowed) {
-            Ok(t) => match missing_placeholder(allowed, &t) {
-                None => return Ok(t),
-                // Saved before the placeholder was asked for (a notice's report link, P3).
-                Some(needed) => tracing::error!(
-                    template = name,
-                    channel,
-                    placeholder = needed,
-                    "tenant template lacks what the message exists to deliver; using the built-in one"
-                ),
-            },
-            // Validated when saved; a stored one that no longer parses falls back, loudly.
-            Err(e) => {
-                tracing::error!(template = name, channel, error = %e, "tenant template does not parse; using the built-in one")
-            }
+        let why = match checked(own, allowed) {
+            Ok(template) => return Ok(template),
+            Err(why) => why,
+        };
+        static TOLD: std::sync::Mutex<BTreeSet<(TenantId, String, String, i64)>> =
+            std::sync::Mutex::new(BTreeSet::new());
+        let key = (tenant, name.to_owned(), channel.to_owned(), own.updated_at.timestamp_micros());
+        if TOLD.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key) {
+            tracing::error!(
+                tenant_id = %tenant, template = name, channel, reason = %why,
+                "tenant template cannot be used; its messages go out in the built-in wording until it is saved again"
+            );
         }
     }
     let kind = if channel == "sms" { regain_delivery::Channel::Sms } else { regain_delivery::Channel::Email };
     regain_delivery::builtin(name, kind).ok_or_else(|| ApiError::Internal(format!("no built-in template {name}")))
+}
+
+/// Why the tenant's own template cannot be used, if it cannot: it no longer parses (validated
+/// when saved, so only after an upgrade), or it lacks what its message exists to deliver
+/// ([`missing_placeholder`]: saved before that was asked for, as a notice's report link, P3).
+pub fn unusable(own: &regain_store::StoredTemplate) -> Option<String> {
+    let allowed = regain_delivery::builtin_placeholders(&own.name)?;
+    checked(own, allowed).err()
+}
+
+/// The tenant's own template parsed, or why it cannot be used.
+fn checked(own: &regain_store::StoredTemplate, allowed: &[&str]) -> Result<regain_delivery::Template, String> {
+    let parsed = regain_delivery::Template::parse(&own.name, &own.subject, &own.body, allowed)
+        .map_err(|e| format!("it does not parse: {e}"))?;
+    match missing_placeholder(allowed, &parsed) {
+        None => Ok(parsed),
+        Some(needed) => Err(format!("it lacks {{{{{needed}}}}}, which this message must carry")),
+    }
 }
 
 /// What a message exists to deliver and its template of `allowed` placeholders lacks, if
@@ -297,16 +314,16 @@ pub fn missing_placeholder(allowed: &[&str], template: &regain_delivery::Templat
 
 /// A tenant's own templates, read once for a change that sends several messages (a notice to
 /// every address), with the built-in ones behind them.
-pub struct Templates(Vec<regain_store::StoredTemplate>);
+pub struct Templates(TenantId, Vec<regain_store::StoredTemplate>);
 
 impl Templates {
     pub async fn of(state: &AppState, tenant: TenantId) -> ApiResult<Self> {
-        Ok(Self(state.store.message_templates(tenant).await?))
+        Ok(Self(tenant, state.store.message_templates(tenant).await?))
     }
 
     /// The template `name` for `channel`, as [`template`] finds it.
     pub fn get(&self, name: &str, channel: &str) -> ApiResult<regain_delivery::Template> {
-        resolve_template(self.0.iter().find(|t| t.name == name && t.channel == channel), name, channel)
+        resolve_template(self.0, self.1.iter().find(|t| t.name == name && t.channel == channel), name, channel)
     }
 }
 

@@ -31,6 +31,13 @@ pub struct TemplateView {
     pub placeholders: Vec<String>,
     /// The tenant's own wording (`false`: the built-in one).
     pub custom: bool,
+    /// Whether messages go out in this wording: `false` for a tenant's own that cannot be used
+    /// (`problem` says why), in whose place the built-in wording is sent until it is saved again.
+    pub in_use: bool,
+    /// Why the tenant's own wording is not used: saved before a placeholder was asked for (a
+    /// notice's `{{report_link}}`), or no longer parsing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -52,6 +59,8 @@ fn builtin_view(name: &str, channel: Channel) -> ApiResult<TemplateView> {
         body,
         placeholders: placeholders(name),
         custom: false,
+        in_use: true,
+        problem: None,
         updated_at: None,
     })
 }
@@ -82,15 +91,20 @@ pub async fn list(
     for name in BUILTIN_NAMES {
         for channel in [Channel::Email, Channel::Sms] {
             match own.iter().find(|t| t.name == *name && t.channel == channel.as_str()) {
-                Some(t) => views.push(TemplateView {
-                    name: t.name.clone(),
-                    channel: t.channel.clone(),
-                    subject: t.subject.clone(),
-                    body: t.body.clone(),
-                    placeholders: placeholders(name),
-                    custom: true,
-                    updated_at: Some(t.updated_at),
-                }),
+                Some(t) => {
+                    let problem = crate::verification::unusable(t);
+                    views.push(TemplateView {
+                        name: t.name.clone(),
+                        channel: t.channel.clone(),
+                        subject: t.subject.clone(),
+                        body: t.body.clone(),
+                        placeholders: placeholders(name),
+                        custom: true,
+                        in_use: problem.is_none(),
+                        problem,
+                        updated_at: Some(t.updated_at),
+                    })
+                }
                 None => views.push(builtin_view(name, channel)?),
             }
         }
@@ -164,6 +178,9 @@ pub async fn set(
         body: stored.body,
         placeholders: allowed.iter().map(|p| (*p).to_owned()).collect(),
         custom: true,
+        // Checked above, as it was saved.
+        in_use: true,
+        problem: None,
         updated_at: Some(stored.updated_at),
     }))
 }

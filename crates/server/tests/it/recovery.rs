@@ -506,6 +506,13 @@ async fn this_wasnt_me_from_a_new_sign_in_method_notice_opens_a_security_case() 
     let audit =
         regain_store::AuditRecord::new(Some(acme.id), regain_core::Actor::System, "template.updated", old.updated_at);
     app.state.store.set_message_template(acme.id, &old, &audit).await.expect("an old template");
+    // The tenant's admin sees it is not used, and why.
+    let admin = app.token(Some(&acme), Role::TenantAdmin).await;
+    let list = app.get_ok(&admin, "/api/v1/templates").await;
+    let stale = list.as_array().expect("list").iter().find(|t| t["name"] == "factor_added" && t["channel"] == "sms");
+    let stale = stale.expect("listed");
+    assert_eq!((stale["custom"].as_bool(), stale["in_use"].as_bool()), (Some(true), Some(false)), "{stale}");
+    assert!(stale["problem"].as_str().is_some_and(|p| p.contains("{{report_link}}")), "{stale}");
     let me = app.customer_session("jane", "an initial password").await;
     let secret = enroll_authenticator(&app, &me).await;
     let notices = app.deliver_new().await;

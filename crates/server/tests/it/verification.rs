@@ -730,7 +730,8 @@ async fn tenants_word_their_own_messages() {
     assert_eq!(saved.status(), StatusCode::OK);
     let list = app.get_ok(&acme_admin, "/api/v1/templates").await;
     let sms = list.as_array().expect("list").iter().find(|t| t["name"] == "verification_code" && t["channel"] == "sms");
-    assert_eq!(sms.map(|t| t["custom"].clone()), Some(json!(true)));
+    assert_eq!(sms.map(|t| (t["custom"].clone(), t["in_use"].clone())), Some((json!(true), json!(true))));
+    assert!(sms.is_some_and(|t| t.get("problem").is_none()), "{sms:?}");
 
     let id = d.identified(&app, "password_reset").await;
     let code = app.send_code(&d.agent, &id, "phone-0").await;
