@@ -59,14 +59,15 @@ done
 
 # Python tools the cross-checks drive (pyotp reads our otpauth URIs; aiosmtpd is the SMTP
 # server our email goes to; standardwebhooks verifies our webhook signatures; scim2-server is
-# the SCIM peer the connector changes users in), in a virtualenv under target/.
+# the SCIM peer the connector changes users in; schemathesis tests the API against its OpenAPI
+# document), in a virtualenv under target/.
 venv=target/test-venv
-if ! "$venv/bin/python" -c 'import pyotp, aiosmtpd, standardwebhooks, scim2_server' >/dev/null 2>&1; then
-    log "installing pyotp, aiosmtpd, standardwebhooks and scim2-server into $venv"
+if ! "$venv/bin/python" -c 'import pyotp, aiosmtpd, standardwebhooks, scim2_server, schemathesis' >/dev/null 2>&1; then
+    log "installing pyotp, aiosmtpd, standardwebhooks, scim2-server and schemathesis into $venv"
     command -v python3 >/dev/null || apt_install python3
     [ -x "$venv/bin/pip" ] || python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
     "$venv/bin/pip" install -q --disable-pip-version-check 'pyotp>=2.9,<3' 'aiosmtpd>=1.4,<2' 'standardwebhooks>=1.0,<2' \
-        'scim2-server>=0.8,<0.9'
+        'scim2-server>=0.8,<0.9' 'schemathesis>=4.32,<5'
 fi
 export REGAIN_TEST_PYTHON="$PWD/$venv/bin/python"
 

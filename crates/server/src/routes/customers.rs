@@ -53,8 +53,10 @@ pub struct FactorsInput {
     #[serde(default)]
     pub totp: bool,
     #[serde(default)]
+    #[schema(maximum = 100)]
     pub recovery_codes_remaining: u32,
     #[serde(default)]
+    #[schema(maximum = 100)]
     pub passkeys: u32,
 }
 

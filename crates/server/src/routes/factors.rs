@@ -46,6 +46,7 @@ pub struct TotpEnrollmentView {
     params(("tenant" = String, Path, description = "The tenant's slug")), security(("customer_bearer" = [])), responses(
     (status = 200, body = TotpEnrollmentView),
     (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "An authenticator is already enrolled", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn begin_totp(
@@ -79,6 +80,7 @@ pub struct ConfirmTotp {
     params(("tenant" = String, Path, description = "The tenant's slug")), security(("customer_bearer" = [])), responses(
     (status = 204, description = "Enrolled"),
     (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "No enrollment was started", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "The code is not right", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -121,6 +123,7 @@ pub struct RecoveryCodesView {
     params(("tenant" = String, Path, description = "The tenant's slug")), security(("customer_bearer" = [])), responses(
     (status = 200, body = RecoveryCodesView),
     (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
     (status = 429, description = "A set was made less than 10 minutes ago", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn recovery_codes(

@@ -145,6 +145,7 @@ pub async fn create(
 /// List staff: the caller's tenant, or for a deployment admin the named tenant.
 #[utoipa::path(get, path = "/api/v1/staff", tag = "staff", params(StaffQuery), security(("bearer" = []), ("cookie" = [])), responses(
     (status = 200, body = StaffList),
+    (status = 422, description = "The tenant named does not exist", body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
 pub async fn list(
     State(state): State<AppState>,

@@ -52,6 +52,22 @@ async fn malformed_bodies_are_refused_precisely() {
     let huge = json!({"kind": "password_reset", "channel": "web", "summary": "x".repeat(70 * 1024)}).to_string();
     expect_problem(send(huge, json_ct).await.expect("send"), StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large").await;
 
+    // A struct's fields as an array (serde would take it), or no object at all (found by
+    // schemathesis on PATCH /api/v1/tenant).
+    let fields = send(" [\"password_reset\", \"web\", null, null]".into(), json_ct).await.expect("send");
+    let problem = expect_problem(fields, StatusCode::BAD_REQUEST, "bad-request").await;
+    assert_eq!(problem["detail"], "the body must be a JSON object", "{problem}");
+    for not_an_object in ["null", "\"password_reset\""] {
+        let response = send(not_an_object.into(), json_ct).await.expect("send");
+        expect_problem(response, StatusCode::BAD_REQUEST, "bad-request").await;
+    }
+    // A +json type is JSON too; a parameter does not matter.
+    let plus_json = send(
+        json!({"kind": "password_rest", "channel": "web"}).to_string(),
+        Some("application/merge-patch+json; charset=utf-8"),
+    );
+    assert_eq!(plus_json.await.expect("send").status(), StatusCode::UNPROCESSABLE_ENTITY, "parsed, then judged");
+
     let bad_kind = json!({"kind": "password_rest", "channel": "web"}).to_string();
     let problem =
         expect_problem(send(bad_kind, json_ct).await.expect("send"), StatusCode::UNPROCESSABLE_ENTITY, "validation")
