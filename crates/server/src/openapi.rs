@@ -103,3 +103,61 @@ fn add_problem(op: &mut Operation, code: &str, description: &str) {
     let response = ResponseBuilder::new().description(description).content("application/problem+json", content).build();
     op.responses.responses.insert(code.to_owned(), RefOr::T(response));
 }
+
+/// Schemas for the closed vocabularies of `regain_core` (its `string_enum!`s): a wire field stays
+/// a `String`, parsed with a precise 422 naming the accepted values, and the document lists
+/// those values too, from the same `ALL`, so a client can generate the type and a test tool
+/// (schemathesis) sends only them as valid input. Used as `#[schema(value_type = …, inline)]`.
+pub mod vocabulary {
+    use regain_core::case::{CaseKind as Kind, CaseState as State, Channel as Via};
+    use regain_core::customer::CustomerStatus as Status;
+    use regain_core::risk::Observation as Tell;
+    use regain_core::Role as Who;
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+
+    macro_rules! vocabulary {
+        ($($(#[$doc:meta])* $name:ident = $values:expr;)+) => {$(
+            $(#[$doc])*
+            pub struct $name;
+            impl utoipa::PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    let values: Vec<&'static str> = $values;
+                    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values)).into()
+                }
+            }
+            impl utoipa::ToSchema for $name {}
+        )+};
+    }
+
+    fn all<T: Copy>(values: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
+        values.iter().map(|v| name(*v)).collect()
+    }
+
+    vocabulary! {
+        /// What a case recovers.
+        CaseKind = all(Kind::ALL, Kind::as_str);
+        /// Where the customer reached the desk.
+        Channel = all(Via::ALL, Via::as_str);
+        /// Where a case stands.
+        CaseState = all(State::ALL, State::as_str);
+        /// A staff member's role: every role but an API key's.
+        StaffRole = all(Who::ALL, Who::as_str).into_iter().filter(|r| *r != Who::Integration.as_str()).collect();
+        /// An API key's role.
+        ApiKeyRole = all(&Who::API_KEY, Who::as_str);
+        /// A customer record's account status.
+        CustomerStatus = all(Status::ALL, Status::as_str);
+        /// What the agent observed on the call (social-engineering tells).
+        Observation = all(Tell::ALL, Tell::as_str);
+    }
+
+    /// One state or several, comma-separated (`open,identifying`).
+    pub struct CaseStates;
+    impl utoipa::PartialSchema for CaseStates {
+        fn schema() -> RefOr<Schema> {
+            let one = format!("({})", all(State::ALL, State::as_str).join("|"));
+            ObjectBuilder::new().schema_type(Type::String).pattern(Some(format!("^{one}(,{one})*$"))).into()
+        }
+    }
+    impl utoipa::ToSchema for CaseStates {}
+}

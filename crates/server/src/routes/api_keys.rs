@@ -22,6 +22,7 @@ pub struct CreateApiKey {
     /// What the key is for ("zendesk", "crm sync").
     pub name: String,
     /// `integration` (default) or `tenant_admin`.
+    #[schema(value_type = Option<crate::openapi::vocabulary::ApiKeyRole>, inline)]
     pub role: Option<String>,
 }
 

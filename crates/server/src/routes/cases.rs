@@ -19,9 +19,9 @@ use crate::state::AppState;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCase {
-    /// password_reset, username_recovery, account_unlock, mfa_recovery, contact_change or compromised_account.
+    #[schema(value_type = crate::openapi::vocabulary::CaseKind, inline)]
     pub kind: String,
-    /// web, chat, email or phone.
+    #[schema(value_type = crate::openapi::vocabulary::Channel, inline)]
     pub channel: String,
     /// What the customer says they need, in a sentence.
     pub summary: Option<String>,
@@ -167,13 +167,19 @@ pub struct SlaView {
 
 #[derive(Serialize, ToSchema)]
 pub struct CaseView {
+    #[schema(format = Uuid)]
     pub id: String,
+    #[schema(value_type = crate::openapi::vocabulary::CaseKind, inline)]
     pub kind: String,
+    #[schema(value_type = crate::openapi::vocabulary::Channel, inline)]
     pub channel: String,
+    #[schema(value_type = crate::openapi::vocabulary::CaseState, inline)]
     pub state: String,
     #[schema(minimum = 1, maximum = 3)]
     pub tier: u8,
+    #[schema(format = Uuid)]
     pub assignee: Option<String>,
+    #[schema(format = Uuid)]
     pub customer_id: Option<String>,
     /// The identified customer, masked; on single-case responses only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -367,13 +373,18 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 pub struct CaseQuery {
     /// One state or several, comma-separated: `open,identifying`.
+    #[param(value_type = Option<crate::openapi::vocabulary::CaseStates>, inline)]
     pub state: Option<String>,
+    #[param(value_type = Option<crate::openapi::vocabulary::CaseKind>, inline)]
     pub kind: Option<String>,
+    #[param(value_type = Option<crate::openapi::vocabulary::Channel>, inline)]
     pub channel: Option<String>,
     #[param(minimum = 1, maximum = 3)]
     pub tier: Option<i64>,
     /// A staff id, `me`, or `none` for the unassigned queue.
+    #[param(pattern = r"^(me|none|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")]
     pub assignee: Option<String>,
+    #[param(format = Uuid)]
     pub customer_id: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]

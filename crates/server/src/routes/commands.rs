@@ -24,6 +24,7 @@ use crate::state::AppState;
 pub struct AssignBody {
     /// A staff id (agent, supervisor or analyst of this tenant, of the case's tier or above);
     /// `null` returns the case to the queue.
+    #[schema(format = Uuid)]
     pub assignee: Option<String>,
 }
 
@@ -39,7 +40,7 @@ pub struct EscalateBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelBody {
-    /// web, chat, email or phone.
+    #[schema(value_type = crate::openapi::vocabulary::Channel, inline)]
     pub channel: String,
 }
 
@@ -53,6 +54,7 @@ pub struct NoteBody {
 #[serde(deny_unknown_fields)]
 pub struct IdentifyBody {
     /// The customer record the claimed identifiers matched.
+    #[schema(format = Uuid)]
     pub customer_id: String,
 }
 
@@ -324,6 +326,7 @@ macro_rules! command_route {
                 (status = 200, body = CaseView),
                 (status = 404, body = Problem, content_type = "application/problem+json"),
                 (status = 409, description = "The case's state does not allow this", body = Problem, content_type = "application/problem+json"),
+                (status = 423, description = "A step toward an action while the customer is locked down (`locked-down`), their recovery is on hold (`recovery-held`) or the case is on a risk hold (`risk-hold`)", body = Problem, content_type = "application/problem+json"),
                 (status = 422, body = Problem, content_type = "application/problem+json"),
             ))]
         pub async fn $handler(
@@ -343,6 +346,7 @@ macro_rules! command_route {
                 (status = 200, body = CaseView),
                 (status = 404, body = Problem, content_type = "application/problem+json"),
                 (status = 409, description = "The case's state does not allow this", body = Problem, content_type = "application/problem+json"),
+                (status = 423, description = "A step toward an action while the customer is locked down (`locked-down`), their recovery is on hold (`recovery-held`) or the case is on a risk hold (`risk-hold`)", body = Problem, content_type = "application/problem+json"),
             ))]
         pub async fn $handler(
             State(state): State<AppState>,

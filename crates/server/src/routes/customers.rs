@@ -73,7 +73,8 @@ pub struct CustomerInput {
     pub emails: Vec<EmailInput>,
     #[serde(default)]
     pub phones: Vec<PhoneInput>,
-    /// active (default), locked, disabled or frozen.
+    /// `active` by default.
+    #[schema(value_type = Option<crate::openapi::vocabulary::CustomerStatus>, inline)]
     pub status: Option<String>,
     #[serde(default)]
     pub privileged: bool,

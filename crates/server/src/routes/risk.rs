@@ -144,8 +144,7 @@ pub async fn assess(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObservationsBody {
-    /// urgency, caller_id_mismatch, background_prompting, refuses_code, third_party,
-    /// inconsistent_story.
+    #[schema(value_type = Vec<crate::openapi::vocabulary::Observation>, inline)]
     pub tells: Vec<String>,
 }
 

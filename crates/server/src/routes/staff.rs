@@ -24,7 +24,7 @@ use crate::state::AppState;
 pub struct CreateStaff {
     pub email: String,
     pub display_name: String,
-    /// agent, supervisor, security_analyst, tenant_admin, auditor or deployment_admin.
+    #[schema(value_type = crate::openapi::vocabulary::StaffRole, inline)]
     pub role: String,
     /// The initial password: 12 to 128 characters.
     pub password: String,

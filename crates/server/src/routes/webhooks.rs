@@ -18,6 +18,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
     /// Only this case's events.
+    #[param(format = Uuid)]
     pub case_id: Option<String>,
     /// The previous page's last `id`: the page after it.
     pub cursor: Option<String>,
