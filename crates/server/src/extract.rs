@@ -33,24 +33,26 @@ where
                 }
                 _ => ApiError::BadRequest(format!("the body could not be read: {}", rejection.body_text())),
             })?;
-        let value = match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(value)) => value,
-            Err(rejection) => return Err(json_rejection(rejection)),
-        };
         // Every body is an object; serde would also take a struct written as an array of its
         // fields' values (`[null, null]`), which no client means.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError::BadRequest("the body must be a JSON object".into()));
         }
-        Ok(Self(value))
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
     }
 }
 
-/// `application/json` or a `+json` type, as axum's own `Json` asks.
+/// `application/json` or a `+json` type, parsed as axum's own `Json` does.
 fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
-    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let Some(mime) =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<mime::Mime>().ok())
+    else {
+        return false;
+    };
+    mime.type_() == "application" && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {

@@ -109,21 +109,24 @@ fn add_problem(op: &mut Operation, code: &str, description: &str) {
 /// those values too, from the same `ALL`, so a client can generate the type and a test tool
 /// (schemathesis) sends only them as valid input. Used as `#[schema(value_type = …, inline)]`.
 pub mod vocabulary {
-    use regain_core::case::{CaseKind as Kind, CaseState as State, Channel as Via};
-    use regain_core::customer::CustomerStatus as Status;
-    use regain_core::risk::Observation as Tell;
-    use regain_core::Role as Who;
+    use regain_core::case::{CaseKind as Kinds, CaseState as States, Channel as Channels};
+    use regain_core::customer::CustomerStatus as Statuses;
+    use regain_core::risk::Observation as Observations;
+    use regain_core::Role as Roles;
     use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
     use utoipa::openapi::RefOr;
 
     macro_rules! vocabulary {
-        ($($(#[$doc:meta])* $name:ident = $values:expr;)+) => {$(
-            $(#[$doc])*
+        ($($name:ident ($description:literal) = $values:expr;)+) => {$(
+            #[doc = $description]
             pub struct $name;
             impl utoipa::PartialSchema for $name {
                 fn schema() -> RefOr<Schema> {
-                    let values: Vec<&'static str> = $values;
-                    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values)).into()
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some($values))
+                        .description(Some($description))
+                        .into()
                 }
             }
             impl utoipa::ToSchema for $name {}
@@ -135,28 +138,28 @@ pub mod vocabulary {
     }
 
     vocabulary! {
-        /// What a case recovers.
-        CaseKind = all(Kind::ALL, Kind::as_str);
-        /// Where the customer reached the desk.
-        Channel = all(Via::ALL, Via::as_str);
-        /// Where a case stands.
-        CaseState = all(State::ALL, State::as_str);
-        /// A staff member's role: every role but an API key's.
-        StaffRole = all(Who::ALL, Who::as_str).into_iter().filter(|r| *r != Who::Integration.as_str()).collect();
-        /// An API key's role.
-        ApiKeyRole = all(&Who::API_KEY, Who::as_str);
-        /// A customer record's account status.
-        CustomerStatus = all(Status::ALL, Status::as_str);
-        /// What the agent observed on the call (social-engineering tells).
-        Observation = all(Tell::ALL, Tell::as_str);
+        CaseKind ("What the case recovers.") = all(Kinds::ALL, Kinds::as_str);
+        Channel ("Where the customer reached the desk.") = all(Channels::ALL, Channels::as_str);
+        CaseState ("Where the case stands.") = all(States::ALL, States::as_str);
+        StaffRole ("A staff role: `deployment_admin` belongs to no tenant, the others to one.")
+            = all(&Roles::STAFF, Roles::as_str);
+        ApiKeyRole ("An API key's role.") = all(&Roles::API_KEY, Roles::as_str);
+        Role ("A staff member's or API key's role.") = all(Roles::ALL, Roles::as_str);
+        CustomerStatus ("The customer's account status.") = all(Statuses::ALL, Statuses::as_str);
+        Observation ("A social-engineering tell the agent noticed.") = all(Observations::ALL, Observations::as_str);
     }
 
-    /// One state or several, comma-separated (`open,identifying`).
+    /// One state or several, comma-separated (`open,identifying`; spaces around an item are
+    /// allowed, as the query trims them).
     pub struct CaseStates;
     impl utoipa::PartialSchema for CaseStates {
         fn schema() -> RefOr<Schema> {
-            let one = format!("({})", all(State::ALL, State::as_str).join("|"));
-            ObjectBuilder::new().schema_type(Type::String).pattern(Some(format!("^{one}(,{one})*$"))).into()
+            let one = format!(" *({}) *", all(States::ALL, States::as_str).join("|"));
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(format!("^{one}(,{one})*$")))
+                .description(Some("One case state or several, comma-separated."))
+                .into()
         }
     }
     impl utoipa::ToSchema for CaseStates {}

@@ -314,16 +314,19 @@ pub fn missing_placeholder(allowed: &[&str], template: &regain_delivery::Templat
 
 /// A tenant's own templates, read once for a change that sends several messages (a notice to
 /// every address), with the built-in ones behind them.
-pub struct Templates(TenantId, Vec<regain_store::StoredTemplate>);
+pub struct Templates {
+    tenant: TenantId,
+    own: Vec<regain_store::StoredTemplate>,
+}
 
 impl Templates {
     pub async fn of(state: &AppState, tenant: TenantId) -> ApiResult<Self> {
-        Ok(Self(tenant, state.store.message_templates(tenant).await?))
+        Ok(Self { tenant, own: state.store.message_templates(tenant).await? })
     }
 
     /// The template `name` for `channel`, as [`template`] finds it.
     pub fn get(&self, name: &str, channel: &str) -> ApiResult<regain_delivery::Template> {
-        resolve_template(self.0, self.1.iter().find(|t| t.name == name && t.channel == channel), name, channel)
+        resolve_template(self.tenant, self.own.iter().find(|t| t.name == name && t.channel == channel), name, channel)
     }
 }
 

@@ -295,15 +295,15 @@ async fn open_security_case(
     };
     let worked: Vec<CaseState> = CaseState::ALL.iter().copied().filter(|s| s.is_before_execution()).collect();
     // Three rounds guarded against a case opened meanwhile by another report (another
-    // address's link, at the same moment): it then takes this one as a note. The last case is
-    // opened unguarded, as a report is never lost to contention.
-    for round in 0..4 {
+    // address's link, at the same moment): it then takes this one as a note. After them a case
+    // is opened unguarded, as a report is never lost to contention.
+    for _ in 0..3 {
         let cases = state.store.customer_cases_in(tenant.id, link.customer_id, &worked).await?;
         if let Some(brief) = cases.iter().find(|c| c.kind == CaseKind::CompromisedAccount) {
             let Some(case) = state.store.case(tenant.id, brief.id).await? else { continue };
             let note = CaseCommand::AddNote { text: summary.clone() };
-            // Closed since it was listed: the next round looks again.
-            let Ok((next, events)) = regain_core::case::apply(&case, note, actor, state.now()) else { continue };
+            let (next, events) = regain_core::case::apply(&case, note, actor, state.now())
+                .map_err(|e| StoreError::Other(format!("noting the report on case {}: {e}", case.id)))?;
             match crate::webhooks::commit(state, &next, &events, &actor, effects.to_vec()).await {
                 Ok(()) => return Ok(next),
                 // The case moved, or the link was spent: which one, the next round finds out.
@@ -312,18 +312,13 @@ async fn open_security_case(
             }
         }
         let (next, events) = new_security_case(state, &tenant, link.customer_id, &summary, actor)?;
-        let mut all = effects.to_vec();
-        if round < 3 {
-            all.insert(
-                0,
-                Effect::RequireNoOpenCase {
-                    tenant: tenant.id,
-                    customer: link.customer_id,
-                    kind: CaseKind::CompromisedAccount,
-                    except: next.id,
-                },
-            );
-        }
+        let mut all = vec![Effect::RequireNoOpenCase {
+            tenant: tenant.id,
+            customer: link.customer_id,
+            kind: CaseKind::CompromisedAccount,
+            except: next.id,
+        }];
+        all.extend_from_slice(effects);
         all.extend(crate::webhooks::effects_or_log(state, &next, &events).await);
         match state.store.create_case_with_effects(&next, &events, &actor, None, &all).await {
             Ok(()) => return Ok(next),
@@ -331,7 +326,11 @@ async fn open_security_case(
             Err(e) => return Err(e),
         }
     }
-    Err(StoreError::Conflict)
+    let (next, events) = new_security_case(state, &tenant, link.customer_id, &summary, actor)?;
+    let mut all = effects.to_vec();
+    all.extend(crate::webhooks::effects_or_log(state, &next, &events).await);
+    state.store.create_case_with_effects(&next, &events, &actor, None, &all).await?;
+    Ok(next)
 }
 
 /// A tier-3 compromised-account case for `customer`, identified, with the events of its

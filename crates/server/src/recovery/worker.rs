@@ -52,7 +52,7 @@ pub async fn perform_due(state: &AppState) -> Result<usize, StoreError> {
                 state.store.retry_action(&action.id, at, &error).await?;
             }
             Err(ActionError::Wait(reason)) => {
-                tracing::info!(action_id = %action.id, %reason, retry_in_s = WAIT_SECONDS, "action waits");
+                tracing::debug!(action_id = %action.id, %reason, retry_in_s = WAIT_SECONDS, "action waits");
                 let at = state.now() + chrono::Duration::seconds(WAIT_SECONDS);
                 state.store.defer_action(&action.id, at, &reason).await?;
             }

@@ -30,6 +30,7 @@ pub struct CreateApiKey {
 pub struct ApiKeyView {
     pub id: String,
     pub name: String,
+    #[schema(value_type = crate::openapi::vocabulary::ApiKeyRole, inline)]
     pub role: String,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,

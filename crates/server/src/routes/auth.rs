@@ -50,6 +50,7 @@ pub struct StaffView {
     pub tenant_id: Option<String>,
     pub email: String,
     pub display_name: String,
+    #[schema(value_type = crate::openapi::vocabulary::StaffRole, inline)]
     pub role: String,
     pub active: bool,
     pub created_at: DateTime<Utc>,
@@ -74,6 +75,7 @@ pub struct WhoAmI {
     /// `staff` or `api_key`.
     pub kind: &'static str,
     pub id: String,
+    #[schema(value_type = crate::openapi::vocabulary::Role, inline)]
     pub role: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,

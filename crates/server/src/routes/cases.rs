@@ -128,6 +128,7 @@ impl From<&Actor> for ActorView {
 #[derive(Serialize, ToSchema)]
 pub struct MaskedCustomer {
     pub id: String,
+    #[schema(value_type = crate::openapi::vocabulary::CustomerStatus, inline)]
     pub status: String,
     pub privileged: bool,
     pub vip: bool,
@@ -189,6 +190,7 @@ pub struct CaseView {
     /// The risk assessment in force; absent before the first one. Reasons: `GET …/risk`.
     pub risk: Option<CaseRiskView>,
     /// What the agent noticed (social-engineering tells).
+    #[schema(value_type = Vec<crate::openapi::vocabulary::Observation>, inline)]
     pub observed: Vec<String>,
     pub cooling_off_until: Option<DateTime<Utc>>,
     pub sla: SlaView,
@@ -404,7 +406,9 @@ pub struct CaseList {
 
 fn case_filter(q: &CaseQuery, principal: &Principal) -> Result<(CaseFilter, PageRequest), ValidationError> {
     let states = match q.state.as_deref() {
-        Some(list) => list.split(',').map(|s| CaseState::parse("state", s.trim())).collect::<Result<_, _>>()?,
+        Some(list) => {
+            list.split(',').map(|s| CaseState::parse("state", s.trim_matches(' '))).collect::<Result<_, _>>()?
+        }
         None => Vec::new(),
     };
     let assignee = match q.assignee.as_deref() {

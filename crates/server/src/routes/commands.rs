@@ -326,8 +326,8 @@ macro_rules! command_route {
                 (status = 200, body = CaseView),
                 (status = 404, body = Problem, content_type = "application/problem+json"),
                 (status = 409, description = "The case's state does not allow this", body = Problem, content_type = "application/problem+json"),
-                (status = 423, description = "A step toward an action while the customer is locked down (`locked-down`), their recovery is on hold (`recovery-held`) or the case is on a risk hold (`risk-hold`)", body = Problem, content_type = "application/problem+json"),
                 (status = 422, body = Problem, content_type = "application/problem+json"),
+                (status = 423, description = "A step toward an action while the customer is locked down (`locked-down`), their recovery is on hold (`recovery-held`) or the case is on a risk hold (`risk-hold`)", body = Problem, content_type = "application/problem+json"),
             ))]
         pub async fn $handler(
             State(state): State<AppState>,

@@ -139,6 +139,7 @@ pub struct CustomerView {
     pub full_name: String,
     pub emails: Vec<ContactView>,
     pub phones: Vec<ContactView>,
+    #[schema(value_type = crate::openapi::vocabulary::CustomerStatus, inline)]
     pub status: String,
     pub privileged: bool,
     pub vip: bool,
@@ -366,6 +367,7 @@ pub async fn search(
 pub struct UpdateCustomer {
     /// active, locked, disabled or frozen. Setting `active` on a locked record unlocks it and
     /// clears its failed-login count. A frozen record is only thawed by re-proofing, not here.
+    #[schema(value_type = crate::openapi::vocabulary::CustomerStatus, inline)]
     pub status: String,
 }
 

@@ -44,6 +44,7 @@ pub struct CustomerSession {
 pub struct CustomerMe {
     pub customer_id: String,
     pub username: String,
+    #[schema(value_type = crate::openapi::vocabulary::CustomerStatus, inline)]
     pub status: String,
 }
 

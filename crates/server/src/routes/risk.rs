@@ -56,6 +56,7 @@ pub struct RiskView {
     /// The policy version it was scored under (`null`: the built-in default).
     pub policy_version: Option<i64>,
     /// The tells the agent recorded.
+    #[schema(value_type = Vec<crate::openapi::vocabulary::Observation>, inline)]
     pub observed: Vec<String>,
 }
 

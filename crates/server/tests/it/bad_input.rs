@@ -57,9 +57,10 @@ async fn malformed_bodies_are_refused_precisely() {
     let fields = send(" [\"password_reset\", \"web\", null, null]".into(), json_ct).await.expect("send");
     let problem = expect_problem(fields, StatusCode::BAD_REQUEST, "bad-request").await;
     assert_eq!(problem["detail"], "the body must be a JSON object", "{problem}");
-    for not_an_object in ["null", "\"password_reset\""] {
+    for not_an_object in ["null", "\"password_reset\"", "[1]"] {
         let response = send(not_an_object.into(), json_ct).await.expect("send");
-        expect_problem(response, StatusCode::BAD_REQUEST, "bad-request").await;
+        let problem = expect_problem(response, StatusCode::BAD_REQUEST, "bad-request").await;
+        assert_eq!(problem["detail"], "the body must be a JSON object", "{not_an_object}: {problem}");
     }
     // A +json type is JSON too; a parameter does not matter.
     let plus_json = send(

@@ -148,30 +148,43 @@ async fn schemathesis_finds_the_api_as_documented_for_every_kind_of_caller() {
     app.post_ok(&key, "/api/v1/customers", crate::support::customer_json("jane"), StatusCode::CREATED).await;
     let case = serde_json::json!({"kind": "password_reset", "channel": "phone"});
     app.post_ok(&key, "/api/v1/cases", case, StatusCode::CREATED).await;
-    let mut callers = vec![("an integration's API key", key)];
+    // Each caller with the path that tells whether it is still signed in.
+    let mut callers = vec![("an integration's API key", key, "/api/v1/auth/me")];
     for role in [Role::Agent, Role::Supervisor, Role::SecurityAnalyst, Role::TenantAdmin, Role::Auditor] {
-        callers.push((role.as_str(), app.token(Some(&acme), role).await));
+        callers.push((role.as_str(), app.token(Some(&acme), role).await, "/api/v1/auth/me"));
     }
-    callers.push(("a deployment admin", app.token(None, Role::DeploymentAdmin).await));
-    callers.push(("a signed-in customer", app.customer_session("jane", "an initial password").await));
+    callers.push(("a deployment admin", app.token(None, Role::DeploymentAdmin).await, "/api/v1/auth/me"));
+    let customer = app.customer_session("jane", "an initial password").await;
+    callers.push(("a signed-in customer", customer, "/api/v1/directory/acme/me"));
 
     let schema = format!("{}/api/v1/openapi.json", app.base);
     let scratch = tempfile::tempdir().expect("scratch dir");
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
-    for (who, token) in callers {
-        let mut command = std::process::Command::new(&schemathesis);
+    for (who, token, me) in callers {
+        let mut command = tokio::process::Command::new(&schemathesis);
         command
             .current_dir(scratch.path())
             .args(["--no-color", "--config-file", config.to_str().expect("utf-8 path")])
             .args(["run", &schema, "--header", &format!("Authorization: Bearer {token}")])
-            .args(["--seed", "20261204", "--workers", "2"]);
-        let out = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run schemathesis");
+            .args(["--seed", "20261204", "--workers", "2"])
+            .kill_on_drop(true);
+        // About 15 s a caller here; a hang fails the test rather than the suite's time limit.
+        let run = tokio::time::timeout(std::time::Duration::from_secs(300), command.output()).await;
+        let out =
+            run.unwrap_or_else(|_| panic!("schemathesis as {who} took over 5 minutes")).expect("run schemathesis");
         let report = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
             "schemathesis as {who} found faults:\n{report}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(report.contains("passed"), "schemathesis as {who} ran no test cases:\n{report}");
+        let generated = report
+            .lines()
+            .find_map(|l| l.trim().split_once(" generated, ").map(|(n, _)| n.to_owned()))
+            .and_then(|n| n.parse::<u32>().ok());
+        assert!(generated.is_some_and(|n| n >= 1_000), "schemathesis as {who} ran too few test cases:\n{report}");
+        // Signed in all along: the run was made as this caller, not as nobody.
+        let still = app.call(Method::GET, me, Some(&token), None).await;
+        assert_eq!(still.status(), StatusCode::OK, "{who} was signed out by the run:\n{report}");
     }
 }
