@@ -1,10 +1,11 @@
-//! The customer's pages for a recovery (issue 6): `/reset/{token}`, where the new password is
-//! chosen, and `/report/{token}`, the "this wasn't me" of every recovery notice. Server-rendered,
+//! The customer's pages for a recovery (issue 6): `/reset/{token}`, which moves its token into a
+//! cookie and goes on to `/reset`, where the new password is chosen (SECURITY.md T10), and `/report/{token}`, the "this wasn't me" of every recovery notice. Server-rendered,
 //! no script; opening a page changes nothing (mail scanners open links), only its form does.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Form, Router};
 use regain_core::case::{CaseCommand, NewCase};
@@ -19,7 +20,8 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/reset/{token}", get(show_reset).post(submit_reset))
+        .route("/reset/{token}", get(open_reset).post(submit_reset))
+        .route("/reset", get(show_reset).post(submit_reset_form))
         .route("/report/{token}", get(show_report).post(submit_report))
         .route("/enroll/{token}", get(show_enroll).post(submit_enroll))
 }
@@ -54,14 +56,58 @@ fn reset_form(tenant: &str, error: Option<&str>) -> String {
     )
 }
 
-async fn show_reset(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+/// The cookie a reset link's token moves into (SECURITY.md T10): the link answers with it and
+/// a redirect to `/reset`, so the token leaves the address bar, the browser's history and any log
+/// of the page's URL. HttpOnly, for the reset page alone, and cleared once the link is spent.
+const RESET_COOKIE: &str = "regain_reset";
+
+/// The path of the reset page as the browser sees it: under `public_url`'s own path, if any.
+fn reset_path(state: &AppState) -> String {
+    let prefix = reqwest::Url::parse(&state.config.public_url)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    format!("{prefix}/reset")
+}
+
+/// `Set-Cookie` for the reset cookie: `token` for `max_age` seconds, or cleared with `None`.
+fn reset_cookie(state: &AppState, token: Option<&str>, max_age: i64) -> HeaderValue {
+    let secure = if state.config.cookie_secure { "; Secure" } else { "" };
+    let (value, max_age) = token.map_or(("", 0), |t| (t, max_age));
+    let path = reset_path(state);
+    let cookie = format!("{RESET_COOKIE}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn with_cookie(mut response: Response, cookie: HeaderValue) -> Response {
+    response.headers_mut().insert(SET_COOKIE, cookie);
+    response
+}
+
+/// The link from the message: while it is usable, its token moves into the cookie and the
+/// browser goes on to `/reset`; opening it changes nothing else.
+async fn open_reset(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    match reset::open(&state, &token).await {
+        Ok(open) => {
+            let left = (open.link.expires_at - state.now()).num_seconds().clamp(1, 24 * 3600);
+            // Relative, so it stays under `public_url`'s path behind a proxy.
+            let redirect = (StatusCode::SEE_OTHER, [(LOCATION, "../reset")]).into_response();
+            with_cookie(redirect, reset_cookie(&state, Some(&token), left))
+        }
+        Err(ResetRefused::Held(_)) => held(),
+        Err(_) => gone(),
+    }
+}
+
+/// The reset page, for the link whose token the cookie holds.
+async fn show_reset(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = crate::auth::cookie(&headers, RESET_COOKIE).filter(|t| !t.is_empty()) else { return gone() };
     match reset::open(&state, &token).await {
         Ok(open) => {
             let tenant = escape(&open.tenant.display_name);
             page(StatusCode::OK, &format!("{} password reset", open.tenant.display_name), &reset_form(&tenant, None))
         }
         Err(ResetRefused::Held(_)) => held(),
-        Err(_) => gone(),
+        Err(_) => with_cookie(gone(), reset_cookie(&state, None, 0)),
     }
 }
 
@@ -83,12 +129,36 @@ struct NewPassword {
     confirm: String,
 }
 
+/// The reset page's form: the token is the cookie's.
+async fn submit_reset_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<NewPassword>,
+) -> Response {
+    let Some(token) = crate::auth::cookie(&headers, RESET_COOKIE).filter(|t| !t.is_empty()) else { return gone() };
+    let response = new_password(&state, &token, &form).await;
+    // Set, or over (used, expired, or refused by the account system: the customer goes back to
+    // support): the cookie goes too, and the browser keeps nothing of the link (P1). A refused
+    // password, a hold or a hiccup keeps it for the next try.
+    match response.status() {
+        StatusCode::OK | StatusCode::GONE | StatusCode::BAD_GATEWAY => {
+            with_cookie(response, reset_cookie(&state, None, 0))
+        }
+        _ => response,
+    }
+}
+
+/// The form posted to the link itself, by a client that keeps no cookie.
 async fn submit_reset(
     State(state): State<AppState>,
     Path(token): Path<String>,
     Form(form): Form<NewPassword>,
 ) -> Response {
-    let refused = match reset::set_password(&state, &token, &form.password, &form.confirm).await {
+    new_password(&state, &token, &form).await
+}
+
+async fn new_password(state: &AppState, token: &str, form: &NewPassword) -> Response {
+    let refused = match reset::set_password(state, token, &form.password, &form.confirm).await {
         Ok(()) => {
             return page(
                 StatusCode::OK,
@@ -144,7 +214,7 @@ async fn submit_reset(
             }
         };
     // The form again, with the reason; the password is never echoed back.
-    match reset::open(&state, &token).await {
+    match reset::open(state, token).await {
         Ok(open) => {
             let tenant = escape(&open.tenant.display_name);
             page(StatusCode::UNPROCESSABLE_ENTITY, "Choose another password", &reset_form(&tenant, Some(&problem)))

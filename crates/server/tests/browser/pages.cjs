@@ -55,9 +55,17 @@ async function submit(page, url, name) {
 }
 
 async function reset(page, context, base, token, password) {
-  const url = `${base}/reset/${token}`;
-  const opened = await page.goto(url);
+  const link = `${base}/reset/${token}`;
+  const url = `${base}/reset`;
+  const opened = await page.goto(link);
   check(opened.status() === 200, `the reset page answered ${opened.status()}`);
+  // SECURITY.md T10: the token left the address bar for a cookie only the reset page gets.
+  check(page.url() === url, `the token stayed in the address bar: ${page.url()}`);
+  const held = await context.cookies();
+  check(
+    held.length === 1 && held[0].name === 'regain_reset' && held[0].httpOnly && held[0].path === '/reset',
+    `the link's cookie is not as it should be: ${JSON.stringify(held.map((c) => ({ ...c, value: '…' })))}`,
+  );
   await page.getByRole('heading', { level: 1, name: /Choose a new password/ }).waitFor();
   await accessible(page, 'the reset page');
   // The fields are reached by their labels, and the keyboard reaches the first one first.
@@ -102,7 +110,7 @@ async function reset(page, context, base, token, password) {
   check(cookies.length === 0, `the reset signed the browser in: ${JSON.stringify(cookies)}`);
 
   // Used: the link is gone for good.
-  const reused = await page.goto(url);
+  const reused = await page.goto(link);
   check(reused.status() === 410, `a used link answered ${reused.status()}`);
 }
 

@@ -527,7 +527,7 @@ async fn a_reset_through_scim_survives_the_peer_being_down_and_double_submits(po
     let down = submit().await.expect("post");
     assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(d.case(&app, &id).await["state"], "executing");
-    let page = app.client.get(format!("{}/reset/{token}", app.base)).send().await.expect("get");
+    let page = app.open_reset_link(&token).await;
     assert_eq!(page.status(), StatusCode::OK, "the link was given back");
 
     let peer = ScimPeer::start_on(port).await;
@@ -776,7 +776,7 @@ async fn a_new_password_the_account_system_did_not_answer_is_not_reported_as_unc
     assert!(page.contains("may or may not be set") && !page.contains("Nothing was changed"), "{page}");
     assert_eq!(calls.load(Ordering::SeqCst), 1, "sent once");
 
-    let again = app.client.get(format!("{}/reset/{token}", app.base)).send().await.expect("get");
+    let again = app.open_reset_link(&token).await;
     assert_eq!(again.status(), StatusCode::GONE, "the link stays spent");
     assert_eq!(d.case(&app, &id).await["state"], "executing", "open for staff");
     assert!(d.timeline(&app, &id).await.contains("whether it was set there is not known"));
@@ -1292,7 +1292,7 @@ async fn a_contact_change_under_way_holds_a_reset_link_already_sent_and_a_queued
     let tier2 = Desk { key: d.key.clone(), agent: app.token(Some(&acme), Role::Supervisor).await };
     let change = tier2.cooling_contact_change_with(&app, &acme, &["email-0", "phone-0"]).await;
 
-    let page = app.client.get(format!("{}/reset/{token}", app.base)).send().await.expect("get");
+    let page = app.open_reset_link(&token).await;
     assert_eq!(page.status(), StatusCode::CONFLICT);
     let form = [("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)];
     let post = app.client.post(format!("{}/reset/{token}", app.base)).form(&form).send().await.expect("post");

@@ -130,6 +130,99 @@ async fn reset_link(app: &TestApp, d: &Desk, id: &str) -> String {
     link_token(&sent[0].body, "reset")
 }
 
+/// SECURITY.md T8: asking for a reset changes nothing by itself. Fifty requests for Jane's
+/// account (cases opened and identified as hers, past the rate limit of T9), and a reset link
+/// sent but not used: her account is not locked, and her old password still signs her in.
+#[tokio::test]
+async fn reset_requests_change_nothing_by_themselves() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let mut identified = 0;
+    for _ in 0..50 {
+        let case = json!({"kind": "password_reset", "channel": "web"});
+        let case = app.post(&d.key, "/api/v1/cases", case).await;
+        if case.status() != StatusCode::CREATED {
+            assert_eq!(case.status(), StatusCode::TOO_MANY_REQUESTS, "refused only by the rate limit");
+            continue;
+        }
+        let case: serde_json::Value = case.json().await.expect("case");
+        let id = case["id"].as_str().expect("id");
+        app.post_ok(&d.agent, &path(id, "start-identification"), json!({}), StatusCode::OK).await;
+        let claimed = json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201 555 0123"});
+        let answer = app.post(&d.agent, &path(id, "identification"), claimed).await;
+        match answer.status() {
+            StatusCode::OK => identified += 1,
+            status => assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "refused only by the rate limit"),
+        }
+    }
+    assert!(identified >= 1, "some went through");
+    // The requests raised the risk (velocity): one more proof than usual.
+    let decided = d.decided_with(&app, "password_reset", &["email-0", "phone-0"]).await;
+    reset_link(&app, &d, &decided).await;
+    let record = app.get_ok(&d.key, &format!("/api/v1/customers/{}", d.customer_id)).await;
+    assert_eq!(record["status"], "active", "not locked: {record}");
+    assert_eq!(login(&app, "an initial password", None).await.status(), StatusCode::OK, "the old password works");
+}
+
+/// SECURITY.md T10: a link is built from the configured origin whatever `Host` the request
+/// carried, in the request (a confirmation link) or after it (a reset link, by the worker); the
+/// reset link's token moves into an HttpOnly cookie for `/reset` and out of the URL; the page
+/// sends no referrer; once the password is set the cookie is cleared, and the page without a
+/// usable link is gone.
+#[tokio::test]
+async fn links_come_from_the_configured_origin_and_a_reset_links_token_leaves_the_url() {
+    let app = TestApp::sqlite().await;
+    let d = desk(&app).await;
+    let forged = |method: Method, page: String, token: &str| {
+        app.client.request(method, format!("{}{page}", app.base)).bearer_auth(token).header("host", "evil.test")
+    };
+    let origin = app.state.config.public_url.trim_end_matches('/').to_owned();
+    let confirming = d.decided(&app, "password_reset").await;
+    let case = app
+        .post_ok(&d.key, "/api/v1/cases", json!({"kind": "username_recovery", "channel": "phone"}), StatusCode::CREATED)
+        .await;
+    let other = case["id"].as_str().expect("id");
+    app.post_ok(&d.agent, &path(other, "start-identification"), json!({}), StatusCode::OK).await;
+    let claimed = json!({"full_name": "Jane Doe", "account_number": "AC-jane", "phone": "201 555 0123"});
+    app.post_ok(&d.agent, &path(other, "identification"), claimed, StatusCode::OK).await;
+    app.deliver_new().await;
+    let send = forged(Method::POST, path(other, "verification/send"), &d.agent)
+        .json(&json!({"contact": "email-0", "delivery": "link"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(send.status(), StatusCode::OK);
+    let execute = forged(Method::POST, path(&confirming, "execute"), &d.agent).json(&json!({})).send().await;
+    assert_eq!(execute.expect("execute").status(), StatusCode::OK);
+    assert_eq!(app.perform_actions().await, 1);
+    let sent = app.deliver_new().await;
+    let bodies: Vec<&str> = sent.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies.len(), 2, "the confirmation link and the reset link: {bodies:?}");
+    assert!(bodies.iter().all(|b| !b.contains("evil.test")), "{bodies:?}");
+    assert!(bodies.iter().any(|b| b.contains(&format!("{origin}/verify/"))), "{bodies:?}");
+    let reset = bodies.iter().find(|b| b.contains(&format!("{origin}/reset/"))).expect("the reset link");
+    let token = link_token(reset, "reset");
+
+    let page = app.open_reset_link(&token).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    assert!(!page.text().await.expect("html").contains(&token), "the token is not in the page either");
+    let with_cookie = |method: Method, page: &str| {
+        app.client.request(method, format!("{}{page}", app.base)).header("cookie", format!("regain_reset={token}"))
+    };
+    let set = with_cookie(Method::POST, "/reset").form(&[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]);
+    let set = set.send().await.expect("post");
+    assert_eq!(set.status(), StatusCode::OK);
+    let cleared = set.headers()["set-cookie"].to_str().expect("ascii").to_owned();
+    assert!(cleared.starts_with("regain_reset=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(login(&app, NEW_PASSWORD, None).await.status(), StatusCode::OK, "set through the cookie");
+    // Spent: the page with the old cookie, the link, and the page with no cookie are gone.
+    assert_eq!(with_cookie(Method::GET, "/reset").send().await.expect("get").status(), StatusCode::GONE);
+    assert_eq!(app.open_reset_link(&token).await.status(), StatusCode::GONE);
+    let bare = app.client.get(format!("{}/reset", app.base)).send().await.expect("get");
+    assert_eq!(bare.status(), StatusCode::GONE);
+}
+
 /// The loop: a locked-out customer → case → identified → verified → risk → reset link
 /// over the outbox → new password set → sign-in with it; the old password and sessions fail.
 async fn a_password_reset_runs_the_whole_loop(app: &TestApp) {
@@ -147,7 +240,7 @@ async fn a_password_reset_runs_the_whole_loop(app: &TestApp) {
     }
 
     // Opening the page changes nothing and signs nobody in.
-    let page = app.client.get(format!("{}/reset/{token}", app.base)).send().await.expect("get");
+    let page = app.open_reset_link(&token).await;
     assert_eq!(page.status(), StatusCode::OK);
     assert!(!page.headers().contains_key("set-cookie"));
     let html = page.text().await.expect("html");
@@ -199,7 +292,7 @@ async fn a_password_reset_runs_the_whole_loop(app: &TestApp) {
     assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
 
     // A used link is gone, on the page and the form.
-    let again = app.client.get(format!("{}/reset/{token}", app.base)).send().await.expect("get");
+    let again = app.open_reset_link(&token).await;
     assert_eq!(again.status(), StatusCode::GONE);
     let (status, _, _) = form(
         app,
@@ -328,7 +421,7 @@ async fn a_reset_never_bypasses_the_second_factor_and_links_expire() {
     let id = d.decided(&app, "password_reset").await;
     let token = reset_link(&app, &d, &id).await;
     app.clock.advance(Duration::minutes(61));
-    let page = app.client.get(format!("{}/reset/{token}", app.base)).send().await.expect("get");
+    let page = app.open_reset_link(&token).await;
     assert_eq!(page.status(), StatusCode::GONE);
     let (status, _, _) =
         form(&app, &format!("/reset/{token}"), &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
