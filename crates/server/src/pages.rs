@@ -4,7 +4,7 @@
 //! does. "This wasn't me" stops the case and sends it to the security team.
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Form, Router};
@@ -18,7 +18,7 @@ use crate::state::AppState;
 use crate::verification::purpose;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/verify/{token}", get(show).post(answer))
+    Router::new().route("/verify/{token}", get(open).post(answer)).route("/verify", get(show_page).post(answer_page))
 }
 
 pub(crate) fn escape(text: &str) -> String {
@@ -67,13 +67,88 @@ pub(crate) fn gone() -> Response {
     )
 }
 
+/// A customer link whose token moves out of the URL (SECURITY.md T10): `/{page}/{token}`
+/// answers, while the link is usable, with the token in an HttpOnly cookie for `/{page}` alone
+/// and a redirect there, so the token leaves the address bar, the browser's history and any log
+/// of the page's URL. The page then reads the token from the cookie, and clears it once the link
+/// is over. (The form posted to `/{page}/{token}` itself still answers, for a client that keeps
+/// no cookie.)
+pub(crate) struct LinkPage(pub &'static str);
+
+/// The password reset, the re-enrollment after an MFA reset and the confirmation link.
+pub(crate) const RESET_PAGE: LinkPage = LinkPage("reset");
+pub(crate) const ENROLL_PAGE: LinkPage = LinkPage("enroll");
+pub(crate) const VERIFY_PAGE: LinkPage = LinkPage("verify");
+
+impl LinkPage {
+    fn cookie_name(&self) -> String {
+        format!("regain_{}", self.0)
+    }
+
+    /// The token the request's cookie holds, if any.
+    pub(crate) fn token(&self, headers: &HeaderMap) -> Option<String> {
+        crate::auth::cookie(headers, &self.cookie_name()).filter(|t| !t.is_empty())
+    }
+
+    /// The answer to the link while it is usable: its token in the cookie until `expires_at`
+    /// (at most a day), and the page.
+    pub(crate) fn moved(&self, state: &AppState, token: &str, expires_at: regain_core::Timestamp) -> Response {
+        let left = (expires_at - state.now()).num_seconds().clamp(1, 24 * 3600);
+        // Relative, so it stays under `public_url`'s path behind a proxy.
+        let to = format!("../{}", self.0);
+        let redirect = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
+        self.with_cookie(state, redirect, Some((token, left)))
+    }
+
+    /// `response` with the cookie cleared.
+    pub(crate) fn cleared(&self, state: &AppState, response: Response) -> Response {
+        self.with_cookie(state, response, None)
+    }
+
+    fn with_cookie(&self, state: &AppState, mut response: Response, value: Option<(&str, i64)>) -> Response {
+        let secure = if state.config.cookie_secure { "; Secure" } else { "" };
+        let (value, max_age) = value.unwrap_or(("", 0));
+        // The page's path as the browser sees it: under `public_url`'s own path, if any.
+        let prefix = reqwest::Url::parse(&state.config.public_url)
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        let cookie = format!(
+            "{}={value}; Path={prefix}/{}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+            self.cookie_name(),
+            self.0
+        );
+        if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+        response
+    }
+}
+
 async fn pending(state: &AppState, token: &str) -> Option<LinkChallenge> {
     let link = state.store.link_challenge(token).await.ok().flatten()?;
     (link.state == "pending" && link.expires_at > state.now()).then_some(link)
 }
 
-async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let Some(link) = pending(&state, &token).await else { return gone() };
+/// The link from the message (T10, [`LinkPage`]).
+async fn open(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    match pending(&state, &token).await {
+        Some(link) => VERIFY_PAGE.moved(&state, &token, link.expires_at),
+        None => gone(),
+    }
+}
+
+/// The page, for the link whose token the cookie holds.
+async fn show_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = VERIFY_PAGE.token(&headers) else { return gone() };
+    let response = show(&state, &token).await;
+    if response.status() == StatusCode::GONE {
+        return VERIFY_PAGE.cleared(&state, response);
+    }
+    response
+}
+
+async fn show(state: &AppState, token: &str) -> Response {
+    let Some(link) = pending(state, token).await else { return gone() };
     let (Ok(Some(tenant)), Ok(Some(case))) =
         (state.store.tenant(link.tenant_id).await, state.store.case(link.tenant_id, link.case_id).await)
     else {
@@ -103,12 +178,31 @@ struct Decision {
     decision: String,
 }
 
+/// The page's form: the token is the cookie's, cleared once the link is answered or over.
+async fn answer_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: ClientInfo,
+    Form(form): Form<Decision>,
+) -> Response {
+    let Some(token) = VERIFY_PAGE.token(&headers) else { return gone() };
+    let response = answered(&state, &token, client, form).await;
+    if pending(&state, &token).await.is_none() {
+        return VERIFY_PAGE.cleared(&state, response);
+    }
+    response
+}
+
 async fn answer(
     State(state): State<AppState>,
     Path(token): Path<String>,
     client: ClientInfo,
     Form(form): Form<Decision>,
 ) -> Response {
+    answered(&state, &token, client, form).await
+}
+
+async fn answered(state: &AppState, token: &str, client: ClientInfo, form: Decision) -> Response {
     let approve = match form.decision.as_str() {
         "approve" => true,
         "deny" => false,

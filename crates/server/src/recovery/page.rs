@@ -3,9 +3,8 @@
 //! no script; opening a page changes nothing (mail scanners open links), only its form does.
 
 use axum::extract::{Path, State};
-use axum::http::header::{LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
 use regain_core::case::{CaseCommand, NewCase};
@@ -15,7 +14,7 @@ use regain_store::{Effect, LinkPurpose, StoreError};
 use serde::Deserialize;
 
 use super::reset::{self, ResetRefused};
-use crate::pages::{escape, gone, page};
+use crate::pages::{escape, gone, page, ENROLL_PAGE, RESET_PAGE};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -23,7 +22,8 @@ pub fn router() -> Router<AppState> {
         .route("/reset/{token}", get(open_reset).post(submit_reset))
         .route("/reset", get(show_reset).post(submit_reset_form))
         .route("/report/{token}", get(show_report).post(submit_report))
-        .route("/enroll/{token}", get(show_enroll).post(submit_enroll))
+        .route("/enroll/{token}", get(open_enroll).post(submit_enroll))
+        .route("/enroll", get(show_enroll_page).post(submit_enroll_page))
 }
 
 fn reset_form(tenant: &str, error: Option<&str>) -> String {
@@ -56,43 +56,12 @@ fn reset_form(tenant: &str, error: Option<&str>) -> String {
     )
 }
 
-/// The cookie a reset link's token moves into (SECURITY.md T10): the link answers with it and
-/// a redirect to `/reset`, so the token leaves the address bar, the browser's history and any log
-/// of the page's URL. HttpOnly, for the reset page alone, and cleared once the link is spent.
-const RESET_COOKIE: &str = "regain_reset";
-
-/// The path of the reset page as the browser sees it: under `public_url`'s own path, if any.
-fn reset_path(state: &AppState) -> String {
-    let prefix = reqwest::Url::parse(&state.config.public_url)
-        .map(|u| u.path().trim_end_matches('/').to_owned())
-        .unwrap_or_default();
-    format!("{prefix}/reset")
-}
-
-/// `Set-Cookie` for the reset cookie: `token` for `max_age` seconds, or cleared with `None`.
-fn reset_cookie(state: &AppState, token: Option<&str>, max_age: i64) -> HeaderValue {
-    let secure = if state.config.cookie_secure { "; Secure" } else { "" };
-    let (value, max_age) = token.map_or(("", 0), |t| (t, max_age));
-    let path = reset_path(state);
-    let cookie = format!("{RESET_COOKIE}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
-    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-fn with_cookie(mut response: Response, cookie: HeaderValue) -> Response {
-    response.headers_mut().insert(SET_COOKIE, cookie);
-    response
-}
-
 /// The link from the message: while it is usable, its token moves into the cookie and the
 /// browser goes on to `/reset`; opening it changes nothing else.
+/// (SECURITY.md T10, [`LinkPage`](crate::pages::LinkPage).)
 async fn open_reset(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     match reset::open(&state, &token).await {
-        Ok(open) => {
-            let left = (open.link.expires_at - state.now()).num_seconds().clamp(1, 24 * 3600);
-            // Relative, so it stays under `public_url`'s path behind a proxy.
-            let redirect = (StatusCode::SEE_OTHER, [(LOCATION, "../reset")]).into_response();
-            with_cookie(redirect, reset_cookie(&state, Some(&token), left))
-        }
+        Ok(open) => RESET_PAGE.moved(&state, &token, open.link.expires_at),
         Err(ResetRefused::Held(_)) => held(),
         Err(_) => gone(),
     }
@@ -100,14 +69,14 @@ async fn open_reset(State(state): State<AppState>, Path(token): Path<String>) ->
 
 /// The reset page, for the link whose token the cookie holds.
 async fn show_reset(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(token) = crate::auth::cookie(&headers, RESET_COOKIE).filter(|t| !t.is_empty()) else { return gone() };
+    let Some(token) = RESET_PAGE.token(&headers) else { return gone() };
     match reset::open(&state, &token).await {
         Ok(open) => {
             let tenant = escape(&open.tenant.display_name);
             page(StatusCode::OK, &format!("{} password reset", open.tenant.display_name), &reset_form(&tenant, None))
         }
         Err(ResetRefused::Held(_)) => held(),
-        Err(_) => with_cookie(gone(), reset_cookie(&state, None, 0)),
+        Err(_) => RESET_PAGE.cleared(&state, gone()),
     }
 }
 
@@ -135,15 +104,13 @@ async fn submit_reset_form(
     headers: HeaderMap,
     Form(form): Form<NewPassword>,
 ) -> Response {
-    let Some(token) = crate::auth::cookie(&headers, RESET_COOKIE).filter(|t| !t.is_empty()) else { return gone() };
+    let Some(token) = RESET_PAGE.token(&headers) else { return gone() };
     let response = new_password(&state, &token, &form).await;
     // Set, or over (used, expired, or refused by the account system: the customer goes back to
     // support): the cookie goes too, and the browser keeps nothing of the link (P1). A refused
     // password, a hold or a hiccup keeps it for the next try.
     match response.status() {
-        StatusCode::OK | StatusCode::GONE | StatusCode::BAD_GATEWAY => {
-            with_cookie(response, reset_cookie(&state, None, 0))
-        }
+        StatusCode::OK | StatusCode::GONE | StatusCode::BAD_GATEWAY => RESET_PAGE.cleared(&state, response),
         _ => response,
     }
 }
@@ -443,8 +410,40 @@ async fn enroll_link(state: &AppState, token: &str) -> Option<(regain_store::Cus
     Some((link, tenant))
 }
 
-async fn show_enroll(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let Some((link, tenant)) = enroll_link(&state, &token).await else { return gone() };
+/// The re-enrollment link from the message (T10, [`LinkPage`](crate::pages::LinkPage)).
+async fn open_enroll(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    match enroll_link(&state, &token).await {
+        Some((link, _)) => ENROLL_PAGE.moved(&state, &token, link.expires_at),
+        None => gone(),
+    }
+}
+
+/// The re-enrollment page, for the link whose token the cookie holds.
+async fn show_enroll_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = ENROLL_PAGE.token(&headers) else { return gone() };
+    let response = show_enroll(&state, &token).await;
+    if response.status() == StatusCode::GONE {
+        return ENROLL_PAGE.cleared(&state, response);
+    }
+    response
+}
+
+/// Its form: the token is the cookie's, cleared once the link is spent or over.
+async fn submit_enroll_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<EnrollStep>,
+) -> Response {
+    let Some(token) = ENROLL_PAGE.token(&headers) else { return gone() };
+    let response = enroll_step(&state, &token, form).await;
+    if enroll_link(&state, &token).await.is_none() {
+        return ENROLL_PAGE.cleared(&state, response);
+    }
+    response
+}
+
+async fn show_enroll(state: &AppState, token: &str) -> Response {
+    let Some((link, tenant)) = enroll_link(state, token).await else { return gone() };
     let name = escape(&tenant.display_name);
     let body = format!(
         "<h1>Set up two-step sign-in for {name}</h1><p>You will need an authenticator app on your phone \
@@ -486,6 +485,10 @@ async fn submit_enroll(
     Path(token): Path<String>,
     Form(form): Form<EnrollStep>,
 ) -> Response {
+    enroll_step(&state, &token, form).await
+}
+
+async fn enroll_step(state: &AppState, token: &str, form: EnrollStep) -> Response {
     use regain_core::totp::{encode_secret, otpauth_uri, verify_totp, TotpParams};
     let Some((link, tenant)) = enroll_link(&state, &token).await else { return gone() };
     let Ok(Some(customer)) = state.store.customer(link.tenant_id, link.customer_id).await else { return gone() };
@@ -557,7 +560,7 @@ async fn submit_enroll(
                 }
                 Err(e) => return failed(&e),
             }
-            if let Err(e) = state.store.apply_effects(now, &[Effect::SpendLink { token: token.clone() }]).await {
+            if let Err(e) = state.store.apply_effects(now, &[Effect::SpendLink { token: token.to_owned() }]).await {
                 tracing::warn!(error = %e, "the re-enrollment link was not spent");
             }
             // The notice's report link is for the MFA reset's case: a report during its

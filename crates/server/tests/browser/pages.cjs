@@ -54,18 +54,24 @@ async function submit(page, url, name) {
   return response;
 }
 
-async function reset(page, context, base, token, password) {
-  const link = `${base}/reset/${token}`;
-  const url = `${base}/reset`;
-  const opened = await page.goto(link);
-  check(opened.status() === 200, `the reset page answered ${opened.status()}`);
-  // SECURITY.md T10: the token left the address bar for a cookie only the reset page gets.
+// SECURITY.md T10: opened, the link `/NAME/TOKEN` left the address bar for `/NAME`, its token
+// in an HttpOnly cookie only that page gets. The page's address.
+async function openLink(page, context, base, name, token) {
+  const url = `${base}/${name}`;
+  const opened = await page.goto(`${url}/${token}`);
+  check(opened.status() === 200, `the ${name} page answered ${opened.status()}`);
   check(page.url() === url, `the token stayed in the address bar: ${page.url()}`);
   const held = await context.cookies();
   check(
-    held.length === 1 && held[0].name === 'regain_reset' && held[0].httpOnly && held[0].path === '/reset',
+    held.length === 1 && held[0].name === `regain_${name}` && held[0].httpOnly && held[0].path === `/${name}`,
     `the link's cookie is not as it should be: ${JSON.stringify(held.map((c) => ({ ...c, value: '…' })))}`,
   );
+  return url;
+}
+
+async function reset(page, context, base, token, password) {
+  const link = `${base}/reset/${token}`;
+  const url = await openLink(page, context, base, 'reset', token);
   await page.getByRole('heading', { level: 1, name: /Choose a new password/ }).waitFor();
   await accessible(page, 'the reset page');
   // The fields are reached by their labels, and the keyboard reaches the first one first.
@@ -145,10 +151,8 @@ function totp(base32, unixTime) {
   return String(code).padStart(6, '0');
 }
 
-async function enroll(page, base, token, unixTime) {
-  const url = `${base}/enroll/${token}`;
-  const opened = await page.goto(url);
-  check(opened.status() === 200, `the enroll page answered ${opened.status()}`);
+async function enroll(page, context, base, token, unixTime) {
+  const url = await openLink(page, context, base, 'enroll', token);
   await page.getByRole('heading', { level: 1, name: /Set up two-step sign-in/ }).waitFor();
   await accessible(page, 'the enroll page');
   await page.getByRole('button', { name: 'Start' }).click();
@@ -175,12 +179,12 @@ async function enroll(page, base, token, unixTime) {
   check(done.status() === 200, `the right code answered ${done.status()}`);
   await page.getByRole('heading', { level: 1, name: 'Two-step sign-in is on again' }).waitFor();
   await accessible(page, 'the enroll confirmation');
+  check((await context.cookies()).length === 0, 'the spent link left its cookie behind');
 }
 
-async function verify(page, base, token) {
-  const url = `${base}/verify/${token}`;
-  const opened = await page.goto(url);
-  check(opened.status() === 200, `the confirmation page answered ${opened.status()}`);
+async function verify(page, context, base, token) {
+  const link = `${base}/verify/${token}`;
+  const url = await openLink(page, context, base, 'verify', token);
   await page.getByRole('heading', { level: 1, name: /support is verifying you/ }).waitFor();
   await accessible(page, 'the confirmation page');
   // Both answers are buttons a screen reader names; the page says what is asked and why.
@@ -190,7 +194,8 @@ async function verify(page, base, token) {
   check(answered.status() === 200, `approving answered ${answered.status()}`);
   await page.getByRole('heading', { level: 1, name: 'Thank you' }).waitFor();
   await accessible(page, 'the confirmation answer');
-  const reused = await page.goto(url);
+  check((await context.cookies()).length === 0, 'the answered link left its cookie behind');
+  const reused = await page.goto(link);
   check(reused.status() === 410, `a used confirmation link answered ${reused.status()}`);
 }
 
@@ -211,9 +216,9 @@ async function main() {
     if (mode === 'reset') {
       await reset(page, context, base, token, extra);
     } else if (mode === 'verify') {
-      await verify(page, base, token);
+      await verify(page, context, base, token);
     } else if (mode === 'enroll') {
-      await enroll(page, base, token, Number(extra));
+      await enroll(page, context, base, token, Number(extra));
     } else {
       await report(page, base, token);
     }

@@ -823,7 +823,7 @@ async fn an_mfa_reset_removes_the_factors_and_the_link_sets_up_a_new_one() {
 
     // The page: opening it changes nothing; Start shows the key and the QR code; a wrong code
     // is refused; the right one turns two-step sign-in on again.
-    let page = app.client.get(format!("{}/enroll/{token}", app.base)).send().await.expect("get");
+    let page = app.open_link("enroll", &token).await;
     assert_eq!(page.status(), StatusCode::OK);
     let (status, _, html) = form(&app, &format!("/enroll/{token}"), &[("step", "start")]).await;
     assert_eq!(status, StatusCode::OK, "{html}");
@@ -841,6 +841,12 @@ async fn an_mfa_reset_removes_the_factors_and_the_link_sets_up_a_new_one() {
         .await;
     let (status, _, _) = form(&app, &format!("/enroll/{token}"), &[("step", "start")]).await;
     assert_eq!(status, StatusCode::GONE, "the link works once");
+    let with_cookie =
+        app.client.post(format!("{}/enroll", app.base)).header("cookie", format!("regain_enroll={token}"));
+    let spent = with_cookie.form(&[("step", "start")]).send().await.expect("post");
+    assert_eq!(spent.status(), StatusCode::GONE, "also from the page's cookie (T10)");
+    let cleared = spent.headers()["set-cookie"].to_str().expect("ascii").to_owned();
+    assert!(cleared.starts_with("regain_enroll=;") && cleared.contains("Max-Age=0"), "{cleared}");
     // The old app's codes do not work any more.
     app.clock.advance(Duration::seconds(30));
     assert_eq!(

@@ -209,22 +209,27 @@ impl TestApp {
     }
 
     /// Signs a customer in to the built-in directory of tenant `acme`: their bearer token.
-    /// Opens a reset link as a browser does (SECURITY.md T10): while usable, the link answers
-    /// 303 to `../reset` with its token in an HttpOnly cookie for that page, and the page is
-    /// read with the cookie; a link that is not usable answers its own page at once.
+    /// Opens a reset link as a browser does ([`TestApp::open_link`]).
     pub async fn open_reset_link(&self, token: &str) -> Response {
-        let link = self.client.get(format!("{}/reset/{token}", self.base)).send().await.expect("get");
+        self.open_link("reset", token).await
+    }
+
+    /// Opens the link `/{page}/{token}` as a browser does (SECURITY.md T10): while usable, it
+    /// answers 303 to `../{page}` with its token in an HttpOnly cookie for that page alone, and
+    /// the page is read with the cookie; a link that is not usable answers its own page at once.
+    pub async fn open_link(&self, page: &str, token: &str) -> Response {
+        let link = self.client.get(format!("{}/{page}/{token}", self.base)).send().await.expect("get");
         if link.status() != StatusCode::SEE_OTHER {
             return link;
         }
-        assert_eq!(link.headers()["location"], "../reset", "relative, under the configured path");
+        assert_eq!(link.headers()["location"], format!("../{page}"), "relative, under the configured path");
         let cookie = link.headers()["set-cookie"].to_str().expect("ascii").to_owned();
-        assert!(cookie.starts_with(&format!("regain_reset={token};")), "{cookie}");
-        for attribute in ["; Path=/reset;", "; HttpOnly;", "; SameSite=Lax;"] {
-            assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+        assert!(cookie.starts_with(&format!("regain_{page}={token};")), "{cookie}");
+        for attribute in [format!("; Path=/{page};"), "; HttpOnly;".into(), "; SameSite=Lax;".into()] {
+            assert!(cookie.contains(&attribute), "{attribute} missing: {cookie}");
         }
-        let page = self.client.get(format!("{}/reset", self.base)).header("cookie", format!("regain_reset={token}"));
-        page.send().await.expect("get")
+        let url = format!("{}/{page}", self.base);
+        self.client.get(url).header("cookie", format!("regain_{page}={token}")).send().await.expect("get")
     }
 
     pub async fn customer_session(&self, username: &str, password: &str) -> String {

@@ -520,17 +520,24 @@ async fn confirmation_links_approve_or_stop_the_case() {
     let page_path = link.trim_start_matches(&app.state.config.public_url).to_owned();
     assert!(page_path.starts_with("/verify/"), "built from the configured origin: {link}");
     for _ in 0..2 {
-        let page = app.client.get(format!("{}{page_path}", app.base)).send().await.expect("page");
+        let page = app.open_link("verify", page_path.trim_start_matches("/verify/")).await;
         assert_eq!(page.status(), StatusCode::OK);
         let html = page.text().await.expect("html");
         assert!(html.contains("acme Inc. support is verifying you") && html.contains("a password reset"), "{html}");
     }
-    let approve = app.client.post(format!("{}{page_path}", app.base)).form(&[("decision", "approve")]).send().await;
-    assert_eq!(approve.expect("post").status(), StatusCode::OK);
+    // The page's form, with the token in its cookie (T10): answered, and the cookie cleared.
+    let cookie = format!("regain_verify={}", page_path.trim_start_matches("/verify/"));
+    let approve = app.client.post(format!("{}/verify", app.base)).header("cookie", &cookie);
+    let approve = approve.form(&[("decision", "approve")]).send().await.expect("post");
+    assert_eq!(approve.status(), StatusCode::OK);
+    let cleared = approve.headers()["set-cookie"].to_str().expect("ascii").to_owned();
+    assert!(cleared.starts_with("regain_verify=;") && cleared.contains("Max-Age=0"), "{cleared}");
     let view = app.get_ok(&d.agent, &path(&id, "verification")).await;
     assert_eq!(view["assessment"]["satisfied"], true, "{view}");
     let again = app.client.post(format!("{}{page_path}", app.base)).form(&[("decision", "approve")]).send().await;
     assert_eq!(again.expect("post").status(), StatusCode::GONE, "single use");
+    let again = app.client.post(format!("{}/verify", app.base)).header("cookie", &cookie);
+    assert_eq!(again.form(&[("decision", "approve")]).send().await.expect("post").status(), StatusCode::GONE);
 
     let other = d.identified(&app, "password_reset").await;
     app.post_ok(
