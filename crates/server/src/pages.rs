@@ -208,13 +208,13 @@ async fn answered(state: &AppState, token: &str, client: ClientInfo, form: Decis
         "deny" => false,
         _ => return page(StatusCode::BAD_REQUEST, "Not understood", "<h1>Please use one of the buttons</h1>"),
     };
-    let Some(link) = pending(&state, &token).await else { return gone() };
+    let Some(link) = pending(state, token).await else { return gone() };
     let ctx = AttemptContext { actor: Actor::Customer { id: link.customer_id }, ip: client.ip, at: state.now() };
     // The case is read again if it changes between reading and answering.
     let mut answered = None;
     for _ in 0..5 {
         let Ok(Some(case)) = state.store.case(link.tenant_id, link.case_id).await else { return gone() };
-        match state.store.answer_link(&case, &token, approve, &ctx).await {
+        match state.store.answer_link(&case, token, approve, &ctx).await {
             Ok(LinkAnswer::Answered(_)) => {
                 answered = Some(case);
                 break;
@@ -255,7 +255,7 @@ async fn answered(state: &AppState, token: &str, client: ClientInfo, form: Decis
     // The link is closed as repudiated; stopping the case follows (retried on conflicts). If it
     // still fails, the timeline holds the repudiation for the security team, and the log says so.
     let refreshed = state.store.case(case.tenant_id, case.id).await.ok().flatten().unwrap_or(case);
-    if let Err(e) = repudiate_from_link(&state, &refreshed, link.customer_id).await {
+    if let Err(e) = repudiate_from_link(state, &refreshed, link.customer_id).await {
         tracing::error!(case_id = %refreshed.id, error = %e, "could not stop the case after 'this wasn't me'");
     }
     page(

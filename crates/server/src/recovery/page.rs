@@ -490,7 +490,7 @@ async fn submit_enroll(
 
 async fn enroll_step(state: &AppState, token: &str, form: EnrollStep) -> Response {
     use regain_core::totp::{encode_secret, otpauth_uri, verify_totp, TotpParams};
-    let Some((link, tenant)) = enroll_link(&state, &token).await else { return gone() };
+    let Some((link, tenant)) = enroll_link(state, token).await else { return gone() };
     let Ok(Some(customer)) = state.store.customer(link.tenant_id, link.customer_id).await else { return gone() };
     let name = escape(&tenant.display_name);
     let actor = Actor::Customer { id: customer.id };
@@ -571,7 +571,7 @@ async fn enroll_step(state: &AppState, token: &str, form: EnrollStep) -> Respons
             };
             let factor = "An authenticator app";
             if let Err(e) =
-                crate::routes::factors::notify_factor(&state, tenant.id, customer.id, case.as_ref(), factor).await
+                crate::routes::factors::notify_factor(state, tenant.id, customer.id, case.as_ref(), factor).await
             {
                 tracing::error!(error = %e, "could not queue the notice of a new authenticator app");
             }
