@@ -90,6 +90,22 @@ impl LinkPage {
         crate::auth::cookie(headers, &self.cookie_name()).filter(|t| !t.is_empty())
     }
 
+    /// The token of a form posted to the page, once the form is shown to be the page's own for
+    /// the cookie's link: posted from this origin (`Sec-Fetch-Site`, where the browser sends
+    /// it), and carrying the link's [`form_binding`].
+    pub(crate) fn posted(&self, headers: &HeaderMap, link: &str) -> Result<String, NotPosted> {
+        let token = self.token(headers).ok_or(NotPosted::NoCookie)?;
+        let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+        if site.is_some_and(|s| s != "same-origin") {
+            return Err(NotPosted::OtherSite);
+        }
+        let expected = form_binding(&token);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), link.as_bytes())) {
+            return Err(NotPosted::OtherLink);
+        }
+        Ok(token)
+    }
+
     /// The answer to the link while it is usable: its token in the cookie until `expires_at`
     /// (at most a day), and the page.
     pub(crate) fn moved(&self, state: &AppState, token: &str, expires_at: regain_core::Timestamp) -> Response {
@@ -118,10 +134,65 @@ impl LinkPage {
             self.0
         );
         if let Ok(cookie) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().insert(header::SET_COOKIE, cookie);
+            response.headers_mut().append(header::SET_COOKIE, cookie);
         }
         response
     }
+}
+
+/// Why a form posted to a link page is not taken; nothing is changed.
+pub(crate) enum NotPosted {
+    /// No cookie came with it ([`no_cookie`]).
+    NoCookie,
+    /// Another site's form, though SameSite let the cookie through.
+    OtherSite,
+    /// A form for another link: one opened since replaced the cookie, or one planted it.
+    OtherLink,
+}
+
+impl IntoResponse for NotPosted {
+    fn into_response(self) -> Response {
+        match self {
+            Self::NoCookie => no_cookie(),
+            Self::OtherSite => page(
+                StatusCode::FORBIDDEN,
+                "Not sent from this page",
+                "<h1>This was not sent from our page</h1><p>Nothing was changed. Open the link from your message \
+                 and use the form there.</p>",
+            ),
+            Self::OtherLink => page(
+                StatusCode::CONFLICT,
+                "Another link",
+                "<h1>This page is for another link</h1><p>Nothing was changed. A link opened since, in another \
+                 tab or window, took its place. Open the link from your message again.</p>",
+            ),
+        }
+    }
+}
+
+/// What a link page's form carries to tie it to the link it was shown for (`link`, hidden): a
+/// hash of the token, which only someone holding the token can make — so a form on another
+/// page cannot post for it, even from a site SameSite lets through — and which the cookie of a
+/// link opened since (another tab, or one planted from someone else's link) does not match.
+pub(crate) fn form_binding(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(b"regain link form\0").chain_update(token.as_bytes()).finalize();
+    data_encoding::BASE64URL_NOPAD.encode(&digest[..16])
+}
+
+/// The hidden field of [`form_binding`].
+pub(crate) fn binding_field(token: &str) -> String {
+    format!("<input type=\"hidden\" name=\"link\" value=\"{}\">", form_binding(token))
+}
+
+/// A link page opened without its cookie: a browser that keeps none, or the page's address
+/// typed or bookmarked.
+pub(crate) fn no_cookie() -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Open the link again",
+        "<h1>Please open the link from your message again</h1><p>This page keeps the link out of the address bar          with a cookie, and this browser did not send it: allow cookies for this site, then open the link again.          Nothing was changed.</p>",
+    )
 }
 
 async fn pending(state: &AppState, token: &str) -> Option<LinkChallenge> {
@@ -139,7 +210,7 @@ async fn open(State(state): State<AppState>, Path(token): Path<String>) -> Respo
 
 /// The page, for the link whose token the cookie holds.
 async fn show_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(token) = VERIFY_PAGE.token(&headers) else { return gone() };
+    let Some(token) = VERIFY_PAGE.token(&headers) else { return no_cookie() };
     let response = show(&state, &token).await;
     if response.status() == StatusCode::GONE {
         return VERIFY_PAGE.cleared(&state, response);
@@ -160,13 +231,14 @@ async fn show(state: &AppState, token: &str) -> Response {
          <p>Someone is talking to {tenant_name} support about <strong>{purpose}</strong> for your account, \
          through {channel}. If that is you, approve below. If it is not, tell us: we will stop the request and our \
          security team will look into it.</p>\
-         <form method=\"post\"><input type=\"hidden\" name=\"decision\" value=\"approve\">\
+         <form method=\"post\"><input type=\"hidden\" name=\"decision\" value=\"approve\">{binding}\
          <button class=\"approve\" type=\"submit\">Approve: this is me</button></form>\
-         <form method=\"post\"><input type=\"hidden\" name=\"decision\" value=\"deny\">\
+         <form method=\"post\"><input type=\"hidden\" name=\"decision\" value=\"deny\">{binding}\
          <button class=\"deny\" type=\"submit\">This wasn't me</button></form>\
          <p class=\"muted\">This link was sent to {destination} and works once, until {until}.</p>",
         purpose = purpose(case.kind),
         channel = case.channel,
+        binding = binding_field(token),
         destination = escape(&link.destination),
         until = link.expires_at.format("%Y-%m-%d %H:%M UTC"),
     );
@@ -176,6 +248,9 @@ async fn show(state: &AppState, token: &str) -> Response {
 #[derive(Deserialize)]
 struct Decision {
     decision: String,
+    /// [`form_binding`]: checked on the page the cookie serves.
+    #[serde(default)]
+    link: String,
 }
 
 /// The page's form: the token is the cookie's, cleared once the link is answered or over.
@@ -185,12 +260,16 @@ async fn answer_page(
     client: ClientInfo,
     Form(form): Form<Decision>,
 ) -> Response {
-    let Some(token) = VERIFY_PAGE.token(&headers) else { return gone() };
+    let token = match VERIFY_PAGE.posted(&headers, &form.link) {
+        Ok(token) => token,
+        Err(refused) => return refused.into_response(),
+    };
     let response = answered(&state, &token, client, form).await;
-    if pending(&state, &token).await.is_none() {
-        return VERIFY_PAGE.cleared(&state, response);
+    // Answered (either way) or over: the cookie goes.
+    match response.status() {
+        StatusCode::OK | StatusCode::GONE => VERIFY_PAGE.cleared(&state, response),
+        _ => response,
     }
-    response
 }
 
 async fn answer(

@@ -61,11 +61,20 @@ pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing:
     tracing::info_span!("request", request_id, method = %request.method(), path = %path)
 }
 
-/// The path as logs may show it: a path that carries a secret (a confirmation link's token) has
-/// it replaced, so no log line can replay the link (SECURITY.md L2, T2).
+/// The pages whose path carries a customer link's token.
+const LINK_PAGES: [(&str, &str); 4] = [
+    ("/verify/", "/verify/<token>"),
+    ("/reset/", "/reset/<token>"),
+    ("/enroll/", "/enroll/<token>"),
+    ("/report/", "/report/<token>"),
+];
+
+/// The path as logs may show it: a path that carries a secret (a customer link's token: the
+/// confirmation, reset, re-enrollment and report links) has it replaced, so no log line can
+/// replay the link (SECURITY.md L2, T2).
 pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
-    match path.strip_prefix("/verify/") {
-        Some(_) => std::borrow::Cow::Borrowed("/verify/<token>"),
+    match LINK_PAGES.iter().find(|(prefix, _)| path.starts_with(prefix)) {
+        Some((_, redacted)) => std::borrow::Cow::Borrowed(redacted),
         None => std::borrow::Cow::Borrowed(path),
     }
 }
@@ -105,8 +114,12 @@ mod loggable_path_tests {
     use super::loggable_path;
 
     #[test]
-    fn a_confirmation_link_token_never_reaches_a_log_line() {
-        assert_eq!(loggable_path("/verify/Zm9vYmFyYmF6cXV4"), "/verify/<token>");
+    fn a_customer_links_token_never_reaches_a_log_line() {
+        for page in ["verify", "reset", "enroll", "report"] {
+            assert_eq!(loggable_path(&format!("/{page}/Zm9vYmFyYmF6cXV4")), format!("/{page}/<token>"));
+            // The page the token moved to carries none.
+            assert_eq!(loggable_path(&format!("/{page}")), format!("/{page}"));
+        }
         assert_eq!(loggable_path("/api/v1/cases/01a2/verification"), "/api/v1/cases/01a2/verification");
     }
 }

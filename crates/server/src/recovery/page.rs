@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Form, Router};
 use regain_core::case::{CaseCommand, NewCase};
@@ -14,7 +14,7 @@ use regain_store::{Effect, LinkPurpose, StoreError};
 use serde::Deserialize;
 
 use super::reset::{self, ResetRefused};
-use crate::pages::{escape, gone, page, ENROLL_PAGE, RESET_PAGE};
+use crate::pages::{binding_field, escape, gone, no_cookie, page, ENROLL_PAGE, RESET_PAGE};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -26,7 +26,8 @@ pub fn router() -> Router<AppState> {
         .route("/enroll", get(show_enroll_page).post(submit_enroll_page))
 }
 
-fn reset_form(tenant: &str, error: Option<&str>) -> String {
+/// The reset form for the link `token`.
+fn reset_form(tenant: &str, token: &str, error: Option<&str>) -> String {
     let rules = PasswordRules::default();
     let error = error
         .map(|e| {
@@ -39,7 +40,7 @@ fn reset_form(tenant: &str, error: Option<&str>) -> String {
     let described = if error.is_empty() { "rules" } else { "problem rules" };
     format!(
         "<h1>Choose a new password for {tenant}</h1>{error}\
-         <form method=\"post\">\
+         <form method=\"post\">{binding}\
          <label for=\"password\">New password</label>\
          <span class=\"hint\" id=\"rules\">At least {min} characters; a few unrelated words make a strong one. \
          Not your name, username or email, and not a common password.</span>\
@@ -53,6 +54,7 @@ fn reset_form(tenant: &str, error: Option<&str>) -> String {
          signed in to your account is signed out, and you sign in again with the new one.</p>",
         min = rules.min_chars,
         max = rules.max_chars,
+        binding = binding_field(token),
     )
 }
 
@@ -69,15 +71,26 @@ async fn open_reset(State(state): State<AppState>, Path(token): Path<String>) ->
 
 /// The reset page, for the link whose token the cookie holds.
 async fn show_reset(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(token) = RESET_PAGE.token(&headers) else { return gone() };
+    let Some(token) = RESET_PAGE.token(&headers) else { return no_cookie() };
     match reset::open(&state, &token).await {
         Ok(open) => {
             let tenant = escape(&open.tenant.display_name);
-            page(StatusCode::OK, &format!("{} password reset", open.tenant.display_name), &reset_form(&tenant, None))
+            let form = reset_form(&tenant, &token, None);
+            page(StatusCode::OK, &format!("{} password reset", open.tenant.display_name), &form)
         }
         Err(ResetRefused::Held(_)) => held(),
-        Err(_) => RESET_PAGE.cleared(&state, gone()),
+        Err(ResetRefused::Gone) => RESET_PAGE.cleared(&state, gone()),
+        // The link may well still work: the cookie stays for the next try.
+        Err(_) => try_again(),
     }
+}
+
+fn try_again() -> Response {
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again",
+        "<h1>Please try again in a moment</h1><p>We could not finish this just now. Nothing was changed, and your          link still works.</p>",
+    )
 }
 
 /// Another recovery of the customer holds the reset (SECURITY.md G5). Which one, and its case,
@@ -96,6 +109,9 @@ fn held() -> Response {
 struct NewPassword {
     password: String,
     confirm: String,
+    /// [`crate::pages::form_binding`]: checked on the page the cookie serves.
+    #[serde(default)]
+    link: String,
 }
 
 /// The reset page's form: the token is the cookie's.
@@ -104,13 +120,16 @@ async fn submit_reset_form(
     headers: HeaderMap,
     Form(form): Form<NewPassword>,
 ) -> Response {
-    let Some(token) = RESET_PAGE.token(&headers) else { return gone() };
+    let token = match RESET_PAGE.posted(&headers, &form.link) {
+        Ok(token) => token,
+        Err(refused) => return refused.into_response(),
+    };
     let response = new_password(&state, &token, &form).await;
-    // Set, or over (used, expired, or refused by the account system: the customer goes back to
-    // support): the cookie goes too, and the browser keeps nothing of the link (P1). A refused
-    // password, a hold or a hiccup keeps it for the next try.
-    match response.status() {
-        StatusCode::OK | StatusCode::GONE | StatusCode::BAD_GATEWAY => RESET_PAGE.cleared(&state, response),
+    // Set, or over (used or expired): the cookie goes too, and the browser keeps nothing of the
+    // link (P1). A refused password, a hold, a hiccup, or a change the account system refused
+    // (the link given back) keep it for the next try.
+    match reset::open(&state, &token).await {
+        Err(ResetRefused::Gone) => RESET_PAGE.cleared(&state, response),
         _ => response,
     }
 }
@@ -147,12 +166,7 @@ async fn new_password(state: &AppState, token: &str, form: &NewPassword) -> Resp
             }
             ResetRefused::Rules(refusal) => refusal.to_string(),
             ResetRefused::Mismatch => "the two passwords differ; type the same password twice".to_owned(),
-            ResetRefused::Busy => return page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again",
-                "<h1>Please try again in a moment</h1><p>We could not finish this just now. Nothing was changed, and \
-                 your link still works.</p>",
-            ),
+            ResetRefused::Busy => return try_again(),
             ResetRefused::Refused(error) => {
                 tracing::error!(%error, "the account system refused a new password");
                 return page(
@@ -184,7 +198,8 @@ async fn new_password(state: &AppState, token: &str, form: &NewPassword) -> Resp
     match reset::open(state, token).await {
         Ok(open) => {
             let tenant = escape(&open.tenant.display_name);
-            page(StatusCode::UNPROCESSABLE_ENTITY, "Choose another password", &reset_form(&tenant, Some(&problem)))
+            let form = reset_form(&tenant, token, Some(&problem));
+            page(StatusCode::UNPROCESSABLE_ENTITY, "Choose another password", &form)
         }
         Err(_) => gone(),
     }
@@ -420,7 +435,7 @@ async fn open_enroll(State(state): State<AppState>, Path(token): Path<String>) -
 
 /// The re-enrollment page, for the link whose token the cookie holds.
 async fn show_enroll_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(token) = ENROLL_PAGE.token(&headers) else { return gone() };
+    let Some(token) = ENROLL_PAGE.token(&headers) else { return no_cookie() };
     let response = show_enroll(&state, &token).await;
     if response.status() == StatusCode::GONE {
         return ENROLL_PAGE.cleared(&state, response);
@@ -434,12 +449,18 @@ async fn submit_enroll_page(
     headers: HeaderMap,
     Form(form): Form<EnrollStep>,
 ) -> Response {
-    let Some(token) = ENROLL_PAGE.token(&headers) else { return gone() };
+    let token = match ENROLL_PAGE.posted(&headers, &form.link) {
+        Ok(token) => token,
+        Err(refused) => return refused.into_response(),
+    };
+    let confirm = form.step == "confirm";
     let response = enroll_step(&state, &token, form).await;
-    if enroll_link(&state, &token).await.is_none() {
-        return ENROLL_PAGE.cleared(&state, response);
+    // Enrolled (the link spent) or over: the cookie goes.
+    match response.status() {
+        StatusCode::GONE => ENROLL_PAGE.cleared(&state, response),
+        StatusCode::OK if confirm => ENROLL_PAGE.cleared(&state, response),
+        _ => response,
     }
-    response
 }
 
 async fn show_enroll(state: &AppState, token: &str) -> Response {
@@ -448,11 +469,12 @@ async fn show_enroll(state: &AppState, token: &str) -> Response {
     let body = format!(
         "<h1>Set up two-step sign-in for {name}</h1><p>You will need an authenticator app on your phone \
          (such as Google Authenticator, Microsoft Authenticator or 1Password).</p>\
-         <form method=\"post\"><input type=\"hidden\" name=\"step\" value=\"start\">\
+         <form method=\"post\"><input type=\"hidden\" name=\"step\" value=\"start\">{binding}\
          <button class=\"approve\" type=\"submit\">Start</button></form>\
          <p class=\"muted\">This link was sent to {destination} and works until {until}.</p>",
         destination = escape(&link.destination),
         until = link.expires_at.format("%Y-%m-%d %H:%M UTC"),
+        binding = binding_field(token),
     );
     page(StatusCode::OK, &format!("{} two-step sign-in", tenant.display_name), &body)
 }
@@ -462,21 +484,25 @@ struct EnrollStep {
     step: String,
     #[serde(default)]
     code: String,
+    /// [`crate::pages::form_binding`]: checked on the page the cookie serves.
+    #[serde(default)]
+    link: String,
 }
 
-fn code_form(name: &str, qr_svg: &str, secret: &str, error: Option<&str>) -> String {
+fn code_form(name: &str, token: &str, qr_svg: &str, secret: &str, error: Option<&str>) -> String {
     let error = error
         .map(|e| format!("<div class=\"error\" role=\"alert\" id=\"problem\">{}</div>", escape(e)))
         .unwrap_or_default();
     format!(
         "<h1>Scan this with your authenticator app</h1>{error}<div aria-hidden=\"true\">{qr_svg}</div>\
          <p>Or type this key into the app: <code>{secret}</code></p>\
-         <form method=\"post\"><input type=\"hidden\" name=\"step\" value=\"confirm\">\
+         <form method=\"post\"><input type=\"hidden\" name=\"step\" value=\"confirm\">{binding}\
          <label for=\"code\">The six-digit code the app shows for {name}</label>\
          <input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\" \
          maxlength=\"6\" required{described}>\
          <button class=\"approve\" type=\"submit\">Finish</button></form>",
         described = if error.is_empty() { "" } else { " aria-describedby=\"problem\"" },
+        binding = binding_field(token),
     )
 }
 
@@ -521,7 +547,7 @@ async fn enroll_step(state: &AppState, token: &str, form: EnrollStep) -> Respons
             let uri = otpauth_uri(&tenant.display_name, &customer.username, &secret, &TotpParams::default());
             let Ok(qr) = qrcode::QrCode::new(uri.as_bytes()) else { return failed(&"QR code") };
             let svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).build();
-            page(StatusCode::OK, "Scan the code", &code_form(&name, &svg, &encode_secret(&secret), None))
+            page(StatusCode::OK, "Scan the code", &code_form(&name, token, &svg, &encode_secret(&secret), None))
         }
         "confirm" => {
             let Ok(Some(pending)) = state.store.customer_totp(tenant.id, customer.id).await else {
@@ -552,6 +578,7 @@ async fn enroll_step(state: &AppState, token: &str, form: EnrollStep) -> Respons
                         .unwrap_or_default();
                     let body = code_form(
                         &name,
+                        token,
                         &svg,
                         &encode_secret(&pending.secret),
                         Some("That code is not right; check the app and its clock, and try the next one."),

@@ -130,6 +130,28 @@ async fn reset_link(app: &TestApp, d: &Desk, id: &str) -> String {
     link_token(&sent[0].body, "reset")
 }
 
+/// T10 behind a proxy that serves Regain under a path of its own (`public_url` with a path):
+/// the mailed link is under it, the redirect stays under it, and the cookie is for the page as
+/// the browser sees it there.
+#[tokio::test]
+async fn a_links_cookie_is_for_the_page_under_the_configured_path() {
+    let config = regain_server::config::ServerConfig {
+        public_url: "https://help.example.com/desk/".into(),
+        ..Default::default()
+    };
+    let app = TestApp::sqlite_with(config).await;
+    let d = desk(&app).await;
+    let id = d.decided(&app, "password_reset").await;
+    app.post_ok(&d.agent, &path(&id, "execute"), json!({}), StatusCode::OK).await;
+    app.perform_actions().await;
+    let body = app.deliver_new().await.into_iter().find(|m| m.body.contains("/reset/")).expect("the link").body;
+    assert!(body.contains("https://help.example.com/desk/reset/"), "{body}");
+    // Opened, as the proxy hands it on with its path taken off: `open_link` checks
+    // `Path=/desk/reset` and the relative redirect, which the browser resolves under /desk.
+    let page = app.open_reset_link(&link_token(&body, "reset")).await;
+    assert_eq!(page.status(), StatusCode::OK);
+}
+
 /// SECURITY.md T8: asking for a reset changes nothing by itself. Fifty requests for Jane's
 /// account (cases opened and identified as hers, past the rate limit of T9), and a reset link
 /// sent but not used: her account is not locked, and her old password still signs her in.
@@ -206,21 +228,37 @@ async fn links_come_from_the_configured_origin_and_a_reset_links_token_leaves_th
     let page = app.open_reset_link(&token).await;
     assert_eq!(page.status(), StatusCode::OK);
     assert_eq!(page.headers()["referrer-policy"], "no-referrer");
-    assert!(!page.text().await.expect("html").contains(&token), "the token is not in the page either");
+    let html = page.text().await.expect("html");
+    assert!(!html.contains(&token), "the token is not in the page either");
+    let link = TestApp::form_link(&html);
     let with_cookie = |method: Method, page: &str| {
         app.client.request(method, format!("{}{page}", app.base)).header("cookie", format!("regain_reset={token}"))
     };
-    let set = with_cookie(Method::POST, "/reset").form(&[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]);
+    // The form is the page's own for this link: not another site's, not another link's, and
+    // not without the cookie. Nothing is changed by any of them.
+    let new = |link: &str| {
+        [("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD), ("link", link)].map(|(k, v)| (k, v.to_owned()))
+    };
+    let forged = with_cookie(Method::POST, "/reset").header("sec-fetch-site", "same-site").form(&new(&link));
+    assert_eq!(forged.send().await.expect("post").status(), StatusCode::FORBIDDEN, "another site's form");
+    let other = with_cookie(Method::POST, "/reset").form(&new("another-links-binding"));
+    assert_eq!(other.send().await.expect("post").status(), StatusCode::CONFLICT, "a form for another link");
+    let bare = app.client.post(format!("{}/reset", app.base)).form(&new(&link)).send().await.expect("post");
+    assert_eq!(bare.status(), StatusCode::BAD_REQUEST, "no cookie");
+    assert_eq!(login(&app, NEW_PASSWORD, None).await.status(), StatusCode::UNAUTHORIZED, "none of them set it");
+    let set = with_cookie(Method::POST, "/reset").header("sec-fetch-site", "same-origin").form(&new(&link));
     let set = set.send().await.expect("post");
     assert_eq!(set.status(), StatusCode::OK);
     let cleared = set.headers()["set-cookie"].to_str().expect("ascii").to_owned();
     assert!(cleared.starts_with("regain_reset=;") && cleared.contains("Max-Age=0"), "{cleared}");
     assert_eq!(login(&app, NEW_PASSWORD, None).await.status(), StatusCode::OK, "set through the cookie");
-    // Spent: the page with the old cookie, the link, and the page with no cookie are gone.
+    // Spent: the page with the old cookie and the link are gone; the page with no cookie says
+    // to open the link again.
     assert_eq!(with_cookie(Method::GET, "/reset").send().await.expect("get").status(), StatusCode::GONE);
     assert_eq!(app.open_reset_link(&token).await.status(), StatusCode::GONE);
     let bare = app.client.get(format!("{}/reset", app.base)).send().await.expect("get");
-    assert_eq!(bare.status(), StatusCode::GONE);
+    assert_eq!(bare.status(), StatusCode::BAD_REQUEST);
+    assert!(bare.text().await.expect("html").contains("open the link from your message again"));
 }
 
 /// The loop: a locked-out customer → case → identified → verified → risk → reset link
@@ -242,7 +280,6 @@ async fn a_password_reset_runs_the_whole_loop(app: &TestApp) {
     // Opening the page changes nothing and signs nobody in.
     let page = app.open_reset_link(&token).await;
     assert_eq!(page.status(), StatusCode::OK);
-    assert!(!page.headers().contains_key("set-cookie"));
     let html = page.text().await.expect("html");
     assert!(html.contains("autocomplete=\"new-password\"") && html.contains("<label for=\"password\""), "{html}");
 
@@ -825,6 +862,7 @@ async fn an_mfa_reset_removes_the_factors_and_the_link_sets_up_a_new_one() {
     // is refused; the right one turns two-step sign-in on again.
     let page = app.open_link("enroll", &token).await;
     assert_eq!(page.status(), StatusCode::OK);
+    let link = TestApp::form_link(&page.text().await.expect("html"));
     let (status, _, html) = form(&app, &format!("/enroll/{token}"), &[("step", "start")]).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("<svg"), "a QR code");
@@ -843,7 +881,7 @@ async fn an_mfa_reset_removes_the_factors_and_the_link_sets_up_a_new_one() {
     assert_eq!(status, StatusCode::GONE, "the link works once");
     let with_cookie =
         app.client.post(format!("{}/enroll", app.base)).header("cookie", format!("regain_enroll={token}"));
-    let spent = with_cookie.form(&[("step", "start")]).send().await.expect("post");
+    let spent = with_cookie.form(&[("step", "start"), ("link", &link)]).send().await.expect("post");
     assert_eq!(spent.status(), StatusCode::GONE, "also from the page's cookie (T10)");
     let cleared = spent.headers()["set-cookie"].to_str().expect("ascii").to_owned();
     assert!(cleared.starts_with("regain_enroll=;") && cleared.contains("Max-Age=0"), "{cleared}");

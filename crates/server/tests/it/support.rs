@@ -42,11 +42,16 @@ pub struct TestStaff {
 
 impl TestApp {
     pub async fn sqlite() -> Self {
+        Self::sqlite_with(ServerConfig::default()).await
+    }
+
+    /// A SQLite app with these settings.
+    pub async fn sqlite_with(config: ServerConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::connect(&SqliteConfig::for_file(&dir.path().join("regain.db"))).await.expect("sqlite");
         store.migrate().await.expect("migrate");
         regain_store::conformance::unlock(&store).await;
-        Self::start(Arc::new(store), Some(dir), ServerConfig::default()).await
+        Self::start(Arc::new(store), Some(dir), config).await
     }
 
     pub async fn postgres() -> Self {
@@ -208,7 +213,13 @@ impl TestApp {
         request.send().await.expect("request")
     }
 
-    /// Signs a customer in to the built-in directory of tenant `acme`: their bearer token.
+    /// The hidden `link` value of a link page's form (its binding to the link, T10).
+    pub fn form_link(html: &str) -> String {
+        let start =
+            html.find("name=\"link\" value=\"").expect("the form's link field") + "name=\"link\" value=\"".len();
+        html[start..].split('"').next().expect("value").to_owned()
+    }
+
     /// Opens a reset link as a browser does ([`TestApp::open_link`]).
     pub async fn open_reset_link(&self, token: &str) -> Response {
         self.open_link("reset", token).await
@@ -223,15 +234,35 @@ impl TestApp {
             return link;
         }
         assert_eq!(link.headers()["location"], format!("../{page}"), "relative, under the configured path");
-        let cookie = link.headers()["set-cookie"].to_str().expect("ascii").to_owned();
+        let cookies: Vec<_> = link.headers().get_all("set-cookie").iter().collect();
+        assert_eq!(cookies.len(), 1, "the link's cookie alone, no session: {cookies:?}");
+        let cookie = cookies[0].to_str().expect("ascii").to_owned();
         assert!(cookie.starts_with(&format!("regain_{page}={token};")), "{cookie}");
-        for attribute in [format!("; Path=/{page};"), "; HttpOnly;".into(), "; SameSite=Lax;".into()] {
+        let path = reqwest::Url::parse(&self.state.config.public_url)
+            .expect("public_url")
+            .path()
+            .trim_end_matches('/')
+            .to_owned();
+        let mut attributes = vec![format!("; Path={path}/{page};"), "; HttpOnly;".into(), "; SameSite=Lax;".into()];
+        if self.state.config.cookie_secure {
+            attributes.push("; Secure".into());
+        }
+        for attribute in attributes {
             assert!(cookie.contains(&attribute), "{attribute} missing: {cookie}");
         }
+        let max_age: i64 = cookie
+            .split("Max-Age=")
+            .nth(1)
+            .and_then(|v| v.split(';').next())
+            .expect("Max-Age")
+            .parse()
+            .expect("seconds");
+        assert!((1..=24 * 3600).contains(&max_age), "for the link's life, at most a day: {cookie}");
         let url = format!("{}/{page}", self.base);
         self.client.get(url).header("cookie", format!("regain_{page}={token}")).send().await.expect("get")
     }
 
+    /// Signs a customer in to the built-in directory of tenant `acme`: their bearer token.
     pub async fn customer_session(&self, username: &str, password: &str) -> String {
         let body = serde_json::json!({"username": username, "password": password});
         let login = self.call(Method::POST, "/api/v1/directory/acme/login", None, Some(body)).await;

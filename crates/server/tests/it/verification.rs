@@ -519,16 +519,18 @@ async fn confirmation_links_approve_or_stop_the_case() {
     let link = link_of(&app.sent().last().expect("message").body);
     let page_path = link.trim_start_matches(&app.state.config.public_url).to_owned();
     assert!(page_path.starts_with("/verify/"), "built from the configured origin: {link}");
+    let mut link = String::new();
     for _ in 0..2 {
         let page = app.open_link("verify", page_path.trim_start_matches("/verify/")).await;
         assert_eq!(page.status(), StatusCode::OK);
         let html = page.text().await.expect("html");
         assert!(html.contains("acme Inc. support is verifying you") && html.contains("a password reset"), "{html}");
+        link = TestApp::form_link(&html);
     }
     // The page's form, with the token in its cookie (T10): answered, and the cookie cleared.
     let cookie = format!("regain_verify={}", page_path.trim_start_matches("/verify/"));
     let approve = app.client.post(format!("{}/verify", app.base)).header("cookie", &cookie);
-    let approve = approve.form(&[("decision", "approve")]).send().await.expect("post");
+    let approve = approve.form(&[("decision", "approve"), ("link", &link)]).send().await.expect("post");
     assert_eq!(approve.status(), StatusCode::OK);
     let cleared = approve.headers()["set-cookie"].to_str().expect("ascii").to_owned();
     assert!(cleared.starts_with("regain_verify=;") && cleared.contains("Max-Age=0"), "{cleared}");
@@ -537,7 +539,8 @@ async fn confirmation_links_approve_or_stop_the_case() {
     let again = app.client.post(format!("{}{page_path}", app.base)).form(&[("decision", "approve")]).send().await;
     assert_eq!(again.expect("post").status(), StatusCode::GONE, "single use");
     let again = app.client.post(format!("{}/verify", app.base)).header("cookie", &cookie);
-    assert_eq!(again.form(&[("decision", "approve")]).send().await.expect("post").status(), StatusCode::GONE);
+    let again = again.form(&[("decision", "approve"), ("link", &link)]).send().await.expect("post");
+    assert_eq!(again.status(), StatusCode::GONE);
 
     let other = d.identified(&app, "password_reset").await;
     app.post_ok(
