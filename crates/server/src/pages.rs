@@ -69,10 +69,11 @@ pub(crate) fn gone() -> Response {
 
 /// A customer link whose token moves out of the URL (SECURITY.md T10): `/{page}/{token}`
 /// answers, while the link is usable, with the token in an HttpOnly cookie for `/{page}` alone
-/// and a redirect there, so the token leaves the address bar, the browser's history and any log
-/// of the page's URL. The page then reads the token from the cookie, and clears it once the link
-/// is over. (The form posted to `/{page}/{token}` itself still answers, for a client that keeps
-/// no cookie.)
+/// and a redirect there, so the token is out of the address bar and the page's URL (the link
+/// itself is still the first request a proxy sees; Regain's own logs redact it,
+/// `telemetry::loggable_path`). The page then reads the token from the cookie, its form is bound
+/// to the link ([`form_binding`]), and the cookie is cleared once the link is over. (The form
+/// posted to `/{page}/{token}` itself still answers, for a client that keeps no cookie.)
 pub(crate) struct LinkPage(pub &'static str);
 
 /// The password reset, the re-enrollment after an MFA reset and the confirmation link.
