@@ -76,10 +76,12 @@ pub(crate) fn gone() -> Response {
 /// posted to `/{page}/{token}` itself still answers, for a client that keeps no cookie.)
 pub(crate) struct LinkPage(pub &'static str);
 
-/// The password reset, the re-enrollment after an MFA reset and the confirmation link.
+/// The password reset, the re-enrollment after an MFA reset, the confirmation link and the
+/// "this wasn't me" of every notice.
 pub(crate) const RESET_PAGE: LinkPage = LinkPage("reset");
 pub(crate) const ENROLL_PAGE: LinkPage = LinkPage("enroll");
 pub(crate) const VERIFY_PAGE: LinkPage = LinkPage("verify");
+pub(crate) const REPORT_PAGE: LinkPage = LinkPage("report");
 
 impl LinkPage {
     fn cookie_name(&self) -> String {

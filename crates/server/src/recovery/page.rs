@@ -14,14 +14,15 @@ use regain_store::{Effect, LinkPurpose, StoreError};
 use serde::Deserialize;
 
 use super::reset::{self, ResetRefused};
-use crate::pages::{binding_field, escape, gone, no_cookie, page, ENROLL_PAGE, RESET_PAGE};
+use crate::pages::{binding_field, escape, gone, no_cookie, page, ENROLL_PAGE, REPORT_PAGE, RESET_PAGE};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/reset/{token}", get(open_reset).post(submit_reset))
         .route("/reset", get(show_reset).post(submit_reset_form))
-        .route("/report/{token}", get(show_report).post(submit_report))
+        .route("/report/{token}", get(open_report).post(submit_report))
+        .route("/report", get(show_report_page).post(submit_report_page))
         .route("/enroll/{token}", get(open_enroll).post(submit_enroll))
         .route("/enroll", get(show_enroll_page).post(submit_enroll_page))
 }
@@ -205,9 +206,32 @@ async fn new_password(state: &AppState, token: &str, form: &NewPassword) -> Resp
     }
 }
 
-async fn show_report(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let usable = state.store.customer_link(&token).await.ok().flatten().filter(|l| l.purpose == LinkPurpose::Report);
-    let Some(link) = usable.filter(|l| l.usable(state.now())) else { return gone() };
+/// The report link, while usable.
+async fn report_link(state: &AppState, token: &str) -> Option<regain_store::CustomerLink> {
+    let link = state.store.customer_link(token).await.ok().flatten().filter(|l| l.purpose == LinkPurpose::Report)?;
+    link.usable(state.now()).then_some(link)
+}
+
+/// The report link from a notice (T10, [`LinkPage`](crate::pages::LinkPage)).
+async fn open_report(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    match report_link(&state, &token).await {
+        Some(link) => REPORT_PAGE.moved(&state, &token, link.expires_at),
+        None => gone(),
+    }
+}
+
+/// The report page, for the link whose token the cookie holds.
+async fn show_report_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = REPORT_PAGE.token(&headers) else { return no_cookie() };
+    let response = show_report(&state, &token).await;
+    if response.status() == StatusCode::GONE {
+        return REPORT_PAGE.cleared(&state, response);
+    }
+    response
+}
+
+async fn show_report(state: &AppState, token: &str) -> Response {
+    let Some(link) = report_link(state, token).await else { return gone() };
     let Ok(Some(record)) = state.store.tenant(link.tenant_id).await else { return gone() };
     let tenant = escape(&record.display_name);
     let what = match link.case_id {
@@ -218,10 +242,11 @@ async fn show_report(State(state): State<AppState>, Path(token): Path<String>) -
         "<h1>Was this not you?</h1><p>If you did not {what}, tell us below. We will \
          sign every device out of your account, stop what can still be stopped, and our security team will contact \
          you at a registered address.</p>\
-         <form method=\"post\"><input type=\"hidden\" name=\"decision\" value=\"report\">\
+         <form method=\"post\"><input type=\"hidden\" name=\"decision\" value=\"report\">{binding}\
          <button class=\"deny\" type=\"submit\">This wasn't me</button></form>\
          <p class=\"muted\">This link was sent to {destination}.</p>",
         destination = escape(&link.destination),
+        binding = binding_field(token),
     );
     page(StatusCode::OK, &format!("{}: this wasn't me", record.display_name), &body)
 }
@@ -229,13 +254,33 @@ async fn show_report(State(state): State<AppState>, Path(token): Path<String>) -
 #[derive(Deserialize)]
 struct Report {
     decision: String,
+    /// [`crate::pages::form_binding`]: checked on the page the cookie serves.
+    #[serde(default)]
+    link: String,
+}
+
+/// The report page's form: the token is the cookie's, cleared once the link is used or over.
+async fn submit_report_page(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<Report>) -> Response {
+    let token = match REPORT_PAGE.posted(&headers, &form.link) {
+        Ok(token) => token,
+        Err(refused) => return refused.into_response(),
+    };
+    let response = reported(&state, &token, &form).await;
+    match response.status() {
+        StatusCode::OK | StatusCode::GONE => REPORT_PAGE.cleared(&state, response),
+        _ => response,
+    }
 }
 
 async fn submit_report(State(state): State<AppState>, Path(token): Path<String>, Form(form): Form<Report>) -> Response {
+    reported(&state, &token, &form).await
+}
+
+async fn reported(state: &AppState, token: &str, form: &Report) -> Response {
     if form.decision != "report" {
         return page(StatusCode::BAD_REQUEST, "Not understood", "<h1>Please use the button</h1>");
     }
-    match report(&state, &token).await {
+    match report(state, token).await {
         Ok(true) => page(
             StatusCode::OK,
             "Reported",

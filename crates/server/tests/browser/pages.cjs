@@ -120,16 +120,15 @@ async function reset(page, context, base, token, password) {
   check(reused.status() === 410, `a used link answered ${reused.status()}`);
 }
 
-async function report(page, base, token) {
-  const url = `${base}/report/${token}`;
-  const opened = await page.goto(url);
-  check(opened.status() === 200, `the report page answered ${opened.status()}`);
+async function report(page, context, base, token) {
+  const url = await openLink(page, context, base, 'report', token);
   await page.getByRole('heading', { level: 1, name: 'Was this not you?' }).waitFor();
   await accessible(page, 'the report page');
   const answered = await submit(page, url, "This wasn't me");
   check(answered.status() === 200, `the report answered ${answered.status()}`);
   await page.getByRole('heading', { level: 1, name: /we are on it/ }).waitFor();
   await accessible(page, 'the report confirmation');
+  check((await context.cookies()).length === 0, 'the used link left its cookie behind');
 }
 
 // RFC 6238 with the defaults (SHA-1, 30 s, 6 digits), as an authenticator app computes it from
@@ -220,7 +219,7 @@ async function main() {
     } else if (mode === 'enroll') {
       await enroll(page, context, base, token, Number(extra));
     } else {
-      await report(page, base, token);
+      await report(page, context, base, token);
     }
   } finally {
     await browser.close();

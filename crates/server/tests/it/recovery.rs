@@ -587,7 +587,7 @@ async fn this_wasnt_me_from_a_notice_opens_a_security_case() {
     let report = link_token(&sms.body, "report");
 
     // Opening the page changes nothing.
-    let page = app.client.get(format!("{}/report/{report}", app.base)).send().await.expect("get");
+    let page = app.open_link("report", &report).await;
     assert_eq!(page.status(), StatusCode::OK);
     assert_eq!(app.get_ok(&session, "/api/v1/directory/acme/me").await["username"], "jane");
     // A report link does not open the reset page, nor a reset link the report page.
@@ -655,13 +655,18 @@ async fn this_wasnt_me_from_a_new_sign_in_method_notice_opens_a_security_case() 
     }
     let email = notices.iter().find(|m| matches!(m.to, regain_delivery::Address::Email(_))).expect("email");
     let report = link_token(&email.body, "report");
-    let page = app.client.get(format!("{}/report/{report}", app.base)).send().await.expect("get");
+    let page = app.open_link("report", &report).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("html");
     assert!(html.contains("If you did not set up this sign-in method yourself"), "{html}");
 
-    let (status, _, html) = form(&app, &format!("/report/{report}"), &[("decision", "report")]).await;
-    assert_eq!(status, StatusCode::OK, "{html}");
+    // Reported from the page, its token in the cookie (T10): the cookie goes with the link.
+    let submit = app.client.post(format!("{}/report", app.base)).header("cookie", format!("regain_report={report}"));
+    let submitted = submit.form(&[("decision", "report"), ("link", &TestApp::form_link(&html))]).send().await;
+    let submitted = submitted.expect("post");
+    assert_eq!(submitted.status(), StatusCode::OK);
+    let cleared = submitted.headers()["set-cookie"].to_str().expect("ascii").to_owned();
+    assert!(cleared.starts_with("regain_report=;") && cleared.contains("Max-Age=0"), "{cleared}");
     expect_problem(app.get(&me, "/api/v1/directory/acme/me").await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     let analyst = app.token(Some(&acme), Role::SecurityAnalyst).await;
     let cases = app.get_ok(&analyst, "/api/v1/cases?kind=compromised_account").await;
