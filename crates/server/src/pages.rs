@@ -194,7 +194,9 @@ pub(crate) fn no_cookie() -> Response {
     page(
         StatusCode::BAD_REQUEST,
         "Open the link again",
-        "<h1>Please open the link from your message again</h1><p>This page keeps the link out of the address bar          with a cookie, and this browser did not send it: allow cookies for this site, then open the link again.          Nothing was changed.</p>",
+        "<h1>Please open the link from your message again</h1><p>This page keeps the link out of the address bar \
+         with a cookie, and this browser did not send it: allow cookies for this site, then open the link again. \
+         Nothing was changed.</p>",
     )
 }
 

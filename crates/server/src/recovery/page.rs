@@ -90,7 +90,8 @@ fn try_again() -> Response {
     page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Try again",
-        "<h1>Please try again in a moment</h1><p>We could not finish this just now. Nothing was changed, and your          link still works.</p>",
+        "<h1>Please try again in a moment</h1><p>We could not finish this just now. Nothing was changed, and your \
+         link still works.</p>",
     )
 }
 
