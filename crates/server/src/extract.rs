@@ -55,18 +55,14 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
     mime.type_() == "application" && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
 }
 
+/// A body read whole that did not parse (`Json::from_bytes` gives no other rejection: the
+/// content type and the size are judged before).
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     let text = rejection.body_text();
-    match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge("the request body is larger than the limit".into()),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ApiError::UnsupportedMediaType("send the body as JSON with Content-Type: application/json".into())
-        }
-        _ => match rejection {
-            // Well-formed JSON whose shape is wrong: which field, and why.
-            JsonRejection::JsonDataError(_) => ApiError::BadRequest(clean(&text)),
-            _ => ApiError::BadRequest(format!("the body is not valid JSON: {}", clean(&text))),
-        },
+    match rejection {
+        // Well-formed JSON whose shape is wrong: which field, and why.
+        JsonRejection::JsonDataError(_) => ApiError::BadRequest(clean(&text)),
+        _ => ApiError::BadRequest(format!("the body is not valid JSON: {}", clean(&text))),
     }
 }
 

@@ -124,6 +124,16 @@ impl LinkPage {
         self.with_cookie(state, response, None)
     }
 
+    /// `response`, with the cookie cleared when its status is one of `over`: the statuses that
+    /// say the link is used or gone.
+    pub(crate) fn cleared_on(&self, state: &AppState, response: Response, over: &[StatusCode]) -> Response {
+        if over.contains(&response.status()) {
+            self.cleared(state, response)
+        } else {
+            response
+        }
+    }
+
     fn with_cookie(&self, state: &AppState, mut response: Response, value: Option<(&str, i64)>) -> Response {
         let secure = if state.config.cookie_secure { "; Secure" } else { "" };
         let (value, max_age) = value.unwrap_or(("", 0));
@@ -216,11 +226,7 @@ async fn open(State(state): State<AppState>, Path(token): Path<String>) -> Respo
 /// The page, for the link whose token the cookie holds.
 async fn show_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(token) = VERIFY_PAGE.token(&headers) else { return no_cookie() };
-    let response = show(&state, &token).await;
-    if response.status() == StatusCode::GONE {
-        return VERIFY_PAGE.cleared(&state, response);
-    }
-    response
+    VERIFY_PAGE.cleared_on(&state, show(&state, &token).await, &[StatusCode::GONE])
 }
 
 async fn show(state: &AppState, token: &str) -> Response {
@@ -269,12 +275,8 @@ async fn answer_page(
         Ok(token) => token,
         Err(refused) => return refused.into_response(),
     };
-    let response = answered(&state, &token, client, form).await;
     // Answered (either way) or over: the cookie goes.
-    match response.status() {
-        StatusCode::OK | StatusCode::GONE => VERIFY_PAGE.cleared(&state, response),
-        _ => response,
-    }
+    VERIFY_PAGE.cleared_on(&state, answered(&state, &token, client, form).await, &[StatusCode::OK, StatusCode::GONE])
 }
 
 async fn answer(

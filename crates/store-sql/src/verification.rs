@@ -902,12 +902,7 @@ macro_rules! impl_sql_verification {
                 if let Some(after) = unless_issued_after {
                     // The customer's row first (a no-op update takes its lock on PostgreSQL;
                     // SQLite has one writer), then the codes as committed by whoever held it.
-                    sqlx::query("UPDATE customers SET updated_at = updated_at WHERE tenant_id = $1 AND id = $2")
-                        .bind(tenant.to_string())
-                        .bind(customer.to_string())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(Self::map_err)?;
+                    Self::lock_customer(&mut tx, tenant, customer).await?;
                     let newer: i64 = sqlx::query_scalar(
                         "SELECT COUNT(*) FROM customer_recovery_codes WHERE customer_id = $1 AND created_at > $2",
                     )

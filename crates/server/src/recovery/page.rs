@@ -224,11 +224,7 @@ async fn open_report(State(state): State<AppState>, Path(token): Path<String>) -
 /// The report page, for the link whose token the cookie holds.
 async fn show_report_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(token) = REPORT_PAGE.token(&headers) else { return no_cookie() };
-    let response = show_report(&state, &token).await;
-    if response.status() == StatusCode::GONE {
-        return REPORT_PAGE.cleared(&state, response);
-    }
-    response
+    REPORT_PAGE.cleared_on(&state, show_report(&state, &token).await, &[StatusCode::GONE])
 }
 
 async fn show_report(state: &AppState, token: &str) -> Response {
@@ -266,11 +262,7 @@ async fn submit_report_page(State(state): State<AppState>, headers: HeaderMap, F
         Ok(token) => token,
         Err(refused) => return refused.into_response(),
     };
-    let response = reported(&state, &token, &form).await;
-    match response.status() {
-        StatusCode::OK | StatusCode::GONE => REPORT_PAGE.cleared(&state, response),
-        _ => response,
-    }
+    REPORT_PAGE.cleared_on(&state, reported(&state, &token, &form).await, &[StatusCode::OK, StatusCode::GONE])
 }
 
 async fn submit_report(State(state): State<AppState>, Path(token): Path<String>, Form(form): Form<Report>) -> Response {
@@ -482,11 +474,7 @@ async fn open_enroll(State(state): State<AppState>, Path(token): Path<String>) -
 /// The re-enrollment page, for the link whose token the cookie holds.
 async fn show_enroll_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(token) = ENROLL_PAGE.token(&headers) else { return no_cookie() };
-    let response = show_enroll(&state, &token).await;
-    if response.status() == StatusCode::GONE {
-        return ENROLL_PAGE.cleared(&state, response);
-    }
-    response
+    ENROLL_PAGE.cleared_on(&state, show_enroll(&state, &token).await, &[StatusCode::GONE])
 }
 
 /// Its form: the token is the cookie's, cleared once the link is spent or over.
@@ -499,14 +487,10 @@ async fn submit_enroll_page(
         Ok(token) => token,
         Err(refused) => return refused.into_response(),
     };
-    let confirm = form.step == "confirm";
-    let response = enroll_step(&state, &token, form).await;
     // Enrolled (the link spent) or over: the cookie goes.
-    match response.status() {
-        StatusCode::GONE => ENROLL_PAGE.cleared(&state, response),
-        StatusCode::OK if confirm => ENROLL_PAGE.cleared(&state, response),
-        _ => response,
-    }
+    let over: &[StatusCode] =
+        if form.step == "confirm" { &[StatusCode::OK, StatusCode::GONE] } else { &[StatusCode::GONE] };
+    ENROLL_PAGE.cleared_on(&state, enroll_step(&state, &token, form).await, over)
 }
 
 async fn show_enroll(state: &AppState, token: &str) -> Response {
